@@ -1,0 +1,122 @@
+"""The loaded dataset every experiment consumes, and helpers shared by the format readers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from chunkers.types import Document, Qrels, Query
+from retrievers.fingerprint import StreamingFingerprint
+from benchmarks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Dataset:
+    """A corpus, the queries of one split with their qrels, and (optionally) a tuning split."""
+
+    name: str
+    corpus: list[Document]
+    queries: list[Query]
+    qrels: Qrels
+    split: str = "test"
+    tune_queries: list[Query] = field(default_factory=list)
+    tune_qrels: Qrels = field(default_factory=dict)
+    tune_split: str | None = None
+    source: str = ""
+    #: Counts a user should see: queries not run (no judgments), qrels dropped (strict=false), ...
+    notes: dict[str, int] = field(default_factory=dict)
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    def fingerprint(self) -> str:
+        """Content hash of everything evaluation depends on (documents, queries, qrels, splits)."""
+        if self._fingerprint is None:
+            fp = StreamingFingerprint()
+            for d in self.corpus:
+                fp.update([d.id, d.title, d.text, dict(d.metadata)])
+            for split, queries, qrels in (
+                (self.split, self.queries, self.qrels),
+                (self.tune_split, self.tune_queries, self.tune_qrels),
+            ):
+                fp.update(split)
+                for q in queries:
+                    fp.update([q.id, q.text, dict(q.metadata)])
+                fp.update(qrels)
+            self._fingerprint = fp.hexdigest()
+        return self._fingerprint
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)``; blank lines are skipped, malformed ones raise DataError."""
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=lineno) from None
+            if not isinstance(obj, dict):
+                raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+            yield lineno, obj
+
+
+def read_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A ``.json`` list of objects or a ``.jsonl`` file; yields ``(record_number_or_line, object)``."""
+    if path.suffix == ".jsonl":
+        yield from read_jsonl(path)
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as err:
+        raise DataError(f"malformed JSON ({err.msg})", path=path, line=err.lineno) from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise DataError("expected a JSON list of records", path=path)
+    for i, obj in enumerate(data):
+        if not isinstance(obj, dict):
+            raise DataError(f"record {i}: expected a JSON object, got {type(obj).__name__}", path=path)
+        yield i, obj
+
+
+def require(obj: dict[str, Any], key: str, *, path: Path, line: int, what: str = "line") -> Any:
+    if key not in obj:
+        raise DataError(f"missing field {key!r} (fields present: {', '.join(sorted(obj)) or 'none'})", path=path, line=line)
+    return obj[key]
+
+
+_SLUG = re.compile(r"[^0-9A-Za-z]+")
+
+
+def paragraph_id(title: str, text: str) -> str:
+    """Deterministic, whitespace-free id for a native-format paragraph: title slug + content hash.
+
+    Two different paragraphs with the same title get different ids; the same paragraph seen in two
+    questions gets the same id (so it is pooled once).
+    """
+    slug = _SLUG.sub("_", title).strip("_")[:60] or "untitled"
+    digest = hashlib.sha1(f"{title}\n{text}".encode("utf-8")).hexdigest()[:10]
+    return f"{slug}_{digest}"
+
+
+def apply_limit(queries: list[Query], qrels: Qrels, limit: int | None) -> tuple[list[Query], Qrels]:
+    if limit is None:
+        return queries, qrels
+    if int(limit) < 1:
+        raise DataError(f"dataset.limit must be a positive integer or null, got {limit}")
+    queries = queries[: int(limit)]
+    keep = {q.id for q in queries}
+    return queries, {qid: rel for qid, rel in qrels.items() if qid in keep}
+
+
+def check_corpus(corpus: list[Document], path: Path | str) -> None:
+    if not corpus:
+        raise DataError("empty corpus: no documents to index", path=path)

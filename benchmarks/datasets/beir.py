@@ -1,0 +1,240 @@
+"""BEIR-format folders: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
+
+The project's own streaming, validating reader (beir's GenericDataLoader drops ``metadata``, silently
+overwrites duplicate ids and raises bare KeyErrors). The beir package is used for what it is good at:
+downloading and unzipping the official dataset zips when a named dataset is not on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from chunkers.types import Document, Qrels, Query
+from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, read_jsonl, require
+from benchmarks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+_RESERVED = {"_id", "title", "text", "metadata"}
+
+
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(obj.get("metadata") or {})
+    meta.update({k: v for k, v in obj.items() if k not in _RESERVED})
+    return meta
+
+
+def read_corpus(path: Path) -> list[Document]:
+    if not path.is_file():
+        raise DataError("corpus file not found", path=path)
+    docs: list[Document] = []
+    seen: dict[str, int] = {}
+    records = tqdm(read_jsonl(path), desc=f"read {path.parent.name}/corpus", unit=" docs", leave=False)
+    for lineno, obj in records:
+        did = str(require(obj, "_id", path=path, line=lineno))
+        text = require(obj, "text", path=path, line=lineno)
+        if did in seen:
+            raise DataError(f"duplicate doc id {did!r} (first on line {seen[did]})", path=path, line=lineno)
+        seen[did] = lineno
+        docs.append(Document(did, str(obj.get("title") or ""), str(text or ""), _metadata(obj)))
+    check_corpus(docs, path)
+    return docs
+
+
+def read_queries(path: Path) -> dict[str, Query]:
+    if not path.is_file():
+        raise DataError("queries file not found", path=path)
+    queries: dict[str, Query] = {}
+    lines: dict[str, int] = {}
+    for lineno, obj in read_jsonl(path):
+        qid = str(require(obj, "_id", path=path, line=lineno))
+        text = require(obj, "text", path=path, line=lineno)
+        if qid in queries:
+            raise DataError(f"duplicate query id {qid!r} (first on line {lines[qid]})", path=path, line=lineno)
+        lines[qid] = lineno
+        queries[qid] = Query(qid, str(text), _metadata(obj))
+    return queries
+
+
+def read_qrels(path: Path) -> tuple[Qrels, dict[tuple[str, str], int]]:
+    """BEIR tsv (``query-id corpus-id score``, optional header) or TREC qrels (``qid 0 docid rel``).
+
+    Returns the qrels and the line of each pair (for error messages downstream).
+    """
+    qrels: Qrels = {}
+    where: dict[tuple[str, str], int] = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.rstrip("\n\r")
+            if not line.strip():
+                continue
+            parts = line.split("\t") if "\t" in line else line.split()
+            if len(parts) == 4:
+                qid, _, did, rel = parts
+            elif len(parts) == 3:
+                qid, did, rel = parts
+            else:
+                raise DataError(
+                    f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}",
+                    path=path, line=lineno,
+                )
+            try:
+                score = int(float(rel))
+            except ValueError:
+                if lineno == 1:  # header line
+                    continue
+                raise DataError(f"relevance score {rel!r} is not a number", path=path, line=lineno) from None
+            qrels.setdefault(qid, {})[did] = score
+            where[(qid, did)] = lineno
+    return qrels, where
+
+
+def validate_qrels(
+    qrels: Qrels, where: dict[tuple[str, str], int], *, path: Path, doc_ids: set[str], query_ids: set[str],
+    strict: bool, notes: dict[str, int], queries_path: Path, corpus_path: Path,
+) -> Qrels:
+    """Unknown query or doc ids: an error naming the line (strict), else warn, count and drop."""
+    out: Qrels = {}
+    dropped_docs = dropped_queries = 0
+    for qid, rels in qrels.items():
+        if qid not in query_ids:
+            if strict:
+                line = min(where[(qid, d)] for d in rels)
+                raise DataError(
+                    f"query id {qid!r} is not in {queries_path} (set dataset.strict=false to drop such judgments)",
+                    path=path, line=line,
+                )
+            dropped_queries += 1
+            continue
+        kept = {}
+        for did, score in rels.items():
+            if did not in doc_ids:
+                if strict:
+                    raise DataError(
+                        f"doc id {did!r} is not in {corpus_path} (set dataset.strict=false to drop such judgments)",
+                        path=path, line=where[(qid, did)],
+                    )
+                dropped_docs += 1
+                continue
+            kept[did] = score
+        if kept:
+            out[qid] = kept
+    if dropped_docs or dropped_queries:
+        log.warning(
+            "%s: dropped %d judgments naming unknown doc ids and %d queries not in %s (dataset.strict=false)",
+            path, dropped_docs, dropped_queries, queries_path.name,
+        )
+        notes["qrels_dropped_unknown_doc"] = dropped_docs
+        notes["qrels_dropped_unknown_query"] = dropped_queries
+    return out
+
+
+def load_split(folder: Path, split: str, queries: dict[str, Query], doc_ids: set[str], *, strict: bool,
+               notes: dict[str, int]) -> tuple[list[Query], Qrels]:
+    qrels_dir = folder / "qrels"
+    path = qrels_dir / f"{split}.tsv"
+    if not path.is_file():
+        available = sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
+        raise DataError(
+            f"no qrels for split {split!r}; dataset.split must be one of: {', '.join(available) or '(none found)'}",
+            path=path,
+        )
+    raw, where = read_qrels(path)
+    qrels = validate_qrels(
+        raw, where, path=path, doc_ids=doc_ids, query_ids=set(queries), strict=strict, notes=notes,
+        queries_path=folder / "queries.jsonl", corpus_path=folder / "corpus.jsonl",
+    )
+    # queries.jsonl order, only those judged in this split
+    return [q for qid, q in queries.items() if qid in qrels], qrels
+
+
+def download(name: str, data_dir: Path, url_template: str = BEIR_URL) -> Path:
+    """Download and unzip an official BEIR dataset into ``data_dir/beir/<name>`` atomically."""
+    target_root = data_dir / "beir"
+    url = url_template.format(name=name)
+    try:
+        target_root.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=target_root, prefix=".write-test-")
+        probe.close()
+    except OSError as err:
+        raise DataError(
+            f"dataset {name!r} is not on disk and cannot be downloaded there: {target_root} is not writable "
+            f"({err.strerror}). Set RBENCH_DATA_DIR (data_dir) to a writable folder, or pass dataset.path.",
+        ) from None
+    from beir import util as beir_util
+    import requests
+
+    with tempfile.TemporaryDirectory(dir=target_root, prefix=f".{name}-download-") as tmp:
+        try:
+            requests.head(url, timeout=10, allow_redirects=True).raise_for_status()
+            beir_util.download_and_unzip(url, tmp)
+        except (requests.RequestException, OSError) as err:
+            raise DataError(
+                f"dataset {name!r} is not under {target_root} and downloading {url} failed "
+                f"({type(err).__name__}: {err}). If this machine is offline, put a BEIR folder there or pass "
+                f"dataset.path=<folder>; check dataset.name for typos."
+            ) from None
+        except Exception as err:  # a corrupt zip, etc.
+            raise DataError(f"downloading {url} failed: {type(err).__name__}: {err}") from None
+        unzipped = Path(tmp) / name
+        if not unzipped.is_dir():
+            found = [p for p in Path(tmp).iterdir() if p.is_dir()]
+            if len(found) != 1:
+                raise DataError(f"the archive at {url} does not contain a folder named {name!r}")
+            unzipped = found[0]
+        final = target_root / name
+        os.replace(unzipped, final)
+    return final
+
+
+class BeirLoader:
+    """``dataset=beir``: a folder under ``data_dir/beir/<name>`` (downloaded if absent) or ``path``."""
+
+    def __init__(
+        self, *, name: str | None = None, path: str | None = None, split: str = "test", strict: bool = True,
+        limit: int | None = None, data_dir: str = ".", url: str = BEIR_URL, tune_split: str | None = None,
+    ) -> None:
+        self.name, self.path, self.split, self.strict, self.limit = name, path, split, strict, limit
+        self.data_dir, self.url, self.tune_split = Path(data_dir), url, tune_split
+
+    def folder(self) -> Path:
+        if self.path:
+            folder = Path(self.path)
+            if not folder.is_dir():
+                raise DataError("dataset.path is not a folder with corpus.jsonl, queries.jsonl and qrels/", path=folder)
+            return folder
+        if not self.name:
+            raise DataError("dataset=beir needs dataset.name (a folder under data_dir/beir) or dataset.path")
+        folder = self.data_dir / "beir" / self.name
+        if folder.is_dir():
+            return folder
+        return download(self.name, self.data_dir, self.url)
+
+    def load(self) -> Dataset:
+        folder = self.folder()
+        corpus = read_corpus(folder / "corpus.jsonl")
+        queries = read_queries(folder / "queries.jsonl")
+        doc_ids = {d.id for d in corpus}
+        notes: dict[str, int] = {}
+        split_queries, qrels = load_split(folder, self.split, queries, doc_ids, strict=self.strict, notes=notes)
+        split_queries, qrels = apply_limit(split_queries, qrels, self.limit)
+        tune_queries: list[Query] = []
+        tune_qrels: Qrels = {}
+        if self.tune_split:
+            tune_queries, tune_qrels = load_split(folder, self.tune_split, queries, doc_ids, strict=self.strict, notes=notes)
+            tune_queries, tune_qrels = apply_limit(tune_queries, tune_qrels, self.limit)
+        judged = set(qrels) | set(tune_qrels)
+        notes["queries_without_judgments"] = sum(1 for qid in queries if qid not in judged)
+        return Dataset(
+            name=self.name or folder.name, corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
+            tune_queries=tune_queries, tune_qrels=tune_qrels, tune_split=self.tune_split, source=str(folder),
+            notes=notes,
+        )

@@ -1,0 +1,182 @@
+"""One experiment point: load -> chunk -> index -> search -> aggregate -> evaluate -> log."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from chunkers.base import Chunker
+from chunkers.types import Chunk, Query, Run
+from retrievers.base import Retriever, aggregate_to_docs
+from benchmarks.datasets.base import Dataset
+from benchmarks.metrics import Evaluation, evaluate, metric_name
+from benchmarks import provenance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Retrieval:
+    """Doc-level runs for the evaluated split (and the tuning split), and what it cost."""
+
+    run: Run
+    tune_run: Run
+    chunks: list[Chunk]
+    timings: dict[str, float]
+
+
+def chunk_dataset(dataset: Dataset, chunker: Chunker) -> list[Chunk]:
+    from tqdm.auto import tqdm
+
+    chunks: list[Chunk] = []
+    for doc in tqdm(dataset.corpus, desc="chunk", unit="doc", leave=False, disable=len(dataset.corpus) < 2000):
+        chunks.extend(chunker.chunk(doc))
+    return chunks
+
+
+def retrieve(dataset: Dataset, chunker: Chunker, retriever: Retriever, *, top_k: int, aggregate: str = "max") -> Retrieval:
+    """Chunk the corpus, index once, search both splits, fold chunk runs into doc runs."""
+    t0 = time.perf_counter()
+    chunks = chunk_dataset(dataset, chunker)
+    t1 = time.perf_counter()
+    retriever.index(chunks)
+    t2 = time.perf_counter()
+    chunk_to_doc = {c.id: c.doc_id for c in chunks}
+    # retrieve more chunks than documents needed, so aggregation still fills top_k documents
+    depth = top_k * max(1, round(len(chunks) / max(1, len(dataset.corpus))))
+    runs = []
+    for queries in (dataset.queries, dataset.tune_queries):
+        chunk_run = retriever.search(queries, top_k=depth) if queries else {}
+        runs.append(aggregate_to_docs(chunk_run, chunk_to_doc, mode=aggregate, top_k=top_k))
+    t3 = time.perf_counter()
+    n_q = len(dataset.queries) + len(dataset.tune_queries)
+    timings = {"time_chunk_s": t1 - t0, "time_index_s": t2 - t1, "time_search_s": t3 - t2,
+               "queries_per_s": n_q / (t3 - t2) if t3 > t2 else 0.0}
+    return Retrieval(runs[0], runs[1], chunks, timings)
+
+
+def _label(q: Query) -> str:
+    meta = q.metadata
+    for key in ("label", "type", "hops"):
+        if meta.get(key) not in (None, ""):
+            return f"{meta[key]}hop" if key == "hops" else str(meta[key])
+    return ""
+
+
+def write_per_query(path: Path, rows: Sequence[tuple[str, Query, Evaluation, dict[str, int]]], ks: Sequence[int]) -> None:
+    columns = [c for k in sorted(ks) for c in (metric_name("ndcg", k), metric_name("recall", k), metric_name("mrr", k),
+                                                 metric_name("map", k), metric_name("evidence_coverage", k))]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["query_id", "split", "label", "n_relevant", *columns])
+        for split, q, ev, rel in rows:
+            scores = ev.per_query.get(q.id)
+            if scores is None:
+                continue
+            writer.writerow([q.id, split, _label(q), sum(1 for s in rel.values() if s > 0),
+                             *(f"{scores[c]:.6f}" for c in columns)])
+
+
+def print_summary(dataset: Dataset, ev: Evaluation, ks: Sequence[int], title: str, by_label: dict[str, dict[str, float]],
+                  footer: str) -> None:
+    ks = sorted(ks)
+    out = [f"\n{title}", f"{dataset.name} [{dataset.split}]: {ev.n_scored} queries scored, {ev.n_skipped} skipped "
+           f"(no relevant judgments); {len(dataset.corpus)} documents"]
+    for key, value in dataset.notes.items():
+        if value:
+            out.append(f"  note: {key.replace('_', ' ')}: {value}")
+    out.append(f"{'':18}" + "".join(f"{'@' + str(k):>9}" for k in ks))
+    for m in ("ndcg", "recall", "mrr", "map", "evidence_coverage"):
+        out.append(f"{m:18}" + "".join(f"{ev.mean.get(metric_name(m, k), float('nan')):>9.4f}" for k in ks))
+    if len(by_label) > 1:
+        out.append(f"\n{'by label':18}{'queries':>9}{'ndcg@10':>9}{'cov@10':>9}")
+        for label, row in sorted(by_label.items()):
+            out.append(f"{label:18}{int(row['n']):>9}{row['ndcg_at_10']:>9.4f}{row['evidence_coverage_at_10']:>9.4f}")
+    out.append(footer)
+    print("\n".join(out), flush=True)
+
+
+def breakdown(queries: Sequence[Query], ev: Evaluation) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[dict[str, float]]] = {}
+    for q in queries:
+        if q.id in ev.per_query:
+            groups.setdefault(_label(q) or "all", []).append(ev.per_query[q.id])
+    out = {}
+    for label, rows in groups.items():
+        n = len(rows)
+        out[label] = {"n": n, **{c: sum(r.get(c, 0.0) for r in rows) / n for c in ("ndcg_at_10", "evidence_coverage_at_10")}}
+    return out
+
+
+def run_experiment(cfg: Any) -> float:
+    """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from benchmarks.tracking import Tracker, flatten
+    from benchmarks.trec import write_qrels, write_run
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    ks = sorted({int(k) for k in cfg.metrics.k})
+    top_k = int(cfg.top_k)
+    if top_k < max(ks):
+        from benchmarks.errors import ConfigError
+
+        raise ConfigError(f"top_k ({top_k}) must be >= the largest metrics.k ({max(ks)})")
+    # build components first: a wrong config fails before any data is read or run is logged
+    loader = instantiate(cfg.dataset)
+    chunker = instantiate(cfg.chunker)
+    retriever = instantiate(cfg.retriever)
+
+    tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
+                      artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
+    with tracker:
+        tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
+                       **{f"version.{k}": v for k, v in provenance.package_versions().items()}})
+        tracker.log_params(flatten(resolved))
+        t0 = time.perf_counter()
+        dataset = loader.load()
+        load_s = time.perf_counter() - t0
+        ds_fp = dataset.fingerprint()
+        cfg_fp = provenance.config_fingerprint(resolved, ds_fp)
+        tracker.set_tags({"dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp, "dataset": dataset.name,
+                          "split": dataset.split})
+        result = retrieve(dataset, chunker, retriever, top_k=top_k, aggregate=getattr(chunker, "aggregate", "max"))
+        ev = evaluate(dataset.qrels, result.run, ks)
+        metrics: dict[str, float] = dict(ev.mean)
+        tune_ev = None
+        if dataset.tune_queries:
+            tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks)
+            metrics.update({f"train_{k}": v for k, v in tune_ev.mean.items()})
+        metrics.update(result.timings)
+        metrics.update({"time_load_s": load_s, "queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped,
+                        "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
+        metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
+        by_label = breakdown(dataset.queries, ev)
+        with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp:
+            folder = Path(tmp)
+            write_run(result.run, folder / "run.trec", tag=str(cfg.retriever.get("_target_", "rbench")).rsplit(".", 1)[-1])
+            write_qrels(dataset.qrels, folder / "qrels.trec")
+            rows = [(dataset.split, q, ev, dataset.qrels.get(q.id, {})) for q in dataset.queries]
+            if tune_ev is not None:
+                write_run(result.tune_run, folder / f"run_{dataset.tune_split}.trec")
+                write_qrels(dataset.tune_qrels, folder / f"qrels_{dataset.tune_split}.trec")
+                rows += [(dataset.tune_split, q, tune_ev, dataset.tune_qrels.get(q.id, {})) for q in dataset.tune_queries]
+            write_per_query(folder / "per_query.csv", rows, ks)
+            (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+            (folder / "summary.json").write_text(json.dumps(
+                {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,
+                 "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")
+            tracker.log_metrics(metrics)
+            tracker.log_artifacts(folder)
+        retriever_name = str(cfg.retriever.get("_target_", "")).rsplit(".", 1)[-1]
+        print_summary(dataset, ev, ks, f"rbench: {retriever_name} on {dataset.name}", by_label,
+                      f"\nMLflow run {tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
+    return metrics.get("ndcg_at_10", next(iter(ev.mean.values()), 0.0))

@@ -1,0 +1,63 @@
+"""The retriever protocol and the chunk -> document aggregation every doc-level step relies on."""
+
+from __future__ import annotations
+
+from typing import Literal, Mapping, Protocol, Sequence, runtime_checkable
+
+from chunkers.types import Chunk, Query, Run
+
+Aggregate = Literal["max", "sum", "first"]
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Indexes chunks once, then answers many searches with chunk-level runs."""
+
+    def index(self, chunks: Sequence[Chunk]) -> None: ...
+
+    def search(self, queries: Sequence[Query], *, top_k: int) -> Run: ...
+
+
+def top_k_of(scores: Mapping[str, float], k: int | None = None) -> dict[str, float]:
+    """The ``k`` best entries (all when ``k`` is None) in the canonical order.
+
+    Canonical order is score descending, ties broken by id descending — trec_eval's rule — so that
+    ranx (which keeps insertion order among ties) and trec_eval on the written TREC file agree.
+    """
+    ranked = sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)
+    return dict(ranked if k is None else ranked[:k])
+
+
+def canonical_run(run: Run, k: int | None = None) -> Run:
+    """Every query's ranking in canonical order, truncated to ``k``; a new dict."""
+    return {qid: top_k_of(hits, k) for qid, hits in run.items()}
+
+
+def aggregate_to_docs(
+    run: Run, chunk_to_doc: Mapping[str, str], *, mode: Aggregate = "max", top_k: int | None = None
+) -> Run:
+    """Fold a chunk-level run into a document-level run (PyTerrier's ``max_passage`` idea).
+
+    ``max``: a document scores its best chunk; ``sum``: the sum of its retrieved chunks;
+    ``first``: the score of its best-ranked chunk that comes first in the document (lowest chunk
+    number among the retrieved ones). Returns a new run; the input is not modified.
+    """
+    if mode not in ("max", "sum", "first"):
+        raise ValueError(f"chunker.aggregate must be one of max|sum|first, got {mode!r}")
+    out: Run = {}
+    for qid, hits in run.items():
+        docs: dict[str, float] = {}
+        first_pos: dict[str, int] = {}
+        for cid, score in hits.items():
+            did = chunk_to_doc[cid]
+            if mode == "sum":
+                docs[did] = docs.get(did, 0.0) + score
+            elif mode == "max":
+                docs[did] = max(docs.get(did, float("-inf")), score)
+            else:
+                pos = int(cid.rsplit("#", 1)[1]) if "#" in cid else 0
+                if did not in first_pos or pos < first_pos[did]:
+                    first_pos[did] = pos
+                    docs[did] = score
+        out[qid] = top_k_of(docs, top_k)
+    return out

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("RBENCH_DATA_DIR", ROOT.parent / "shared" / "data"))
+
+
+def write_beir(folder: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple], split: str = "test",
+               header: bool = True) -> Path:
+    """A BEIR folder from plain rows; returns the folder."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus), encoding="utf-8")
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries), encoding="utf-8")
+    lines = ["query-id\tcorpus-id\tscore"] if header else []
+    lines += [f"{q}\t{d}\t{s}" for q, d, s in qrels]
+    (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+TINY_CORPUS = [
+    {"_id": "d1", "title": "Solar power", "text": "Solar panels convert sunlight into electricity."},
+    {"_id": "d2", "title": "Wind power", "text": "Wind turbines convert the kinetic energy of wind into electricity."},
+    {"_id": "d3", "title": "Coal", "text": "Coal is burned in power stations.", "metadata": {"version": 2}},
+    {"_id": "doc with spaces", "title": "Hydro", "text": "Dams hold water; turbines in a dam generate hydroelectric power."},
+    {"_id": "d5", "title": "", "text": ""},
+]
+TINY_QUERIES = [
+    {"_id": "q1", "text": "how do solar panels make electricity"},
+    {"_id": "q2", "text": "hydroelectric dam turbines"},
+    {"_id": "q3", "text": "unjudged query about coal"},
+]
+TINY_QRELS = [("q1", "d1", 1), ("q2", "doc with spaces", 2), ("q2", "d2", 1)]
+
+
+@pytest.fixture
+def tiny_beir(tmp_path: Path) -> Path:
+    return write_beir(tmp_path / "tiny", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "beir").is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
