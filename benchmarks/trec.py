@@ -8,12 +8,16 @@ from urllib.parse import unquote
 from chunkers.types import Qrels, Run
 from retrievers.base import canonical_run
 
-_ESCAPES = {"%": "%25", " ": "%20", "\t": "%09", "\n": "%0A", "\r": "%0D", "\x0b": "%0B", "\x0c": "%0C"}
+def _quote(ch: str) -> str:
+    return "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
 
 
 def escape_id(value: str) -> str:
-    """Make an id a single whitespace-free TREC token; ``unescape_id`` inverts it exactly."""
-    return "".join(_ESCAPES.get(ch, ch) for ch in value) if any(ch in _ESCAPES or ch.isspace() for ch in value) else value
+    """Make an id one whitespace-free TREC token: '%' and every whitespace character are percent-encoded
+    (UTF-8), so ``unescape_id`` inverts it exactly. Ids without them are unchanged."""
+    if not any(ch == "%" or ch.isspace() for ch in value):
+        return value
+    return "".join(_quote(ch) if ch == "%" or ch.isspace() else ch for ch in value)
 
 
 def unescape_id(token: str) -> str:

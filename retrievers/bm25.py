@@ -12,6 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from chunkers.types import Chunk, Query, Run
+from retrievers.base import top_k_of
 from retrievers.text import Tokenizer
 
 BM25S_VARIANTS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
@@ -89,9 +90,9 @@ class BM25Retriever:
                     n_threads=self.n_threads, return_as="tuple",
                 )
                 for row, i in enumerate(todo):
-                    run[queries[i].id] = {
-                        self._ids[d]: float(s) for d, s in zip(docs[row], scores[row]) if s > 0
-                    }
+                    run[queries[i].id] = top_k_of(
+                        {self._ids[d]: float(s) for d, s in zip(docs[row], scores[row]) if s > 0}
+                    )
             return run
         for q in tqdm(queries, desc="bm25 (rank_bm25): search", unit="q", leave=False):
             tokens = self.tokenizer(q.text)
@@ -100,5 +101,5 @@ class BM25Retriever:
                 continue
             scores = self._model.get_scores(tokens)
             top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-            run[q.id] = {self._ids[d]: float(scores[d]) for d in top if scores[d] > 0}
+            run[q.id] = top_k_of({self._ids[d]: float(scores[d]) for d in top if scores[d] > 0})
         return run
