@@ -1,0 +1,94 @@
+"""End to end: a run logs the contract's metrics, params, tags and artifacts; a failed run is FAILED."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from benchmarks.metrics import metric_names
+from benchmarks.runner import run_experiment
+from benchmarks.trec import read_run
+from conftest import TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
+from test_config import RBENCH, compose_cfg
+
+
+@pytest.fixture
+def store(tmp_path):
+    return f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "artifacts")
+
+
+def runs_of(uri, experiment):
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_enterprise_run_logs_contract(store, tmp_path):
+    uri, art = store
+    cfg = compose_cfg([f"tracking.uri={uri}", f"tracking.artifact_root={art}", "tracking.experiment=t",
+                       "dataset.tune_split=train", "metrics.k=[1,10,100]"])
+    ndcg = run_experiment(cfg)
+    client, runs = runs_of(uri, "t")
+    (run,) = runs
+    assert run.info.status == "FINISHED"
+    m = run.data.metrics
+    for name in metric_names([1, 10, 100]) + metric_names([1, 10, 100], prefix="train_"):
+        assert name in m, name
+    assert m["ndcg_at_10"] == pytest.approx(ndcg)
+    assert run.data.params["retriever.k1"] == "0.9" and run.data.params["dataset.seed"] == "0"
+    for tag in ("dataset_fingerprint", "config_fingerprint", "git_commit", "version.ranx", "version.bm25s"):
+        assert run.data.tags.get(tag), tag
+    local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "dl")))
+    assert {"run.trec", "qrels.trec", "per_query.csv", "config.yaml", "summary.json", "run_train.trec"} <= {
+        p.name for p in local.iterdir()}
+    rows = list(csv.DictReader(open(local / "per_query.csv")))
+    test_rows = [r for r in rows if r["split"] == "test"]
+    assert len(test_rows) == m["queries_scored"]
+    assert {r["label"] for r in test_rows} == {"chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple"}
+    mean = sum(float(r["ndcg_at_10"]) for r in test_rows) / len(test_rows)
+    assert mean == pytest.approx(m["ndcg_at_10"], abs=1e-5)
+    run_file = read_run(local / "run.trec")
+    assert len(run_file) == m["queries_scored"] and all(len(h) <= 100 for h in run_file.values())
+
+
+def test_same_config_same_fingerprint_different_output_path(store, tmp_path):
+    uri, art = store
+    base = ["dataset.limit=5", "tracking.experiment=fp", "metrics.k=[10]", "top_k=10"]
+    run_experiment(compose_cfg(base + [f"tracking.uri={uri}", f"tracking.artifact_root={art}"]))
+    run_experiment(compose_cfg(base + [f"tracking.uri={uri}", f"tracking.artifact_root={art}2"]))
+    run_experiment(compose_cfg(base + [f"tracking.uri={uri}", f"tracking.artifact_root={art}", "retriever.k1=1.5"]))
+    _, runs = runs_of(uri, "fp")
+    fps = sorted(r.data.tags["config_fingerprint"] for r in runs)
+    assert len(set(fps)) == 2
+
+
+def test_beir_folder_with_spaces_via_path(store, tmp_path):
+    uri, art = store
+    folder = write_beir(tmp_path / "any-beir", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    cfg = compose_cfg(["dataset=beir", f"dataset.path={folder}", f"tracking.uri={uri}",
+                       f"tracking.artifact_root={art}", "tracking.experiment=tiny", "metrics.k=[1,2]", "top_k=5"])
+    run_experiment(cfg)
+    client, (run,) = runs_of(uri, "tiny")
+    local = Path(client.download_artifacts(run.info.run_id, "run.trec", str(tmp_path / "dl")))
+    assert "doc with spaces" in read_run(local)["q2"]
+    assert run.data.metrics["queries_scored"] == 2
+
+
+def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):
+    folder = write_beir(tmp_path / "bad", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    with open(folder / "corpus.jsonl", "a") as fh:
+        fh.write("{not json}\n")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = subprocess.run(
+        [RBENCH, "dataset=beir", f"dataset.path={folder}", f"tracking.uri={uri}",
+         f"tracking.artifact_root={tmp_path}/art", "tracking.experiment=bad"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert out.returncode == 2
+    assert f"{folder}/corpus.jsonl:6: malformed JSON" in out.stderr
+    client, (run,) = runs_of(uri, "bad")
+    assert run.info.status == "FAILED"
+    assert client.list_artifacts(run.info.run_id) == []
