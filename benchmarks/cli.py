@@ -18,12 +18,13 @@ def main(cfg: DictConfig) -> float:
     from hydra.errors import InstantiationException
 
     from benchmarks.errors import RbenchError
+    from retrievers.errors import RetrieverError
 
     try:
         from benchmarks.runner import run_experiment
 
         return run_experiment(cfg)
-    except RbenchError as err:
+    except (RbenchError, RetrieverError) as err:
         print(f"rbench: error: {err}", file=sys.stderr)
         sys.exit(2)
     except InstantiationException as err:

