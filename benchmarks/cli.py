@@ -6,7 +6,21 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+
+def beir_folders(data_dir: str) -> str:
+    """Resolver ``${rbench.beir_folders:${data_dir}}``: every BEIR folder under ``data_dir/beir``, as a
+    comma-separated sweep list (sweep presets use it so new folders are picked up without editing)."""
+    root = Path(data_dir) / "beir"
+    names = sorted(p.name for p in root.glob("*") if (p / "corpus.jsonl").is_file()) if root.is_dir() else []
+    if not names:
+        raise ValueError(f"no BEIR folders (with corpus.jsonl) under {root}; set RBENCH_DATA_DIR or pass "
+                         "dataset.name=<a,b,...> on the command line")
+    return ",".join(names)
+
+
+OmegaConf.register_new_resolver("rbench.beir_folders", beir_folders, replace=True)
 
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -34,9 +48,10 @@ def main(cfg: DictConfig) -> float:
 
 
 def report() -> None:
-    """``rbench-report``: reserved; the comparison/gap/fusion/gate reports arrive with later issues."""
-    print("rbench-report: not available yet (reserved name; see the README's contract)", file=sys.stderr)
-    sys.exit(2)
+    """``rbench-report``: compare runs read back from MLflow (see ``benchmarks.report``)."""
+    from benchmarks.report import main as report_main
+
+    sys.exit(report_main())
 
 
 def audit() -> None:

@@ -115,6 +115,37 @@ def breakdown(queries: Sequence[Query], ev: Evaluation) -> dict[str, dict[str, f
     return out
 
 
+GROUPS = ("dataset", "chunker", "retriever", "decomposer", "router", "versions", "experiment")
+
+
+def group_choices(cfg: Any) -> dict[str, str]:
+    """Which option of each config group this run used (``{"retriever": "bm25", ...}``).
+
+    Taken from Hydra's runtime choices when running under ``@hydra.main``; otherwise (configs composed in
+    tests or notebooks) the option whose ``_target_`` matches, found among ``conf/<group>/*.yaml``.
+    """
+    choices: dict[str, str] = {}
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        runtime = HydraConfig.get().runtime.choices
+        choices = {g: str(runtime[g]) for g in GROUPS if runtime.get(g) not in (None, "null")}
+    except (ValueError, ImportError):
+        import yaml
+
+        for group in GROUPS:
+            node = cfg.get(group) if hasattr(cfg, "get") else None
+            target = node.get("_target_") if hasattr(node, "get") else None
+            if not target:
+                continue
+            for path in sorted((provenance.ROOT / "conf" / group).glob("*.yaml")):
+                spec = yaml.safe_load(path.read_text()) or {}
+                if spec.get("_target_") == target:
+                    choices[group] = path.stem
+                    break
+    return choices
+
+
 def run_experiment(cfg: Any) -> float:
     """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it."""
     from hydra.utils import instantiate
@@ -140,7 +171,7 @@ def run_experiment(cfg: Any) -> float:
     with tracker:
         tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
                        **{f"version.{k}": v for k, v in provenance.package_versions().items()}})
-        tracker.log_params(flatten(resolved))
+        tracker.log_params({**flatten(resolved), **group_choices(cfg)})
         t0 = time.perf_counter()
         dataset = loader.load()
         load_s = time.perf_counter() - t0

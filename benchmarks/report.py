@@ -1,0 +1,349 @@
+"""``rbench-report``: read runs back from MLflow and compare them, with paired significance tests.
+
+    rbench-report --experiment E [--baseline "retriever=bm25"] [--metrics ndcg_at_10,recall_at_100] [--out P]
+    rbench-report gap --experiment beir_gap [--out results/beir_gap]
+
+Significance is computed from the per-query metrics table every run logs (``per_query.csv``), pairing
+queries by id with the baseline run of the same dataset: a two-sided paired permutation test (sign flips
+of the per-query differences, 10,000 resamples, fixed seed) for graded metrics, and an exact McNemar test
+for binary ones (``evidence_coverage_at_k``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+DEFAULT_METRICS = ("ndcg_at_10", "recall_at_100", "mrr_at_10", "evidence_coverage_at_10")
+BINARY_PREFIXES = ("evidence_coverage_at_", "train_evidence_coverage_at_")
+IGNORED_PARAM_PREFIXES = ("tracking.", "cache.", "hydra", "data_dir", "dataset.data_dir", "retriever.cache_")
+PERMUTATION = "paired permutation test (two-sided, 10,000 sign flips, seed 0)"
+MCNEMAR = "exact McNemar test (two-sided binomial on discordant queries)"
+ALPHA = 0.05
+PUBLISHED = Path(__file__).resolve().parent / "data" / "published.json"
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    start_time: int
+    _per_query: dict[str, dict[str, float]] | None = field(default=None, repr=False)
+
+    @property
+    def dataset(self) -> str:
+        return self.tags.get("dataset") or self.params.get("dataset.name", "?")
+
+    @property
+    def split(self) -> str:
+        return self.params.get("dataset.split", "test")
+
+
+# ------------------------------------------------------------------------------------------ loading
+def load_runs(uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
+    """FINISHED runs of ``experiment``; of several runs with one config fingerprint, the latest."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = [e.name for e in client.search_experiments()]
+        raise ReportError(f"no experiment {experiment!r} in {uri}; experiments there: {', '.join(names) or 'none'}")
+    runs = client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=50000)
+    latest: dict[str, RunRecord] = {}
+    for r in runs:
+        key = r.data.tags.get("config_fingerprint", r.info.run_id)
+        if key not in latest:
+            latest[key] = RunRecord(r.info.run_id, dict(r.data.params), dict(r.data.metrics), dict(r.data.tags),
+                                    r.info.start_time)
+    if not latest:
+        raise ReportError(f"experiment {experiment!r} has no FINISHED runs")
+    return client, sorted(latest.values(), key=lambda rec: rec.start_time)
+
+
+def per_query(client: Any, rec: RunRecord) -> dict[str, dict[str, float]]:
+    """``{query_id: {metric: value}}`` for the run's evaluated split, from its ``per_query.csv``."""
+    if rec._per_query is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = client.download_artifacts(rec.run_id, "per_query.csv", tmp)
+            except Exception as err:
+                raise ReportError(f"run {rec.run_id} has no per_query.csv artifact ({err})") from None
+            with open(path, encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+        meta = {"query_id", "split", "label", "n_relevant"}
+        rec._per_query = {row["query_id"]: {k: float(v) for k, v in row.items() if k not in meta}
+                          for row in rows if row["split"] == rec.split}
+    return rec._per_query
+
+
+# ------------------------------------------------------------------------------------------ statistics
+def is_binary(metric: str) -> bool:
+    return metric.startswith(BINARY_PREFIXES)
+
+
+def paired_test(metric: str, base: Sequence[float], new: Sequence[float]) -> float:
+    """Two-sided p-value of ``new`` vs ``base`` paired by position (see module docstring)."""
+    import numpy as np
+    from scipy import stats
+
+    x, y = np.asarray(new, dtype=float), np.asarray(base, dtype=float)
+    if len(x) == 0:
+        return float("nan")
+    if is_binary(metric):
+        b = int(np.sum((y >= 0.5) & (x < 0.5)))
+        c = int(np.sum((y < 0.5) & (x >= 0.5)))
+        return 1.0 if b + c == 0 else float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+    if np.allclose(x, y):
+        return 1.0
+    res = stats.permutation_test((x, y), lambda a, b, axis: np.mean(a - b, axis=axis), permutation_type="samples",
+                                 vectorized=True, n_resamples=10000, alternative="two-sided",
+                                 rng=np.random.default_rng(0))
+    return float(res.pvalue)
+
+
+def compare(client: Any, base: RunRecord, rec: RunRecord, metric: str) -> tuple[float, float, int]:
+    """(mean difference rec - base, p-value, paired queries) on the queries both runs scored."""
+    a, b = per_query(client, base), per_query(client, rec)
+    common = sorted(set(a) & set(b))
+    if not common or metric not in next(iter(a.values())):
+        return float("nan"), float("nan"), 0
+    xs = [b[q][metric] for q in common]
+    ys = [a[q][metric] for q in common]
+    return sum(xs) / len(xs) - sum(ys) / len(ys), paired_test(metric, ys, xs), len(common)
+
+
+# ------------------------------------------------------------------------------------------ tables
+def parse_filter(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise ReportError(f"--baseline expects key=value[,key=value], got {text!r}")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def matches(rec: RunRecord, filt: dict[str, str]) -> bool:
+    return all(rec.params.get(k, rec.tags.get(k)) == v for k, v in filt.items())
+
+
+def varying_params(records: Sequence[RunRecord]) -> list[str]:
+    keys = sorted({k for r in records for k in r.params})
+    out = []
+    for k in keys:
+        if k.startswith(IGNORED_PARAM_PREFIXES) or k.endswith("_target_") or k in ("dataset", "retriever", "experiment"):
+            continue
+        if k in ("dataset.name", "dataset.path"):
+            continue
+        if len({r.params.get(k) for r in records}) > 1:
+            out.append(k)
+    return out
+
+
+def fmt(x: float, digits: int = 4) -> str:
+    return "—" if x != x else f"{x:.{digits}f}"
+
+
+def fmt_p(p: float) -> str:
+    if p != p:
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def comparison(client: Any, records: list[RunRecord], baseline: dict[str, str], metrics: Sequence[str]) -> tuple[str, list[dict]]:
+    metrics = [m for m in metrics if any(m in r.metrics for r in records)]
+    if not metrics:
+        raise ReportError("none of the requested metrics were logged by these runs")
+    varying = varying_params(records)
+    bases = [r for r in records if matches(r, baseline)] if baseline else []
+    if baseline and not bases:
+        raise ReportError(f"no run matches --baseline {baseline}")
+    header = ["dataset", "retriever", "params", "queries", *metrics]
+    rows, table = [], []
+    for rec in sorted(records, key=lambda r: (r.dataset, r.params.get("retriever", ""), r.start_time)):
+        same = [b for b in bases if b.dataset == rec.dataset and b.split == rec.split]
+        base = max(same, key=lambda b: sum(b.params.get(k) == rec.params.get(k) for k in varying), default=None)
+        params = "; ".join(f"{k}={rec.params.get(k)}" for k in varying if rec.params.get(k) is not None)
+        entry = {"run_id": rec.run_id, "dataset": rec.dataset, "retriever": rec.params.get("retriever", ""),
+                 "params": params, "queries": int(rec.metrics.get("queries_scored", 0)),
+                 "baseline_run_id": base.run_id if base is not None else ""}
+        cells = [rec.dataset, entry["retriever"], params or "—", str(entry["queries"])]
+        for m in metrics:
+            value = rec.metrics.get(m, float("nan"))
+            entry[m] = value
+            if base is None or base.run_id == rec.run_id:
+                cells.append(fmt(value) + (" (baseline)" if base is not None else ""))
+                entry[f"{m}_delta"] = entry[f"{m}_p"] = float("nan")
+                continue
+            delta, p, _ = compare(client, base, rec, m)
+            entry[f"{m}_delta"], entry[f"{m}_p"] = delta, p
+            star = "*" if p == p and p < ALPHA else ""
+            p_text = fmt_p(p)
+            cells.append(f"{fmt(value)} ({delta:+.4f}, p{p_text if p_text.startswith('<') else '=' + p_text}){star}")
+        rows.append(cells)
+        table.append(entry)
+    notes = []
+    if baseline:
+        notes.append(f"Baseline: runs matching `{','.join(f'{k}={v}' for k, v in baseline.items())}` on the same dataset. "
+                     f"Cells: value (difference vs baseline, p); * p < {ALPHA}.")
+        notes.append(f"Tests: graded metrics — {PERMUTATION}; binary metrics (evidence_coverage) — {MCNEMAR}; "
+                     "queries paired by id.")
+    return markdown(header, rows) + ("\n\n" + "\n".join(notes) if notes else "") + "\n", table
+
+
+def write_outputs(out: str | None, text: str, table: list[dict]) -> None:
+    print(text)
+    if not out:
+        return
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out + ".md").write_text(text, encoding="utf-8")
+    if table:
+        keys = list(dict.fromkeys(k for row in table for k in row))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(table)
+        Path(out + ".csv").write_text(buf.getvalue(), encoding="utf-8")
+    print(f"wrote {out}.md" + (f" and {out}.csv" if table else ""), file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------ gap
+def published() -> dict[str, Any]:
+    return json.loads(PUBLISHED.read_text(encoding="utf-8"))
+
+
+def gap(client: Any, records: list[RunRecord], out: str | None) -> tuple[str, list[dict]]:
+    pub = published()
+    by_ds: dict[str, dict[str, RunRecord]] = {}
+    for rec in records:
+        kind = rec.params.get("retriever", "")
+        if kind in ("bm25", "dense"):
+            by_ds.setdefault(rec.dataset, {})[kind] = rec  # records are sorted by time: the latest wins
+    if not by_ds:
+        raise ReportError("no bm25/dense runs found (params 'retriever=bm25' and 'retriever=dense')")
+    header = ["dataset", "queries", "BM25 nDCG@10", "dense nDCG@10", "Δ nDCG@10 (dense − BM25)", "p",
+              "BM25 R@100", "dense R@100", "Δ R@100", "p "]
+    rows, table, pubrows = [], [], []
+    for ds in sorted(by_ds):
+        pair = by_ds[ds]
+        bm, de = pair.get("bm25"), pair.get("dense")
+        entry: dict[str, Any] = {"dataset": ds, "bm25_run_id": bm.run_id if bm else "", "dense_run_id": de.run_id if de else ""}
+        cells = [ds, str(int((bm or de).metrics.get("queries_scored", 0)))]
+        for m in ("ndcg_at_10", "recall_at_100"):
+            b = bm.metrics.get(m, float("nan")) if bm else float("nan")
+            d = de.metrics.get(m, float("nan")) if de else float("nan")
+            delta, p = (compare(client, bm, de, m)[:2]) if bm and de else (float("nan"), float("nan"))
+            entry.update({f"bm25_{m}": b, f"dense_{m}": d, f"delta_{m}": delta, f"p_{m}": p})
+            star = "*" if p == p and p < ALPHA else ""
+            cells += [fmt(b), fmt(d), (f"{delta:+.4f}{star}" if delta == delta else "—"), fmt_p(p)]
+        rows.append(cells)
+        table.append(entry)
+        key = pub["aliases"].get(ds, ds)
+        model = de.params.get("retriever.model", "") if de else ""
+        for system, fig in pub["datasets"].get(key, {}).items():
+            if fig.get("model") and fig["model"] != model:
+                continue
+            ours = entry["dense_ndcg_at_10"] if fig.get("model") else entry["bm25_ndcg_at_10"]
+            comparable = key == ds
+            holds = ""
+            if comparable and (system == "Pyserini BM25 flat" or fig.get("model")):
+                tol = 0.015 if fig.get("model") else 0.01
+                holds = "yes" if abs(ours - fig["ndcg_at_10"]) <= tol else "no"
+                holds += f" (±{tol})"
+            pubrows.append([ds, system, fmt(fig["ndcg_at_10"], 3), fmt(fig.get("recall_at_100", float("nan")), 3),
+                            fig["source"], fmt(ours), holds or ("not comparable: different corpus" if not comparable else "—")])
+    text = "## Dense vs BM25 (this reproduction)\n\n" + markdown(header, rows)
+    text += (f"\n\nΔ is dense minus BM25; p from a {PERMUTATION}, queries paired by id; * p < {ALPHA}.\n")
+    if pubrows:
+        text += "\n## Published figures\n\n" + markdown(
+            ["dataset", "system", "nDCG@10", "R@100", "source", "ours (same kind)", "reproduced?"], pubrows)
+        text += "\n\nSources: " + "; ".join(f"{k}: {v}" for k, v in pub["_sources"].items()) + ".\n"
+        text += f"\n{pub['_about']}\n"
+    if out:
+        plot_gap(table, pub, out + ".png")
+        text += f"\n![BM25 vs dense]({Path(out).name}.png)\n"
+    return text, table
+
+
+def plot_gap(table: list[dict], pub: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [row["dataset"] for row in table]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(names) + 2), 4))
+    ax.bar(x - 0.2, [row["bm25_ndcg_at_10"] for row in table], 0.4, label="BM25 (ours)", color="#4C72B0")
+    ax.bar(x + 0.2, [row["dense_ndcg_at_10"] for row in table], 0.4, label="dense (ours)", color="#DD8452")
+    for i, row in enumerate(table):
+        figs = pub["datasets"].get(row["dataset"], {})
+        if "Pyserini BM25 flat" in figs:
+            ax.plot([i - 0.4, i], [figs["Pyserini BM25 flat"]["ndcg_at_10"]] * 2, "k--", lw=1.2,
+                    label="published (Pyserini BM25 flat / MTEB model)" if i == 0 else None)
+        for system, f in figs.items():
+            if f.get("model"):
+                ax.plot([i, i + 0.4], [f["ndcg_at_10"]] * 2, "k--", lw=1.2)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("nDCG@10")
+    ax.set_ylim(0, 1)
+    ax.set_title("BM25 vs dense, per dataset (dashed: published figure)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rbench-report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="table", choices=["table", "gap"],
+                        help="table: comparison with significance (default); gap: the dense-vs-BM25 gap table")
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///results/mlflow.db"))
+    parser.add_argument("--baseline", default=None, help='param filter for the baseline runs, e.g. "retriever=bm25"')
+    parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
+    parser.add_argument("--out", default=None, help="write <out>.md and <out>.csv (gap: also <out>.png)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        client, records = load_runs(args.tracking_uri, args.experiment)
+        if args.command == "gap":
+            text, table = gap(client, records, args.out)
+        else:
+            text, table = comparison(client, records, parse_filter(args.baseline), args.metrics.split(","))
+    except ReportError as err:
+        print(f"rbench-report: error: {err}", file=sys.stderr)
+        return 2
+    write_outputs(args.out, text, table)
+    return 0

@@ -1,0 +1,94 @@
+"""rbench-report: significance tests by hand, and a golden file fixing the table format."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.report import main as report_main, paired_test
+from benchmarks.tracking import Tracker
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def log_run(uri, art, experiment, retriever, dataset, per_query, extra_params=None):
+    t = Tracker(uri=uri, experiment=experiment, artifact_root=art)
+    with t:
+        t.start({"dataset": dataset, "config_fingerprint": f"{retriever}-{dataset}-{json.dumps(extra_params)}"})
+        t.log_params({"retriever": retriever, "dataset.name": dataset, "dataset.split": "test",
+                      "tracking.uri": uri, **(extra_params or {})})
+        cols = ["ndcg_at_10", "recall_at_100", "evidence_coverage_at_10"]
+        means = {c: sum(r[c] for r in per_query.values()) / len(per_query) for c in cols}
+        t.log_metrics({**means, "queries_scored": len(per_query)})
+        folder = Path(art) / f"tmp-{retriever}-{dataset}"
+        folder.mkdir(parents=True)
+        with open(folder / "per_query.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["query_id", "split", "label", "n_relevant", *cols])
+            for qid, row in per_query.items():
+                w.writerow([qid, "test", "", 1, *(row[c] for c in cols)])
+        t.log_artifacts(folder)
+    return t.run_id
+
+
+def pq(values, recalls, coverage):
+    return {f"q{i}": {"ndcg_at_10": v, "recall_at_100": r, "evidence_coverage_at_10": c}
+            for i, (v, r, c) in enumerate(zip(values, recalls, coverage))}
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri, art = f"sqlite:///{tmp_path}/m.db", str(tmp_path / "art")
+    n = 12
+    log_run(uri, art, "cmp", "bm25", "setA", pq([0.5] * n, [0.8] * n, [1, 0] * (n // 2)))
+    log_run(uri, art, "cmp", "dense", "setA", pq([0.7] * (n - 1) + [0.4], [0.8] * n, [1] * n))
+    log_run(uri, art, "cmp", "bm25", "setB", pq([0.3, 0.6, 0.2, 0.9], [1, 1, 0.5, 1], [1, 1, 0, 1]))
+    log_run(uri, art, "cmp", "dense", "setB", pq([0.3, 0.6, 0.2, 0.9], [1, 1, 0.5, 1], [1, 1, 0, 1]))
+    return uri, tmp_path
+
+
+def test_mcnemar_and_permutation_by_hand():
+    # McNemar: 6 discordant pairs all one way -> 2 * 0.5**6
+    assert paired_test("evidence_coverage_at_10", [0] * 6 + [1] * 4, [1] * 10) == pytest.approx(2 * 0.5 ** 6)
+    assert paired_test("evidence_coverage_at_10", [1, 0], [1, 0]) == 1.0
+    # permutation with n=4 enumerates all 16 sign patterns: |mean| >= observed only for all-same signs
+    p = paired_test("ndcg_at_10", [0.0] * 4, [0.1, 0.2, 0.3, 0.4])
+    assert p == pytest.approx(2 / 16)
+    assert paired_test("ndcg_at_10", [0.5, 0.5], [0.5, 0.5]) == 1.0
+
+
+def test_golden_comparison_table(store, capsys):
+    uri, tmp = store
+    out = tmp / "report"
+    assert report_main(["--experiment", "cmp", "--tracking-uri", uri, "--baseline", "retriever=bm25",
+                        "--metrics", "ndcg_at_10,recall_at_100,evidence_coverage_at_10", "--out", str(out)]) == 0
+    text = (tmp / "report.md").read_text()
+    golden = GOLDEN / "report_table.md"
+    if not golden.exists():  # write it once, review it, commit it
+        golden.write_text(text)
+        pytest.fail(f"golden file {golden} was missing and has been written; review and commit it")
+    assert text == golden.read_text()
+    rows = list(csv.DictReader(open(tmp / "report.csv")))
+    assert len(rows) == 4 and {"run_id", "baseline_run_id", "ndcg_at_10_p"} <= set(rows[0])
+
+
+def test_unknown_experiment_and_baseline(store, capsys):
+    uri, _ = store
+    assert report_main(["--experiment", "nope", "--tracking-uri", uri]) == 2
+    assert "no experiment 'nope'" in capsys.readouterr().err
+    assert report_main(["--experiment", "cmp", "--tracking-uri", uri, "--baseline", "retriever=colbert"]) == 2
+    assert "no run matches --baseline" in capsys.readouterr().err
+
+
+def test_gap_report_with_published_figures(tmp_path):
+    uri, art = f"sqlite:///{tmp_path}/m.db", str(tmp_path / "art")
+    log_run(uri, art, "gap", "bm25", "scifact", pq([0.68, 0.70, 0.66, 0.67], [0.9] * 4, [1] * 4))
+    log_run(uri, art, "gap", "dense", "scifact", pq([0.64, 0.65, 0.63, 0.66], [0.85] * 4, [1] * 4),
+            {"retriever.model": "sentence-transformers/all-MiniLM-L6-v2"})
+    out = tmp_path / "gap"
+    assert report_main(["gap", "--experiment", "gap", "--tracking-uri", uri, "--out", str(out)]) == 0
+    text = (tmp_path / "gap.md").read_text()
+    assert "| scifact | 4 | 0.6775 | 0.6450 | -0.0325" in text
+    assert "| scifact | Pyserini BM25 flat | 0.679 |" in text and "| scifact | MTEB all-MiniLM-L6-v2 | 0.645 |" in text
+    assert (tmp_path / "gap.png").stat().st_size > 5000
