@@ -55,6 +55,7 @@ class RunRecord:
 # ------------------------------------------------------------------------------------------ loading
 def load_runs(uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
     """FINISHED runs of ``experiment``; of several runs with one config fingerprint, the latest."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -252,7 +253,8 @@ def gap(client: Any, records: list[RunRecord], out: str | None) -> tuple[str, li
     for ds in sorted(by_ds):
         pair = by_ds[ds]
         bm, de = pair.get("bm25"), pair.get("dense")
-        entry: dict[str, Any] = {"dataset": ds, "bm25_run_id": bm.run_id if bm else "", "dense_run_id": de.run_id if de else ""}
+        entry: dict[str, Any] = {"dataset": ds, "bm25_run_id": bm.run_id if bm else "", "dense_run_id": de.run_id if de else "",
+                                 "dense_model": de.params.get("retriever.model", "") if de else ""}
         cells = [ds, str(int((bm or de).metrics.get("queries_scored", 0)))]
         for m in ("ndcg_at_10", "recall_at_100"):
             b = bm.metrics.get(m, float("nan")) if bm else float("nan")
@@ -268,7 +270,7 @@ def gap(client: Any, records: list[RunRecord], out: str | None) -> tuple[str, li
         for system, fig in pub["datasets"].get(key, {}).items():
             if fig.get("model") and fig["model"] != model:
                 continue
-            ours = entry["dense_ndcg_at_10"] if fig.get("model") else entry["bm25_ndcg_at_10"]
+            ours = entry[f"{fig['kind']}_ndcg_at_10"]
             comparable = key == ds
             holds = ""
             if comparable and (system == "Pyserini BM25 flat" or fig.get("model")):
@@ -281,7 +283,7 @@ def gap(client: Any, records: list[RunRecord], out: str | None) -> tuple[str, li
     text += (f"\n\nΔ is dense minus BM25; p from a {PERMUTATION}, queries paired by id; * p < {ALPHA}.\n")
     if pubrows:
         text += "\n## Published figures\n\n" + markdown(
-            ["dataset", "system", "nDCG@10", "R@100", "source", "ours (same kind)", "reproduced?"], pubrows)
+            ["dataset", "system", "nDCG@10", "R@100", "source", "ours (BM25 or dense, as the system)", "reproduced?"], pubrows)
         text += "\n\nSources: " + "; ".join(f"{k}: {v}" for k, v in pub["_sources"].items()) + ".\n"
         text += f"\n{pub['_about']}\n"
     if out:
@@ -302,19 +304,23 @@ def plot_gap(table: list[dict], pub: dict[str, Any], path: str) -> None:
     fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(names) + 2), 4))
     ax.bar(x - 0.2, [row["bm25_ndcg_at_10"] for row in table], 0.4, label="BM25 (ours)", color="#4C72B0")
     ax.bar(x + 0.2, [row["dense_ndcg_at_10"] for row in table], 0.4, label="dense (ours)", color="#DD8452")
+    labelled = False
     for i, row in enumerate(table):
         figs = pub["datasets"].get(row["dataset"], {})
-        if "Pyserini BM25 flat" in figs:
-            ax.plot([i - 0.4, i], [figs["Pyserini BM25 flat"]["ndcg_at_10"]] * 2, "k--", lw=1.2,
-                    label="published (Pyserini BM25 flat / MTEB model)" if i == 0 else None)
         for system, f in figs.items():
-            if f.get("model"):
-                ax.plot([i, i + 0.4], [f["ndcg_at_10"]] * 2, "k--", lw=1.2)
+            if system == "Pyserini BM25 flat" or (f.get("model") and f["model"] == row.get("dense_model")):
+                left = i - 0.4 if f["kind"] == "bm25" else i
+                ax.plot([left, left + 0.4], [f["ndcg_at_10"]] * 2, "k--", lw=1.4,
+                        label=None if labelled else "published: Pyserini BM25 flat / MTEB (same model)")
+                labelled = True
+        for dx, key in ((-0.2, "bm25_ndcg_at_10"), (0.2, "dense_ndcg_at_10")):
+            if row[key] == row[key]:
+                ax.text(i + dx, row[key] + 0.01, f"{row[key]:.3f}", ha="center", fontsize=8)
     ax.set_xticks(x, names)
     ax.set_ylabel("nDCG@10")
     ax.set_ylim(0, 1)
     ax.set_title("BM25 vs dense, per dataset (dashed: published figure)")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,0 +1,64 @@
+"""Rank fusion of document-level runs, delegated to ``ranx.fuse`` (Bassani 2022).
+
+Methods and their references (ranx names): ``wsum`` weighted sum of normalised scores (Fox & Shaw 1994,
+weighted CombSUM); ``rrf`` reciprocal rank fusion, score = sum 1 / (k + rank) (Cormack, Clarke & Büttcher,
+SIGIR 2009); ``combsum``, ``combmnz``, ``combmax`` ... (Fox & Shaw 1994). Normalisations: ``min-max``,
+``max``, ``sum``, ``zmuv`` (zero mean, unit variance), ``rank``, ``borda``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from chunkers.types import Run
+from retrievers.base import top_k_of
+
+
+def _params(method: str, n: int, weights: Sequence[float] | None, rrf_k: int) -> dict:
+    if method in ("wsum", "w_bordafuse", "w_condorcet", "mixed"):
+        w = list(weights) if weights is not None else [1.0 / n] * n
+        if len(w) != n:
+            raise ValueError(f"retriever.weights needs one weight per base retriever ({n}), got {len(w)}")
+        return {"weights": [float(x) for x in w]}
+    if method == "rrf":
+        return {"k": int(rrf_k)}
+    return {}
+
+
+def fuse(runs: Sequence[Run], *, method: str = "wsum", norm: str | None = "min-max",
+         weights: Sequence[float] | None = None, rrf_k: int = 60, top_k: int | None = None) -> Run:
+    """Fuse several runs into one (inputs untouched). ``ranx.fuse`` needs every run to hold the same
+    queries, each with at least one hit, so queries are grouped by which runs answered them; a query only
+    one run answered keeps that run's normalised ranking (weighted for ``wsum``)."""
+    from ranx import Run as RRun, fuse as ranx_fuse, normalize as ranx_normalize
+
+    if len(runs) < 2:
+        raise ValueError("fusion needs at least two runs")
+    params = _params(method, len(runs), weights, rrf_k)
+    qids = list(dict.fromkeys(q for run in runs for q in run))
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for q in qids:
+        members = tuple(i for i, run in enumerate(runs) if run.get(q))
+        groups.setdefault(members, []).append(q)
+    out: Run = {}
+    for members, group in groups.items():
+        if not members:
+            out.update({q: {} for q in group})
+            continue
+        sub = [RRun({q: dict(runs[i][q]) for q in group}) for i in members]
+        if len(members) == 1:
+            scale = params.get("weights", [1.0] * len(runs))[members[0]] if method == "wsum" else 1.0
+            if method == "rrf":
+                fused = {q: {d: 1.0 / (params["k"] + r) for r, d in enumerate(top_k_of(runs[members[0]][q]), 1)}
+                         for q in group}
+            else:
+                normed = ranx_normalize(sub[0], norm) if norm else sub[0]
+                fused = {q: {d: scale * s for d, s in hits.items()} for q, hits in normed.to_dict().items()}
+        else:
+            sub_params = dict(params)
+            if "weights" in params:
+                sub_params["weights"] = [params["weights"][i] for i in members]
+            fused = ranx_fuse(sub, norm=norm, method=method, params=sub_params).to_dict()
+        for q in group:
+            out[q] = top_k_of({d: float(s) for d, s in fused.get(q, {}).items()}, top_k)
+    return {q: out[q] for q in qids}
