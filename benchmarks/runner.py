@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from chunkers.base import Chunker
 from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, aggregate_to_docs
+from retrievers.base import Retriever, aggregate_to_docs, canonical_run
 from benchmarks.datasets.base import Dataset
 from benchmarks.metrics import Evaluation, evaluate, metric_name
 from benchmarks import provenance
@@ -51,10 +51,16 @@ def retrieve(dataset: Dataset, chunker: Chunker, retriever: Retriever, *, top_k:
     chunk_to_doc = {c.id: c.doc_id for c in chunks}
     # retrieve more chunks than documents needed, so aggregation still fills top_k documents
     depth = top_k * max(1, round(len(chunks) / max(1, len(dataset.corpus))))
+    doc_level = getattr(retriever, "returns_docs", False)  # e.g. hybrid: fuses doc-level runs itself
     runs = []
     for queries in (dataset.queries, dataset.tune_queries):
-        chunk_run = retriever.search(queries, top_k=depth) if queries else {}
-        runs.append(aggregate_to_docs(chunk_run, chunk_to_doc, mode=aggregate, top_k=top_k))
+        if not queries:
+            runs.append({})
+        elif doc_level:
+            runs.append(canonical_run(retriever.search(queries, top_k=top_k), top_k))
+        else:
+            chunk_run = retriever.search(queries, top_k=depth)
+            runs.append(aggregate_to_docs(chunk_run, chunk_to_doc, mode=aggregate, top_k=top_k))
     t3 = time.perf_counter()
     n_q = len(dataset.queries) + len(dataset.tune_queries)
     timings = {"time_chunk_s": t1 - t0, "time_index_s": t2 - t1, "time_search_s": t3 - t2,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from typing import Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 from chunkers.types import Chunk, Query, Run
@@ -61,3 +63,14 @@ def aggregate_to_docs(
                     docs[did] = score
         out[qid] = top_k_of(docs, top_k)
     return out
+
+
+def chunks_digest(chunks: Sequence[Chunk]) -> str:
+    """Content hash of what gets embedded: each chunk's id and indexed text, in order."""
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c.id.encode("utf-8"))
+        h.update(b"\x00")
+        h.update(c.indexed_text.encode("utf-8"))
+        h.update(b"\x01")
+    return h.hexdigest()

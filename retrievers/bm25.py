@@ -11,8 +11,12 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+import json
+from importlib import metadata
+
 from chunkers.types import Chunk, Query, Run
-from retrievers.base import top_k_of
+from retrievers.base import chunks_digest, top_k_of
+from retrievers.cache import Cache
 from retrievers.text import Tokenizer
 
 BM25S_VARIANTS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
@@ -34,6 +38,8 @@ class BM25Retriever:
         stopwords: str | None = "en",
         delta: float = 0.5,
         n_threads: int = 0,
+        cache_dir: str | None = None,
+        cache_mode: str = "use",
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"retriever.backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
@@ -46,13 +52,36 @@ class BM25Retriever:
         self.backend, self.k1, self.b, self.variant, self.delta = backend, float(k1), float(b), variant, delta
         self.n_threads = n_threads
         self.tokenizer = Tokenizer(stemmer=stemmer, stopwords=stopwords)
+        self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
+        self.index_builds = 0
         self._ids: list[str] = []
+        self._chunks: Sequence[Chunk] = ()
+        self._digest = ""
         self._model = None
 
+    def settings(self) -> dict[str, object]:
+        """Everything a BM25 run depends on besides chunks and queries (its cache key)."""
+        versions = {}
+        for pkg in ("bm25s", "rank-bm25", "PyStemmer"):
+            try:
+                versions[pkg] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                pass
+        return {"backend": self.backend, "k1": self.k1, "b": self.b, "variant": self.variant, "delta": self.delta,
+                "tokenizer": self.tokenizer.settings(), "versions": versions}
+
     def index(self, chunks: Sequence[Chunk]) -> None:
+        """Remember the chunks; the index itself is built on the first search that misses the cache."""
         if not chunks:
             raise ValueError("cannot index an empty corpus")
         self._ids = [c.id for c in chunks]
+        self._chunks = chunks
+        self._digest = chunks_digest(chunks)
+        self._model = None
+
+    def _build(self) -> None:
+        chunks = self._chunks
+        self.index_builds += 1
         tokens = [self.tokenizer(c.indexed_text) for c in tqdm(chunks, desc="bm25: tokenize", unit="chunk", leave=False)]
         if self.backend == "bm25s":
             import logging
@@ -74,8 +103,24 @@ class BM25Retriever:
         self._model = model
 
     def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
-        if self._model is None:
+        if not self._ids:
             raise RuntimeError("index() must be called before search()")
+        key = Cache.key({"what": "bm25-run", "chunks": self._digest, "settings": self.settings(), "top_k": int(top_k),
+                         "queries": [[q.id, q.text] for q in queries]})
+        hit = self.cache.get("runs", key)
+        if hit is not None:
+            return json.loads((hit / "run.json").read_text(encoding="utf-8"))
+        if self._model is None:
+            self._build()
+        run = self._search(queries, top_k)
+        self.cache.put("runs", key, lambda folder: (folder / "run.json").write_text(json.dumps(run), encoding="utf-8"),
+                       {"what": "chunk-level BM25 run", "queries": len(queries), "top_k": int(top_k), **self.settings()})
+        return run
+
+    def stats(self) -> dict[str, float]:
+        return {"index_builds": self.index_builds, "cache_hits": self.cache.hits, "cache_misses": self.cache.misses}
+
+    def _search(self, queries: Sequence[Query], top_k: int) -> Run:
         k = min(top_k, len(self._ids))
         run: Run = {}
         if self.backend == "bm25s":

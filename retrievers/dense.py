@@ -8,7 +8,6 @@ identical run therefore encodes nothing and builds no index; it does not even lo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from importlib import metadata
@@ -18,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from chunkers.types import Chunk, Query, Run
-from retrievers.base import top_k_of
+from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import Encoder, SentenceTransformerEncoder
 
@@ -35,17 +34,6 @@ def _faiss_version() -> str:
         return getattr(faiss, "__version__", "unknown")
 
 
-def chunks_digest(chunks: Sequence[Chunk]) -> str:
-    """Content hash of what gets embedded: each chunk's id and indexed text, in order."""
-    h = hashlib.sha256()
-    for c in chunks:
-        h.update(c.id.encode("utf-8"))
-        h.update(b"\x00")
-        h.update(c.indexed_text.encode("utf-8"))
-        h.update(b"\x01")
-    return h.hexdigest()
-
-
 class DenseRetriever:
     """``retriever=dense``: exact inner-product search by default, HNSW with ``index=hnsw``."""
 
@@ -53,7 +41,7 @@ class DenseRetriever:
         self, *, model: str = "sentence-transformers/all-MiniLM-L6-v2", batch_size: int = 32, device: str = "cpu",
         index: str = "flat", hnsw_m: int = 32, hnsw_ef_construction: int = 200, hnsw_ef_search: int = 128,
         query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto", max_seq_length: int | None = None,
-        revision: str | None = None, cache_dir: str = "results/cache", cache_mode: str = "use",
+        revision: str | None = None, cache_dir: str | None = None, cache_mode: str = "use",
         encoder: Encoder | None = None,
     ) -> None:
         if index not in INDEXES:
@@ -63,7 +51,7 @@ class DenseRetriever:
             normalize=normalize, max_seq_length=max_seq_length, revision=revision)
         self.index_kind, self.hnsw = index, {"m": int(hnsw_m), "ef_construction": int(hnsw_ef_construction),
                                              "ef_search": int(hnsw_ef_search)}
-        self.cache = Cache(cache_dir, cache_mode)
+        self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
         self.encoded_texts = 0   # texts sent to the encoder (0 on a fully cached run)
         self.index_builds = 0    # faiss indexes built (0 on a fully cached run)
         self._ids: list[str] = []
