@@ -76,17 +76,20 @@ def _label(q: Query) -> str:
     return ""
 
 
-def write_per_query(path: Path, rows: Sequence[tuple[str, Query, Evaluation, dict[str, int]]], ks: Sequence[int]) -> None:
+def write_per_query(path: Path, rows: Sequence[tuple[str, Query, Evaluation, dict[str, int]]], ks: Sequence[int],
+                    query_class: Any = None) -> None:
+    """One row per scored query: id, split, label, exact-term class, relevant count, every metric."""
     columns = [c for k in sorted(ks) for c in (metric_name("ndcg", k), metric_name("recall", k), metric_name("mrr", k),
                                                  metric_name("map", k), metric_name("evidence_coverage", k))]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["query_id", "split", "label", "n_relevant", *columns])
+        writer.writerow(["query_id", "split", "label", "query_class", "n_relevant", *columns])
         for split, q, ev, rel in rows:
             scores = ev.per_query.get(q.id)
             if scores is None:
                 continue
-            writer.writerow([q.id, split, _label(q), sum(1 for s in rel.values() if s > 0),
+            writer.writerow([q.id, split, _label(q), query_class(q.text) if query_class else "",
+                             sum(1 for s in rel.values() if s > 0),
                              *(f"{scores[c]:.6f}" for c in columns)])
 
 
@@ -208,7 +211,10 @@ def run_experiment(cfg: Any) -> float:
                 write_run(result.tune_run, folder / f"run_{dataset.tune_split}.trec")
                 write_qrels(dataset.tune_qrels, folder / f"qrels_{dataset.tune_split}.trec")
                 rows += [(dataset.tune_split, q, tune_ev, dataset.tune_qrels.get(q.id, {})) for q in dataset.tune_queries]
-            write_per_query(folder / "per_query.csv", rows, ks)
+            from retrievers.query_features import ExactTermRule
+
+            rule = ExactTermRule.from_corpus(f"{d.title}\n{d.text}" for d in dataset.corpus)
+            write_per_query(folder / "per_query.csv", rows, ks, query_class=rule)
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,

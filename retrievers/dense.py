@@ -98,6 +98,7 @@ class DenseRetriever:
         """The faiss index over the chunk embeddings, built (or for HNSW loaded from cache) on first use."""
         if self._faiss is not None:
             return self._faiss
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
         import faiss
 
         emb = np.ascontiguousarray(self._emb, dtype=np.float32)
