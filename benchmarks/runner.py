@@ -155,6 +155,33 @@ def group_choices(cfg: Any) -> dict[str, str]:
     return choices
 
 
+_RULES: dict[str, Any] = {}
+_DATASETS: dict[str, Dataset] = {}
+
+
+def load_dataset(loader: Any, dataset_cfg: dict[str, Any]) -> Dataset:
+    """Load once per process per dataset config: the points of a sweep share the (read-only) dataset.
+    A file edited between two sweep points in one process is not re-read; a new process re-reads it."""
+    from retrievers.fingerprint import fingerprint
+
+    key = fingerprint(dataset_cfg)
+    if key not in _DATASETS:
+        _DATASETS.clear()  # keep at most one corpus in memory
+        _DATASETS[key] = loader.load()
+    return _DATASETS[key]
+
+
+def exact_term_rule(dataset: Dataset) -> Any:
+    """The exact-term rule with this corpus's document frequencies (built once per process per corpus,
+    so the points of a sweep share it)."""
+    from retrievers.query_features import ExactTermRule
+
+    key = dataset.fingerprint()
+    if key not in _RULES:
+        _RULES[key] = ExactTermRule.from_corpus(f"{d.title}\n{d.text}" for d in dataset.corpus)
+    return _RULES[key]
+
+
 def run_experiment(cfg: Any) -> float:
     """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it."""
     from hydra.utils import instantiate
@@ -182,7 +209,7 @@ def run_experiment(cfg: Any) -> float:
                        **{f"version.{k}": v for k, v in provenance.package_versions().items()}})
         tracker.log_params({**flatten(resolved), **group_choices(cfg)})
         t0 = time.perf_counter()
-        dataset = loader.load()
+        dataset = load_dataset(loader, resolved["dataset"])
         load_s = time.perf_counter() - t0
         ds_fp = dataset.fingerprint()
         cfg_fp = provenance.config_fingerprint(resolved, ds_fp)
@@ -211,10 +238,7 @@ def run_experiment(cfg: Any) -> float:
                 write_run(result.tune_run, folder / f"run_{dataset.tune_split}.trec")
                 write_qrels(dataset.tune_qrels, folder / f"qrels_{dataset.tune_split}.trec")
                 rows += [(dataset.tune_split, q, tune_ev, dataset.tune_qrels.get(q.id, {})) for q in dataset.tune_queries]
-            from retrievers.query_features import ExactTermRule
-
-            rule = ExactTermRule.from_corpus(f"{d.title}\n{d.text}" for d in dataset.corpus)
-            write_per_query(folder / "per_query.csv", rows, ks, query_class=rule)
+            write_per_query(folder / "per_query.csv", rows, ks, query_class=exact_term_rule(dataset))
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -12,10 +13,13 @@ def _quote(ch: str) -> str:
     return "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
 
 
+_NEEDS_ESCAPE = re.compile(r"[%\s]")
+
+
 def escape_id(value: str) -> str:
     """Make an id one whitespace-free TREC token: '%' and every whitespace character are percent-encoded
     (UTF-8), so ``unescape_id`` inverts it exactly. Ids without them are unchanged."""
-    if not any(ch == "%" or ch.isspace() for ch in value):
+    if not _NEEDS_ESCAPE.search(value):
         return value
     return "".join(_quote(ch) if ch == "%" or ch.isspace() else ch for ch in value)
 

@@ -107,9 +107,9 @@ class BM25Retriever:
             raise RuntimeError("index() must be called before search()")
         key = Cache.key({"what": "bm25-run", "chunks": self._digest, "settings": self.settings(), "top_k": int(top_k),
                          "queries": [[q.id, q.text] for q in queries]})
-        hit = self.cache.get("runs", key)
-        if hit is not None:
-            return json.loads((hit / "run.json").read_text(encoding="utf-8"))
+        cached = self.cache.load_json("runs", key, "run.json")
+        if cached is not None:
+            return cached
         if self._model is None:
             self._build()
         run = self._search(queries, top_k)

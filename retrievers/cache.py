@@ -19,6 +19,7 @@ from typing import Any, Callable
 from retrievers.fingerprint import fingerprint
 
 MODES = ("use", "refresh", "off")
+_JSON_MEMO: dict[tuple[str, int], Any] = {}
 MANIFEST = "manifest.json"
 
 
@@ -76,6 +77,21 @@ class Cache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+    def load_json(self, kind: str, key: str, filename: str) -> Any | None:
+        """The parsed JSON file of a complete entry, or None. Parsed files are memoised per process
+        (entries are immutable once published, and keyed by content), so the points of a sweep that
+        share a base run read it once."""
+        path = self.get(kind, key)
+        if path is None:
+            return None
+        target = path / filename
+        stamp = (str(target), target.stat().st_mtime_ns)
+        if stamp not in _JSON_MEMO:
+            if len(_JSON_MEMO) >= 16:
+                _JSON_MEMO.pop(next(iter(_JSON_MEMO)))
+            _JSON_MEMO[stamp] = json.loads(target.read_text(encoding="utf-8"))
+        return _JSON_MEMO[stamp]
 
     def manifest(self, kind: str, key: str) -> dict[str, Any]:
         return json.loads((self.entry(kind, key) / MANIFEST).read_text(encoding="utf-8"))

@@ -130,9 +130,9 @@ class DenseRetriever:
             return {}
         key = Cache.key({"what": "run", "embeddings": self._emb_key, "index": self._index_settings(), "top_k": int(top_k),
                          "queries": [[q.id, q.text] for q in queries], "encoder": self.encoder.identity()})
-        hit = self.cache.get("runs", key)
-        if hit is not None:
-            return json.loads((hit / "run.json").read_text(encoding="utf-8"))
+        cached = self.cache.load_json("runs", key, "run.json")
+        if cached is not None:
+            return cached
         vectors = self._encode([q.text for q in queries], "query")
         index = self.faiss_index()
         k = min(int(top_k), len(self._ids))

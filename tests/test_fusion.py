@@ -3,7 +3,8 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from retrievers.fusion import fuse
+from retrievers.base import canonical_run
+from retrievers.fusion import fuse, ranx_fuse_runs
 
 A = {"q": {"d1": 3.0, "d2": 2.0, "d3": 1.0}}
 B = {"q": {"d3": 10.0, "d4": 5.0, "d1": 0.0}}
@@ -60,3 +61,25 @@ def test_rrf_independent_of_run_order(r1, r2, r3):
     assert x["q"].keys() == y["q"].keys()
     for d in x["q"]:
         assert x["q"][d] == pytest.approx(y["q"][d])
+
+
+scored = st.dictionaries(st.sampled_from([f"d{i}" for i in range(8)]),
+                         st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.25, 7.0]), min_size=1, max_size=8)
+multi = st.dictionaries(st.sampled_from(["q1", "q2", "q3"]), scored, min_size=1, max_size=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(multi, multi, st.floats(0, 1), st.sampled_from([1, 10, 60]))
+def test_fast_path_equals_ranx(a, b, w, k):
+    # runs inside the project are in canonical order (ties by id descending); ranx ranks ties by insertion
+    qids = sorted(set(a) | set(b))
+    a = canonical_run({q: a.get(q, {}) for q in qids})
+    b = canonical_run({q: b.get(q, {}) for q in qids})
+    for method, kw in (("wsum", {"weights": [w, 1 - w]}), ("rrf", {"rrf_k": k})):
+        fast = fuse([a, b], method=method, norm="min-max", **kw)
+        ref = ranx_fuse_runs([a, b], method=method, norm="min-max", **kw)
+        assert fast.keys() == ref.keys()
+        for q in fast:
+            assert fast[q].keys() == ref[q].keys()
+            for d in fast[q]:
+                assert fast[q][d] == pytest.approx(ref[q][d], abs=1e-9), (method, q, d)
