@@ -1,0 +1,75 @@
+"""Evidence-level metrics, where gold spans are known (``query.metadata["evidence"]``).
+
+* ``evidence_split_rate``: share of gold spans that no single chunk contains whole;
+* ``span_recall_at_{k}``: share of queries whose top-k chunks contain every gold span whole;
+* ``span_recall_at_budget``: the same for the top chunks that fit ``budget`` tokens (context + text,
+  counted with the same tokenizer for every chunker) — the context a generator would receive, and the
+  fair comparison across chunkers (large windows win span_recall_at_k trivially);
+* chunk statistics: count, mean and max length in tokens.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+from chunkers.tokens import TokenCounter
+from chunkers.types import Chunk, Query, Run
+from retrievers.base import top_k_of
+
+
+def _contains(chunk: Chunk, span: dict) -> bool:
+    return chunk.doc_id == span["doc_id"] and chunk.start <= span["start"] and chunk.end >= span["end"]
+
+
+def evidence_metrics(chunks: Sequence[Chunk], queries: Sequence[Query], chunk_run: Run | None, *, ks: Sequence[int],
+                     budget: int = 512, counter: TokenCounter | None = None) -> dict[str, float]:
+    """Metrics over the queries that carry gold spans; an empty dict when none do."""
+    gold = [(q, q.metadata.get("evidence") or []) for q in queries]
+    gold = [(q, spans) for q, spans in gold if spans]
+    if not gold:
+        return {}
+    by_doc: dict[str, list[Chunk]] = defaultdict(list)
+    for c in chunks:
+        by_doc[c.doc_id].append(c)
+    all_spans = [s for _, spans in gold for s in spans]
+    split = sum(1 for s in all_spans if not any(_contains(c, s) for c in by_doc.get(s["doc_id"], ())))
+    out = {"evidence_split_rate": split / len(all_spans), "evidence_spans": len(all_spans)}
+    if chunk_run is None:
+        return out
+    counter = counter or TokenCounter()
+    by_id = {c.id: c for c in chunks}
+    length: dict[str, int] = {}
+
+    def tokens(cid: str) -> int:
+        if cid not in length:
+            c = by_id[cid]
+            length[cid] = counter.count(c.context) + counter.count(c.text)
+        return length[cid]
+
+    hits_at = {k: 0 for k in ks}
+    hits_budget = 0
+    for q, spans in gold:
+        ranked = list(top_k_of(chunk_run.get(q.id, {})))
+        for k in ks:
+            top = [by_id[c] for c in ranked[:k]]
+            hits_at[k] += all(any(_contains(c, s) for c in top) for s in spans)
+        used, context = 0, []
+        for cid in ranked:
+            n = tokens(cid)
+            if used + n > budget:
+                break
+            used += n
+            context.append(by_id[cid])
+        hits_budget += all(any(_contains(c, s) for c in context) for s in spans)
+    n = len(gold)
+    out.update({f"span_recall_at_{k}": hits_at[k] / n for k in ks})
+    out["span_recall_at_budget"] = hits_budget / n
+    return out
+
+
+def chunk_stats(chunks: Sequence[Chunk], counter: TokenCounter | None = None) -> dict[str, float]:
+    counter = counter or TokenCounter()
+    sizes = [counter.count(c.text) for c in chunks]
+    return {"chunk_count": len(chunks), "chunk_tokens_mean": sum(sizes) / max(1, len(sizes)),
+            "chunk_tokens_max": max(sizes, default=0)}
