@@ -3,6 +3,7 @@
     rbench-report --experiment E [--baseline "retriever=bm25"] [--metrics ndcg_at_10,recall_at_100] [--out P]
     rbench-report gap --experiment beir_gap [--out results/beir_gap]
     rbench-report fusion --experiment fusion_sweep [--out results/fusion_scifact]
+    rbench-report chunking --experiment chunking_enterprise [--out results/chunking_enterprise]
 
 Significance is computed from the per-query metrics table every run logs (``per_query.csv``), pairing
 queries by id with the baseline run of the same dataset: a two-sided paired permutation test (sign flips
@@ -467,13 +468,83 @@ def plot_fusion(wsum, rrf, metric: str, best_w: float, path: str) -> None:
     plt.close(fig)
 
 
+# ------------------------------------------------------------------------------------------ chunking
+CHUNK_METRICS = ("evidence_split_rate", "span_recall_at_budget", "span_recall_at_10", "ndcg_at_10", "recall_at_100",
+                 "chunk_count", "chunk_tokens_mean")
+
+
+def chunking(client: Any, records: list[RunRecord], out: str | None) -> tuple[str, list[dict]]:
+    """Per chunker x retriever: evidence split rate, span recall at the context budget, doc-level metrics,
+    chunk statistics; with significance of doc-level nDCG@10 against ``chunker=none`` (same retriever)."""
+    latest: dict[tuple[str, str], RunRecord] = {}
+    for rec in records:
+        latest[(rec.params.get("chunker", "?"), rec.params.get("retriever", "?"))] = rec
+    if not latest:
+        raise ReportError("no runs")
+    datasets = {rec.dataset for rec in latest.values()}
+    if len(datasets) > 1:
+        raise ReportError(f"the experiment mixes datasets {sorted(datasets)}; use one experiment per dataset")
+    order = ["none", "fixed_64", "fixed_128", "fixed_256", "fixed_tokens", "sentences", "sections", "steps", "qa_pairs", "auto"]
+    keys = sorted(latest, key=lambda k: (k[1], order.index(k[0]) if k[0] in order else 99, k[0]))
+    metrics = [m for m in CHUNK_METRICS if any(m in r.metrics for r in latest.values())]
+    header = ["retriever", "chunker", *metrics, "p nDCG@10 vs none"]
+    rows, table = [], []
+    for chunker_name, retr in keys:
+        rec = latest[(chunker_name, retr)]
+        base = latest.get(("none", retr))
+        p = compare(client, base, rec, "ndcg_at_10")[1] if base is not None and base is not rec else float("nan")
+        cells = [retr, chunker_name] + [fmt(rec.metrics.get(m, float("nan")), 1 if m.startswith("chunk_") else 4)
+                                        for m in metrics] + [fmt_p(p)]
+        rows.append(cells)
+        table.append({"retriever": retr, "chunker": chunker_name, "run_id": rec.run_id, "p_ndcg_at_10_vs_none": p,
+                      **{m: rec.metrics.get(m) for m in metrics}})
+    budget = next(iter(latest.values())).params.get("metrics.budget", "512")
+    text = (f"## Chunkers on {next(iter(datasets))}\n\nevidence_split_rate: share of gold spans no single chunk "
+            f"contains whole (lower is better). span_recall_at_budget: share of queries whose top chunks within a "
+            f"{budget}-token context contain every gold span whole. p: {PERMUTATION}, doc-level nDCG@10 against "
+            "chunker=none with the same retriever.\n\n" + markdown(header, rows) + "\n")
+    if out and "evidence_split_rate" in metrics:
+        plot_chunking(table, out + ".png")
+        text += f"\n![split rate and span recall at budget]({Path(out).name}.png)\n"
+    return text, table
+
+
+def plot_chunking(table: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    chunkers = list(dict.fromkeys(r["chunker"] for r in table))
+    retrievers = list(dict.fromkeys(r["retriever"] for r in table))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    x = np.arange(len(chunkers))
+    width = 0.8 / max(1, len(retrievers))
+    for ax, metric, title in ((axes[0], "evidence_split_rate", "evidence split rate (lower is better)"),
+                              (axes[1], "span_recall_at_budget", "span recall at budget (higher is better)")):
+        for i, retr in enumerate(retrievers):
+            vals = [next((r.get(metric) for r in table if r["chunker"] == c and r["retriever"] == retr), None)
+                    for c in chunkers]
+            ax.bar(x + (i - (len(retrievers) - 1) / 2) * width, [v if v is not None else 0 for v in vals], width,
+                   label=retr)
+        ax.set_xticks(x, chunkers, rotation=30, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------------------ CLI
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbench-report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="table", choices=["table", "gap", "fusion"],
+    parser.add_argument("command", nargs="?", default="table", choices=["table", "gap", "fusion", "chunking"],
                         help="table: comparison with significance (default); gap: the dense-vs-BM25 gap table; "
-                             "fusion: the fusion-weight sweep (weight chosen on train, reported on test)")
+                             "fusion: the fusion-weight sweep (weight chosen on train, reported on test); "
+                             "chunking: split rate and span recall per chunker")
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///results/mlflow.db"))
     parser.add_argument("--baseline", default=None, help='param filter for the baseline runs, e.g. "retriever=bm25"')
@@ -490,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
             text, table = gap(client, records, args.out)
         elif args.command == "fusion":
             text, table = fusion(client, records, args.out)
+        elif args.command == "chunking":
+            text, table = chunking(client, records, args.out)
         else:
             text, table = comparison(client, records, parse_filter(args.baseline), args.metrics.split(","))
     except ReportError as err:

@@ -30,6 +30,7 @@ class Retrieval:
     tune_run: Run
     chunks: list[Chunk]
     timings: dict[str, float]
+    chunk_run: Run | None = None  # chunk-level run of the evaluated split (None for doc-level retrievers)
 
 
 def chunk_dataset(dataset: Dataset, chunker: Chunker) -> list[Chunk]:
@@ -52,20 +53,23 @@ def retrieve(dataset: Dataset, chunker: Chunker, retriever: Retriever, *, top_k:
     # retrieve more chunks than documents needed, so aggregation still fills top_k documents
     depth = top_k * max(1, round(len(chunks) / max(1, len(dataset.corpus))))
     doc_level = getattr(retriever, "returns_docs", False)  # e.g. hybrid: fuses doc-level runs itself
-    runs = []
+    runs, chunk_runs = [], []
     for queries in (dataset.queries, dataset.tune_queries):
         if not queries:
             runs.append({})
+            chunk_runs.append(None)
         elif doc_level:
             runs.append(canonical_run(retriever.search(queries, top_k=top_k), top_k))
+            chunk_runs.append(None)
         else:
             chunk_run = retriever.search(queries, top_k=depth)
+            chunk_runs.append(chunk_run)
             runs.append(aggregate_to_docs(chunk_run, chunk_to_doc, mode=aggregate, top_k=top_k))
     t3 = time.perf_counter()
     n_q = len(dataset.queries) + len(dataset.tune_queries)
     timings = {"time_chunk_s": t1 - t0, "time_index_s": t2 - t1, "time_search_s": t3 - t2,
                "queries_per_s": n_q / (t3 - t2) if t3 > t2 else 0.0}
-    return Retrieval(runs[0], runs[1], chunks, timings)
+    return Retrieval(runs[0], runs[1], chunks, timings, chunk_runs[0])
 
 
 def _label(q: Query) -> str:
@@ -228,6 +232,11 @@ def run_experiment(cfg: Any) -> float:
         metrics.update({"time_load_s": load_s, "queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped,
                         "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
         metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
+        from benchmarks.evidence import chunk_stats, evidence_metrics
+
+        metrics.update(chunk_stats(result.chunks))
+        metrics.update(evidence_metrics(result.chunks, dataset.queries, result.chunk_run, ks=ks,
+                                        budget=int(cfg.metrics.get("budget", 512))))
         by_label = breakdown(dataset.queries, ev)
         with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp:
             folder = Path(tmp)

@@ -56,4 +56,5 @@ def _load(name: str):
                          "tokenizer.json, a path to one, or `whitespace`")
     tok = Tokenizer.from_file(str(path))
     tok.no_truncation()
+    tok.no_padding()
     return tok

@@ -129,3 +129,12 @@ def test_bad_sizes():
         FixedTokenChunker(size=10, overlap=10)
     with pytest.raises(ValueError, match="chunker.tokenizer"):
         FixedTokenChunker(tokenizer="/nonexistent/tok")
+
+
+def test_token_counter_counts_real_tokens():
+    from chunkers.tokens import TokenCounter
+
+    counter = TokenCounter()
+    assert counter.count("hello world") == 2  # no padding to the model's 128 and no special tokens
+    assert counter.count("word " * 300) == 300  # no truncation either
+    assert TokenCounter("whitespace").count("a b  c") == 3

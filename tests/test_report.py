@@ -21,7 +21,7 @@ def log_run(uri, art, experiment, retriever, dataset, per_query, extra_params=No
         cols = ["ndcg_at_10", "recall_at_100", "evidence_coverage_at_10"]
         means = {c: sum(r[c] for r in per_query.values()) / len(per_query) for c in cols}
         t.log_metrics({**means, "queries_scored": len(per_query)})
-        folder = Path(art) / f"tmp-{retriever}-{dataset}"
+        folder = Path(art) / f"tmp-{t.run_id}"
         folder.mkdir(parents=True)
         with open(folder / "per_query.csv", "w", newline="") as fh:
             w = csv.writer(fh)
@@ -92,3 +92,20 @@ def test_gap_report_with_published_figures(tmp_path):
     assert "| scifact | 4 | 0.6775 | 0.6450 | -0.0325" in text
     assert "| scifact | Pyserini BM25 flat | 0.679 |" in text and "| scifact | MTEB all-MiniLM-L6-v2 | 0.645 |" in text
     assert (tmp_path / "gap.png").stat().st_size > 5000
+
+
+def test_chunking_report(tmp_path):
+    uri, art = f"sqlite:///{tmp_path}/m.db", str(tmp_path / "art")
+    values = {"none": [0.5, 0.6, 0.7, 0.8], "auto": [0.9, 0.9, 0.9, 0.9]}
+    for name, vals in values.items():
+        rid = log_run(uri, art, "chunks", "bm25", "ent", pq(vals, [1] * 4, [1] * 4), {"chunker": name})
+        t = Tracker(uri=uri, experiment="chunks", artifact_root=art)
+        t.run_id = rid
+        t.log_metrics({"evidence_split_rate": 0.4 if name == "none" else 0.0, "span_recall_at_budget": 0.3,
+                       "chunk_count": 10})
+    out = tmp_path / "chunking"
+    assert report_main(["chunking", "--experiment", "chunks", "--tracking-uri", uri, "--out", str(out)]) == 0
+    text = (tmp_path / "chunking.md").read_text()
+    assert "| bm25 | none | 0.4000 | 0.3000 |" in text
+    assert "| bm25 | auto | 0.0000 | 0.3000 |" in text and "0.125" in text  # p over 4 paired queries: 2/16
+    assert (tmp_path / "chunking.png").stat().st_size > 5000
