@@ -503,10 +503,35 @@ def chunking(client: Any, records: list[RunRecord], out: str | None) -> tuple[st
             f"contains whole (lower is better). span_recall_at_budget: share of queries whose top chunks within a "
             f"{budget}-token context contain every gold span whole. p: {PERMUTATION}, doc-level nDCG@10 against "
             "chunker=none with the same retriever.\n\n" + markdown(header, rows) + "\n")
+    text += chunking_criteria(table)
     if out and "evidence_split_rate" in metrics:
         plot_chunking(table, out + ".png")
         text += f"\n![split rate and span recall at budget]({Path(out).name}.png)\n"
     return text, table
+
+
+STRUCTURED = ("sections", "steps", "qa_pairs", "auto")
+
+
+def chunking_criteria(table: list[dict]) -> str:
+    """Does every structure-aware chunker split fewer gold spans than every fixed-size window, and recall
+    more spans within the budget than the best fixed-size window? Per retriever; empty when not measurable."""
+    lines = []
+    for retr in dict.fromkeys(r["retriever"] for r in table):
+        rows = {r["chunker"]: r for r in table if r["retriever"] == retr and r.get("evidence_split_rate") is not None}
+        fixed = [r for name, r in rows.items() if name.startswith("fixed")]
+        structured = [rows[n] for n in STRUCTURED if n in rows]
+        if not fixed or not structured or any(r.get("span_recall_at_budget") is None for r in fixed + structured):
+            continue
+        min_split = min(r["evidence_split_rate"] for r in fixed)
+        best_fixed = max(r["span_recall_at_budget"] for r in fixed)
+        for r in structured:
+            ok_split = r["evidence_split_rate"] < min_split
+            ok_budget = r["span_recall_at_budget"] > best_fixed
+            lines.append(f"- {'PASS' if ok_split and ok_budget else 'FAIL'} ({retr}, {r['chunker']}): split rate "
+                         f"{r['evidence_split_rate']:.4f} vs lowest fixed {min_split:.4f}; span recall at budget "
+                         f"{r['span_recall_at_budget']:.4f} vs best fixed {best_fixed:.4f}")
+    return ("\n### Structure-aware vs fixed-size chunkers\n\n" + "\n".join(lines) + "\n") if lines else ""
 
 
 def plot_chunking(table: list[dict], path: str) -> None:

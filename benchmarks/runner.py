@@ -255,6 +255,12 @@ def run_experiment(cfg: Any) -> float:
             tracker.log_metrics(metrics)
             tracker.log_artifacts(folder)
         retriever_name = str(cfg.retriever.get("_target_", "")).rsplit(".", 1)[-1]
+        spans = ""
+        if "evidence_split_rate" in metrics:
+            spans = (f"\nchunks: {len(result.chunks)} (mean {metrics['chunk_tokens_mean']:.0f} tokens); gold spans split by "
+                     f"chunking: {metrics['evidence_split_rate']:.1%}")
+            if "span_recall_at_budget" in metrics:
+                spans += f"; span recall within {cfg.metrics.get('budget', 512)} tokens: {metrics['span_recall_at_budget']:.4f}"
         print_summary(dataset, ev, ks, f"rbench: {retriever_name} on {dataset.name}", by_label,
-                      f"\nMLflow run {tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
+                      f"{spans}\nMLflow run {tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
     return metrics.get("ndcg_at_10", next(iter(ev.mean.values()), 0.0))
