@@ -43,7 +43,7 @@ class RunRecord:
     metrics: dict[str, float]
     tags: dict[str, str]
     start_time: int
-    _per_query: dict[str, dict[str, float]] | None = field(default=None, repr=False)
+    _rows: list[dict[str, str]] | None = field(default=None, repr=False)
 
     @property
     def dataset(self) -> str:
@@ -78,9 +78,9 @@ def load_runs(uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
     return client, sorted(latest.values(), key=lambda rec: rec.start_time)
 
 
-def per_query(client: Any, rec: RunRecord) -> dict[str, dict[str, float]]:
-    """``{query_id: {metric: value}}`` for the run's evaluated split, from its ``per_query.csv``."""
-    if rec._per_query is None:
+def per_query_rows(client: Any, rec: RunRecord) -> list[dict[str, str]]:
+    """The rows of the run's ``per_query.csv`` for its evaluated split (downloaded once per run)."""
+    if rec._rows is None:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -89,11 +89,14 @@ def per_query(client: Any, rec: RunRecord) -> dict[str, dict[str, float]]:
             except Exception as err:
                 raise ReportError(f"run {rec.run_id} has no per_query.csv artifact ({err})") from None
             with open(path, encoding="utf-8") as fh:
-                rows = list(csv.DictReader(fh))
-        meta = {"query_id", "split", "label", "query_class", "n_relevant"}
-        rec._per_query = {row["query_id"]: {k: float(v) for k, v in row.items() if k not in meta}
-                          for row in rows if row["split"] == rec.split}
-    return rec._per_query
+                rec._rows = [row for row in csv.DictReader(fh) if row["split"] == rec.split]
+    return rec._rows
+
+
+def per_query(client: Any, rec: RunRecord) -> dict[str, dict[str, float]]:
+    """``{query_id: {metric: value}}`` for the run's evaluated split."""
+    meta = {"query_id", "split", "label", "query_class", "n_relevant"}
+    return {row["query_id"]: {k: float(v) for k, v in row.items() if k not in meta} for row in per_query_rows(client, rec)}
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -353,27 +356,16 @@ def select_best(points: Sequence[tuple[float, RunRecord]], metric: str) -> tuple
 
 
 def class_breakdown(client: Any, rec: RunRecord, metric: str) -> dict[str, tuple[float, int]]:
-    """Mean ``metric`` per exact-term class on the evaluated split, from per_query.csv."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(rec.run_id, "per_query.csv", tmp)
-        with open(path, encoding="utf-8") as fh:
-            rows = [r for r in csv.DictReader(fh) if r["split"] == rec.split]
+    """Mean ``metric`` per exact-term class on the evaluated split."""
     out: dict[str, list[float]] = {}
-    for r in rows:
+    for r in per_query_rows(client, rec):
         out.setdefault(r.get("query_class") or "all", []).append(float(r[metric]))
     return {k: (sum(v) / len(v), len(v)) for k, v in out.items()}
 
 
 def rule_quality(client: Any, rec: RunRecord) -> tuple[float, float, int] | None:
     """Precision and recall of the exact-term rule against an ``exact_term`` label, where labels exist."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(rec.run_id, "per_query.csv", tmp)
-        with open(path, encoding="utf-8") as fh:
-            rows = [r for r in csv.DictReader(fh) if r["split"] == rec.split]
+    rows = per_query_rows(client, rec)
     if not any(r.get("label") == "exact_term" for r in rows):
         return None
     tp = sum(1 for r in rows if r["query_class"] == "exact_term" and r["label"] == "exact_term")
