@@ -37,7 +37,7 @@ def chunk_dataset(dataset: Dataset, chunker: Chunker) -> list[Chunk]:
     from tqdm.auto import tqdm
 
     chunks: list[Chunk] = []
-    for doc in tqdm(dataset.corpus, desc="chunk", unit="doc", leave=False, disable=len(dataset.corpus) < 2000):
+    for doc in tqdm(dataset.corpus, desc="chunk", unit="doc", leave=False, disable=None if len(dataset.corpus) >= 2000 else True):
         chunks.extend(chunker.chunk(doc))
     return chunks
 

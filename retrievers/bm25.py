@@ -12,6 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import json
+import sys
 from importlib import metadata
 
 from chunkers.types import Chunk, Query, Run
@@ -82,7 +83,7 @@ class BM25Retriever:
     def _build(self) -> None:
         chunks = self._chunks
         self.index_builds += 1
-        tokens = [self.tokenizer(c.indexed_text) for c in tqdm(chunks, desc="bm25: tokenize", unit="chunk", leave=False)]
+        tokens = [self.tokenizer(c.indexed_text) for c in tqdm(chunks, desc="bm25: tokenize", unit="chunk", leave=False, disable=None)]
         if self.backend == "bm25s":
             import logging
 
@@ -131,7 +132,7 @@ class BM25Retriever:
                 run[q.id] = {}
             if todo:
                 docs, scores = self._model.retrieve(
-                    [token_ids[i] for i in todo], k=k, show_progress=len(todo) > 200,
+                    [token_ids[i] for i in todo], k=k, show_progress=len(todo) > 200 and sys.stderr.isatty(),
                     n_threads=self.n_threads, return_as="tuple",
                 )
                 for row, i in enumerate(todo):
@@ -139,7 +140,7 @@ class BM25Retriever:
                         {self._ids[d]: float(s) for d, s in zip(docs[row], scores[row]) if s > 0}
                     )
             return run
-        for q in tqdm(queries, desc="bm25 (rank_bm25): search", unit="q", leave=False):
+        for q in tqdm(queries, desc="bm25 (rank_bm25): search", unit="q", leave=False, disable=None):
             tokens = self.tokenizer(q.text)
             if not tokens:
                 run[q.id] = {}

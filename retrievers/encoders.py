@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -146,6 +147,6 @@ class SentenceTransformerEncoder:
         self.calls += len(texts)
         vectors = self.model.encode(
             texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=self._normalize(),
-            show_progress_bar=self.show_progress and len(texts) > self.batch_size,
+            show_progress_bar=self.show_progress and len(texts) > self.batch_size and sys.stderr.isatty(),
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -37,7 +37,7 @@ def read_corpus(path: Path) -> list[Document]:
         raise DataError("corpus file not found", path=path)
     docs: list[Document] = []
     seen: dict[str, int] = {}
-    records = tqdm(read_jsonl(path), desc=f"read {path.parent.name}/corpus", unit=" docs", leave=False)
+    records = tqdm(read_jsonl(path), desc=f"read {path.parent.name}/corpus", unit=" docs", leave=False, disable=None)
     for lineno, obj in records:
         did = str(require(obj, "_id", path=path, line=lineno))
         text = require(obj, "text", path=path, line=lineno)

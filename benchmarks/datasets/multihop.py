@@ -66,7 +66,7 @@ def build_hotpotqa(records: Iterable[tuple[int, dict[str, Any]]], path: Path, *,
     queries: list[Query] = []
     qrels: Qrels = {}
     notes = {"supporting_facts_unmatched": 0}
-    for line, rec in tqdm(records, desc="read hotpotqa", unit=" q", leave=False):
+    for line, rec in tqdm(records, desc="read hotpotqa", unit=" q", leave=False, disable=None):
         qid = str(rec.get("_id", rec.get("id", "")) or require(rec, "_id", path=path, line=line))
         question = require(rec, "question", path=path, line=line)
         paragraphs, facts = _hotpot_fields(rec, path, line)
@@ -152,7 +152,7 @@ def build_musique(records: Iterable[tuple[int, dict[str, Any]]], path: Path, *, 
     pool = _Pool()
     queries: list[Query] = []
     qrels: Qrels = {}
-    for line, rec in tqdm(records, desc="read musique", unit=" q", leave=False):
+    for line, rec in tqdm(records, desc="read musique", unit=" q", leave=False, disable=None):
         qid = str(require(rec, "id", path=path, line=line))
         question = require(rec, "question", path=path, line=line)
         paragraphs = require(rec, "paragraphs", path=path, line=line)
