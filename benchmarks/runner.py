@@ -186,13 +186,56 @@ def exact_term_rule(dataset: Dataset) -> Any:
     return _RULES[key]
 
 
+def collect_metrics(dataset: Dataset, result: Retrieval, retriever: Any, ev: Evaluation, tune_ev: Evaluation | None,
+                    ks: Sequence[int], *, budget: int) -> dict[str, float]:
+    """Everything a run logs as MLflow metrics (the contract's names, costs, chunk and evidence metrics)."""
+    from benchmarks.evidence import chunk_stats, evidence_metrics
+
+    metrics: dict[str, float] = dict(ev.mean)
+    if tune_ev is not None:
+        metrics.update({f"train_{k}": v for k, v in tune_ev.mean.items()})
+    metrics.update(result.timings)
+    if hasattr(retriever, "stats"):
+        metrics.update(retriever.stats())
+    metrics.update({"queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped,
+                    "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
+    metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
+    metrics.update(chunk_stats(result.chunks))
+    metrics.update(evidence_metrics(result.chunks, dataset.queries, result.chunk_run, ks=ks, budget=budget))
+    return metrics
+
+
+def write_artifacts(folder: Path, dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev: Evaluation | None,
+                    ks: Sequence[int], *, tag: str) -> None:
+    """TREC run and qrels files (and the tuning split's), and the per-query metrics table."""
+    from benchmarks.trec import write_qrels, write_run
+
+    write_run(result.run, folder / "run.trec", tag=tag)
+    write_qrels(dataset.qrels, folder / "qrels.trec")
+    rows = [(dataset.split, q, ev, dataset.qrels.get(q.id, {})) for q in dataset.queries]
+    if tune_ev is not None:
+        write_run(result.tune_run, folder / f"run_{dataset.tune_split}.trec", tag=tag)
+        write_qrels(dataset.tune_qrels, folder / f"qrels_{dataset.tune_split}.trec")
+        rows += [(dataset.tune_split, q, tune_ev, dataset.tune_qrels.get(q.id, {})) for q in dataset.tune_queries]
+    write_per_query(folder / "per_query.csv", rows, ks, query_class=exact_term_rule(dataset))
+
+
+def span_line(metrics: dict[str, float], n_chunks: int, budget: int) -> str:
+    if "evidence_split_rate" not in metrics:
+        return ""
+    line = (f"\nchunks: {n_chunks} (mean {metrics['chunk_tokens_mean']:.0f} tokens); gold spans split by chunking: "
+            f"{metrics['evidence_split_rate']:.1%}")
+    if "span_recall_at_budget" in metrics:
+        line += f"; span recall within {budget} tokens: {metrics['span_recall_at_budget']:.4f}"
+    return line
+
+
 def run_experiment(cfg: Any) -> float:
     """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from benchmarks.tracking import Tracker, flatten
-    from benchmarks.trec import write_qrels, write_run
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     ks = sorted({int(k) for k in cfg.metrics.k})
@@ -221,46 +264,21 @@ def run_experiment(cfg: Any) -> float:
                           "split": dataset.split})
         result = retrieve(dataset, chunker, retriever, top_k=top_k, aggregate=getattr(chunker, "aggregate", "max"))
         ev = evaluate(dataset.qrels, result.run, ks)
-        metrics: dict[str, float] = dict(ev.mean)
-        tune_ev = None
-        if dataset.tune_queries:
-            tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks)
-            metrics.update({f"train_{k}": v for k, v in tune_ev.mean.items()})
-        metrics.update(result.timings)
-        if hasattr(retriever, "stats"):
-            metrics.update(retriever.stats())
-        metrics.update({"time_load_s": load_s, "queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped,
-                        "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
-        metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
-        from benchmarks.evidence import chunk_stats, evidence_metrics
-
-        metrics.update(chunk_stats(result.chunks))
-        metrics.update(evidence_metrics(result.chunks, dataset.queries, result.chunk_run, ks=ks,
-                                        budget=int(cfg.metrics.get("budget", 512))))
+        tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks) if dataset.tune_queries else None
+        metrics = collect_metrics(dataset, result, retriever, ev, tune_ev, ks, budget=int(cfg.metrics.get("budget", 512)))
+        metrics["time_load_s"] = load_s
         by_label = breakdown(dataset.queries, ev)
         with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp:
             folder = Path(tmp)
-            write_run(result.run, folder / "run.trec", tag=str(cfg.retriever.get("_target_", "rbench")).rsplit(".", 1)[-1])
-            write_qrels(dataset.qrels, folder / "qrels.trec")
-            rows = [(dataset.split, q, ev, dataset.qrels.get(q.id, {})) for q in dataset.queries]
-            if tune_ev is not None:
-                write_run(result.tune_run, folder / f"run_{dataset.tune_split}.trec")
-                write_qrels(dataset.tune_qrels, folder / f"qrels_{dataset.tune_split}.trec")
-                rows += [(dataset.tune_split, q, tune_ev, dataset.tune_qrels.get(q.id, {})) for q in dataset.tune_queries]
-            write_per_query(folder / "per_query.csv", rows, ks, query_class=exact_term_rule(dataset))
+            write_artifacts(folder, dataset, result, ev, tune_ev, ks, tag=str(cfg.retriever.get("_target_", "rbench")).rsplit(".", 1)[-1])
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,
                  "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")
             tracker.log_metrics(metrics)
-            tracker.log_artifacts(folder)
+            tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
         retriever_name = str(cfg.retriever.get("_target_", "")).rsplit(".", 1)[-1]
-        spans = ""
-        if "evidence_split_rate" in metrics:
-            spans = (f"\nchunks: {len(result.chunks)} (mean {metrics['chunk_tokens_mean']:.0f} tokens); gold spans split by "
-                     f"chunking: {metrics['evidence_split_rate']:.1%}")
-            if "span_recall_at_budget" in metrics:
-                spans += f"; span recall within {cfg.metrics.get('budget', 512)} tokens: {metrics['span_recall_at_budget']:.4f}"
         print_summary(dataset, ev, ks, f"rbench: {retriever_name} on {dataset.name}", by_label,
-                      f"{spans}\nMLflow run {tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
+                      f"{span_line(metrics, len(result.chunks), cfg.metrics.get('budget', 512))}\nMLflow run "
+                      f"{tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
     return metrics.get("ndcg_at_10", next(iter(ev.mean.values()), 0.0))
