@@ -69,7 +69,7 @@ def evaluate(qrels: Qrels, run: Run, ks: Sequence[int]) -> Evaluation:
             measure, k = name.split("@")
             for qid, value in rrun.scores[name].items():
                 per_query[qid][metric_name(measure, int(k))] = float(value)
-    for qid, row in per_query.items():
+    for row in per_query.values():
         for k in ks:
             for m in MEASURES:
                 row.setdefault(metric_name(m, k), 0.0)

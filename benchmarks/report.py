@@ -445,8 +445,8 @@ def plot_fusion(wsum, rrf, metric: str, best_w: float, path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ws = [w for w, _ in wsum]
-    ax.plot(ws, [r.metrics.get(f"train_{metric}", float("nan")) for _, r in wsum], "o-", label=f"wsum, train")
-    ax.plot(ws, [r.metrics.get(metric, float("nan")) for _, r in wsum], "s-", label=f"wsum, test")
+    ax.plot(ws, [r.metrics.get(f"train_{metric}", float("nan")) for _, r in wsum], "o-", label="wsum, train")
+    ax.plot(ws, [r.metrics.get(metric, float("nan")) for _, r in wsum], "s-", label="wsum, test")
     colors = ["#8172B3", "#937860", "#DA8BC3"]
     for (k, r), color in zip(rrf, colors):
         ax.axhline(r.metrics.get(metric, float("nan")), ls="--", color=color, lw=1, label=f"RRF k={k}, test")

@@ -128,8 +128,7 @@ class BM25Retriever:
             vocab = self._model.vocab_dict
             token_ids = [[vocab[t] for t in self.tokenizer(q.text) if t in vocab] for q in queries]
             todo = [i for i, ids in enumerate(token_ids) if ids]
-            for i, q in enumerate(queries):
-                run[q.id] = {}
+            run = {q.id: {} for q in queries}
             if todo:
                 docs, scores = self._model.retrieve(
                     [token_ids[i] for i in todo], k=k, show_progress=len(todo) > 200 and sys.stderr.isatty(),

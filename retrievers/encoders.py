@@ -10,7 +10,6 @@ offline machine does not wait ~70 s for a timeout).
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from functools import lru_cache
 from importlib import metadata

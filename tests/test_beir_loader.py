@@ -2,11 +2,8 @@
 
 import http.server
 import json
-import os
-import shutil
 import threading
 import zipfile
-from pathlib import Path
 
 import pytest
 

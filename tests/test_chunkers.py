@@ -46,7 +46,6 @@ def test_spans_are_exact_slices_covering_the_document(lines, doc_type):
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 5, 6, 8, 9, 10])
 def test_structure_chunkers_never_cut_a_unit_on_generated_documents(seed):
     docs, queries, _ = generate(seed)
-    by_id = {d.id: d for d in docs}
     auto = AutoChunker()
     typed = {"policy": SectionChunker(), "procedure": StepChunker(), "kb": QAPairChunker()}
     chunks = {d.id: auto.chunk(d) for d in docs}

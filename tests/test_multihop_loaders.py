@@ -5,7 +5,7 @@ import json
 import pytest
 
 from benchmarks.datasets.base import paragraph_id
-from benchmarks.datasets.multihop import HotpotQALoader, MuSiQueLoader, build_hotpotqa
+from benchmarks.datasets.multihop import HotpotQALoader, MuSiQueLoader
 from benchmarks.errors import DataError
 
 OFFICIAL = [
