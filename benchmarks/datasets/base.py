@@ -87,7 +87,7 @@ def read_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield i, obj
 
 
-def require(obj: dict[str, Any], key: str, *, path: Path, line: int, what: str = "line") -> Any:
+def require(obj: dict[str, Any], key: str, *, path: Path, line: int) -> Any:
     if key not in obj:
         raise DataError(f"missing field {key!r} (fields present: {', '.join(sorted(obj)) or 'none'})", path=path, line=line)
     return obj[key]
