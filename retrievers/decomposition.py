@@ -19,28 +19,10 @@ import re
 from typing import Mapping, Protocol, Sequence
 
 from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, aggregate_to_docs, top_k_of
+from retrievers.base import Retriever, aggregate_to_docs
+from retrievers.fusion import PER_QUERY, fuse_rankings
 
-FUSIONS = ("rrf", "max", "sum")
-
-
-def fuse_rankings(rankings: Sequence[Mapping[str, float]], *, method: str = "rrf", rrf_k: int = 60,
-                  top_k: int | None = None) -> dict[str, float]:
-    """Fuse one question's rankings (their number varies per question, so ``ranx.fuse``, which needs whole
-    runs with identical query ids, does not fit): ``rrf`` sums 1/(k + rank) (Cormack et al., SIGIR 2009),
-    ``max`` keeps a document's best score, ``sum`` adds its scores."""
-    if method not in FUSIONS:
-        raise ValueError(f"decomposer.fusion must be one of {'|'.join(FUSIONS)}, got {method!r}")
-    acc: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, (doc, score) in enumerate(top_k_of(ranking).items(), 1):
-            if method == "rrf":
-                acc[doc] = acc.get(doc, 0.0) + 1.0 / (rrf_k + rank)
-            elif method == "max":
-                acc[doc] = max(acc.get(doc, float("-inf")), score)
-            else:
-                acc[doc] = acc.get(doc, 0.0) + score
-    return top_k_of(acc, top_k)
+FUSIONS = PER_QUERY  # the number of sub-queries varies per question: fused per question
 
 
 class Decomposer(Protocol):

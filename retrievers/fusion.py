@@ -41,6 +41,28 @@ def _min_max(hits: dict[str, float]) -> dict[str, float]:
     return {d: (s - lo) / den for d, s in hits.items()}
 
 
+PER_QUERY = ("rrf", "max", "sum")
+
+
+def fuse_rankings(rankings: Sequence[dict[str, float]], *, method: str = "rrf", rrf_k: int = 60,
+                  top_k: int | None = None) -> dict[str, float]:
+    """Fuse one query's rankings (their number may vary per query, which ``ranx.fuse`` cannot take):
+    ``rrf`` sums 1/(k + rank) with ranks in canonical order (Cormack et al., SIGIR 2009), ``max`` keeps a
+    document's best score, ``sum`` adds its scores (CombMAX / CombSUM, Fox & Shaw 1994)."""
+    if method not in PER_QUERY:
+        raise ValueError(f"per-query fusion must be one of {'|'.join(PER_QUERY)}, got {method!r}")
+    acc: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, (doc, score) in enumerate(top_k_of(ranking).items(), 1):
+            if method == "rrf":
+                acc[doc] = acc.get(doc, 0.0) + 1.0 / (rrf_k + rank)
+            elif method == "max":
+                acc[doc] = max(acc.get(doc, float("-inf")), score)
+            else:
+                acc[doc] = acc.get(doc, 0.0) + score
+    return top_k_of(acc, top_k)
+
+
 def fast_fuse(runs: Sequence[Run], *, method: str, weights: Sequence[float] | None = None, rrf_k: int = 60,
               top_k: int | None = None) -> Run:
     """``wsum`` of min-max scores, or ``rrf`` (ranks in canonical order), without ranx's conversions."""
@@ -48,19 +70,13 @@ def fast_fuse(runs: Sequence[Run], *, method: str, weights: Sequence[float] | No
     qids = list(dict.fromkeys(q for run in runs for q in run))
     out: Run = {}
     for q in qids:
+        if method == "rrf":
+            out[q] = fuse_rankings([run[q] for run in runs if run.get(q)], method="rrf", rrf_k=params["k"], top_k=top_k)
+            continue
         acc: dict[str, float] = {}
-        for i, run in enumerate(runs):
-            hits = run.get(q)
-            if not hits:
-                continue
-            if method == "wsum":
-                w = params["weights"][i]
-                for d, s in _min_max(hits).items():
-                    acc[d] = acc.get(d, 0.0) + w * s
-            else:
-                k = params["k"]
-                for rank, d in enumerate(top_k_of(hits), 1):
-                    acc[d] = acc.get(d, 0.0) + 1.0 / (k + rank)
+        for w, run in zip(params["weights"], runs):
+            for d, s in (_min_max(run[q]) if run.get(q) else {}).items():
+                acc[d] = acc.get(d, 0.0) + w * s
         out[q] = top_k_of(acc, top_k)
     return out
 
@@ -97,8 +113,7 @@ def ranx_fuse_runs(runs: Sequence[Run], *, method: str = "wsum", norm: str | Non
         if len(members) == 1:
             scale = params.get("weights", [1.0] * len(runs))[members[0]] if method == "wsum" else 1.0
             if method == "rrf":
-                fused = {q: {d: 1.0 / (params["k"] + r) for r, d in enumerate(top_k_of(runs[members[0]][q]), 1)}
-                         for q in group}
+                fused = {q: fuse_rankings([runs[members[0]][q]], rrf_k=params["k"]) for q in group}
             else:
                 normed = ranx_normalize(sub[0], norm) if norm else sub[0]
                 fused = {q: {d: scale * s for d, s in hits.items()} for q, hits in normed.to_dict().items()}
