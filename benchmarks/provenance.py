@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
-from retrievers.fingerprint import fingerprint
+from retrievers.fingerprint import fingerprint, installed_versions
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_DIRS = ("chunkers", "retrievers", "benchmarks", "conf")
@@ -47,13 +46,7 @@ def git_commit() -> str:
 
 
 def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return installed_versions(*PACKAGES)
 
 
 def identity_config(cfg: Mapping[str, Any]) -> dict[str, Any]:

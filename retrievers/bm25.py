@@ -13,11 +13,11 @@ from tqdm.auto import tqdm
 
 import json
 import sys
-from importlib import metadata
 
 from chunkers.types import Chunk, Query, Run
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
+from retrievers.fingerprint import installed_versions
 from retrievers.text import Tokenizer
 
 BM25S_VARIANTS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
@@ -62,14 +62,8 @@ class BM25Retriever:
 
     def settings(self) -> dict[str, object]:
         """Everything a BM25 run depends on besides chunks and queries (its cache key)."""
-        versions = {}
-        for pkg in ("bm25s", "rank-bm25", "PyStemmer"):
-            try:
-                versions[pkg] = metadata.version(pkg)
-            except metadata.PackageNotFoundError:
-                pass
         return {"backend": self.backend, "k1": self.k1, "b": self.b, "variant": self.variant, "delta": self.delta,
-                "tokenizer": self.tokenizer.settings(), "versions": versions}
+                "tokenizer": self.tokenizer.settings(), "versions": installed_versions("bm25s", "rank-bm25", "PyStemmer")}
 
     def index(self, chunks: Sequence[Chunk]) -> None:
         """Remember the chunks; the index itself is built on the first search that misses the cache."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,18 +19,19 @@ from chunkers.types import Chunk, Query, Run
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import Encoder, SentenceTransformerEncoder
+from retrievers.fingerprint import installed_versions
 
 log = logging.getLogger(__name__)
 INDEXES = ("flat", "hnsw")
 
 
 def _faiss_version() -> str:
-    try:
-        return metadata.version("faiss-cpu")
-    except metadata.PackageNotFoundError:
-        import faiss
+    version = installed_versions("faiss-cpu", "faiss-gpu", "faiss").values()
+    if version:
+        return next(iter(version))
+    import faiss
 
-        return getattr(faiss, "__version__", "unknown")
+    return getattr(faiss, "__version__", "unknown")
 
 
 class DenseRetriever:

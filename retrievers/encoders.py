@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import sys
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from retrievers.errors import RetrieverError
+from retrievers.fingerprint import installed_versions
 
 #: Hub names with a copy shipped in a Python package: name -> (module, function returning the path).
 PACKAGED = {
@@ -130,12 +130,7 @@ class SentenceTransformerEncoder:
         return getattr(self.model, "similarity_fn_name", "cosine") in ("cosine", None)
 
     def identity(self) -> dict[str, Any]:
-        versions = {}
-        for pkg in ("sentence-transformers", "transformers", "torch"):
-            try:
-                versions[pkg] = metadata.version(pkg)
-            except metadata.PackageNotFoundError:
-                pass
+        versions = installed_versions("sentence-transformers", "transformers", "torch")
         return {"encoder": "sentence-transformers", "model": self.name, "source": self.source(),
                 "query_prefix": self.query_prefix, "doc_prefix": self.doc_prefix, "normalize": str(self.normalize_opt),
                 "max_seq_length": self.max_seq_length, "versions": versions}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import metadata
 from typing import Any
 
 
@@ -40,3 +41,15 @@ class StreamingFingerprint:
 
     def hexdigest(self, length: int = 16) -> str:
         return self._h.hexdigest()[:length]
+
+
+def installed_versions(*names: str) -> dict[str, str]:
+    """``{distribution: version}`` for those of ``names`` that are installed (identity inputs of caches
+    and runs: the libraries that compute an artifact)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
