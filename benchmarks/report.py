@@ -4,6 +4,8 @@
     rbench-report gap --experiment beir_gap [--out results/beir_gap]
     rbench-report fusion --experiment fusion_sweep [--out results/fusion_scifact]
     rbench-report chunking --experiment chunking_enterprise [--out results/chunking_enterprise]
+    rbench-report multihop --experiment multihop [--out results/multihop]
+    rbench-report gate --experiment multihop_ci --baseline-file results/baselines/multihop_ci.json [--tolerance 0.01] [--update]
 
 Significance is computed from the per-query metrics table every run logs (``per_query.csv``), pairing
 queries by id with the baseline run of the same dataset: a two-sided paired permutation test (sign flips
@@ -558,15 +560,20 @@ def plot_chunking(table: list[dict], path: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbench-report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="table", choices=["table", "gap", "fusion", "chunking"],
+    parser.add_argument("command", nargs="?", default="table", choices=["table", "gap", "fusion", "chunking", "multihop", "gate"],
                         help="table: comparison with significance (default); gap: the dense-vs-BM25 gap table; "
                              "fusion: the fusion-weight sweep (weight chosen on train, reported on test); "
-                             "chunking: split rate and span recall per chunker")
+                             "chunking: split rate and span recall per chunker; multihop: coverage@k per "
+                             "decomposer with paired tests; gate: fail (exit 1) on any metric more than "
+                             "--tolerance below the baseline file")
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///results/mlflow.db"))
     parser.add_argument("--baseline", default=None, help='param filter for the baseline runs, e.g. "retriever=bm25"')
     parser.add_argument("--metrics", default=",".join(DEFAULT_METRICS))
     parser.add_argument("--out", default=None, help="write <out>.md and <out>.csv (gap: also <out>.png)")
+    parser.add_argument("--baseline-file", default=None, help="gate: the committed baseline (JSON)")
+    parser.add_argument("--tolerance", type=float, default=0.01, help="gate: allowed drop below the baseline")
+    parser.add_argument("--update", action="store_true", help="gate: rewrite the baseline file from the current runs")
     return parser
 
 
@@ -580,6 +587,18 @@ def main(argv: list[str] | None = None) -> int:
             text, table = fusion(client, records, args.out)
         elif args.command == "chunking":
             text, table = chunking(client, records, args.out)
+        elif args.command == "multihop":
+            from benchmarks.multihop import multihop
+
+            text, table = multihop(client, records, args.out)
+        elif args.command == "gate":
+            from benchmarks.multihop import gate
+
+            if not args.baseline_file:
+                raise ReportError("gate needs --baseline-file")
+            passed, text = gate(records, args.baseline_file, args.tolerance, experiment=args.experiment, update=args.update)
+            print(text)
+            return 0 if passed else 1
         else:
             text, table = comparison(client, records, parse_filter(args.baseline), args.metrics.split(","))
     except ReportError as err:

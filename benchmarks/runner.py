@@ -143,19 +143,39 @@ def group_choices(cfg: Any) -> dict[str, str]:
         runtime = HydraConfig.get().runtime.choices
         choices = {g: str(runtime[g]) for g in GROUPS if runtime.get(g) not in (None, "null")}
     except (ValueError, ImportError):
-        import yaml
-
         for group in GROUPS:
             node = cfg.get(group) if hasattr(cfg, "get") else None
-            target = node.get("_target_") if hasattr(node, "get") else None
-            if not target:
-                continue
-            for path in sorted((provenance.ROOT / "conf" / group).glob("*.yaml")):
-                spec = yaml.safe_load(path.read_text()) or {}
-                if spec.get("_target_") == target:
-                    choices[group] = path.stem
-                    break
+            if hasattr(node, "get") and node.get("_target_"):
+                name = _option_for(group, node)
+                if name:
+                    choices[group] = name
     return choices
+
+
+def _option_spec(path: Path) -> dict[str, Any]:
+    """An option file's own keys merged over the options it extends (same-group ``defaults`` entries)."""
+    import yaml
+
+    spec = yaml.safe_load(path.read_text()) or {}
+    merged: dict[str, Any] = {}
+    for entry in spec.pop("defaults", []) or []:
+        if isinstance(entry, str) and entry != "_self_" and not entry.startswith("/"):
+            merged.update(_option_spec(path.parent / f"{entry}.yaml"))
+    merged.update(spec)
+    return merged
+
+
+def _option_for(group: str, node: Any) -> str | None:
+    """The option of ``conf/<group>`` whose scalar keys all equal the composed node's (most keys wins)."""
+    best, best_n = None, -1
+    for path in sorted((provenance.ROOT / "conf" / group).glob("*.yaml")):
+        spec = _option_spec(path)
+        if spec.get("_target_") != node.get("_target_"):
+            continue
+        keys = [k for k, v in spec.items() if not isinstance(v, (dict, list)) and not (isinstance(v, str) and "${" in v)]
+        if all(node.get(k) == spec[k] for k in keys) and len(keys) > best_n:
+            best, best_n = path.stem, len(keys)
+    return best
 
 
 _RULES: dict[str, Any] = {}
@@ -219,6 +239,12 @@ def write_artifacts(folder: Path, dataset: Dataset, result: Retrieval, ev: Evalu
     write_per_query(folder / "per_query.csv", rows, ks, query_class=exact_term_rule(dataset))
 
 
+def write_jsonl(path: Path, rows: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def span_line(metrics: dict[str, float], n_chunks: int, budget: int) -> str:
     if "evidence_split_rate" not in metrics:
         return ""
@@ -247,6 +273,13 @@ def run_experiment(cfg: Any) -> float:
     loader = instantiate(cfg.dataset)
     chunker = instantiate(cfg.chunker)
     retriever = instantiate(cfg.retriever)
+    if cfg.get("decomposer") is not None:
+        from retrievers.decomposition import DecomposingRetriever, NoDecomposer
+
+        decomposer = instantiate(cfg.decomposer)
+        if not isinstance(decomposer, NoDecomposer):
+            retriever = DecomposingRetriever(retriever=retriever, decomposer=decomposer,
+                                             aggregate=getattr(chunker, "aggregate", "max"))
 
     tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
                       artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
@@ -270,14 +303,18 @@ def run_experiment(cfg: Any) -> float:
         with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp:
             folder = Path(tmp)
             write_artifacts(folder, dataset, result, ev, tune_ev, ks, tag=str(cfg.retriever.get("_target_", "rbench")).rsplit(".", 1)[-1])
+            if getattr(retriever, "records", None):
+                write_jsonl(folder / "decomposition.jsonl", retriever.records.values())
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,
                  "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")
             tracker.log_metrics(metrics)
             tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
-        retriever_name = str(cfg.retriever.get("_target_", "")).rsplit(".", 1)[-1]
-        print_summary(dataset, ev, ks, f"rbench: {retriever_name} on {dataset.name}", by_label,
+        choices = group_choices(cfg)
+        what = " + ".join(f"{g}={choices[g]}" for g in ("chunker", "retriever", "decomposer") if g in choices)
+        calls = f"; {metrics['retrieval_calls_mean']:.2f} retrieval calls per query" if "retrieval_calls_mean" in metrics else ""
+        print_summary(dataset, ev, ks, f"rbench: {what} on {dataset.name}{calls}", by_label,
                       f"{span_line(metrics, len(result.chunks), cfg.metrics.get('budget', 512))}\nMLflow run "
                       f"{tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
     return metrics.get("ndcg_at_10", next(iter(ev.mean.values()), 0.0))

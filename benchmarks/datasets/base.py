@@ -120,3 +120,45 @@ def apply_limit(queries: list[Query], qrels: Qrels, limit: int | None) -> tuple[
 def check_corpus(corpus: list[Document], path: Path | str) -> None:
     if not corpus:
         raise DataError("empty corpus: no documents to index", path=path)
+
+
+def _question_key(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def attach_decompositions(queries: list[Query], path: str | Path | None) -> tuple[list[Query], int]:
+    """Attach BREAK QDMR decompositions (``question_id, question_text, decomposition``; steps separated by
+    ``;``, each ``return ...``, referring back with ``#k``) to the queries they belong to, as
+    ``metadata["qdmr"]`` (list of step texts). A row matches a query when its ``question_id`` ends with
+    ``_<query id>`` (BREAK writes ``HOTPOT_dev_<id>``) or its question text equals the query's (ignoring
+    case and punctuation). Returns the queries (new objects where one was attached) and how many got one."""
+    if not path:
+        return queries, 0
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("dataset.decompositions: file not found", path=path)
+    by_id: dict[str, list[str]] = {}
+    by_text: dict[str, list[str]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"question_id", "question_text", "decomposition"} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(f"BREAK QDMR file lacks column(s) {sorted(missing)}", path=path, line=1)
+        for row in reader:
+            steps = [re.sub(r"\s+", " ", re.sub(r"^return\s+", "", s.strip())) for s in (row["decomposition"] or "").split(";")]
+            steps = [s for s in steps if s]
+            if not steps:
+                raise DataError("empty decomposition", path=path, line=reader.line_num)
+            by_id[row["question_id"].rsplit("_", 1)[-1]] = steps
+            by_text[_question_key(row["question_text"] or "")] = steps
+    out, n = [], 0
+    for q in queries:
+        steps = by_id.get(q.id) or by_text.get(_question_key(q.text))
+        if steps:
+            q = Query(q.id, q.text, {**q.metadata, "qdmr": steps})
+            n += 1
+        out.append(q)
+    return out, n
+

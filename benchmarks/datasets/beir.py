@@ -16,7 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from chunkers.types import Document, Qrels, Query
-from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, read_jsonl, require
+from benchmarks.datasets.base import Dataset, apply_limit, attach_decompositions, check_corpus, read_jsonl, require
 from benchmarks.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -200,8 +200,10 @@ class BeirLoader:
     def __init__(
         self, *, name: str | None = None, path: str | None = None, split: str = "test", strict: bool = True,
         limit: int | None = None, data_dir: str = ".", url: str = BEIR_URL, tune_split: str | None = None,
+        decompositions: str | None = None,
     ) -> None:
         self.name, self.path, self.split, self.strict, self.limit = name, path, split, strict, limit
+        self.decompositions = decompositions
         self.data_dir, self.url, self.tune_split = Path(data_dir), url, tune_split
 
     def folder(self) -> Path:
@@ -230,6 +232,10 @@ class BeirLoader:
         if self.tune_split:
             tune_queries, tune_qrels = load_split(folder, self.tune_split, queries, doc_ids, strict=self.strict, notes=notes)
             tune_queries, tune_qrels = apply_limit(tune_queries, tune_qrels, self.limit)
+        if self.decompositions:
+            split_queries, n = attach_decompositions(split_queries, self.decompositions)
+            tune_queries, n_tune = attach_decompositions(tune_queries, self.decompositions)
+            notes["queries_with_decomposition"] = n + n_tune
         judged = set(qrels) | set(tune_qrels)
         notes["queries_without_judgments"] = sum(1 for qid in queries if qid not in judged)
         return Dataset(

@@ -538,7 +538,8 @@ class EnterpriseLoader:
     """``dataset=enterprise`` (the default): generated in memory, fully offline, from ``seed``."""
 
     def __init__(self, *, name: str = "enterprise", seed: int = 0, split: str = "test", tune_split: str | None = None,
-                 limit: int | None = None, strict: bool = True, path: str | None = None, data_dir: str = ".") -> None:
+                 limit: int | None = None, strict: bool = True, path: str | None = None, data_dir: str = ".",
+                 labels: list[str] | None = None) -> None:
         if path:
             raise ConfigError("dataset.path is not used by dataset=enterprise (it is generated); for a folder on disk "
                               "use dataset=beir dataset.path=<folder>")
@@ -546,6 +547,10 @@ class EnterpriseLoader:
             if value is not None and value not in SPLITS:
                 raise ConfigError(f"{key} must be one of {'|'.join(SPLITS)} for dataset=enterprise, got {value!r}")
         self.name, self.seed, self.split, self.tune_split, self.limit = name, seed, split, tune_split, limit
+        unknown = sorted(set(labels or []) - set(LABELS))
+        if unknown:
+            raise ConfigError(f"dataset.labels: unknown label(s) {unknown}; allowed: {'|'.join(LABELS)}")
+        self.labels = list(labels) if labels else None
 
     def load(self) -> Dataset:
         docs, queries, qrels = generate(self.seed)
@@ -553,7 +558,8 @@ class EnterpriseLoader:
         def select(split: str | None) -> tuple[list[Query], Qrels]:
             if split is None:
                 return [], {}
-            chosen = [q for q in queries if split == "all" or q.metadata["split"] == split]
+            chosen = [q for q in queries if (split == "all" or q.metadata["split"] == split)
+                      and (self.labels is None or q.metadata["label"] in self.labels)]
             return apply_limit(chosen, {q.id: qrels[q.id] for q in chosen}, self.limit)
 
         test_q, test_rel = select(self.split)

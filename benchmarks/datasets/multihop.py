@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator
 from tqdm.auto import tqdm
 
 from chunkers.types import Document, Qrels, Query
-from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, paragraph_id, read_json_records, require
+from benchmarks.datasets.base import Dataset, apply_limit, attach_decompositions, check_corpus, paragraph_id, read_json_records, require
 from benchmarks.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,9 @@ class HotpotQALoader:
     def __init__(
         self, *, path: str | None = None, hub_id: str = "hotpotqa/hotpot_qa", config: str = "distractor",
         split: str = "test", limit: int | None = None, strict: bool = True, name: str = "hotpotqa",
-        data_dir: str = ".", tune_split: str | None = None,
+        data_dir: str = ".", tune_split: str | None = None, decompositions: str | None = None,
     ) -> None:
+        self.decompositions = decompositions
         if config not in ("distractor", "fullwiki"):
             raise DataError(f"dataset.config must be distractor|fullwiki, got {config!r}")
         self.path, self.hub_id, self.config, self.split, self.limit = path, hub_id, config, split, limit
@@ -125,6 +126,8 @@ class HotpotQALoader:
         else:
             ds = self._from_hub()
         ds.queries, ds.qrels = apply_limit(ds.queries, ds.qrels, self.limit)
+        if self.decompositions:
+            ds.queries, ds.notes["queries_with_decomposition"] = attach_decompositions(ds.queries, self.decompositions)
         return ds
 
     def _from_hub(self) -> Dataset:

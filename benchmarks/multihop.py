@@ -1,0 +1,203 @@
+"""Multi-hop reports: decomposers vs the single query (``rbench-report multihop``) and the CI gate
+(``rbench-report gate``), both read back from MLflow.
+
+The gate compares the latest FINISHED run of each (dataset, chunker, retriever, decomposer) in an
+experiment with a committed baseline file and fails on any metric that fell more than the tolerance below
+its baseline. The baseline changes only through ``rbench-report gate --update`` — never automatically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from benchmarks.report import MCNEMAR, ReportError, RunRecord, fmt, fmt_p, markdown, paired_test, per_query, per_query_rows
+
+KS = (2, 5, 10, 20)
+COVERAGE = tuple(f"evidence_coverage_at_{k}" for k in KS)
+TABLE_METRICS = (*COVERAGE, "recall_at_10", "ndcg_at_10")
+GATED = (*COVERAGE, "recall_at_10", "ndcg_at_10")
+DECOMPOSER_ORDER = ("none", "heuristic", "iterative", "iterative_links", "gold", "llm")
+
+
+def run_key(rec: RunRecord) -> tuple[str, str, str, str]:
+    p = rec.params
+    return rec.dataset, p.get("chunker", "none"), p.get("retriever", "?"), p.get("decomposer", "none")
+
+
+def key_text(key: tuple[str, str, str, str]) -> str:
+    return f"dataset={key[0]} chunker={key[1]} retriever={key[2]} decomposer={key[3]}"
+
+
+def latest_by_key(records: Sequence[RunRecord]) -> dict[tuple[str, str, str, str], RunRecord]:
+    out: dict[tuple[str, str, str, str], RunRecord] = {}
+    for rec in sorted(records, key=lambda r: r.start_time):
+        out[run_key(rec)] = rec
+    return out
+
+
+def decomposed_ids(client: Any, rec: RunRecord) -> set[str] | None:
+    """Query ids the run's decomposer actually decomposed (its ``decomposition.jsonl``); None if absent."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(rec.run_id, "decomposition.jsonl", tmp)
+        except Exception:
+            return None
+        with open(path, encoding="utf-8") as fh:
+            return {row["query_id"] for row in map(json.loads, fh) if row.get("decomposed")}
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def multihop(client: Any, records: list[RunRecord], out: str | None) -> tuple[str, list[dict]]:
+    """Coverage@k per dataset x retriever x decomposer, with the paired test against ``none`` (same dataset,
+    chunker and retriever; ``gold`` paired on the questions it covers), a per-label breakdown and a plot."""
+    latest = latest_by_key(records)
+    order = {d: i for i, d in enumerate(DECOMPOSER_ORDER)}
+    keys = sorted(latest, key=lambda k: (k[0], k[1], k[2], order.get(k[3], 99), k[3]))
+    header = ["dataset", "retriever", "decomposer", "queries", *(f"cov@{k}" for k in KS), "R@10", "nDCG@10",
+              "calls/q", "Δcov@10 vs none", "p"]
+    rows, table, labels_rows = [], [], []
+    for key in keys:
+        rec = latest[key]
+        base = latest.get((key[0], key[1], key[2], "none"))
+        pq = per_query(client, rec)
+        subset = sorted(pq)
+        note = ""
+        if key[3] == "gold":
+            covered = decomposed_ids(client, rec)
+            subset = sorted(set(pq) & covered) if covered is not None else subset
+            note = " (covered subset)"
+        if not subset:
+            rows.append([key[0], key[2], key[3], "0", *["—"] * (len(header) - 4)])
+            table.append({"dataset": key[0], "chunker": key[1], "retriever": key[2], "decomposer": key[3], "queries": 0})
+            continue
+        means = {m: _mean([pq[q][m] for q in subset]) for m in TABLE_METRICS if m in pq[subset[0]]}
+        delta, p, base_means = float("nan"), float("nan"), {}
+        if base is not None and base is not rec:
+            bq = per_query(client, base)
+            paired = [q for q in subset if q in bq]
+            m = "evidence_coverage_at_10"
+            if paired:
+                xs, ys = [pq[q][m] for q in paired], [bq[q][m] for q in paired]
+                delta, p = _mean(xs) - _mean(ys), paired_test(m, ys, xs)
+                base_means = {mm: _mean([bq[q][mm] for q in paired]) for mm in COVERAGE}
+        calls = rec.metrics.get("retrieval_calls_mean", 1.0)
+        rows.append([key[0], key[2], key[3] + note, str(len(subset)), *(fmt(means.get(m, float("nan"))) for m in TABLE_METRICS),
+                     f"{calls:.2f}", fmt(delta) if delta == delta else "", fmt_p(p) if p == p else ""])
+        table.append({"dataset": key[0], "chunker": key[1], "retriever": key[2], "decomposer": key[3],
+                      "queries": len(subset), "subset": "covered" if note else "all", **means,
+                      "retrieval_calls_mean": calls, "time_search_s": rec.metrics.get("time_search_s"),
+                      "delta_cov10_vs_none": delta, "p_cov10_vs_none": p,
+                      **{f"none_{m}": v for m, v in base_means.items()}, "run_id": rec.run_id})
+        # per-label breakdown (HotpotQA type, MuSiQue hop count) where the data has more than one label
+        by_label: dict[str, list[float]] = {}
+        for row in per_query_rows(client, rec):
+            if row["query_id"] in subset and row.get("label"):
+                by_label.setdefault(row["label"], []).append(float(row["evidence_coverage_at_10"]))
+        if len(by_label) > 1:
+            for label, vals in sorted(by_label.items()):
+                labels_rows.append((key[0], key[2], label, key[3], len(vals), _mean(vals)))
+    text = (f"## Query decomposition: full-evidence coverage@k\n\ncov@k: share of questions with every gold "
+            f"document in the top k. calls/q: retrieval calls per question. Δ and p: against decomposer=none "
+            f"with the same dataset and retriever, paired by question ({MCNEMAR}); `gold` is an oracle and is "
+            f"compared on the questions it has a decomposition for.\n\n" + markdown(header, rows) + "\n")
+    if labels_rows:
+        decs = list(dict.fromkeys(r[3] for r in labels_rows))
+        groups: dict[tuple[str, str, str], dict[str, tuple[int, float]]] = {}
+        for ds, retr, label, dec, n, v in labels_rows:
+            groups.setdefault((ds, retr, label), {})[dec] = (n, v)
+        lrows = [[ds, retr, label, str(next(iter(g.values()))[0]), *(fmt(g[d][1]) if d in g else "" for d in decs)]
+                 for (ds, retr, label), g in groups.items()]
+        text += ("\n### cov@10 by question type (HotpotQA `type`, MuSiQue hop count)\n\n"
+                 + markdown(["dataset", "retriever", "label", "queries", *decs], lrows) + "\n")
+    if out and table:
+        plot_coverage(table, out + ".png")
+        text += f"\n![coverage@k per decomposer]({Path(out).name}.png)\n"
+    return text, table
+
+
+def plot_coverage(table: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(r["dataset"] for r in table))
+    retrievers = list(dict.fromkeys(r["retriever"] for r in table))
+    decomposers = list(dict.fromkeys(r["decomposer"] for r in table))
+    styles = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1))]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.2), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for r in table:
+            if r["dataset"] != ds or not r.get("queries") or r.get("subset") == "covered":
+                continue
+            ys = [r.get(f"evidence_coverage_at_{k}") for k in KS]
+            ax.plot(KS, ys, color=colors[retrievers.index(r["retriever"]) % len(colors)],
+                    linestyle=styles[decomposers.index(r["decomposer"]) % len(styles)], marker="o", markersize=3,
+                    label=f"{r['retriever']} / {r['decomposer']}")
+        ax.set_xscale("log")
+        ax.set_xticks(KS, [str(k) for k in KS])
+        ax.minorticks_off()
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("k")
+        ax.set_ylabel("full-evidence coverage@k")
+        ax.set_title(ds)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------ gate
+def current_values(records: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
+    return {key_text(k): {m: float(rec.metrics[m]) for m in GATED if m in rec.metrics}
+            for k, rec in latest_by_key(records).items()}
+
+
+def gate(records: list[RunRecord], baseline_file: str, tolerance: float, *, experiment: str, update: bool = False) -> tuple[bool, str]:
+    """(passed, report). With ``update``, (re)write the baseline from the current runs instead."""
+    current = current_values(records)
+    path = Path(baseline_file)
+    if update:
+        from benchmarks.provenance import git_commit
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"experiment": experiment, "metrics": list(GATED), "updated": _dt.date.today().isoformat(),
+                   "git_commit": git_commit(), "runs": current}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        return True, f"baseline {path} written: {len(current)} runs x {len(GATED)} metrics from experiment '{experiment}'"
+    if not path.is_file():
+        raise ReportError(f"baseline file {path} not found; create it with `rbench-report gate --experiment "
+                          f"{experiment} --baseline-file {path} --update`")
+    try:
+        baseline = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    except (ValueError, KeyError) as err:
+        raise ReportError(f"{path}: not a gate baseline file ({err})") from None
+    failures, lines = [], []
+    for key, metrics in baseline.items():
+        if key not in current:
+            failures.append(f"MISSING {key}: no FINISHED run in experiment '{experiment}'")
+            continue
+        for m, base in metrics.items():
+            now = current[key].get(m)
+            if now is None:
+                failures.append(f"MISSING {key} {m}: the run did not log it (baseline {base:.4f})")
+            elif base - now > tolerance + 1e-9:
+                failures.append(f"FAIL {key} {m}: {base:.4f} -> {now:.4f} ({now - base:+.4f}, tolerance {tolerance})")
+            else:
+                lines.append(f"ok   {key} {m}: {base:.4f} -> {now:.4f} ({now - base:+.4f})")
+    extra = sorted(set(current) - set(baseline))
+    notes = [f"note {k}: not in the baseline (add it with --update)" for k in extra]
+    head = (f"gate: experiment '{experiment}' vs {path} (tolerance {tolerance}): "
+            f"{'FAILED' if failures else 'passed'} — {len(lines)} checks ok, {len(failures)} failed")
+    return not failures, "\n".join([head, *failures, *notes, *lines])

@@ -1,0 +1,137 @@
+"""#6 end to end: decomposer config wiring, gold decompositions attached by the loader, the multihop report
+(gold paired on its covered subset) and the CI gate (fails on a 0.02 drop, passes unchanged)."""
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from benchmarks.datasets.base import attach_decompositions
+from benchmarks.datasets.enterprise import EnterpriseLoader
+from benchmarks.errors import ConfigError, DataError
+from benchmarks.report import main as report_main
+from benchmarks.runner import run_experiment
+from chunkers import Query
+from conftest import write_beir
+from test_config import compose_cfg
+
+QDMR_HEADER = "question_id,question_text,decomposition,operators,split\n"
+
+
+def test_attach_decompositions_by_id_suffix_or_text(tmp_path):
+    f = tmp_path / "qdmr.csv"
+    f.write_text(QDMR_HEADER + 'HOTPOT_dev_abc123,"Who?",return the woman ;return position of #1,"[]",dev\n'
+                 'HOTPOT_dev_zzz,"Which Is Older, X or Y?","return X ;return Y ;return which is older of #1 , #2","[]",dev\n')
+    qs = [Query("abc123", "different text"), Query("other-id", "which is older x or y"), Query("none", "no match")]
+    out, n = attach_decompositions(qs, f)
+    assert n == 2
+    assert out[0].metadata["qdmr"] == ["the woman", "position of #1"]
+    assert out[1].metadata["qdmr"] == ["X", "Y", "which is older of #1 , #2"]
+    assert "qdmr" not in out[2].metadata and "qdmr" not in qs[0].metadata  # inputs untouched
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,text\n1,x\n")
+    with pytest.raises(DataError, match=r"bad.csv:1: BREAK QDMR file lacks column"):
+        attach_decompositions(qs, bad)
+    with pytest.raises(DataError, match="dataset.decompositions: file not found"):
+        attach_decompositions(qs, tmp_path / "missing.csv")
+
+
+def test_enterprise_label_filter():
+    ds = EnterpriseLoader(split="all", labels=["multi_hop"]).load()
+    assert ds.queries and {q.metadata["label"] for q in ds.queries} == {"multi_hop"}
+    assert set(ds.qrels) == {q.id for q in ds.queries}
+    with pytest.raises(ConfigError, match="dataset.labels: unknown label"):
+        EnterpriseLoader(labels=["multihop"])
+
+
+CORPUS = [
+    {"_id": "film", "title": "Kiss and Tell (1945 film)", "text": "A 1945 comedy starring Shirley Temple as Corliss Archer."},
+    {"_id": "temple", "title": "Shirley Temple", "text": "Shirley Temple served as United States ambassador to Ghana."},
+    {"_id": "radio", "title": "Meet Corliss Archer", "text": "Meet Corliss Archer is a radio comedy about Corliss Archer."},
+    {"_id": "ghana", "title": "Ghana", "text": "Ghana is a country in West Africa."},
+    {"_id": "x1", "title": "Walter Abel", "text": "Walter Abel was an American film and stage actor."},
+    {"_id": "x2", "title": "Comedy film", "text": "A comedy film is a film genre. Corliss Archer is a character."},
+]
+QUERIES = [
+    {"_id": "q1", "text": "What government position was held by the actress who portrayed Corliss Archer in Kiss and Tell?"},
+    {"_id": "q2", "text": "Which country is Walter Abel from?"},
+]
+QRELS = [("q1", "film", 1), ("q1", "temple", 1), ("q2", "x1", 1)]
+
+
+@pytest.fixture
+def hop_data(tmp_path):
+    folder = write_beir(tmp_path / "hop", CORPUS, QUERIES, QRELS)
+    qdmr = tmp_path / "qdmr.csv"
+    qdmr.write_text(QDMR_HEADER + 'HOTPOT_dev_q1,"x",return actress who portrayed Corliss Archer in Kiss and Tell ;'
+                    'return government position held by #1,"[]",dev\n')
+    return folder, qdmr
+
+
+def run(folder, qdmr, uri, art, *extra):
+    return run_experiment(compose_cfg(["dataset=beir", f"dataset.path={folder}", f"dataset.decompositions={qdmr}",
+                                       "dataset.name=hop", f"tracking.uri={uri}", f"tracking.artifact_root={art}",
+                                       "tracking.experiment=mh", "top_k=20", "metrics.k=[2,5,10,20]", *extra]))
+
+
+def test_decomposers_run_from_config_and_multihop_report(hop_data, tmp_path, capsys):
+    folder, qdmr = hop_data
+    uri, art = f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "art")
+    for dec in ("none", "iterative_links", "gold"):
+        run(folder, qdmr, uri, art, f"decomposer={dec}")
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("mh").experiment_id])
+    by_dec = {r.data.params["decomposer"]: r for r in runs}
+    assert set(by_dec) == {"none", "iterative_links", "gold"}
+    assert by_dec["gold"].data.metrics["retrieval_calls_mean"] == pytest.approx(2.0)  # q1: 1 + 2 steps; q2: 1
+    assert by_dec["gold"].data.metrics["decomposed_queries"] == 1
+    assert "retrieval_calls_mean" not in by_dec["none"].data.metrics  # the plain retriever, unwrapped
+    path = client.download_artifacts(by_dec["gold"].info.run_id, "decomposition.jsonl", str(tmp_path / "dl"))
+    rows = {r["query_id"]: r for r in map(json.loads, open(path))}
+    assert rows["q1"]["subqueries"][0] == "actress who portrayed Corliss Archer in Kiss and Tell"
+    assert rows["q1"]["subqueries"][1].startswith("government position held by ")
+    assert rows["q2"] == {"query_id": "q2", "subqueries": [], "retrieval_calls": 1, "decomposed": False}
+    capsys.readouterr()
+    assert report_main(["multihop", "--experiment", "mh", "--tracking-uri", uri, "--out", str(tmp_path / "mh")]) == 0
+    table = {r["decomposer"]: r for r in __import__("csv").DictReader(open(tmp_path / "mh.csv"))}
+    assert table["none"]["queries"] == "2" and table["gold"]["queries"] == "1"  # gold: its covered subset
+    assert table["gold"]["subset"] == "covered"
+    assert (tmp_path / "mh.png").stat().st_size > 0
+    with pytest.raises(Exception, match="decomposer.fusion must be one of rrf\\|max\\|sum"):
+        run(folder, qdmr, uri, art, "decomposer=iterative", "decomposer.fusion=mean")
+
+
+def _log(client, exp_id, dataset, decomposer, cov10, ndcg=0.5):
+    r = client.create_run(exp_id)
+    client.log_param(r.info.run_id, "retriever", "bm25")
+    client.log_param(r.info.run_id, "decomposer", decomposer)
+    client.log_param(r.info.run_id, "chunker", "none")
+    client.set_tag(r.info.run_id, "dataset", dataset)
+    client.log_metric(r.info.run_id, "evidence_coverage_at_10", cov10)
+    client.log_metric(r.info.run_id, "ndcg_at_10", ndcg)
+    client.set_terminated(r.info.run_id, "FINISHED")
+
+
+def test_gate_fails_on_a_drop_of_0_02_and_passes_unchanged(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("ci", artifact_location=str(tmp_path / "art"))
+    _log(client, exp, "hotpot", "none", 0.71)
+    _log(client, exp, "hotpot", "iterative", 0.85)
+    base = str(tmp_path / "baselines" / "ci.json")
+    args = ["gate", "--experiment", "ci", "--tracking-uri", uri, "--baseline-file", base, "--tolerance", "0.01"]
+    assert report_main(args) == 2  # no baseline yet: a clear error, not a silent pass
+    assert "create it with" in capsys.readouterr().err
+    assert report_main(args + ["--update"]) == 0
+    saved = json.load(open(base))["runs"]
+    assert saved["dataset=hotpot chunker=none retriever=bm25 decomposer=iterative"]["evidence_coverage_at_10"] == 0.85
+    assert report_main(args) == 0  # unchanged
+    assert "passed" in capsys.readouterr().out
+    _log(client, exp, "hotpot", "iterative", 0.85 - 0.02)  # a newer run of the same point, 0.02 lower
+    assert report_main(args) == 1
+    out = capsys.readouterr().out
+    assert "FAIL dataset=hotpot chunker=none retriever=bm25 decomposer=iterative evidence_coverage_at_10: 0.8500 -> 0.8300 (-0.0200" in out
+    assert "decomposer=none evidence_coverage_at_10" not in out.split("ok")[0]  # only the fallen metric fails
+    _log(client, exp, "hotpot", "iterative", 0.85 - 0.005)  # within tolerance
+    assert report_main(args) == 0
+    assert json.load(open(base))["runs"] == saved  # never rewritten without --update
