@@ -35,6 +35,10 @@ def main(cfg: DictConfig) -> float:
     from retrievers.errors import RetrieverError
 
     try:
+        if cfg.get("story"):
+            from benchmarks.story import run_story
+
+            return run_story(cfg)
         from benchmarks.runner import run_experiment
 
         return run_experiment(cfg)
@@ -55,6 +59,7 @@ def report() -> None:
 
 
 def audit() -> None:
-    """``rbench-audit``: reserved; the retrieval audit arrives with a later issue."""
-    print("rbench-audit: not available yet (reserved name; see the README's contract)", file=sys.stderr)
-    sys.exit(2)
+    """``rbench-audit``: classify each failed query of a run into its cause (see ``benchmarks.audit``)."""
+    from benchmarks.audit import main as audit_main
+
+    sys.exit(audit_main())

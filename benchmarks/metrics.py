@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from chunkers.types import Qrels, Run
+from chunkers.types import Document, Qrels, Query, Run
 from retrievers.base import canonical_run
 
 MEASURES = ("ndcg", "recall", "mrr", "map")
@@ -78,3 +78,53 @@ def evaluate(qrels: Qrels, run: Run, ks: Sequence[int]) -> Evaluation:
     columns = metric_names(ks)
     mean = {c: sum(row[c] for row in per_query.values()) / n for c in columns}
     return Evaluation(mean, per_query, n, len(skipped), skipped)
+
+
+def stale_sets(queries: Sequence[Query], qrels: Qrels, corpus: Sequence[Document]) -> dict[str, tuple[set[str], set[str]]]:
+    """Per query with a version question: (superseded document ids, current document ids). From the query's
+    ``stale_doc_ids`` / ``current_doc_id`` metadata where given (the enterprise set); otherwise derived from
+    the corpus: a relevant document's predecessors along ``superseded_by`` links are its stale versions."""
+    preds: dict[str, list[str]] = {}
+    for d in corpus:
+        nxt = d.metadata.get("superseded_by") if d.metadata else None
+        if nxt:
+            preds.setdefault(str(nxt), []).append(d.id)
+    out: dict[str, tuple[set[str], set[str]]] = {}
+    for q in queries:
+        meta = q.metadata
+        if meta.get("stale_doc_ids") and meta.get("current_doc_id"):
+            out[q.id] = ({str(x) for x in meta["stale_doc_ids"]}, {str(meta["current_doc_id"])})
+            continue
+        current = {d for d, s in qrels.get(q.id, {}).items() if s > 0 and d in preds}
+        stale: set[str] = set()
+        todo = list(current)
+        while todo:
+            for p in preds.get(todo.pop(), []):
+                if p not in stale:
+                    stale.add(p)
+                    todo.append(p)
+        if stale:
+            out[q.id] = (stale, current)
+    return out
+
+
+def stale_hit(ranking: Sequence[str], stale: set[str], current: set[str], k: int = 10) -> bool:
+    """A superseded version ranks above the current one, or is in the top k while the current one is not."""
+    pos = {d: i for i, d in enumerate(ranking)}
+    best_current = min((pos[d] for d in current if d in pos), default=None)
+    best_stale = min((pos[d] for d in stale if d in pos), default=None)
+    if best_stale is None:
+        return False
+    if best_current is None or best_stale < best_current:
+        return best_current is not None or best_stale < k
+    return False
+
+
+def stale_hit_rate(sets: dict[str, tuple[set[str], set[str]]], run: Run, k: int = 10) -> float:
+    """Share of version queries (see :func:`stale_sets`) with a stale hit (:func:`stale_hit`)."""
+    from retrievers.base import top_k_of
+
+    if not sets:
+        return float("nan")
+    hits = sum(stale_hit(list(top_k_of(run.get(q, {}))), stale, cur, k) for q, (stale, cur) in sets.items())
+    return hits / len(sets)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from chunkers.base import Chunker
 from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, aggregate_to_docs, canonical_run
+from retrievers.base import Retriever, aggregate_to_docs, canonical_run, chunk_view
 from benchmarks.datasets.base import Dataset
 from benchmarks.metrics import Evaluation, evaluate, metric_name
 from benchmarks import provenance
@@ -58,8 +58,16 @@ def retrieve(dataset: Dataset, chunker: Chunker, retriever: Retriever, *, top_k:
             runs.append({})
             chunk_runs.append(None)
         elif doc_level:
-            runs.append(canonical_run(retriever.search(queries, top_k=top_k), top_k))
-            chunk_runs.append(None)
+            run = canonical_run(retriever.search(queries, top_k=top_k), top_k)
+            runs.append(run)
+            lists = getattr(retriever, "chunk_lists", None)
+            if lists is None:
+                chunk_runs.append(None)
+                continue
+            doc_chunks: dict[str, list[str]] = {}
+            for c in chunks:
+                doc_chunks.setdefault(c.doc_id, []).append(c.id)
+            chunk_runs.append({q.id: chunk_view(run.get(q.id, {}), lists.get(q.id, []), doc_chunks) for q in queries})
         else:
             chunk_run = retriever.search(queries, top_k=depth)
             chunk_runs.append(chunk_run)
@@ -214,11 +222,18 @@ def collect_metrics(dataset: Dataset, result: Retrieval, retriever: Any, ev: Eva
     if tune_ev is not None:
         metrics.update({f"train_{k}": v for k, v in tune_ev.mean.items()})
     metrics.update(result.timings)
+    metrics["retrieval_calls_mean"] = float(getattr(retriever, "leaves", 1))  # base-retriever searches per query
     if hasattr(retriever, "stats"):
         metrics.update(retriever.stats())
     metrics.update({"queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped,
                     "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
     metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
+    from benchmarks.metrics import stale_hit_rate, stale_sets
+
+    sets = stale_sets(dataset.queries, dataset.qrels, dataset.corpus)
+    if sets:
+        metrics["stale_hit_rate"] = stale_hit_rate(sets, result.run, k=10)
+        metrics["stale_queries"] = len(sets)
     metrics.update(chunk_stats(result.chunks))
     metrics.update(evidence_metrics(result.chunks, dataset.queries, result.chunk_run, ks=ks, budget=budget))
     return metrics
@@ -255,6 +270,34 @@ def span_line(metrics: dict[str, float], n_chunks: int, budget: int) -> str:
     return line
 
 
+def build_retriever(cfg: Any, chunker: Any) -> Any:
+    """The retrieval system of a config: the router's routes, or ``retriever`` (wrapped by ``decomposer``),
+    then wrapped by ``versions``."""
+    from hydra.utils import instantiate
+
+    from benchmarks.errors import ConfigError
+    from retrievers.decomposition import DecomposingRetriever, NoDecomposer
+
+    aggregate = getattr(chunker, "aggregate", "max")
+    router = cfg.get("router")
+    if router is not None and router.get("_target_"):
+        decomposer = cfg.get("decomposer")
+        if decomposer is not None and decomposer.get("_target_", "").rsplit(".", 1)[-1] != "NoDecomposer":
+            raise ConfigError("decomposer: with a router, decomposition is set per route "
+                              "(router.routes.<route>.decomposer); leave decomposer=none")
+        retriever = instantiate(router)
+    else:
+        retriever = instantiate(cfg.retriever)
+        if cfg.get("decomposer") is not None:
+            decomposer = instantiate(cfg.decomposer)
+            if not isinstance(decomposer, NoDecomposer):
+                retriever = DecomposingRetriever(retriever=retriever, decomposer=decomposer, aggregate=aggregate)
+    versions = cfg.get("versions")
+    if versions is not None and versions.get("mode", "ignore") != "ignore":
+        retriever = instantiate(versions)(retriever=retriever)
+    return retriever
+
+
 def run_experiment(cfg: Any) -> float:
     """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it."""
     from hydra.utils import instantiate
@@ -272,14 +315,7 @@ def run_experiment(cfg: Any) -> float:
     # build components first: a wrong config fails before any data is read or run is logged
     loader = instantiate(cfg.dataset)
     chunker = instantiate(cfg.chunker)
-    retriever = instantiate(cfg.retriever)
-    if cfg.get("decomposer") is not None:
-        from retrievers.decomposition import DecomposingRetriever, NoDecomposer
-
-        decomposer = instantiate(cfg.decomposer)
-        if not isinstance(decomposer, NoDecomposer):
-            retriever = DecomposingRetriever(retriever=retriever, decomposer=decomposer,
-                                             aggregate=getattr(chunker, "aggregate", "max"))
+    retriever = build_retriever(cfg, chunker)
 
     tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
                       artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
@@ -303,8 +339,14 @@ def run_experiment(cfg: Any) -> float:
         with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp:
             folder = Path(tmp)
             write_artifacts(folder, dataset, result, ev, tune_ev, ks, tag=str(cfg.retriever.get("_target_", "rbench")).rsplit(".", 1)[-1])
-            if getattr(retriever, "records", None):
-                write_jsonl(folder / "decomposition.jsonl", retriever.records.values())
+            records = getattr(retriever, "records", None)
+            if records:  # decomposer / router: per query sub-queries, route, calls
+                write_jsonl(folder / "decomposition.jsonl", records.values())
+            from benchmarks.audit import audit_rows
+
+            rows = audit_rows(dataset.queries, dataset.qrels, result.run, result.chunk_run, result.chunks, records, k=10,
+                              budget=int(cfg.metrics.get("budget", 512)))
+            write_jsonl(folder / "audit.jsonl", rows)
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,
@@ -312,9 +354,18 @@ def run_experiment(cfg: Any) -> float:
             tracker.log_metrics(metrics)
             tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
         choices = group_choices(cfg)
-        what = " + ".join(f"{g}={choices[g]}" for g in ("chunker", "retriever", "decomposer") if g in choices)
+        shown = ("chunker", "router", "versions") if choices.get("router", "none") != "none" else \
+            ("chunker", "retriever", "decomposer", "versions")
+        what = " + ".join(f"{g}={choices[g]}" for g in shown if g in choices)
         calls = f"; {metrics['retrieval_calls_mean']:.2f} retrieval calls per query" if "retrieval_calls_mean" in metrics else ""
         print_summary(dataset, ev, ks, f"rbench: {what} on {dataset.name}{calls}", by_label,
                       f"{span_line(metrics, len(result.chunks), cfg.metrics.get('budget', 512))}\nMLflow run "
                       f"{tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
+    LAST.clear()
+    LAST.update({"run_id": tracker.run_id, "metrics": metrics, "evaluation": ev, "dataset": dataset, "audit_rows": rows,
+                 "run": result.run})
     return metrics.get("ndcg_at_10", next(iter(ev.mean.values()), 0.0))
+
+
+#: what the latest ``run_experiment`` in this process produced (for jobs that chain runs, e.g. the story)
+LAST: dict[str, Any] = {}

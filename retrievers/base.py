@@ -74,3 +74,22 @@ def chunks_digest(chunks: Sequence[Chunk]) -> str:
         h.update(c.indexed_text.encode("utf-8"))
         h.update(b"\x01")
     return h.hexdigest()
+
+
+def chunk_view(doc_ranking: Mapping[str, float], chunk_lists: Sequence[Mapping[str, float]],
+               doc_chunks: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """The chunk-level ranking a document-level result implies (for span metrics and the audit): documents
+    in their fused order; within a document, its chunks that any underlying chunk list retrieved, by their
+    best rank in those lists (scale-free: lists come from different retrievers); a document none of whose
+    chunks was retrieved contributes its first chunk. Scores are descending ranks."""
+    best: dict[str, int] = {}
+    for ranking in chunk_lists:
+        for rank, cid in enumerate(top_k_of(ranking), 1):
+            if rank < best.get(cid, 1 << 30):
+                best[cid] = rank
+    order: list[str] = []
+    for doc in top_k_of(doc_ranking):
+        chunks = doc_chunks.get(doc, ())
+        hit = sorted((c for c in chunks if c in best), key=lambda c: (best[c], c))
+        order.extend(hit or list(chunks[:1]))
+    return {c: float(len(order) - i) for i, c in enumerate(order)}

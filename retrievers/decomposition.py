@@ -26,7 +26,7 @@ sub-queries varies per question, so fusion is a per-question function, not ``ran
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from chunkers.types import Chunk, Query, Run
 from retrievers.base import Retriever, aggregate_to_docs, top_k_of
@@ -251,6 +251,7 @@ class DecomposingRetriever:
         self.retriever, self.decomposer, self.aggregate = retriever, decomposer, aggregate
         self.calls: dict[str, int] = {}
         self.records: dict[str, dict[str, Any]] = {}
+        self.chunk_lists: dict[str, list[dict[str, float]]] = {}
         self.titles: dict[str, str] = {}
         self._chunks: Sequence[Chunk] = []
         self._c2d: dict[str, str] = {}
@@ -307,13 +308,21 @@ class DecomposingRetriever:
         self._links[doc] = out
         return out
 
-    def _doc_runs(self, queries: Sequence[Query], top_k: int) -> Run:
+    def _doc_runs(self, queries: Sequence[Query], top_k: int, owner: Mapping[str, str] | None = None) -> Run:
+        """Document-level runs of the base retriever; the chunk rankings behind them are kept per question
+        (``chunk_lists``) for the chunk-level view."""
         if not queries:
             return {}
         if getattr(self.retriever, "returns_docs", False):
-            return self.retriever.search(queries, top_k=top_k)
-        return aggregate_to_docs(self.retriever.search(queries, top_k=top_k * self._ratio), self._c2d,
-                                 mode=self.aggregate, top_k=top_k)
+            run = self.retriever.search(queries, top_k=top_k)
+            lists = getattr(self.retriever, "chunk_lists", {})
+            for q in queries:
+                self.chunk_lists.setdefault((owner or {}).get(q.id, q.id), []).extend(lists.get(q.id, []))
+            return run
+        chunk_run = self.retriever.search(queries, top_k=top_k * self._ratio)
+        for q in queries:
+            self.chunk_lists.setdefault((owner or {}).get(q.id, q.id), []).append(chunk_run.get(q.id, {}))
+        return aggregate_to_docs(chunk_run, self._c2d, mode=self.aggregate, top_k=top_k)
 
     def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
         from tqdm.auto import tqdm
@@ -321,6 +330,8 @@ class DecomposingRetriever:
         dec = self.decomposer
         dec.begin(queries)
         depth = max(top_k, int(dec.depth or 0))
+        for q in queries:
+            self.chunk_lists[q.id] = []
         base = self._doc_runs(queries, depth)
         rankings = {q.id: [base.get(q.id, {})] for q in queries}
         history = {q.id: [(q.text, list(top_k_of(base.get(q.id, {}))))] for q in queries}
@@ -335,7 +346,7 @@ class DecomposingRetriever:
                     owner[sid] = q.id
             if not subs:
                 break
-            sub_run = self._doc_runs(subs, top_k)
+            sub_run = self._doc_runs(subs, top_k, owner)
             for sub in subs:
                 qid = owner[sub.id]
                 ranking = sub_run.get(sub.id, {})
@@ -346,13 +357,18 @@ class DecomposingRetriever:
         for q in queries:
             out[q.id] = dec.combine(q, rankings[q.id], self, top_k)
             self.records[q.id] = {"query_id": q.id, "subqueries": [t for t, _ in history[q.id][1:]],
-                                  "retrieval_calls": self.calls[q.id], "decomposed": bool(dec.covered(q))}
+                                  "retrieval_calls": self.calls[q.id] * self.leaves, "decomposed": bool(dec.covered(q))}
         return out
+
+    @property
+    def leaves(self) -> int:
+        return getattr(self.retriever, "leaves", 1)
 
     def stats(self) -> dict[str, float]:
         out = dict(self.retriever.stats()) if hasattr(self.retriever, "stats") else {}
         if self.calls:
-            out["retrieval_calls_mean"] = sum(self.calls.values()) / len(self.calls)
+            # base-retriever searches per question: queries sent x searches per query (hybrid: one per base)
+            out["retrieval_calls_mean"] = self.leaves * sum(self.calls.values()) / len(self.calls)
         if self.records:
             out["decomposed_share"] = sum(r["decomposed"] for r in self.records.values()) / len(self.records)
             out["decomposed_queries"] = float(sum(r["decomposed"] for r in self.records.values()))

@@ -30,6 +30,7 @@ class HybridRetriever:
                              f"(one per retriever: {', '.join(self.retrievers)}), got {len(self.weights)}")
         self._c2d: dict[str, str] = {}
         self._ratio = 1
+        self.chunk_lists: dict[str, list[dict[str, float]]] = {}  # per query: each base's chunk ranking
 
     def index(self, chunks: Sequence[Chunk]) -> None:
         for r in self.retrievers.values():
@@ -39,14 +40,24 @@ class HybridRetriever:
 
     def base_runs(self, queries: Sequence[Query], *, top_k: int) -> dict[str, Run]:
         """Each base retriever's document-level run (cached by the base retrievers)."""
-        return {name: aggregate_to_docs(r.search(queries, top_k=top_k * self._ratio), self._c2d,
-                                        mode=self.aggregate, top_k=top_k)
-                for name, r in self.retrievers.items()}
+        out = {}
+        self.chunk_lists = {q.id: [] for q in queries}
+        for name, r in self.retrievers.items():
+            chunk_run = r.search(queries, top_k=top_k * self._ratio)
+            for q in queries:
+                self.chunk_lists[q.id].append(chunk_run.get(q.id, {}))
+            out[name] = aggregate_to_docs(chunk_run, self._c2d, mode=self.aggregate, top_k=top_k)
+        return out
 
     def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
         runs = self.base_runs(queries, top_k=top_k)
         return fuse(list(runs.values()), method=self.fusion, norm=self.norm, weights=self.weights, rrf_k=self.rrf_k,
                     top_k=top_k)
+
+    @property
+    def leaves(self) -> int:
+        """Base-retriever searches per query."""
+        return sum(getattr(r, "leaves", 1) for r in self.retrievers.values())
 
     def stats(self) -> dict[str, float]:
         total: dict[str, float] = {}

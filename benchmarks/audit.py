@@ -1,0 +1,461 @@
+"""The retrieval audit: what the retrieval layer returned before a model saw it, and why a query failed.
+
+Every run logs ``audit.jsonl`` (:func:`audit_rows`): per query its text, route and sub-queries, the top-k
+chunks (document, span, score, rank, gold flag) and whether the gold evidence is in the context at all —
+at document level, and at span level where gold spans exist (within ``metrics.budget`` tokens).
+
+``rbench-audit --run-id ID`` (or ``--experiment E [--filter key=value]``) re-reads a run, rebuilds its
+dataset and chunks from the logged config, and gives each *failed* query (a gold document missing from
+the top k, a gold span missing from the context, or a superseded version ranked above its current one)
+one verdict, with the evidence for it, checked in this order:
+
+1. ``stale_version`` — a superseded document (corpus metadata ``superseded_by``) ranks above the current
+   version of a gold document, or is in the top k while the current one is not;
+2. ``chunk_boundary`` — a gold document is in the top k but a gold span of it is split across chunks
+   (no single chunk contains it whole);
+3. ``multi_hop`` — some but not all gold documents are in the top k;
+4. ``exact_term`` — a BM25 run finds a gold document in the top k that a dense run misses (the companion
+   runs are computed with the run's chunker, from the cache where possible);
+5. ``routing`` — (router runs) another route ranks this query's gold documents better (nDCG@k);
+6. ``other``.
+
+The verdicts never read the dataset's failure-mode labels: the dataset is rebuilt with ``label`` removed
+from every query, and labels (from the run's ``per_query.csv``) are only joined afterwards to score the
+audit (confusion table, agreement rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from chunkers.types import Chunk, Query, Run
+from retrievers.base import top_k_of
+
+VERDICTS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "routing", "other")
+LABELS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple")
+STRIPPED = ("label",)  # query metadata the audit must not see
+
+
+def _contains(chunk: Chunk, span: Mapping[str, Any]) -> bool:
+    return chunk.doc_id == span["doc_id"] and chunk.start <= span["start"] and chunk.end >= span["end"]
+
+
+def context_chunks(ranked: Sequence[str], by_id: Mapping[str, Chunk], budget: int | None, counter: Any) -> list[str]:
+    """The top chunks that fit ``budget`` tokens (context included) — what a generator would be given."""
+    if budget is None:
+        return list(ranked)
+    used, out = 0, []
+    for cid in ranked:
+        c = by_id[cid]
+        n = counter.count(c.context) + counter.count(c.text)
+        if used + n > budget:
+            break
+        used += n
+        out.append(cid)
+    return out
+
+
+def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]], run: Run, chunk_run: Run | None,
+               chunks: Sequence[Chunk], records: Mapping[str, Mapping[str, Any]] | None, *, k: int = 10,
+               budget: int | None = 512, counter: Any = None) -> list[dict[str, Any]]:
+    """The run-time audit artifact (one row per judged query)."""
+    from chunkers.tokens import TokenCounter
+
+    by_id = {c.id: c for c in chunks}
+    by_doc: dict[str, list[Chunk]] = {}
+    for c in chunks:
+        by_doc.setdefault(c.doc_id, []).append(c)
+    counter = counter or (TokenCounter() if chunk_run is not None else None)
+    rows = []
+    for q in queries:
+        gold = {d for d, s in qrels.get(q.id, {}).items() if s > 0}
+        if not gold:
+            continue
+        docs = list(top_k_of(run.get(q.id, {})))
+        top_docs = docs[:k]
+        rec = dict((records or {}).get(q.id, {}))
+        row: dict[str, Any] = {
+            "query_id": q.id, "query": q.text, "route": rec.get("route"), "subqueries": rec.get("subqueries", []),
+            "retrieval_calls": rec.get("retrieval_calls"), "k": k, "gold_docs": sorted(gold),
+            "docs": [{"rank": i + 1, "doc_id": d, "score": run[q.id][d], "gold": d in gold} for i, d in enumerate(top_docs)],
+            "gold_in_top_k": sorted(gold & set(top_docs)),
+            "doc_level_ok": gold <= set(top_docs),
+        }
+        if chunk_run is not None:
+            ranked = list(top_k_of(chunk_run.get(q.id, {})))
+            row["chunks"] = [{"rank": i + 1, "chunk_id": cid, "doc_id": by_id[cid].doc_id, "start": by_id[cid].start,
+                              "end": by_id[cid].end, "score": chunk_run[q.id][cid], "gold": by_id[cid].doc_id in gold}
+                             for i, cid in enumerate(ranked[:k])]
+            spans = q.metadata.get("evidence") or []
+            if spans:
+                ctx = [by_id[c] for c in context_chunks(ranked, by_id, budget, counter)]
+                row["spans"] = [{**{k_: s[k_] for k_ in ("doc_id", "start", "end")},
+                                 "split": not any(_contains(c, s) for c in by_doc.get(s["doc_id"], ())),
+                                 "in_context": any(_contains(c, s) for c in ctx)} for s in spans]
+                row["span_level_ok"] = all(s["in_context"] for s in row["spans"])
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ verdicts
+def successors(corpus_meta: Mapping[str, Mapping[str, Any]], doc: str) -> list[str]:
+    out, seen = [], {doc}
+    nxt = corpus_meta.get(doc, {}).get("superseded_by")
+    while nxt and nxt not in seen:
+        out.append(str(nxt))
+        seen.add(str(nxt))
+        nxt = corpus_meta.get(str(nxt), {}).get("superseded_by")
+    return out
+
+
+def stale_evidence(ranking: Sequence[str], gold: set[str], corpus_meta: Mapping[str, Mapping[str, Any]], k: int) -> str | None:
+    """Why a superseded version outranks the current one (None if none does); from corpus metadata only."""
+    pos = {d: i for i, d in enumerate(ranking)}
+    for i, d in enumerate(ranking[:k]):
+        current = [s for s in successors(corpus_meta, d) if s in gold]
+        if not current:
+            continue
+        cur = current[-1]
+        if cur not in pos or pos[cur] > i:
+            where = f"rank {pos[cur] + 1}" if cur in pos else "not retrieved"
+            return f"superseded {d} at rank {i + 1}; its current version {cur} is {where}"
+    return None
+
+
+def ndcg_at(ranking: Sequence[str], gold: set[str], k: int) -> float:
+    import math
+
+    dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(ranking[:k]) if d in gold)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(k, len(gold))))
+    return dcg / ideal if ideal else 0.0
+
+
+def classify(row: Mapping[str, Any], ranking: Sequence[str], corpus_meta: Mapping[str, Mapping[str, Any]], *,
+             bm25: Sequence[str] | None = None, dense: Sequence[str] | None = None,
+             route_rankings: Mapping[str, Sequence[str]] | None = None) -> tuple[str, str] | None:
+    """(verdict, evidence) for a failed query; None when the query did not fail."""
+    k = int(row["k"])
+    gold = set(row["gold_docs"])
+    top = list(ranking[:k])
+    found = gold & set(top)
+    stale = stale_evidence(ranking, gold, corpus_meta, k)
+    span_fail = row.get("span_level_ok") is False
+    if found == gold and not span_fail and stale is None:
+        return None
+    if stale is not None:
+        return "stale_version", stale
+    split = [s for s in row.get("spans", []) if s["split"] and s["doc_id"] in found]
+    if split:
+        s = split[0]
+        return "chunk_boundary", (f"gold document {s['doc_id']} is at rank {top.index(s['doc_id']) + 1} but its evidence "
+                                  f"span [{s['start']}:{s['end']}] is split across chunks")
+    if found and found != gold:
+        return "multi_hop", f"found {len(found)} of {len(gold)} gold documents in the top {k}; missing {sorted(gold - found)}"
+    if bm25 is not None and dense is not None:
+        b, d = gold & set(bm25[:k]), gold & set(dense[:k])
+        if b - d:
+            return "exact_term", f"BM25 puts {sorted(b - d)} in the top {k}; dense does not"
+    if route_rankings and row.get("route") in route_rankings:
+        taken = ndcg_at(route_rankings[row["route"]], gold, k)
+        best = max(route_rankings, key=lambda r: ndcg_at(route_rankings[r], gold, k))
+        best_score = ndcg_at(route_rankings[best], gold, k)
+        if best != row["route"] and best_score > taken:
+            return "routing", f"routed to {row['route']} (nDCG@{k} {taken:.3f}); {best} scores {best_score:.3f}"
+    if found == gold and span_fail:
+        return "other", "gold documents retrieved, spans whole, but the span's chunk is outside the context budget"
+    return "other", f"{len(gold - found)} gold document(s) missing from the top {k}; no cause above applies"
+
+
+# ------------------------------------------------------------------------------------------ companions
+def _find(node: Any, suffix: str) -> Any:
+    """First config node (depth-first) whose ``_target_`` ends with ``suffix``."""
+    from omegaconf import DictConfig
+
+    if isinstance(node, DictConfig):
+        if str(node.get("_target_", "")).endswith(suffix):
+            return node
+        for key in node:
+            found = _find(node[key], suffix)
+            if found is not None:
+                return found
+    return None
+
+
+def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) -> dict[str, Run]:
+    """Doc-level BM25 and dense runs with the run's chunker (settings from the run's own config where it
+    has such a retriever, else the defaults), and per-route runs for router runs."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from benchmarks.runner import build_retriever
+    from retrievers.base import aggregate_to_docs, canonical_run
+
+    out: dict[str, Run] = {}
+    conf = Path(__file__).resolve().parent.parent / "conf" / "retriever"
+    c2d = {c.id: c.doc_id for c in chunks}
+    ratio = max(1, round(len(chunks) / max(1, len(dataset.corpus))))
+    aggregate = cfg.get("chunker", {}).get("aggregate", "max")
+    for name, suffix in (("bm25", "BM25Retriever"), ("dense", "DenseRetriever")):
+        node = _find(cfg, suffix)
+        if node is None:  # the run has no such retriever: the defaults, with the run's cache
+            node = OmegaConf.merge(OmegaConf.load(conf / f"{name}.yaml"),
+                                   {"cache_dir": cfg.cache.dir, "cache_mode": cfg.cache.mode})
+        r = instantiate(node)
+        r.index(chunks)
+        out[name] = aggregate_to_docs(r.search(dataset.queries, top_k=top_k * ratio), c2d, mode=aggregate, top_k=top_k)
+    router = cfg.get("router")
+    if router is not None and router.get("_target_"):
+        for route in router.routes:
+            forced = OmegaConf.merge(cfg, {"router": {"rules": {"force": str(route)}}})
+            r = build_retriever(forced, None)
+            r.index(chunks)
+            out[f"route:{route}"] = canonical_run(r.search(dataset.queries, top_k=top_k), top_k)
+    return out
+
+
+def run_audit(rows: Sequence[Mapping[str, Any]], run: Run, corpus_meta: Mapping[str, Mapping[str, Any]],
+              companions: Mapping[str, Run]) -> list[dict[str, Any]]:
+    """One record per failed query: query id, verdict, evidence."""
+    out = []
+    for row in rows:
+        qid = row["query_id"]
+        ranking = list(top_k_of(run.get(qid, {})))
+        routes = {n.split(":", 1)[1]: list(top_k_of(r.get(qid, {}))) for n, r in companions.items() if n.startswith("route:")}
+        bm25 = list(top_k_of(companions["bm25"].get(qid, {}))) if "bm25" in companions else None
+        dense = list(top_k_of(companions["dense"].get(qid, {}))) if "dense" in companions else None
+        verdict = classify(row, ranking, corpus_meta, bm25=bm25, dense=dense, route_rankings=routes or None)
+        if verdict is not None:
+            out.append({"query_id": qid, "verdict": verdict[0], "evidence": verdict[1]})
+    return out
+
+
+def strip_labels(dataset: Any) -> Any:
+    def clean(qs: Sequence[Query]) -> list[Query]:
+        return [Query(q.id, q.text, {k: v for k, v in q.metadata.items() if k not in STRIPPED}) for q in qs]
+
+    return replace(dataset, queries=clean(dataset.queries), tune_queries=clean(dataset.tune_queries), _fingerprint=None)
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def confusion(verdicts: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> dict[str, Counter]:
+    table: dict[str, Counter] = {lab: Counter() for lab in LABELS}
+    for v in verdicts:
+        lab = labels.get(v["query_id"])
+        if lab:
+            table.setdefault(lab, Counter())[v["verdict"]] += 1
+    return table
+
+
+def agreement(verdicts: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> tuple[int, int]:
+    """(verdicts equal to the label, labelled failures)."""
+    scored = [v for v in verdicts if labels.get(v["query_id"])]
+    return sum(v["verdict"] == labels[v["query_id"]] for v in scored), len(scored)
+
+
+def summary_text(name: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]],
+                 labels: Mapping[str, str]) -> str:
+    counts = Counter(v["verdict"] for v in verdicts)
+    lines = [f"## Retrieval audit: {name}", "",
+             f"{len(rows)} judged queries, {len(verdicts)} failed (a gold document outside the top "
+             f"{rows[0]['k'] if rows else '?'}, a gold span outside the context, or a superseded version first).", "",
+             "| verdict | failed queries |", "|---|---|"]
+    lines += [f"| {v} | {counts.get(v, 0)} |" for v in VERDICTS]
+    if any(labels.get(v["query_id"]) for v in verdicts):
+        table = confusion(verdicts, labels)
+        agree, n = agreement(verdicts, labels)
+        lines += ["", f"Label (rows) vs audit verdict (columns), failed queries only. Labels were not read by "
+                  f"the audit; agreement: {agree} of {n} ({agree / max(1, n):.0%}).", "",
+                  "| label | " + " | ".join(VERDICTS) + " | failed |", "|---|" + "---|" * (len(VERDICTS) + 1)]
+        for lab in LABELS:
+            row = table.get(lab, Counter())
+            lines.append(f"| {lab} | " + " | ".join(str(row.get(v, 0)) for v in VERDICTS) + f" | {sum(row.values())} |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------ HTML
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:26px 0 8px}.sub{color:#5b6577;font-size:13px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}td,th{border:1px solid #d8dde6;padding:4px 8px;text-align:right}
+th{background:#eef1f6}td:first-child,th:first-child{text-align:left}.case{background:#fff;border:1px solid #d8dde6;
+border-radius:8px;padding:12px 14px;margin:12px 0}.q{font-weight:600;font-size:14px}.v{display:inline-block;
+border-radius:10px;padding:1px 9px;font-size:12px;color:#fff;margin-right:6px}.ev{font-size:13px;color:#39424e;margin:6px 0}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:14px}.col h3{font-size:13px;margin:4px 0;color:#5b6577}
+.hit{font-size:12px;border-left:3px solid #c5ccd8;padding:3px 8px;margin:4px 0;background:#f6f8fb}
+.hit.gold{border-color:#2e9d5b;background:#eef8f1}.miss{border-color:#c0392b;background:#fbefed}.t{color:#5b6577}"""
+COLORS = {"chunk_boundary": "#8e44ad", "exact_term": "#d35400", "multi_hop": "#2471a3", "stale_version": "#b7950b",
+          "routing": "#16a085", "other": "#7f8c8d"}
+
+
+def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]],
+                labels: Mapping[str, str], docs: Mapping[str, Any], summary_md: str, *, per_verdict: int = 3) -> str:
+    """Self-contained HTML (inline CSS, no scripts or external assets)."""
+    esc = html.escape
+    by_q = {r["query_id"]: r for r in rows}
+
+    def snippet(doc_id: str, start: int | None = None, end: int | None = None, n: int = 220) -> str:
+        d = docs.get(doc_id)
+        if d is None:
+            return ""
+        text = d.text[start:end] if start is not None else d.text
+        return esc(text[:n] + ("…" if len(text) > n else ""))
+
+    counts = Counter(v["verdict"] for v in verdicts)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style></head><body>",
+             f"<h1>{esc(title)}</h1><div class='sub'>{len(rows)} judged queries · {len(verdicts)} failed · "
+             "verdicts computed without the dataset's labels</div>", "<h2>Verdicts</h2><table><tr><th>verdict</th><th>failed</th></tr>"]
+    parts += [f"<tr><td><span class='v' style='background:{COLORS[v]}'>{v}</span></td><td>{counts.get(v, 0)}</td></tr>" for v in VERDICTS]
+    parts.append("</table>")
+    if any(labels.get(v["query_id"]) for v in verdicts):
+        table = confusion(verdicts, labels)
+        agree, n = agreement(verdicts, labels)
+        parts.append(f"<h2>Label vs verdict</h2><div class='sub'>agreement {agree} of {n} ({agree / max(1, n):.0%})</div>"
+                     "<table><tr><th>label \\ verdict</th>" + "".join(f"<th>{v}</th>" for v in VERDICTS) + "</tr>")
+        for lab in LABELS:
+            row = table.get(lab, Counter())
+            parts.append(f"<tr><td>{lab}</td>" + "".join(
+                f"<td style='{'font-weight:700;background:#eef8f1' if v == lab and row.get(v) else ''}'>{row.get(v, 0)}</td>"
+                for v in VERDICTS) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Worst examples</h2>")
+    for verdict in VERDICTS:
+        cases = [v for v in verdicts if v["verdict"] == verdict]
+        # worst first: fewest gold documents found, then the lowest-ranked gold
+        cases.sort(key=lambda v: (len(by_q[v["query_id"]]["gold_in_top_k"]), v["query_id"]))
+        for v in cases[:per_verdict]:
+            row = by_q[v["query_id"]]
+            gold = set(row["gold_docs"])
+            lab = labels.get(v["query_id"])
+            parts.append(f"<div class='case'><div><span class='v' style='background:{COLORS[verdict]}'>{verdict}</span>"
+                         f"<span class='q'>{esc(row['query'])}</span>"
+                         + (f" <span class='t'>(label: {esc(lab)})</span>" if lab else "")
+                         + (f" <span class='t'>route: {esc(row['route'])}</span>" if row.get("route") else "")
+                         + f"</div><div class='ev'>{esc(v['evidence'])}</div><div class='cols'><div class='col'><h3>Retrieved (top 5)</h3>")
+            items = row.get("chunks") or row["docs"]
+            for h in items[:5]:
+                extra = f" [{h['start']}:{h['end']}]" if "start" in h else ""
+                body = snippet(h["doc_id"], h.get("start"), h.get("end"))
+                title = esc(docs[h["doc_id"]].title) if h["doc_id"] in docs else ""
+                parts.append(f"<div class='hit{' gold' if h['gold'] else ''}'><b>#{h['rank']}</b> {esc(h['doc_id'])}{extra} "
+                             f"<span class='t'>{title} · {h['score']:.3f}</span><br>{body}</div>")
+            parts.append("</div><div class='col'><h3>Missed</h3>")
+            missing = sorted(gold - set(row["gold_in_top_k"]))
+            for d in missing:
+                parts.append(f"<div class='hit miss'><b>{esc(d)}</b> <span class='t'>gold document not in the top {row['k']}</span><br>{snippet(d)}</div>")
+            for s in row.get("spans", []):
+                if not s["in_context"]:
+                    why = "split across chunks" if s["split"] else "outside the context budget"
+                    parts.append(f"<div class='hit miss'><b>{esc(s['doc_id'])} [{s['start']}:{s['end']}]</b> <span class='t'>gold span "
+                                 f"{why}</span><br>{snippet(s['doc_id'], s['start'], s['end'])}</div>")
+            if not missing and not any(not s["in_context"] for s in row.get("spans", [])):
+                parts.append("<div class='hit'>all gold evidence retrieved; see the verdict</div>")
+            parts.append("</div></div></div>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def _download(client: Any, run_id: str, name: str, folder: str) -> Path | None:
+    try:
+        return Path(client.download_artifacts(run_id, name, folder))
+    except Exception:
+        return None
+
+
+def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None) -> dict[str, Any]:
+    """Re-read one run and audit it: rows, verdicts, labels (joined afterwards), documents."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from benchmarks.runner import chunk_dataset
+    from benchmarks.trec import read_run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg_path = _download(client, run_id, "config.yaml", tmp)
+        audit_path = _download(client, run_id, "audit.jsonl", tmp)
+        run_path = _download(client, run_id, "run.trec", tmp)
+        pq_path = _download(client, run_id, "per_query.csv", tmp)
+        if cfg_path is None or audit_path is None or run_path is None:
+            raise SystemExit(f"rbench-audit: run {run_id} lacks config.yaml / audit.jsonl / run.trec artifacts "
+                             "(runs made before the audit existed cannot be audited; rerun them)")
+        cfg = OmegaConf.load(cfg_path)
+        rows = [json.loads(line) for line in open(audit_path, encoding="utf-8")]
+        run = read_run(run_path)
+        labels = {}
+        if pq_path is not None:
+            with open(pq_path, encoding="utf-8") as fh:
+                labels = {r["query_id"]: r["label"] for r in csv.DictReader(fh) if r.get("label") in LABELS}
+    if k is not None:
+        rows = [{**r, "k": k} for r in rows]
+    dataset = strip_labels(instantiate(cfg.dataset).load())
+    chunks = chunk_dataset(dataset, instantiate(cfg.chunker))
+    companions = companion_runs(cfg, dataset, chunks, int(cfg.top_k))
+    meta = {d.id: dict(d.metadata) for d in dataset.corpus}
+    verdicts = run_audit(rows, run, meta, companions)
+    return {"rows": rows, "verdicts": verdicts, "labels": labels, "docs": {d.id: d for d in dataset.corpus},
+            "dataset": dataset.name, "config": cfg}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rbench-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-id", default=None)
+    parser.add_argument("--experiment", default=None, help="audit the latest FINISHED run of this experiment matching --filter")
+    parser.add_argument("--filter", default=None, help='param filter, e.g. "retriever=dense,chunker=fixed_tokens"')
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///results/mlflow.db"))
+    parser.add_argument("--k", type=int, default=None, help="top-k for the verdicts (default: the run's, 10)")
+    parser.add_argument("--out", default=None, help="write <out>.md, <out>.csv and the self-contained <out>.html")
+    parser.add_argument("--examples", type=int, default=3, help="worst examples per verdict in the HTML report")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    from benchmarks.report import ReportError, load_runs, matches, parse_filter
+
+    client = MlflowClient(tracking_uri=args.tracking_uri)
+    run_id = args.run_id
+    if run_id is None:
+        if not args.experiment:
+            print("rbench-audit: error: give --run-id or --experiment", file=sys.stderr)
+            return 2
+        try:
+            _, records = load_runs(args.tracking_uri, args.experiment)
+        except ReportError as err:
+            print(f"rbench-audit: error: {err}", file=sys.stderr)
+            return 2
+        chosen = [r for r in records if matches(r, parse_filter(args.filter))]
+        if not chosen:
+            print(f"rbench-audit: error: no FINISHED run in {args.experiment!r} matches {args.filter!r}", file=sys.stderr)
+            return 2
+        run_id = chosen[-1].run_id
+    try:
+        client.get_run(run_id)
+    except Exception as err:
+        print(f"rbench-audit: error: no run {run_id} in {args.tracking_uri} ({type(err).__name__})", file=sys.stderr)
+        return 2
+    result = audit_mlflow_run(client, run_id, k=args.k)
+    name = f"{result['dataset']} (run {run_id[:8]})"
+    text = summary_text(name, result["rows"], result["verdicts"], result["labels"])
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(text, encoding="utf-8")
+        with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=["query_id", "label", "verdict", "evidence"])
+            w.writeheader()
+            for v in result["verdicts"]:
+                w.writerow({**v, "label": result["labels"].get(v["query_id"], "")})
+        out.with_suffix(".html").write_text(html_report(f"Retrieval audit — {name}", result["rows"], result["verdicts"],
+                                                        result["labels"], result["docs"], text, per_verdict=args.examples),
+                                            encoding="utf-8")
+        print(f"wrote {out}.md, {out}.csv and {out}.html", file=sys.stderr)
+    return 0
