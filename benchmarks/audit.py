@@ -371,7 +371,8 @@ def _download(client: Any, run_id: str, name: str, folder: str) -> Path | None:
         return None
 
 
-def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None) -> dict[str, Any]:
+def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
+                     dataset_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Re-read one run and audit it: rows, verdicts, labels (joined afterwards), documents."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
@@ -396,6 +397,8 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None) -> dict[
                 labels = {r["query_id"]: r["label"] for r in csv.DictReader(fh) if r.get("label") in LABELS}
     if k is not None:
         rows = [{**r, "k": k} for r in rows]
+    if dataset_overrides:
+        cfg = OmegaConf.merge(cfg, {"dataset": dict(dataset_overrides)})
     dataset = strip_labels(instantiate(cfg.dataset).load())
     chunks = chunk_dataset(dataset, instantiate(cfg.chunker))
     companions = companion_runs(cfg, dataset, chunks, int(cfg.top_k))

@@ -1,0 +1,128 @@
+"""#7 audit: each verdict on constructed cases, the run-time artifact, and label-free verdicts end to end."""
+
+import json
+import shutil
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from benchmarks.audit import agreement, audit_mlflow_run, audit_rows, classify, confusion, html_report, main as audit_main
+from benchmarks.runner import run_experiment
+from chunkers import Chunk, Document, Query
+from conftest import write_beir
+from test_config import compose_cfg
+
+META = {"pol-v1": {"superseded_by": "pol-v2"}, "pol-v2": {}}
+
+
+def row(gold, *, spans=None, route=None, k=3, span_ok=None):
+    r = {"query_id": "q", "k": k, "gold_docs": sorted(gold), "route": route}
+    if spans is not None:
+        r["spans"] = spans
+        r["span_level_ok"] = all(s["in_context"] for s in spans) if span_ok is None else span_ok
+    return r
+
+
+def test_success_is_not_a_failure():
+    assert classify(row({"a"}), ["a", "b", "c"], {}) is None
+
+
+def test_stale_version_verdict():
+    verdict, why = classify(row({"pol-v2"}), ["pol-v1", "pol-v2", "x"], META)
+    assert verdict == "stale_version" and "pol-v1 at rank 1" in why and "rank 2" in why
+    verdict, why = classify(row({"pol-v2"}), ["pol-v1", "x", "y"], META)
+    assert verdict == "stale_version" and "not retrieved" in why
+
+
+def test_chunk_boundary_verdict():
+    spans = [{"doc_id": "a", "start": 10, "end": 90, "split": True, "in_context": False}]
+    verdict, why = classify(row({"a"}, spans=spans), ["a", "b", "c"], {})
+    assert verdict == "chunk_boundary" and "[10:90]" in why
+    whole = [{"doc_id": "a", "start": 10, "end": 90, "split": False, "in_context": False}]
+    assert classify(row({"a"}, spans=whole), ["a", "b", "c"], {})[0] == "other"  # whole span, outside the budget
+
+
+def test_multi_hop_verdict():
+    verdict, why = classify(row({"a", "z"}), ["a", "b", "c"], {})
+    assert verdict == "multi_hop" and "found 1 of 2" in why and "'z'" in why
+
+
+def test_exact_term_verdict_needs_bm25_to_find_what_dense_misses():
+    r = row({"z"})
+    assert classify(r, ["a", "b", "c"], {}, bm25=["z", "a"], dense=["a", "b"])[0] == "exact_term"
+    assert classify(r, ["a", "b", "c"], {}, bm25=["a", "b"], dense=["a", "b"])[0] == "other"
+    assert classify(r, ["a", "b", "c"], {}, bm25=["z"], dense=["z"])[0] == "other"
+
+
+def test_routing_verdict():
+    r = row({"z"}, route="simple")
+    routes = {"simple": ["a", "b", "c"], "exact_term": ["b", "z"], "multi_hop": ["a"]}
+    verdict, why = classify(r, ["a", "b", "c"], {}, route_rankings=routes)
+    assert verdict == "routing" and "exact_term" in why
+    assert classify(row({"z"}, route="exact_term"), ["b", "z"][:1], {}, route_rankings=routes)[0] == "other"
+
+
+def test_audit_rows_record_chunks_spans_and_context():
+    doc = Document("a", "A", "x" * 100)
+    chunks = [Chunk("a#0", "a", "A", "x" * 50, 0, 50, ""), Chunk("a#1", "a", "A", "x" * 50, 50, 100, "")]
+    q = Query("q", "find", {"evidence": [{"doc_id": "a", "start": 40, "end": 60}, {"doc_id": "a", "start": 0, "end": 10}]})
+    rows = audit_rows([q], {"q": {"a": 1}}, {"q": {"a": 1.0}}, {"q": {"a#0": 2.0, "a#1": 1.0}}, chunks,
+                      {"q": {"route": "simple", "subqueries": ["s"]}}, k=10, budget=None)
+    (r,) = rows
+    assert r["doc_level_ok"] and r["route"] == "simple" and r["subqueries"] == ["s"]
+    assert [c["chunk_id"] for c in r["chunks"]] == ["a#0", "a#1"] and r["chunks"][0]["gold"]
+    assert r["spans"][0]["split"] is True and r["spans"][1]["split"] is False and r["span_level_ok"] is False
+    assert doc.id == "a"
+
+
+def test_confusion_and_agreement():
+    verdicts = [{"query_id": "1", "verdict": "multi_hop"}, {"query_id": "2", "verdict": "other"},
+                {"query_id": "3", "verdict": "exact_term"}]
+    labels = {"1": "multi_hop", "2": "simple", "3": "chunk_boundary"}
+    assert agreement(verdicts, labels) == (1, 3)
+    table = confusion(verdicts, labels)
+    assert table["multi_hop"]["multi_hop"] == 1 and table["chunk_boundary"]["exact_term"] == 1
+
+
+CORPUS = [
+    {"_id": "pol-v1", "title": "Travel policy v1", "text": "Travel policy. Hotel limit is 100 euros per night.",
+     "metadata": {"superseded_by": "pol-v2", "version": 1}},
+    {"_id": "pol-v2", "title": "Travel policy v2", "text": "Travel rules. The hotel cap is 150.", "metadata": {"version": 2}},
+    {"_id": "team", "title": "Finance team", "text": "The Finance team books costs to budget code CC-1018."},
+    {"_id": "px", "title": "PX-200 manual", "text": "Tighten the PX-200 bolts to 12 Nm."},
+    {"_id": "noise", "title": "Canteen", "text": "The canteen opens at noon and serves hotel style food per night."},
+]
+QUERIES = [
+    {"_id": "q1", "text": "hotel limit per night travel policy", "label": "stale_version"},
+    {"_id": "q2", "text": "which budget code does the team that owns travel use", "label": "multi_hop"},
+    {"_id": "q3", "text": "PX-200 bolts torque", "label": "exact_term"},
+]
+QRELS = [("q1", "pol-v2", 1), ("q2", "pol-v2", 1), ("q2", "team", 1), ("q3", "px", 1)]
+
+
+def test_verdicts_do_not_depend_on_labels_end_to_end(tmp_path):
+    folder = write_beir(tmp_path / "lab", CORPUS, QUERIES, QRELS)
+    uri, art = f"sqlite:///{tmp_path}/m.db", str(tmp_path / "art")
+    run_experiment(compose_cfg(["dataset=beir", f"dataset.path={folder}", "dataset.name=lab", f"tracking.uri={uri}",
+                                f"tracking.artifact_root={art}", "tracking.experiment=a", f"cache.dir={tmp_path}/cache",
+                                "top_k=5", "metrics.k=[1,5]"]))
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("a").experiment_id])
+    rows = [json.loads(x) for x in open(client.download_artifacts(run.info.run_id, "audit.jsonl", str(tmp_path / "dl")))]
+    assert {r["query_id"] for r in rows} == {"q1", "q2", "q3"} and all("docs" in r for r in rows)
+    first = audit_mlflow_run(client, run.info.run_id, k=1)
+    # the same run audited against a copy of the data with every label removed
+    copy = tmp_path / "nolabels"
+    shutil.copytree(folder, copy)
+    (copy / "queries.jsonl").write_text("".join(json.dumps({k: v for k, v in q.items() if k != "label"}) + "\n"
+                                                for q in QUERIES))
+    second = audit_mlflow_run(client, run.info.run_id, k=1, dataset_overrides={"path": str(copy)})
+    assert first["verdicts"] == second["verdicts"] and first["verdicts"]
+    assert {v["verdict"] for v in first["verdicts"]} <= {"stale_version", "multi_hop", "exact_term", "other"}
+    assert first["labels"] == {"q1": "stale_version", "q2": "multi_hop", "q3": "exact_term"}  # joined afterwards
+    page = html_report("t", first["rows"], first["verdicts"], first["labels"], first["docs"], "")
+    assert "<script" not in page and "http" not in page.replace("http-equiv", "")  # self-contained
+    out = tmp_path / "rep" / "audit"
+    assert audit_main(["--run-id", run.info.run_id, "--tracking-uri", uri, "--k", "1", "--out", str(out)]) == 0
+    assert (tmp_path / "rep" / "audit.html").stat().st_size > 1000
+    assert audit_main(["--run-id", "nope", "--tracking-uri", uri]) == 2
