@@ -5,6 +5,7 @@
     rbench-report fusion --experiment fusion_sweep [--out results/fusion_scifact]
     rbench-report chunking --experiment chunking_enterprise [--out results/chunking_enterprise]
     rbench-report multihop --experiment multihop [--out results/multihop]
+    rbench-report routing --experiment routing [--out results/routing]
     rbench-report gate --experiment multihop_ci --baseline-file results/baselines/multihop_ci.json [--tolerance 0.01] [--update]
 
 Significance is computed from the per-query metrics table every run logs (``per_query.csv``), pairing
@@ -155,12 +156,17 @@ def matches(rec: RunRecord, filt: dict[str, str]) -> bool:
 
 
 def varying_params(records: Sequence[RunRecord]) -> list[str]:
+    """Params that differ between the runs. A group whose option varies is shown by its option
+    (``versions=decay``), not by every setting inside it."""
+    from benchmarks.runner import GROUPS
+
     keys = sorted({k for r in records for k in r.params})
+    varying_groups = {g for g in GROUPS if len({r.params.get(g) for r in records}) > 1}
     out = []
     for k in keys:
         if k.startswith(IGNORED_PARAM_PREFIXES) or k.endswith("_target_") or k in ("dataset", "retriever", "experiment"):
             continue
-        if k in ("dataset.name", "dataset.path"):
+        if k in ("dataset.name", "dataset.path") or k.split(".", 1)[0] in varying_groups and "." in k:
             continue
         if len({r.params.get(k) for r in records}) > 1:
             out.append(k)
@@ -188,6 +194,9 @@ def comparison(client: Any, records: list[RunRecord], baseline: dict[str, str], 
     if not metrics:
         raise ReportError("none of the requested metrics were logged by these runs")
     varying = varying_params(records)
+    # the baseline of a run is the most similar baseline run: same settings and same group options
+    similar = varying + [g for g in ("chunker", "retriever", "decomposer", "router", "versions")
+                         if len({r.params.get(g) for r in records}) > 1]
     bases = [r for r in records if matches(r, baseline)] if baseline else []
     if baseline and not bases:
         raise ReportError(f"no run matches --baseline {baseline}")
@@ -195,7 +204,7 @@ def comparison(client: Any, records: list[RunRecord], baseline: dict[str, str], 
     rows, table = [], []
     for rec in sorted(records, key=lambda r: (r.dataset, r.params.get("retriever", ""), r.start_time)):
         same = [b for b in bases if b.dataset == rec.dataset and b.split == rec.split]
-        base = max(same, key=lambda b: sum(b.params.get(k) == rec.params.get(k) for k in varying), default=None)
+        base = max(same, key=lambda b: sum(b.params.get(k) == rec.params.get(k) for k in similar), default=None)
         params = "; ".join(f"{k}={rec.params.get(k)}" for k in varying if rec.params.get(k) is not None)
         entry = {"run_id": rec.run_id, "dataset": rec.dataset, "retriever": rec.params.get("retriever", ""),
                  "params": params, "queries": int(rec.metrics.get("queries_scored", 0)),
@@ -209,6 +218,8 @@ def comparison(client: Any, records: list[RunRecord], baseline: dict[str, str], 
                 entry[f"{m}_delta"] = entry[f"{m}_p"] = float("nan")
                 continue
             delta, p, _ = compare(client, base, rec, m)
+            if delta != delta and m in base.metrics:  # not a per-query metric: the difference, untested
+                delta = value - base.metrics[m]
             entry[f"{m}_delta"], entry[f"{m}_p"] = delta, p
             star = "*" if p == p and p < ALPHA else ""
             p_text = fmt_p(p)
@@ -560,12 +571,12 @@ def plot_chunking(table: list[dict], path: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbench-report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="table", choices=["table", "gap", "fusion", "chunking", "multihop", "gate"],
+    parser.add_argument("command", nargs="?", default="table", choices=["table", "gap", "fusion", "chunking", "multihop", "gate", "routing"],
                         help="table: comparison with significance (default); gap: the dense-vs-BM25 gap table; "
                              "fusion: the fusion-weight sweep (weight chosen on train, reported on test); "
                              "chunking: split rate and span recall per chunker; multihop: coverage@k per "
                              "decomposer with paired tests; gate: fail (exit 1) on any metric more than "
-                             "--tolerance below the baseline file")
+                             "--tolerance below the baseline file; routing: router vs fixed strategies")
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///results/mlflow.db"))
     parser.add_argument("--baseline", default=None, help='param filter for the baseline runs, e.g. "retriever=bm25"')
@@ -591,6 +602,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.multihop import multihop
 
             text, table = multihop(client, records, args.out)
+        elif args.command == "routing":
+            from benchmarks.routing_report import routing
+
+            text, table = routing(client, records, args.out)
         elif args.command == "gate":
             from benchmarks.multihop import gate
 
