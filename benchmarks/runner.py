@@ -298,8 +298,9 @@ def build_retriever(cfg: Any, chunker: Any) -> Any:
     return retriever
 
 
-def run_experiment(cfg: Any) -> float:
-    """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it."""
+def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
+    """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it.
+    ``choices``: the option of each config group, when ``cfg`` was composed outside Hydra's main job."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -322,7 +323,8 @@ def run_experiment(cfg: Any) -> float:
     with tracker:
         tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
                        **{f"version.{k}": v for k, v in provenance.package_versions().items()}})
-        tracker.log_params({**flatten(resolved), **group_choices(cfg)})
+        choices = choices if choices is not None else group_choices(cfg)
+        tracker.log_params({**flatten(resolved), **choices})
         t0 = time.perf_counter()
         dataset = load_dataset(loader, resolved["dataset"])
         load_s = time.perf_counter() - t0
@@ -353,7 +355,6 @@ def run_experiment(cfg: Any) -> float:
                  "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")
             tracker.log_metrics(metrics)
             tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
-        choices = group_choices(cfg)
         shown = ("chunker", "router", "versions") if choices.get("router", "none") != "none" else \
             ("chunker", "retriever", "decomposer", "versions")
         what = " + ".join(f"{g}={choices[g]}" for g in shown if g in choices)

@@ -72,7 +72,11 @@ def run_story(cfg: Any) -> float:
     for name in ("baseline", "repaired"):
         overrides = [*cfg.story[name], *extra, f"tracking.experiment={cfg.tracking.experiment}", f"tracking.run_name={name}"]
         print(f"\n=== story: {name}: {' '.join(str(o) for o in cfg.story[name])}", flush=True)
-        runner.run_experiment(compose(config_name="config", overrides=overrides))
+        full = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        choices = {g: str(full.hydra.runtime.choices[g]) for g in runner.GROUPS
+                   if full.hydra.runtime.choices.get(g) not in (None, "null")}
+        choices["experiment"] = "story"
+        runner.run_experiment(compose(config_name="config", overrides=overrides), choices=choices)
         results[name] = dict(runner.LAST)
     import os
 

@@ -39,6 +39,7 @@ class BM25Retriever:
         stopwords: str | None = "en",
         delta: float = 0.5,
         n_threads: int = 0,
+        bm25s_backend: str = "numpy",
         cache_dir: str | None = None,
         cache_mode: str = "use",
     ) -> None:
@@ -52,6 +53,9 @@ class BM25Retriever:
             )
         self.backend, self.k1, self.b, self.variant, self.delta = backend, float(k1), float(b), variant, delta
         self.n_threads = n_threads
+        if bm25s_backend not in ("numpy", "numba"):
+            raise ValueError(f"retriever.bm25s_backend must be numpy|numba, got {bm25s_backend!r}")
+        self.bm25s_backend = bm25s_backend
         self.tokenizer = Tokenizer(stemmer=stemmer, stopwords=stopwords)
         self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
         self.index_builds = 0
@@ -63,6 +67,7 @@ class BM25Retriever:
     def settings(self) -> dict[str, object]:
         """Everything a BM25 run depends on besides chunks and queries (its cache key)."""
         return {"backend": self.backend, "k1": self.k1, "b": self.b, "variant": self.variant, "delta": self.delta,
+                **({"bm25s_backend": "numba"} if self.backend == "bm25s" and self.bm25s_backend == "numba" else {}),
                 "tokenizer": self.tokenizer.settings(), "versions": installed_versions("bm25s", "rank-bm25", "PyStemmer")}
 
     def index(self, chunks: Sequence[Chunk]) -> None:
@@ -84,7 +89,7 @@ class BM25Retriever:
             import bm25s
 
             logging.getLogger("bm25s").setLevel(logging.WARNING)
-            model = bm25s.BM25(k1=self.k1, b=self.b, method=self.variant, delta=self.delta)
+            model = bm25s.BM25(k1=self.k1, b=self.b, method=self.variant, delta=self.delta, backend=self.bm25s_backend)
             model.index(tokens, show_progress=False)
         else:
             import rank_bm25
@@ -126,7 +131,7 @@ class BM25Retriever:
             if todo:
                 docs, scores = self._model.retrieve(
                     [token_ids[i] for i in todo], k=k, show_progress=len(todo) > 200 and sys.stderr.isatty(),
-                    n_threads=self.n_threads, return_as="tuple",
+                    n_threads=self.n_threads, return_as="tuple", backend_selection=self.bm25s_backend,
                 )
                 for row, i in enumerate(todo):
                     run[queries[i].id] = top_k_of(
