@@ -320,18 +320,37 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
 
     tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
                       artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
-    with tracker:
-        tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
-                       **{f"version.{k}": v for k, v in provenance.package_versions().items()}})
-        choices = choices if choices is not None else group_choices(cfg)
-        tracker.log_params({**flatten(resolved), **choices})
-        t0 = time.perf_counter()
+    # the point's identity (config fingerprint) needs the dataset's content hash: load it first; a load error
+    # is raised inside the run below, so it is still logged as a FAILED run
+    t0 = time.perf_counter()
+    load_error: Exception | None = None
+    try:
         dataset = load_dataset(loader, resolved["dataset"])
-        load_s = time.perf_counter() - t0
+    except Exception as err:  # noqa: BLE001 - re-raised inside the tracked run
+        load_error = err
+    load_s = time.perf_counter() - t0
+    identity: dict[str, str] = {}
+    if load_error is None:
         ds_fp = dataset.fingerprint()
         cfg_fp = provenance.config_fingerprint(resolved, ds_fp)
-        tracker.set_tags({"dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp, "dataset": dataset.name,
-                          "split": dataset.split})
+        identity = {"dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp, "dataset": dataset.name,
+                    "split": dataset.split}
+        tracker.reap_dead(cfg_fp)
+        done = None if cfg.get("rerun", False) else tracker.finished_run(cfg_fp)
+        if done is not None:  # resumable sweeps: this point already has a FINISHED run
+            print(f"rbench: skipped — experiment '{cfg.tracking.experiment}' already has FINISHED run "
+                  f"{done.info.run_id} for this point (config fingerprint {cfg_fp[:12]}); rerun=true runs it again",
+                  flush=True)
+            LAST.clear()
+            LAST.update({"run_id": done.info.run_id, "metrics": dict(done.data.metrics), "skipped": True})
+            return float(done.data.metrics.get("ndcg_at_10", 0.0))
+    with tracker:
+        tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
+                       **{f"version.{k}": v for k, v in provenance.package_versions().items()}, **identity})
+        choices = choices if choices is not None else group_choices(cfg)
+        tracker.log_params({**flatten(resolved), **choices})
+        if load_error is not None:
+            raise load_error
         result = retrieve(dataset, chunker, retriever, top_k=top_k, aggregate=getattr(chunker, "aggregate", "max"))
         ev = evaluate(dataset.qrels, result.run, ks)
         tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks) if dataset.tune_queries else None

@@ -29,8 +29,37 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def _local_store(uri: str) -> Path | None:
     if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):])
+        return Path(uri[len("sqlite:///"):].split("?", 1)[0])
     return None
+
+
+def _locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text or "busy" in text
+
+
+def retry(fn, *args, attempts: int = 12, **kwargs):
+    """Call ``fn``, retrying with backoff while SQLite reports the database locked (parallel sweep workers
+    share one local store; SQLite allows one writer at a time)."""
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # sqlalchemy OperationalError, wrapped in MlflowException
+            if attempt == attempts - 1 or not _locked(exc):
+                raise
+            time.sleep(min(2.0, 0.05 * 2 ** attempt))
+
+
+def _process_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Tracker:
@@ -47,9 +76,22 @@ class Tracker:
             from mlflow.tracking import MlflowClient
 
             store = _local_store(self.uri)
-            if store is not None:
-                store.parent.mkdir(parents=True, exist_ok=True)
-            self._client = MlflowClient(tracking_uri=self.uri)
+            if store is None:
+                self._client = MlflowClient(tracking_uri=self.uri)
+                return self._client
+            store.parent.mkdir(parents=True, exist_ok=True)
+            # one process at a time creates (migrates) the store; WAL lets readers run beside the writer
+            import fcntl
+            import sqlite3
+
+            with open(str(store) + ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                client = MlflowClient(tracking_uri=self.uri)
+                retry(lambda: client._tracking_client.store)  # creates the tables on first use
+                with sqlite3.connect(store, timeout=30) as con:
+                    con.execute("PRAGMA journal_mode=WAL")
+                fcntl.flock(lock, fcntl.LOCK_UN)
+            self._client = client
         return self._client
 
     def experiment_id(self) -> str:
@@ -68,16 +110,48 @@ class Tracker:
             return exp.experiment_id
 
     def start(self, tags: Mapping[str, str] | None = None) -> str:
-        run = self.client.create_run(self.experiment_id(), run_name=self.run_name, tags=dict(tags or {}))
+        import os
+        import socket
+
+        tags = {**dict(tags or {}), "rbench.host": socket.gethostname(), "rbench.pid": str(os.getpid())}
+        exp_id = retry(self.experiment_id)
+        run = retry(self.client.create_run, exp_id, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
         return self.run_id
+
+    def _runs(self, fingerprint: str, status: str) -> list[Any]:
+        exp = retry(self.client.get_experiment_by_name, self.experiment)
+        if exp is None:
+            return []
+        return retry(self.client.search_runs, [exp.experiment_id],
+                     filter_string=f"tags.config_fingerprint = '{fingerprint}' and attributes.status = '{status}'",
+                     max_results=100)
+
+    def finished_run(self, fingerprint: str) -> Any | None:
+        """The FINISHED run of this experiment point (same config fingerprint), if there is one."""
+        runs = self._runs(fingerprint, "FINISHED")
+        return runs[0] if runs else None
+
+    def reap_dead(self, fingerprint: str) -> int:
+        """Mark KILLED the RUNNING runs of this point whose process (on this host) is gone — what a sweep
+        killed with SIGKILL leaves behind. Runs of live processes (parallel workers) are left alone."""
+        import socket
+
+        n = 0
+        for run in self._runs(fingerprint, "RUNNING"):
+            tags = run.data.tags
+            pid = tags.get("rbench.pid")
+            if tags.get("rbench.host") == socket.gethostname() and pid and pid.isdigit() and not _process_alive(int(pid)):
+                retry(self.client.set_terminated, run.info.run_id, status="KILLED")
+                n += 1
+        return n
 
     def log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
 
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+            retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
@@ -85,19 +159,19 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
         for i in range(0, len(items), 500):
-            self.client.log_batch(self.run_id, metrics=items[i : i + 500])
+            retry(self.client.log_batch, self.run_id, metrics=items[i : i + 500])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        retry(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_artifacts(self, folder: Path) -> None:
-        self.client.log_artifacts(self.run_id, str(folder))
+        retry(self.client.log_artifacts, self.run_id, str(folder))
 
     def end(self, status: str) -> None:
         if self.run_id is not None:
-            self.client.set_terminated(self.run_id, status=status)
+            retry(self.client.set_terminated, self.run_id, status=status)
 
     def __enter__(self) -> "Tracker":
         return self

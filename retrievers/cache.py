@@ -8,13 +8,14 @@ either a complete entry or none, and a crash mid-write leaves only a ``.tmp-*`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from retrievers.fingerprint import fingerprint
 
@@ -77,6 +78,25 @@ class Cache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+    @contextlib.contextmanager
+    def claim(self, kind: str, key: str) -> Iterator[None]:
+        """Hold an exclusive lock on one entry while computing it, so parallel workers that need the same
+        entry compute it once: the second waits here, then finds the first's result with :meth:`get`.
+        (``fcntl`` advisory locks: released by the OS if the holder dies; local and NFSv4 file systems.)"""
+        if self.mode == "off":
+            yield
+            return
+        import fcntl
+
+        folder = self.dir / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f".{key}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def load_json(self, kind: str, key: str, filename: str) -> Any | None:
         """The parsed JSON file of a complete entry, or None. Parsed files are memoised per process

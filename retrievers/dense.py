@@ -34,6 +34,9 @@ def _faiss_version() -> str:
     return getattr(faiss, "__version__", "unknown")
 
 
+ENCODE_BLOCK = 8192  # texts per encoder call when encoding a corpus
+
+
 class DenseRetriever:
     """``retriever=dense``: exact inner-product search by default, HNSW with ``index=hnsw``."""
 
@@ -71,21 +74,43 @@ class DenseRetriever:
         self._faiss = None
         identity = self.encoder.identity()
         self._emb_key = Cache.key({"what": "doc-embeddings", "chunks": chunks_digest(chunks), "encoder": identity})
-        hit = self.cache.get("embeddings", self._emb_key)
-        if hit is not None:
-            self._emb = np.load(hit / "embeddings.npy", mmap_mode="r")
-            log.info("dense: %d chunk embeddings from cache %s", len(self._ids), hit)
-            return
-        emb = self._encode([c.indexed_text for c in chunks], "doc")
+        with self.cache.claim("embeddings", self._emb_key):  # parallel workers encode a corpus once
+            hit = self.cache.get("embeddings", self._emb_key)
+            if hit is not None:
+                self._emb = np.load(hit / "embeddings.npy", mmap_mode="r")
+                log.info("dense: %d chunk embeddings from cache %s", len(self._ids), hit)
+                return
+            self._emb = self._encode_corpus(chunks, identity)
+
+    def _encode_corpus(self, chunks: Sequence[Chunk], identity: dict[str, Any]) -> np.ndarray:
+        """Encode in blocks written straight into a memory-mapped ``.npy`` in the cache entry being built
+        (never the whole matrix in memory); with ``cache.mode=off`` the blocks are kept in memory instead."""
+        from tqdm.auto import tqdm
+
+        n, block = len(chunks), ENCODE_BLOCK
+        starts = range(0, n, block)
+        bar = tqdm(starts, desc="dense: encode corpus", unit="block", leave=False, disable=None if n > block else True)
+        if self.cache.mode == "off":
+            return np.concatenate([self._encode([c.indexed_text for c in chunks[i:i + block]], "doc") for i in bar])
 
         def write(folder: Path) -> None:
-            np.save(folder / "embeddings.npy", emb)
+            out = None
+            for i in bar:
+                emb = np.asarray(self._encode([c.indexed_text for c in chunks[i:i + block]], "doc"), dtype=np.float32)
+                if out is None:
+                    out = np.lib.format.open_memmap(folder / "embeddings.npy", mode="w+", dtype=np.float32,
+                                                    shape=(n, emb.shape[1]))
+                out[i:i + len(emb)] = emb
+            out.flush()
+            self._dim = int(out.shape[1])
+            del out
             (folder / "ids.json").write_text(json.dumps(self._ids), encoding="utf-8")
 
+        self._dim = 0
         entry = self.cache.put("embeddings", self._emb_key, write, {
-            "what": "float32 chunk embeddings, row i = ids.json[i]", "rows": len(self._ids), "dim": int(emb.shape[1]),
-            "encoder": identity, "chunks_digest": chunks_digest(chunks)})
-        self._emb = np.load(entry / "embeddings.npy", mmap_mode="r") if entry is not None else emb
+            "what": "float32 chunk embeddings, row i = ids.json[i]", "rows": n, "encoder": identity,
+            "chunks_digest": chunks_digest(chunks), "block": block})
+        return np.load(entry / "embeddings.npy", mmap_mode="r")
 
     # ------------------------------------------------------------------ index
     def _index_settings(self) -> dict[str, Any]:
