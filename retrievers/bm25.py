@@ -80,6 +80,28 @@ class BM25Retriever:
         self._model = None
 
     def _build(self) -> None:
+        if self.backend == "bm25s":
+            key = Cache.key({"what": "bm25s-index", "chunks": self._digest, "settings": {
+                k: v for k, v in self.settings().items() if k != "bm25s_backend"}})
+            with self.cache.claim("bm25_index", key):  # parallel workers build an index once
+                hit = self.cache.get("bm25_index", key)
+                if hit is None:
+                    self._build_index()
+                    self.cache.put("bm25_index", key, lambda folder: self._model.save(str(folder), show_progress=False),
+                                   {"what": "bm25s index (scipy CSC arrays + vocab), loaded memory-mapped",
+                                    "chunks": len(self._ids), **self.settings()})
+                    return
+            import logging
+
+            import bm25s
+
+            logging.getLogger("bm25s").setLevel(logging.WARNING)
+            self._model = bm25s.BM25.load(str(hit), mmap=True, show_progress=False,
+                                          override_params={"backend": self.bm25s_backend})
+            return
+        self._build_index()
+
+    def _build_index(self) -> None:
         chunks = self._chunks
         self.index_builds += 1
         tokens = [self.tokenizer(c.indexed_text) for c in tqdm(chunks, desc="bm25: tokenize", unit="chunk", leave=False, disable=None)]

@@ -22,7 +22,7 @@ from retrievers.encoders import Encoder, SentenceTransformerEncoder
 from retrievers.fingerprint import installed_versions
 
 log = logging.getLogger(__name__)
-INDEXES = ("flat", "hnsw")
+INDEXES = ("flat", "hnsw", "ivf")
 
 
 def _faiss_version() -> str:
@@ -43,6 +43,7 @@ class DenseRetriever:
     def __init__(
         self, *, model: str = "sentence-transformers/all-MiniLM-L6-v2", batch_size: int = 32, device: str = "cpu",
         index: str = "flat", hnsw_m: int = 32, hnsw_ef_construction: int = 200, hnsw_ef_search: int = 128,
+        ivf_nlist: int | None = None, ivf_nprobe: int = 16,
         query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto", max_seq_length: int | None = None,
         revision: str | None = None, cache_dir: str | None = None, cache_mode: str = "use",
         encoder: Encoder | None = None,
@@ -54,6 +55,7 @@ class DenseRetriever:
             normalize=normalize, max_seq_length=max_seq_length, revision=revision)
         self.index_kind, self.hnsw = index, {"m": int(hnsw_m), "ef_construction": int(hnsw_ef_construction),
                                              "ef_search": int(hnsw_ef_search)}
+        self.ivf = {"nlist": int(ivf_nlist) if ivf_nlist else None, "nprobe": int(ivf_nprobe)}
         self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
         self.encoded_texts = 0   # texts sent to the encoder (0 on a fully cached run)
         self.index_builds = 0    # faiss indexes built (0 on a fully cached run)
@@ -117,7 +119,21 @@ class DenseRetriever:
         settings: dict[str, Any] = {"index": self.index_kind, "faiss": _faiss_version()}
         if self.index_kind == "hnsw":
             settings.update(self.hnsw)
+        elif self.index_kind == "ivf":
+            settings.update({"nlist": self._nlist(), "train": "sample of 64 x nlist rows, seed 0"})
         return settings
+
+    def _search_settings(self) -> dict[str, Any]:
+        """Index settings plus search-time ones (what a run depends on)."""
+        settings = self._index_settings()
+        if self.index_kind == "ivf":
+            settings["nprobe"] = self.ivf["nprobe"]
+        return settings
+
+    def _nlist(self) -> int:
+        """IVF lists: ``ivf_nlist``, or ~4 sqrt(n) (faiss's guideline), at most n / 39 so each list trains."""
+        n = len(self._ids)
+        return self.ivf["nlist"] or max(1, min(int(4 * n ** 0.5), n // 39 or 1))
 
     def faiss_index(self):
         """The faiss index over the chunk embeddings, built (or for HNSW loaded from cache) on first use."""
@@ -126,25 +142,45 @@ class DenseRetriever:
         logging.getLogger("faiss.loader").setLevel(logging.WARNING)
         import faiss
 
-        emb = np.ascontiguousarray(self._emb, dtype=np.float32)
+        dim = int(self._emb.shape[1])
         if self.index_kind == "flat":
             self.index_builds += 1
-            index = faiss.IndexFlatIP(emb.shape[1])
-            index.add(emb)
+            index = faiss.IndexFlatIP(dim)
+            self._add(index)
         else:
             key = Cache.key({"what": "faiss-index", "embeddings": self._emb_key, **self._index_settings()})
-            hit = self.cache.get("index", key)
-            if hit is not None:
-                index = faiss.read_index(str(hit / "index.faiss"))
+            with self.cache.claim("index", key):
+                hit = self.cache.get("index", key)
+                if hit is not None:
+                    index = faiss.read_index(str(hit / "index.faiss"))
+                else:
+                    self.index_builds += 1
+                    index = self._build_ann(faiss, dim)
+                    self.cache.put("index", key, lambda folder: faiss.write_index(index, str(folder / "index.faiss")),
+                                   {"what": f"faiss {self.index_kind} index", "embeddings_key": self._emb_key,
+                                    **self._index_settings()})
+            if self.index_kind == "hnsw":
+                index.hnsw.efSearch = self.hnsw["ef_search"]
             else:
-                self.index_builds += 1
-                index = faiss.IndexHNSWFlat(emb.shape[1], self.hnsw["m"], faiss.METRIC_INNER_PRODUCT)
-                index.hnsw.efConstruction = self.hnsw["ef_construction"]
-                index.add(emb)
-                self.cache.put("index", key, lambda folder: faiss.write_index(index, str(folder / "index.faiss")),
-                               {"what": "faiss HNSW index", "embeddings_key": self._emb_key, **self._index_settings()})
-            index.hnsw.efSearch = self.hnsw["ef_search"]
+                index.nprobe = self.ivf["nprobe"]
         self._faiss = index
+        return index
+
+    def _add(self, index: Any, block: int = 65536) -> None:
+        """Add the (memory-mapped) embeddings in blocks: never a second full copy in memory."""
+        for i in range(0, len(self._ids), block):
+            index.add(np.ascontiguousarray(self._emb[i:i + block], dtype=np.float32))
+
+    def _build_ann(self, faiss: Any, dim: int) -> Any:
+        if self.index_kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, self.hnsw["m"], faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.hnsw["ef_construction"]
+        else:
+            nlist = self._nlist()
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rows = np.random.default_rng(0).choice(len(self._ids), size=min(len(self._ids), 64 * nlist), replace=False)
+            index.train(np.ascontiguousarray(self._emb[np.sort(rows)], dtype=np.float32))
+        self._add(index)
         return index
 
     # ------------------------------------------------------------------ search
@@ -153,7 +189,7 @@ class DenseRetriever:
             raise RuntimeError("index() must be called before search()")
         if not queries:
             return {}
-        key = Cache.key({"what": "run", "embeddings": self._emb_key, "index": self._index_settings(), "top_k": int(top_k),
+        key = Cache.key({"what": "run", "embeddings": self._emb_key, "index": self._search_settings(), "top_k": int(top_k),
                          "queries": [[q.id, q.text] for q in queries], "encoder": self.encoder.identity()})
         cached = self.cache.load_json("runs", key, "run.json")
         if cached is not None:
@@ -167,7 +203,7 @@ class DenseRetriever:
             run[q.id] = top_k_of({self._ids[i]: float(s) for s, i in zip(srow, irow) if i >= 0})
         self.cache.put("runs", key, lambda folder: (folder / "run.json").write_text(json.dumps(run), encoding="utf-8"),
                        {"what": "chunk-level run", "queries": len(queries), "top_k": int(top_k),
-                        "embeddings_key": self._emb_key, "index": self._index_settings()})
+                        "embeddings_key": self._emb_key, "index": self._search_settings()})
         return run
 
     def stats(self) -> dict[str, float]:

@@ -144,3 +144,30 @@ class SentenceTransformerEncoder:
             show_progress_bar=self.show_progress and len(texts) > self.batch_size and sys.stderr.isatty(),
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class StaticModelEncoder:
+    """A model2vec static embedding model (token vectors averaged; no transformer): tens of thousands of
+    passages per second on a CPU, far lower quality than MiniLM. For scale tests and smoke runs.
+    ``path``: a local model2vec folder; default the 64-d model of the ``tokenlearn-static-model`` package."""
+
+    def __init__(self, *, path: str | None = None, batch_size: int = 1024) -> None:
+        if path is None:
+            try:
+                import static_model
+            except ImportError:
+                raise RetrieverError("retriever.encoder.path is not set and the tokenlearn-static-model package is "
+                                     "not installed; pass a local model2vec folder") from None
+            path = str(Path(static_model.__file__).resolve().parent / "model")
+        if not Path(path).is_dir():
+            raise RetrieverError(f"retriever.encoder.path: not a model2vec folder: {path}")
+        from model2vec import StaticModel
+
+        self.path, self.batch_size = path, int(batch_size)
+        self.model = StaticModel.from_pretrained(path)
+
+    def identity(self) -> dict[str, Any]:
+        return {"encoder": "model2vec-static", "weights": weights_hash(self.path)}
+
+    def encode(self, texts: Sequence[str], *, kind: str) -> np.ndarray:
+        return np.asarray(self.model.encode(list(texts), batch_size=self.batch_size), dtype=np.float32)

@@ -67,3 +67,19 @@ def test_corpus_encoded_in_blocks_into_a_memory_map(tmp_path, monkeypatch):
     off = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path / "off"), cache_mode="off")
     off.index([c for d in DOCS for c in NoChunker().chunk(d)])
     assert np.allclose(off._emb, whole) and not (tmp_path / "off").exists()
+
+
+def test_bm25s_index_is_saved_once_and_loaded_memory_mapped(tmp_path):
+    from chunkers import Query
+    from retrievers.bm25 import BM25Retriever
+
+    chunks = [c for d in DOCS for c in NoChunker().chunk(d)]
+    first = BM25Retriever(cache_dir=str(tmp_path))
+    first.index(chunks)
+    a = first.search([Query("q", "topic 1 number")], top_k=5)
+    second = BM25Retriever(cache_dir=str(tmp_path))
+    second.index(chunks)
+    b = second.search([Query("q2", "topic 1 number")], top_k=5)  # a new query: the run cache cannot answer it
+    assert first.index_builds == 1 and second.index_builds == 0
+    assert list(a["q"].items()) == list(b["q2"].items())
+    assert isinstance(second._model.scores["data"], np.memmap)

@@ -1,0 +1,117 @@
+"""#8: parallel (joblib) and cluster-style (submitit_local) sweeps, resume after a kill, concurrent writers to
+one local store, and a real MLflow tracking server with concurrent clients. Each runs `rbench` as users do."""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from test_config import RBENCH
+
+MLFLOW = str(Path(sys.executable).parent / "mlflow")
+
+
+def rbench(tmp, *args, wait=True, **kw):
+    cmd = [RBENCH, "-m", f"tracking.uri={kw.get('uri', f'sqlite:///{tmp}/m.db')}", f"tracking.artifact_root={tmp}/art",
+           "tracking.experiment=sweep", f"hydra.sweep.dir={tmp}/sweep", f"cache.dir={tmp}/cache", *args]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    out = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def statuses(db):
+    with sqlite3.connect(db) as con:
+        return con.execute("select r.status, p.value from runs r join params p on p.run_uuid = r.run_uuid "
+                           "where p.key = 'dataset.limit'").fetchall()
+
+
+def test_joblib_sweep_of_8_points_logs_every_run(tmp_path):
+    rbench(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "dataset.limit=range(3,11)")
+    rows = statuses(tmp_path / "m.db")
+    assert sorted(int(v) for s, v in rows if s == "FINISHED") == list(range(3, 11))
+    assert len(rows) == 8
+
+
+def test_submitit_local_sweep(tmp_path):
+    out = rbench(tmp_path, "hydra/launcher=submitit_local", "dataset.limit=3,4")
+    assert "Submitit 'local' sweep" in out
+    assert sorted(statuses(tmp_path / "m.db")) == [("FINISHED", "3"), ("FINISHED", "4")]
+
+
+def test_killed_sweep_resumes_with_one_finished_run_per_point(tmp_path):
+    points = "dataset.limit=range(3,9)"  # 6 points, one after another
+    proc = rbench(tmp_path, points, wait=False)
+    db = tmp_path / "m.db"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                if sum(s == "FINISHED" for s, _ in statuses(db)) >= 2:
+                    break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # no handler runs: whatever was in flight stays RUNNING
+    proc.wait(30)
+    before = statuses(db)
+    done_before = sum(s == "FINISHED" for s, _ in before)
+    assert 2 <= done_before < 6
+    out = rbench(tmp_path, points)
+    assert out.count("rbench: skipped") == done_before
+    after = statuses(db)
+    finished = sorted(int(v) for s, v in after if s == "FINISHED")
+    assert finished == list(range(3, 9))  # exactly one FINISHED run per point, no duplicates
+    assert not [r for r in after if r[0] == "RUNNING"]  # the killed run was marked KILLED, not left RUNNING
+    # rerun=true forces the points again
+    rbench(tmp_path, "dataset.limit=3", "rerun=true")
+    assert sum(1 for s, v in statuses(db) if s == "FINISHED" and v == "3") == 2
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tracking_server_with_concurrent_clients(tmp_path):
+    port = _free_port()
+    server = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+                               "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "2"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not come up")
+                time.sleep(0.5)
+        rbench(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "dataset.limit=3,4,5,6", uri=uri)
+        client = MlflowClient(tracking_uri=uri)
+        runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
+        assert sorted(r.data.params["dataset.limit"] for r in runs) == ["3", "4", "5", "6"]
+        assert all(r.info.status == "FINISHED" for r in runs)
+        for r in runs:  # artifacts went through the server into its artifact store
+            names = {a.path for a in client.list_artifacts(r.info.run_id)}
+            assert {"per_query.csv", "run.trec", "audit.jsonl", "config.yaml"} <= names
+            local = client.download_artifacts(r.info.run_id, "per_query.csv", str(tmp_path / r.info.run_id))
+            assert len(Path(local).read_text().splitlines()) == int(r.data.params["dataset.limit"]) + 1
+        assert any((tmp_path / "server-artifacts").rglob("per_query.csv"))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
