@@ -115,3 +115,13 @@ def test_tracking_server_with_concurrent_clients(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
+
+
+def test_cluster_launcher_configs_compose(tmp_path):
+    out = subprocess.run([RBENCH, "hydra/launcher=slurm", "--cfg", "hydra"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "SlurmLauncher" in out.stdout and "array_parallelism: 16" in out.stdout and "mem_gb: 32" in out.stdout
+    out = subprocess.run([RBENCH, "hydra/launcher=local_parallel", "--cfg", "hydra"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert "JoblibLauncher" in out.stdout and "n_jobs: 2" in out.stdout
