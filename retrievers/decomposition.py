@@ -30,7 +30,6 @@ from typing import Any, Mapping, Sequence
 
 from chunkers.types import Chunk, Query, Run
 from retrievers.base import Retriever, aggregate_to_docs, top_k_of
-from retrievers.errors import RetrieverError
 from retrievers.fusion import PER_QUERY, fuse_rankings
 
 FUSIONS = PER_QUERY

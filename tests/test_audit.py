@@ -3,7 +3,6 @@
 import json
 import shutil
 
-import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmarks.audit import agreement, audit_mlflow_run, audit_rows, classify, confusion, html_report, main as audit_main
