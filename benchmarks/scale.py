@@ -238,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         build = "(same index)" if r["build_s"] is None else f"{r['build_s']:.1f}"
         lines.append(f"| {kind} | {build} | {r['queries_per_s']:.0f} | {r['queries_per_s'] / flat_qps:.1f}x | "
                      f"{r.get('recall_at_100_vs_exact', 1.0):.3f} | {settings} |")
-    lines += ["", f"Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scale --n {args.n}`", "", as_markdown(describe())]
+    given = " ".join(argv if argv is not None else sys.argv[1:])
+    lines += ["", f"Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scale {given}`", "", as_markdown(describe())]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
