@@ -161,10 +161,11 @@ def classify(row: Mapping[str, Any], ranking: Sequence[str], corpus_meta: Mappin
                                   f"span [{s['start']}:{s['end']}] is split across chunks")
     if found and found != gold:
         return "multi_hop", f"found {len(found)} of {len(gold)} gold documents in the top {k}; missing {sorted(gold - found)}"
-    if bm25 is not None and dense is not None:
-        b, d = gold & set(bm25[:k]), gold & set(dense[:k])
+    missed = gold - found
+    if bm25 is not None and dense is not None and missed:
+        b, d = missed & set(bm25[:k]), missed & set(dense[:k])
         if b - d:
-            return "exact_term", f"BM25 puts {sorted(b - d)} in the top {k}; dense does not"
+            return "exact_term", f"missed {sorted(b - d)}: BM25 puts it in the top {k}, dense does not"
     if route_rankings and row.get("route") in route_rankings:
         taken = ndcg_at(route_rankings[row["route"]], gold, k)
         best = max(route_rankings, key=lambda r: ndcg_at(route_rankings[r], gold, k))

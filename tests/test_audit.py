@@ -51,6 +51,9 @@ def test_exact_term_verdict_needs_bm25_to_find_what_dense_misses():
     assert classify(r, ["a", "b", "c"], {}, bm25=["z", "a"], dense=["a", "b"])[0] == "exact_term"
     assert classify(r, ["a", "b", "c"], {}, bm25=["a", "b"], dense=["a", "b"])[0] == "other"
     assert classify(r, ["a", "b", "c"], {}, bm25=["z"], dense=["z"])[0] == "other"
+    # the run found every gold document (a span failure): BM25 vs dense says nothing about it
+    spans = [{"doc_id": "z", "start": 0, "end": 5, "split": False, "in_context": False}]
+    assert classify(row({"z"}, spans=spans), ["z", "a", "b"], {}, bm25=["z"], dense=["a"])[0] == "other"
 
 
 def test_routing_verdict():
