@@ -113,3 +113,21 @@ def test_stale_hit_by_hand():
     assert sets == {"q1": ({"v1"}, {"v2"}), "q2": ({"v1", "v2"}, {"v3"})}  # q2 derived from the supersedes chain
     run = {"q1": {"v1": 2.0, "v2": 1.0}, "q2": {"v3": 3.0, "v2": 1.0}}
     assert stale_hit_rate(sets, run) == 0.5
+
+
+def test_config_wiring_of_router_and_versions():
+    from benchmarks.errors import ConfigError
+    from benchmarks.runner import build_retriever
+    from retrievers.bm25 import BM25Retriever
+    from test_config import compose_cfg
+
+    wrapped = build_retriever(compose_cfg(["versions=decay", "versions.superseded_factor=0.3"]), None)
+    assert isinstance(wrapped, VersionAwareRetriever) and isinstance(wrapped.retriever, BM25Retriever)
+    assert wrapped.mode == "decay" and wrapped.superseded_factor == 0.3
+    assert isinstance(build_retriever(compose_cfg(["versions=ignore"]), None), BM25Retriever)
+    routed = build_retriever(compose_cfg(["router=rules"]), None)
+    assert isinstance(routed, RoutingRetriever) and set(routed.routes) == {"simple", "exact_term", "multi_hop"}
+    assert type(routed.routes["multi_hop"]).__name__ == "DecomposingRetriever"
+    assert routed.routes["exact_term"].weights == [0.7, 0.3]
+    with pytest.raises(ConfigError, match="decomposition is set per route"):
+        build_retriever(compose_cfg(["router=rules", "decomposer=heuristic"]), None)
