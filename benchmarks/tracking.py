@@ -87,7 +87,7 @@ class Tracker:
             with open(str(store) + ".lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 client = MlflowClient(tracking_uri=self.uri)
-                retry(lambda: client._tracking_client.store)  # creates the tables on first use
+                retry(client.search_experiments, max_results=1)  # the first store access creates the tables
                 with sqlite3.connect(store, timeout=30) as con:
                     con.execute("PRAGMA journal_mode=WAL")
                 fcntl.flock(lock, fcntl.LOCK_UN)
