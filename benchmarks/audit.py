@@ -46,36 +46,18 @@ LABELS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple"
 STRIPPED = ("label",)  # query metadata the audit must not see
 
 
-def _contains(chunk: Chunk, span: Mapping[str, Any]) -> bool:
-    return chunk.doc_id == span["doc_id"] and chunk.start <= span["start"] and chunk.end >= span["end"]
-
-
-def context_chunks(ranked: Sequence[str], by_id: Mapping[str, Chunk], budget: int | None, counter: Any) -> list[str]:
-    """The top chunks that fit ``budget`` tokens (context included) — what a generator would be given."""
-    if budget is None:
-        return list(ranked)
-    used, out = 0, []
-    for cid in ranked:
-        c = by_id[cid]
-        n = counter.count(c.context) + counter.count(c.text)
-        if used + n > budget:
-            break
-        used += n
-        out.append(cid)
-    return out
-
-
 def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]], run: Run, chunk_run: Run | None,
                chunks: Sequence[Chunk], records: Mapping[str, Mapping[str, Any]] | None, *, k: int = 10,
-               budget: int | None = 512, counter: Any = None) -> list[dict[str, Any]]:
-    """The run-time audit artifact (one row per judged query)."""
-    from chunkers.tokens import TokenCounter
+               budget: int | None = 512, context: Any = None) -> list[dict[str, Any]]:
+    """The run-time audit artifact (one row per judged query). ``context``: the run's
+    :class:`benchmarks.evidence.BudgetContext` (shared with the evidence metrics), else one from ``budget``."""
+    from benchmarks.evidence import BudgetContext, contains
 
-    by_id = {c.id: c for c in chunks}
+    context = context or BudgetContext(chunks, budget)
+    by_id = context.by_id
     by_doc: dict[str, list[Chunk]] = {}
     for c in chunks:
         by_doc.setdefault(c.doc_id, []).append(c)
-    counter = counter or (TokenCounter() if chunk_run is not None else None)
     rows = []
     for q in queries:
         gold = {d for d, s in qrels.get(q.id, {}).items() if s > 0}
@@ -98,10 +80,10 @@ def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]],
                              for i, cid in enumerate(ranked[:k])]
             spans = q.metadata.get("evidence") or []
             if spans:
-                ctx = [by_id[c] for c in context_chunks(ranked, by_id, budget, counter)]
+                window = context(ranked)
                 row["spans"] = [{**{k_: s[k_] for k_ in ("doc_id", "start", "end")},
-                                 "split": not any(_contains(c, s) for c in by_doc.get(s["doc_id"], ())),
-                                 "in_context": any(_contains(c, s) for c in ctx)} for s in spans]
+                                 "split": not any(contains(c, s) for c in by_doc.get(s["doc_id"], ())),
+                                 "in_context": any(contains(c, s) for c in window)} for s in spans]
                 row["span_level_ok"] = all(s["in_context"] for s in row["spans"])
         rows.append(row)
     return rows
@@ -199,12 +181,12 @@ def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) 
     from omegaconf import OmegaConf
 
     from benchmarks.runner import build_retriever
-    from retrievers.base import aggregate_to_docs, canonical_run
+    from retrievers.base import aggregate_to_docs, canonical_run, chunks_per_doc
 
     out: dict[str, Run] = {}
     conf = Path(__file__).resolve().parent.parent / "conf" / "retriever"
     c2d = {c.id: c.doc_id for c in chunks}
-    ratio = max(1, round(len(chunks) / max(1, len(dataset.corpus))))
+    ratio = chunks_per_doc(len(chunks), len(dataset.corpus))
     aggregate = cfg.get("chunker", {}).get("aggregate", "max")
     for name, suffix in (("bm25", "BM25Retriever"), ("dense", "DenseRetriever")):
         node = _find(cfg, suffix)

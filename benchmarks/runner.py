@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from chunkers.base import Chunker
 from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, aggregate_to_docs, canonical_run, chunk_view
+from retrievers.base import Retriever, aggregate_to_docs, canonical_run, chunk_view, chunks_per_doc
 from benchmarks.datasets.base import Dataset
 from benchmarks.metrics import Evaluation, evaluate, metric_name
 from benchmarks import provenance
@@ -50,9 +50,10 @@ def retrieve(dataset: Dataset, chunker: Chunker, retriever: Retriever, *, top_k:
     t2 = time.perf_counter()
     chunk_to_doc = {c.id: c.doc_id for c in chunks}
     # retrieve more chunks than documents needed, so aggregation still fills top_k documents
-    depth = top_k * max(1, round(len(chunks) / max(1, len(dataset.corpus))))
+    depth = top_k * chunks_per_doc(len(chunks), len(dataset.corpus))
     doc_level = getattr(retriever, "returns_docs", False)  # e.g. hybrid: fuses doc-level runs itself
     runs, chunk_runs = [], []
+    doc_chunks: dict[str, list[str]] | None = None  # chunk ids per document, for document-level retrievers
     for queries in (dataset.queries, dataset.tune_queries):
         if not queries:
             runs.append({})
@@ -64,9 +65,10 @@ def retrieve(dataset: Dataset, chunker: Chunker, retriever: Retriever, *, top_k:
             if lists is None:
                 chunk_runs.append(None)
                 continue
-            doc_chunks: dict[str, list[str]] = {}
-            for c in chunks:
-                doc_chunks.setdefault(c.doc_id, []).append(c.id)
+            if doc_chunks is None:
+                doc_chunks = {}
+                for c in chunks:
+                    doc_chunks.setdefault(c.doc_id, []).append(c.id)
             chunk_runs.append({q.id: chunk_view(run.get(q.id, {}), lists.get(q.id, []), doc_chunks) for q in queries})
         else:
             chunk_run = retriever.search(queries, top_k=depth)
@@ -214,8 +216,9 @@ def exact_term_rule(dataset: Dataset) -> Any:
 
 
 def collect_metrics(dataset: Dataset, result: Retrieval, retriever: Any, ev: Evaluation, tune_ev: Evaluation | None,
-                    ks: Sequence[int], *, budget: int) -> dict[str, float]:
-    """Everything a run logs as MLflow metrics (the contract's names, costs, chunk and evidence metrics)."""
+                    ks: Sequence[int], *, budget: int, context: Any = None) -> dict[str, float]:
+    """Everything a run logs as MLflow metrics (the contract's names, costs, chunk and evidence metrics).
+    ``context``: the run's :class:`benchmarks.evidence.BudgetContext`, shared with the audit."""
     from benchmarks.evidence import chunk_stats, evidence_metrics
 
     metrics: dict[str, float] = dict(ev.mean)
@@ -235,7 +238,8 @@ def collect_metrics(dataset: Dataset, result: Retrieval, retriever: Any, ev: Eva
         metrics["stale_hit_rate"] = stale_hit_rate(sets, result.run, k=10)
         metrics["stale_queries"] = len(sets)
     metrics.update(chunk_stats(result.chunks))
-    metrics.update(evidence_metrics(result.chunks, dataset.queries, result.chunk_run, ks=ks, budget=budget))
+    metrics.update(evidence_metrics(result.chunks, dataset.queries, result.chunk_run, ks=ks, budget=budget,
+                                    context=context))
     return metrics
 
 
@@ -354,7 +358,11 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
         result = retrieve(dataset, chunker, retriever, top_k=top_k, aggregate=getattr(chunker, "aggregate", "max"))
         ev = evaluate(dataset.qrels, result.run, ks)
         tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks) if dataset.tune_queries else None
-        metrics = collect_metrics(dataset, result, retriever, ev, tune_ev, ks, budget=int(cfg.metrics.get("budget", 512)))
+        from benchmarks.evidence import BudgetContext
+
+        budget = int(cfg.metrics.get("budget", 512))
+        context = BudgetContext(result.chunks, budget)  # token counts shared by the evidence metrics and the audit
+        metrics = collect_metrics(dataset, result, retriever, ev, tune_ev, ks, budget=budget, context=context)
         metrics["time_load_s"] = load_s
         by_label = breakdown(dataset.queries, ev)
         with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp:
@@ -366,7 +374,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
             from benchmarks.audit import audit_rows
 
             rows = audit_rows(dataset.queries, dataset.qrels, result.run, result.chunk_run, result.chunks, records, k=10,
-                              budget=int(cfg.metrics.get("budget", 512)))
+                              context=context)
             write_jsonl(folder / "audit.jsonl", rows)
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(

@@ -76,6 +76,12 @@ def chunks_digest(chunks: Sequence[Chunk]) -> str:
     return h.hexdigest()
 
 
+def chunks_per_doc(n_chunks: int, n_docs: int) -> int:
+    """Chunks per document (rounded, >= 1): a chunk-level search retrieves ``top_k`` times this many chunks,
+    so that folding them into documents still fills ``top_k`` documents."""
+    return max(1, round(n_chunks / max(1, n_docs)))
+
+
 def chunk_view(doc_ranking: Mapping[str, float], chunk_lists: Sequence[Mapping[str, float]],
                doc_chunks: Mapping[str, Sequence[str]]) -> dict[str, float]:
     """The chunk-level ranking a document-level result implies (for span metrics and the audit): documents

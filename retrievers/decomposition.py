@@ -29,7 +29,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, aggregate_to_docs, top_k_of
+from retrievers.base import Retriever, aggregate_to_docs, chunks_per_doc, top_k_of
 from retrievers.fusion import PER_QUERY, fuse_rankings
 
 FUSIONS = PER_QUERY
@@ -270,7 +270,7 @@ class DecomposingRetriever:
         self._by_doc: dict[str, list[int]] = {}
         for i, c in enumerate(chunks):
             self._by_doc.setdefault(c.doc_id, []).append(i)
-        self._ratio = max(1, round(len(chunks) / max(1, len(self.titles))))
+        self._ratio = chunks_per_doc(len(chunks), len(self.titles))
         self._links, self._title_index = {}, None
 
     def doc_text(self, doc: str) -> str:

@@ -147,8 +147,8 @@ class SentenceTransformerEncoder:
 
 
 class StaticModelEncoder:
-    """A model2vec static embedding model (token vectors averaged; no transformer): tens of thousands of
-    passages per second on a CPU, far lower quality than MiniLM. For scale tests and smoke runs.
+    """A model2vec static embedding model (token vectors averaged; no transformer): 1M short passages in
+    about a minute on 2 cores (results/scale.md), far lower quality than MiniLM. For scale tests and smoke runs.
     ``path``: a local model2vec folder; default the 64-d model of the ``tokenlearn-static-model`` package."""
 
     def __init__(self, *, path: str | None = None, batch_size: int = 1024) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, aggregate_to_docs
+from retrievers.base import Retriever, aggregate_to_docs, chunks_per_doc
 from retrievers.fusion import fuse
 
 
@@ -36,7 +36,7 @@ class HybridRetriever:
         for r in self.retrievers.values():
             r.index(chunks)
         self._c2d = {c.id: c.doc_id for c in chunks}
-        self._ratio = max(1, round(len(chunks) / max(1, len(set(self._c2d.values())))))
+        self._ratio = chunks_per_doc(len(chunks), len(set(self._c2d.values())))
 
     def base_runs(self, queries: Sequence[Query], *, top_k: int) -> dict[str, Run]:
         """Each base retriever's document-level run (cached by the base retrievers)."""

@@ -14,7 +14,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from chunkers.types import Chunk, Query, Run
-from retrievers.base import aggregate_to_docs
+from retrievers.base import aggregate_to_docs, chunks_per_doc
 from retrievers.decomposition import _BRIDGE, _COMPARE, DecomposingRetriever
 from retrievers.query_features import IDENTIFIER, QUOTED, SECTION
 
@@ -118,7 +118,7 @@ class RoutingRetriever:
         for r in self.routes.values():
             r.index(chunks)
         self._c2d = {c.id: c.doc_id for c in chunks}
-        self._ratio = max(1, round(len(chunks) / max(1, len(set(self._c2d.values())))))
+        self._ratio = chunks_per_doc(len(chunks), len(set(self._c2d.values())))
 
     def route_of(self, text: str) -> tuple[str, list[str]]:
         route, reasons = self.rules.route(text)
