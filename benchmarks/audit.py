@@ -1,6 +1,6 @@
 """The retrieval audit: what the retrieval layer returned before a model saw it, and why a query failed.
 
-Every run logs ``audit.jsonl`` (:func:`audit_rows`): per query its text, route and sub-queries, the top-k
+Every run logs ``audit.jsonl`` (:func:`benchmarks.audit_log.audit_rows`): per query its text, route and sub-queries, the top-k
 chunks (document, span, score, rank, gold flag) and whether the gold evidence is in the context at all —
 at document level, and at span level where gold spans exist (within ``metrics.budget`` tokens).
 
@@ -38,55 +38,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from chunkers.types import Chunk, Query, Run
-from retrievers.base import top_k_of
+from chunkers.types import Chunk, Query
+from retrievers.types import Run
+from retrievers.base import canonical_run, top_k_of
 
 VERDICTS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "routing", "other")
 LABELS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple")
 STRIPPED = ("label",)  # query metadata the audit must not see
-
-
-def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]], run: Run, chunk_run: Run | None,
-               chunks: Sequence[Chunk], records: Mapping[str, Mapping[str, Any]] | None, *, k: int = 10,
-               budget: int | None = 512, context: Any = None) -> list[dict[str, Any]]:
-    """The run-time audit artifact (one row per judged query). ``context``: the run's
-    :class:`benchmarks.evidence.BudgetContext` (shared with the evidence metrics), else one from ``budget``."""
-    from benchmarks.evidence import BudgetContext, contains
-
-    context = context or BudgetContext(chunks, budget)
-    by_id = context.by_id
-    by_doc: dict[str, list[Chunk]] = {}
-    for c in chunks:
-        by_doc.setdefault(c.doc_id, []).append(c)
-    rows = []
-    for q in queries:
-        gold = {d for d, s in qrels.get(q.id, {}).items() if s > 0}
-        if not gold:
-            continue
-        docs = list(top_k_of(run.get(q.id, {})))
-        top_docs = docs[:k]
-        rec = dict((records or {}).get(q.id, {}))
-        row: dict[str, Any] = {
-            "query_id": q.id, "query": q.text, "route": rec.get("route"), "subqueries": rec.get("subqueries", []),
-            "retrieval_calls": rec.get("retrieval_calls"), "k": k, "gold_docs": sorted(gold),
-            "docs": [{"rank": i + 1, "doc_id": d, "score": run[q.id][d], "gold": d in gold} for i, d in enumerate(top_docs)],
-            "gold_in_top_k": sorted(gold & set(top_docs)),
-            "doc_level_ok": gold <= set(top_docs),
-        }
-        if chunk_run is not None:
-            ranked = list(top_k_of(chunk_run.get(q.id, {})))
-            row["chunks"] = [{"rank": i + 1, "chunk_id": cid, "doc_id": by_id[cid].doc_id, "start": by_id[cid].start,
-                              "end": by_id[cid].end, "score": chunk_run[q.id][cid], "gold": by_id[cid].doc_id in gold}
-                             for i, cid in enumerate(ranked[:k])]
-            spans = q.metadata.get("evidence") or []
-            if spans:
-                window = context(ranked)
-                row["spans"] = [{**{k_: s[k_] for k_ in ("doc_id", "start", "end")},
-                                 "split": not any(contains(c, s) for c in by_doc.get(s["doc_id"], ())),
-                                 "in_context": any(contains(c, s) for c in window)} for s in spans]
-                row["span_level_ok"] = all(s["in_context"] for s in row["spans"])
-        rows.append(row)
-    return rows
 
 
 # ------------------------------------------------------------------------------------------ verdicts
@@ -175,34 +133,31 @@ def _find(node: Any, suffix: str) -> Any:
 
 
 def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) -> dict[str, Run]:
-    """Doc-level BM25 and dense runs with the run's chunker (settings from the run's own config where it
-    has such a retriever, else the defaults), and per-route runs for router runs."""
-    from hydra.utils import instantiate
+    """Document-level BM25 and dense runs with the run's chunker (settings from the run's own config where it
+    has such a retriever, else the defaults), and per-route runs for router runs; every one is a pipeline
+    from the same builder as the run's."""
     from omegaconf import OmegaConf
 
-    from benchmarks.runner import build_retriever
-    from retrievers.base import aggregate_to_docs, canonical_run, chunks_per_doc
+    from retrievers.pipeline import build_pipeline
 
     out: dict[str, Run] = {}
     conf = Path(__file__).resolve().parent.parent / "conf" / "retriever"
-    c2d = {c.id: c.doc_id for c in chunks}
-    ratio = chunks_per_doc(len(chunks), len(dataset.corpus))
     aggregate = cfg.get("chunker", {}).get("aggregate", "max")
     for name, suffix in (("bm25", "BM25Retriever"), ("dense", "DenseRetriever")):
         node = _find(cfg, suffix)
         if node is None:  # the run has no such retriever: the defaults, with the run's cache
             node = OmegaConf.merge(OmegaConf.load(conf / f"{name}.yaml"),
                                    {"cache_dir": cfg.cache.dir, "cache_mode": cfg.cache.mode})
-        r = instantiate(node)
-        r.index(chunks)
-        out[name] = aggregate_to_docs(r.search(dataset.queries, top_k=top_k * ratio), c2d, mode=aggregate, top_k=top_k)
+        stage = build_pipeline(OmegaConf.create({"retriever": node}), aggregate=aggregate, groups=())
+        stage.index(chunks)
+        out[name] = stage.rank(dataset.queries, top_k=top_k).run
     router = cfg.get("router")
     if router is not None and router.get("_target_"):
         for route in router.routes:
             forced = OmegaConf.merge(cfg, {"router": {"rules": {"force": str(route)}}})
-            r = build_retriever(forced, None)
-            r.index(chunks)
-            out[f"route:{route}"] = canonical_run(r.search(dataset.queries, top_k=top_k), top_k)
+            stage = build_pipeline(forced, aggregate=aggregate)  # the run's pipeline with the route forced
+            stage.index(chunks)
+            out[f"route:{route}"] = canonical_run(stage.rank(dataset.queries, top_k=top_k).run, top_k)
     return out
 
 
@@ -360,7 +315,7 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from benchmarks.runner import chunk_dataset
+    from benchmarks.retrieval import chunk_dataset
     from benchmarks.trec import read_run
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,7 +23,7 @@ from pathlib import Path
 from benchmarks.datasets.beir import BeirLoader
 from benchmarks.machine import as_markdown, describe
 from benchmarks.metrics import evaluate
-from benchmarks.runner import retrieve
+from benchmarks.retrieval import retrieve
 from benchmarks.trec import write_qrels, write_run
 from chunkers.base import NoChunker
 from retrievers.bm25 import BM25Retriever

@@ -18,7 +18,7 @@ from pathlib import Path
 from benchmarks.datasets.beir import BeirLoader
 from benchmarks.machine import as_markdown, describe
 from benchmarks.metrics import evaluate
-from benchmarks.runner import retrieve
+from benchmarks.retrieval import retrieve
 from chunkers.base import NoChunker
 from retrievers.dense import DenseRetriever
 

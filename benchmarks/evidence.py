@@ -14,7 +14,8 @@ from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
 from chunkers.tokens import TokenCounter
-from chunkers.types import Chunk, Query, Run
+from chunkers.types import Chunk, Query
+from retrievers.types import Run
 from retrievers.base import top_k_of
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from chunkers.types import Document, Qrels, Query, Run
+from chunkers.types import Document, Query
+from retrievers.types import Qrels, Run
 from retrievers.base import canonical_run
 
 MEASURES = ("ndcg", "recall", "mrr", "map")

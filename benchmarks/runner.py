@@ -7,78 +7,17 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from chunkers.base import Chunker
-from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, aggregate_to_docs, canonical_run, chunk_view, chunks_per_doc
-from benchmarks.datasets.base import Dataset
-from benchmarks.metrics import Evaluation, evaluate, metric_name
+from chunkers.types import Query
 from benchmarks import provenance
+from benchmarks.datasets.base import Dataset
+from benchmarks.groups import group_choices
+from benchmarks.metrics import Evaluation, evaluate, metric_name
+from benchmarks.retrieval import Retrieval, load_dataset, retrieve
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Retrieval:
-    """Doc-level runs for the evaluated split (and the tuning split), and what it cost."""
-
-    run: Run
-    tune_run: Run
-    chunks: list[Chunk]
-    timings: dict[str, float]
-    chunk_run: Run | None = None  # chunk-level run of the evaluated split (None for doc-level retrievers)
-
-
-def chunk_dataset(dataset: Dataset, chunker: Chunker) -> list[Chunk]:
-    from tqdm.auto import tqdm
-
-    chunks: list[Chunk] = []
-    for doc in tqdm(dataset.corpus, desc="chunk", unit="doc", leave=False, disable=None if len(dataset.corpus) >= 2000 else True):
-        chunks.extend(chunker.chunk(doc))
-    return chunks
-
-
-def retrieve(dataset: Dataset, chunker: Chunker, retriever: Retriever, *, top_k: int, aggregate: str = "max") -> Retrieval:
-    """Chunk the corpus, index once, search both splits, fold chunk runs into doc runs."""
-    t0 = time.perf_counter()
-    chunks = chunk_dataset(dataset, chunker)
-    t1 = time.perf_counter()
-    retriever.index(chunks)
-    t2 = time.perf_counter()
-    chunk_to_doc = {c.id: c.doc_id for c in chunks}
-    # retrieve more chunks than documents needed, so aggregation still fills top_k documents
-    depth = top_k * chunks_per_doc(len(chunks), len(dataset.corpus))
-    doc_level = getattr(retriever, "returns_docs", False)  # e.g. hybrid: fuses doc-level runs itself
-    runs, chunk_runs = [], []
-    doc_chunks: dict[str, list[str]] | None = None  # chunk ids per document, for document-level retrievers
-    for queries in (dataset.queries, dataset.tune_queries):
-        if not queries:
-            runs.append({})
-            chunk_runs.append(None)
-        elif doc_level:
-            run = canonical_run(retriever.search(queries, top_k=top_k), top_k)
-            runs.append(run)
-            lists = getattr(retriever, "chunk_lists", None)
-            if lists is None:
-                chunk_runs.append(None)
-                continue
-            if doc_chunks is None:
-                doc_chunks = {}
-                for c in chunks:
-                    doc_chunks.setdefault(c.doc_id, []).append(c.id)
-            chunk_runs.append({q.id: chunk_view(run.get(q.id, {}), lists.get(q.id, []), doc_chunks) for q in queries})
-        else:
-            chunk_run = retriever.search(queries, top_k=depth)
-            chunk_runs.append(chunk_run)
-            runs.append(aggregate_to_docs(chunk_run, chunk_to_doc, mode=aggregate, top_k=top_k))
-    t3 = time.perf_counter()
-    n_q = len(dataset.queries) + len(dataset.tune_queries)
-    timings = {"time_chunk_s": t1 - t0, "time_index_s": t2 - t1, "time_search_s": t3 - t2,
-               "queries_per_s": n_q / (t3 - t2) if t3 > t2 else 0.0}
-    return Retrieval(runs[0], runs[1], chunks, timings, chunk_runs[0])
 
 
 def _label(q: Query) -> str:
@@ -137,73 +76,7 @@ def breakdown(queries: Sequence[Query], ev: Evaluation) -> dict[str, dict[str, f
     return out
 
 
-GROUPS = ("dataset", "chunker", "retriever", "decomposer", "router", "versions", "experiment")
-
-
-def group_choices(cfg: Any) -> dict[str, str]:
-    """Which option of each config group this run used (``{"retriever": "bm25", ...}``).
-
-    Taken from Hydra's runtime choices when running under ``@hydra.main``; otherwise (configs composed in
-    tests or notebooks) the option whose ``_target_`` matches, found among ``conf/<group>/*.yaml``.
-    """
-    choices: dict[str, str] = {}
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        runtime = HydraConfig.get().runtime.choices
-        choices = {g: str(runtime[g]) for g in GROUPS if runtime.get(g) not in (None, "null")}
-    except (ValueError, ImportError):
-        for group in GROUPS:
-            node = cfg.get(group) if hasattr(cfg, "get") else None
-            if hasattr(node, "get") and node.get("_target_"):
-                name = _option_for(group, node)
-                if name:
-                    choices[group] = name
-    return choices
-
-
-def _option_spec(path: Path) -> dict[str, Any]:
-    """An option file's own keys merged over the options it extends (same-group ``defaults`` entries)."""
-    import yaml
-
-    spec = yaml.safe_load(path.read_text()) or {}
-    merged: dict[str, Any] = {}
-    for entry in spec.pop("defaults", []) or []:
-        if isinstance(entry, str) and entry != "_self_" and not entry.startswith("/"):
-            merged.update(_option_spec(path.parent / f"{entry}.yaml"))
-    merged.update(spec)
-    return merged
-
-
-def _option_for(group: str, node: Any) -> str | None:
-    """The option of ``conf/<group>`` whose scalar keys all equal the composed node's (most keys wins)."""
-    best, best_n = None, -1
-    for path in sorted((provenance.ROOT / "conf" / group).glob("*.yaml")):
-        spec = _option_spec(path)
-        if spec.get("_target_") != node.get("_target_"):
-            continue
-        keys = [k for k, v in spec.items() if not isinstance(v, (dict, list)) and not (isinstance(v, str) and "${" in v)]
-        if all(node.get(k) == spec[k] for k in keys) and len(keys) > best_n:
-            best, best_n = path.stem, len(keys)
-    return best
-
-
 _RULES: dict[str, Any] = {}
-_DATASETS: dict[str, Dataset] = {}
-
-
-def load_dataset(loader: Any, dataset_cfg: dict[str, Any]) -> Dataset:
-    """Load once per process per dataset config: the points of a sweep share the (read-only) dataset.
-    A file edited between two sweep points in one process is not re-read; a new process re-reads it."""
-    from retrievers.fingerprint import fingerprint
-
-    key = fingerprint(dataset_cfg)
-    if key not in _DATASETS:
-        _DATASETS.clear()  # keep at most one corpus in memory
-        _DATASETS[key] = loader.load()
-    return _DATASETS[key]
-
-
 def exact_term_rule(dataset: Dataset) -> Any:
     """The exact-term rule with this corpus's document frequencies (built once per process per corpus,
     so the points of a sweep share it)."""
@@ -215,7 +88,7 @@ def exact_term_rule(dataset: Dataset) -> Any:
     return _RULES[key]
 
 
-def collect_metrics(dataset: Dataset, result: Retrieval, retriever: Any, ev: Evaluation, tune_ev: Evaluation | None,
+def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev: Evaluation | None,
                     ks: Sequence[int], *, budget: int, context: Any = None) -> dict[str, float]:
     """Everything a run logs as MLflow metrics (the contract's names, costs, chunk and evidence metrics).
     ``context``: the run's :class:`benchmarks.evidence.BudgetContext`, shared with the audit."""
@@ -225,9 +98,8 @@ def collect_metrics(dataset: Dataset, result: Retrieval, retriever: Any, ev: Eva
     if tune_ev is not None:
         metrics.update({f"train_{k}": v for k, v in tune_ev.mean.items()})
     metrics.update(result.timings)
-    metrics["retrieval_calls_mean"] = float(getattr(retriever, "leaves", 1))  # base-retriever searches per query
-    if hasattr(retriever, "stats"):
-        metrics.update(retriever.stats())
+    metrics.update(result.ranking.stats)
+    metrics["retrieval_calls_mean"] = result.ranking.calls_mean()  # base-retriever searches per evaluated query
     metrics.update({"queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped,
                     "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
     metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
@@ -274,34 +146,6 @@ def span_line(metrics: dict[str, float], n_chunks: int, budget: int) -> str:
     return line
 
 
-def build_retriever(cfg: Any, chunker: Any) -> Any:
-    """The retrieval system of a config: the router's routes, or ``retriever`` (wrapped by ``decomposer``),
-    then wrapped by ``versions``."""
-    from hydra.utils import instantiate
-
-    from benchmarks.errors import ConfigError
-    from retrievers.decomposition import DecomposingRetriever, NoDecomposer
-
-    aggregate = getattr(chunker, "aggregate", "max")
-    router = cfg.get("router")
-    if router is not None and router.get("_target_"):
-        decomposer = cfg.get("decomposer")
-        if decomposer is not None and decomposer.get("_target_", "").rsplit(".", 1)[-1] != "NoDecomposer":
-            raise ConfigError("decomposer: with a router, decomposition is set per route "
-                              "(router.routes.<route>.decomposer); leave decomposer=none")
-        retriever = instantiate(router)
-    else:
-        retriever = instantiate(cfg.retriever)
-        if cfg.get("decomposer") is not None:
-            decomposer = instantiate(cfg.decomposer)
-            if not isinstance(decomposer, NoDecomposer):
-                retriever = DecomposingRetriever(retriever=retriever, decomposer=decomposer, aggregate=aggregate)
-    versions = cfg.get("versions")
-    if versions is not None and versions.get("mode", "ignore") != "ignore":
-        retriever = instantiate(versions)(retriever=retriever)
-    return retriever
-
-
 def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
     """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it.
     ``choices``: the option of each config group, when ``cfg`` was composed outside Hydra's main job."""
@@ -320,7 +164,9 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
     # build components first: a wrong config fails before any data is read or run is logged
     loader = instantiate(cfg.dataset)
     chunker = instantiate(cfg.chunker)
-    retriever = build_retriever(cfg, chunker)
+    from retrievers.pipeline import build_pipeline
+
+    pipeline = build_pipeline(cfg, aggregate=getattr(chunker, "aggregate", "max"))
 
     tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
                       artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
@@ -355,23 +201,23 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
         tracker.log_params({**flatten(resolved), **choices})
         if load_error is not None:
             raise load_error
-        result = retrieve(dataset, chunker, retriever, top_k=top_k, aggregate=getattr(chunker, "aggregate", "max"))
+        result = retrieve(dataset, chunker, pipeline, top_k=top_k)
         ev = evaluate(dataset.qrels, result.run, ks)
         tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks) if dataset.tune_queries else None
         from benchmarks.evidence import BudgetContext
 
         budget = int(cfg.metrics.get("budget", 512))
         context = BudgetContext(result.chunks, budget)  # token counts shared by the evidence metrics and the audit
-        metrics = collect_metrics(dataset, result, retriever, ev, tune_ev, ks, budget=budget, context=context)
+        metrics = collect_metrics(dataset, result, ev, tune_ev, ks, budget=budget, context=context)
         metrics["time_load_s"] = load_s
         by_label = breakdown(dataset.queries, ev)
         with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp:
             folder = Path(tmp)
             write_artifacts(folder, dataset, result, ev, tune_ev, ks, tag=str(cfg.retriever.get("_target_", "rbench")).rsplit(".", 1)[-1])
-            records = getattr(retriever, "records", None)
+            records = result.ranking.records
             if records:  # decomposer / router: per query sub-queries, route, calls
                 write_jsonl(folder / "decomposition.jsonl", records.values())
-            from benchmarks.audit import audit_rows
+            from benchmarks.audit_log import audit_rows
 
             rows = audit_rows(dataset.queries, dataset.qrels, result.run, result.chunk_run, result.chunks, records, k=10,
                               context=context)
@@ -382,8 +228,8 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
                  "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")
             tracker.log_metrics(metrics)
             tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
-        shown = ("chunker", "router", "versions") if choices.get("router", "none") != "none" else \
-            ("chunker", "retriever", "decomposer", "versions")
+        shown = ("chunker", "router", "versions", "reranker") if choices.get("router", "none") != "none" else \
+            ("chunker", "retriever", "decomposer", "versions", "reranker")
         what = " + ".join(f"{g}={choices[g]}" for g in shown if g in choices)
         calls = f"; {metrics['retrieval_calls_mean']:.2f} retrieval calls per query" if "retrieval_calls_mean" in metrics else ""
         print_summary(dataset, ev, ks, f"rbench: {what} on {dataset.name}{calls}", by_label,

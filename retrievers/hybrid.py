@@ -1,67 +1,47 @@
-"""Hybrid retrieval: several base retrievers, their chunk runs folded to documents, then fused."""
+"""Hybrid retrieval: several base retrievers ranked to documents (through the chunk -> document adapter),
+then fused."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, aggregate_to_docs, chunks_per_doc
+from chunkers.types import Chunk, Query
 from retrievers.fusion import fuse
+from retrievers.stage import Stage, as_stage, sum_stats
+from retrievers.types import Ranking, Run
 
 
 class HybridRetriever:
-    """``retriever=hybrid``: fuses doc-level runs of ``retrievers`` (default bm25 + dense) with ranx.
+    """``retriever=hybrid``: fuses the document rankings of ``retrievers`` (default bm25 + dense) with ranx.
 
-    Base retrievers keep their own caches, so a fusion sweep re-encodes and re-indexes nothing once the
-    base runs exist. Its runs are already document-level (``returns_docs``).
+    Each base is a stage (a chunk-level retriever goes behind :class:`retrievers.stage.DocumentRanker`);
+    bases keep their own caches, so a fusion sweep re-encodes and re-indexes nothing once the base runs
+    exist. One hybrid search costs one base search per base retriever.
     """
 
-    returns_docs = True
-
-    def __init__(self, *, retrievers: Mapping[str, Retriever], fusion: str = "wsum", norm: str | None = "min-max",
+    def __init__(self, *, retrievers: Mapping[str, Any], fusion: str = "wsum", norm: str | None = "min-max",
                  weights: Sequence[float] | None = None, rrf_k: int = 60, aggregate: str = "max") -> None:
         if len(retrievers) < 2:
             raise ValueError("retriever.retrievers needs at least two base retrievers")
-        self.retrievers = dict(retrievers)
-        self.fusion, self.norm, self.rrf_k, self.aggregate = fusion, norm, int(rrf_k), aggregate
+        self.stages: dict[str, Stage] = {name: as_stage(r, aggregate=aggregate) for name, r in retrievers.items()}
+        self.fusion, self.norm, self.rrf_k = fusion, norm, int(rrf_k)
         self.weights = [float(w) for w in weights] if weights is not None else None
-        if self.weights is not None and len(self.weights) != len(self.retrievers):
-            raise ValueError(f"retriever.weights needs {len(self.retrievers)} values "
-                             f"(one per retriever: {', '.join(self.retrievers)}), got {len(self.weights)}")
-        self._c2d: dict[str, str] = {}
-        self._ratio = 1
-        self.chunk_lists: dict[str, list[dict[str, float]]] = {}  # per query: each base's chunk ranking
+        if self.weights is not None and len(self.weights) != len(self.stages):
+            raise ValueError(f"retriever.weights needs {len(self.stages)} values "
+                             f"(one per retriever: {', '.join(self.stages)}), got {len(self.weights)}")
 
     def index(self, chunks: Sequence[Chunk]) -> None:
-        for r in self.retrievers.values():
-            r.index(chunks)
-        self._c2d = {c.id: c.doc_id for c in chunks}
-        self._ratio = chunks_per_doc(len(chunks), len(set(self._c2d.values())))
+        for stage in self.stages.values():
+            stage.index(chunks)
 
-    def base_runs(self, queries: Sequence[Query], *, top_k: int) -> dict[str, Run]:
-        """Each base retriever's document-level run (cached by the base retrievers)."""
-        out = {}
-        self.chunk_lists = {q.id: [] for q in queries}
-        for name, r in self.retrievers.items():
-            chunk_run = r.search(queries, top_k=top_k * self._ratio)
-            for q in queries:
-                self.chunk_lists[q.id].append(chunk_run.get(q.id, {}))
-            out[name] = aggregate_to_docs(chunk_run, self._c2d, mode=self.aggregate, top_k=top_k)
-        return out
+    def base_rankings(self, queries: Sequence[Query], *, top_k: int) -> dict[str, Ranking]:
+        """Each base's document ranking (cached by the base retrievers)."""
+        return {name: stage.rank(queries, top_k=top_k) for name, stage in self.stages.items()}
 
-    def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
-        runs = self.base_runs(queries, top_k=top_k)
-        return fuse(list(runs.values()), method=self.fusion, norm=self.norm, weights=self.weights, rrf_k=self.rrf_k,
-                    top_k=top_k)
-
-    @property
-    def leaves(self) -> int:
-        """Base-retriever searches per query."""
-        return sum(getattr(r, "leaves", 1) for r in self.retrievers.values())
-
-    def stats(self) -> dict[str, float]:
-        total: dict[str, float] = {}
-        for r in self.retrievers.values():
-            for k, v in (r.stats() if hasattr(r, "stats") else {}).items():
-                total[k] = total.get(k, 0) + v
-        return total
+    def rank(self, queries: Sequence[Query], *, top_k: int) -> Ranking:
+        bases = self.base_rankings(queries, top_k=top_k)
+        run: Run = fuse([b.run for b in bases.values()], method=self.fusion, norm=self.norm, weights=self.weights,
+                        rrf_k=self.rrf_k, top_k=top_k) if queries else {}
+        lists = {q.id: [lst for b in bases.values() for lst in b.chunk_lists.get(q.id, [])] for q in queries}
+        calls = {q.id: sum(b.calls.get(q.id, 1.0) for b in bases.values()) for q in queries}
+        return Ranking(run, chunk_lists=lists, calls=calls, stats=sum_stats(bases.values()))

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
-from chunkers.types import Chunk, Query, Run
-from retrievers.base import aggregate_to_docs, chunks_per_doc
-from retrievers.decomposition import _BRIDGE, _COMPARE, DecomposingRetriever
+from chunkers.types import Chunk, Query
+from retrievers.decomposition import _BRIDGE, _COMPARE
+from retrievers.stage import Stage, compose, count
+from retrievers.types import Ranking, Run
 from retrievers.query_features import IDENTIFIER, QUOTED, SECTION
 
 ROUTES = ("simple", "exact_term", "multi_hop")
@@ -90,80 +91,56 @@ class QueryRouter:
 
 
 class RoutingRetriever:
-    """``router=rules``: one retriever (and optional decomposer) per route; every query goes to exactly
-    one route, decided before any retrieval call. Document-level; keeps the chunk rankings behind each
-    document run for span metrics and the audit."""
-
-    returns_docs = True
+    """``router=rules``: one pipeline per route, each composed like any other (its ``retriever``, then its
+    ``decomposer``, by :func:`retrievers.stage.compose`); every query goes to exactly one route, decided
+    before any retrieval call."""
 
     def __init__(self, *, rules: QueryRouter, routes: Mapping[str, Mapping[str, Any]], aggregate: str = "max") -> None:
         unknown = sorted(set(routes) - set(ROUTES))
         if unknown:
             raise ValueError(f"router.routes: unknown route(s) {unknown}; routes are {'|'.join(ROUTES)}")
-        self.rules, self.aggregate = rules, aggregate
-        self.routes: dict[str, Any] = {}
-        for name, spec in routes.items():
-            retriever, decomposer = spec["retriever"], spec.get("decomposer")
-            if decomposer is not None and type(decomposer).__name__ != "NoDecomposer":
-                retriever = DecomposingRetriever(retriever=retriever, decomposer=decomposer, aggregate=aggregate)
-            self.routes[name] = retriever
+        self.rules = rules
+        self.routes: dict[str, Stage] = {name: compose(spec["retriever"], [spec.get("decomposer")], aggregate=aggregate)
+                                         for name, spec in routes.items()}
         if rules.default not in self.routes:
             raise ValueError(f"router.rules.default={rules.default!r} has no entry in router.routes")
-        self.records: dict[str, dict[str, Any]] = {}
-        self.chunk_lists: dict[str, list[dict[str, float]]] = {}
-        self._c2d: dict[str, str] = {}
-        self._ratio = 1
+        self._route_stats: dict[str, dict[str, float]] = {}
 
     def index(self, chunks: Sequence[Chunk]) -> None:
         for r in self.routes.values():
             r.index(chunks)
-        self._c2d = {c.id: c.doc_id for c in chunks}
-        self._ratio = chunks_per_doc(len(chunks), len(set(self._c2d.values())))
 
     def route_of(self, text: str) -> tuple[str, list[str]]:
         route, reasons = self.rules.route(text)
         return (route if route in self.routes else self.rules.default), reasons
 
-    def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
+    def rank(self, queries: Sequence[Query], *, top_k: int) -> Ranking:
         groups: dict[str, list[Query]] = {}
+        records: dict[str, dict[str, Any]] = {}
         for q in queries:
             route, reasons = self.route_of(q.text)
             groups.setdefault(route, []).append(q)
-            self.records[q.id] = {"query_id": q.id, "route": route, "reasons": reasons}
+            records[q.id] = {"query_id": q.id, "route": route, "reasons": reasons}
         out: Run = {}
+        lists: dict[str, list[dict[str, float]]] = {}
+        calls: dict[str, float] = {}
         for route, qs in groups.items():
-            r = self.routes[route]
-            leaves = getattr(r, "leaves", 1)
-            if getattr(r, "returns_docs", False):
-                run = r.search(qs, top_k=top_k)
-                lists = getattr(r, "chunk_lists", None) or {}
-                for q in qs:
-                    self.chunk_lists[q.id] = list(lists.get(q.id, []))
-            else:
-                chunk_run = r.search(qs, top_k=top_k * self._ratio)
-                run = aggregate_to_docs(chunk_run, self._c2d, mode=self.aggregate, top_k=top_k)
-                for q in qs:
-                    self.chunk_lists[q.id] = [chunk_run.get(q.id, {})]
-            sub = getattr(r, "records", None) or {}
+            result = self.routes[route].rank(qs, top_k=top_k)
+            self._route_stats[route] = result.stats
             for q in qs:
-                out[q.id] = run.get(q.id, {})
-                rec = self.records[q.id]
-                if q.id in sub:  # decomposed route: its sub-queries and call count
-                    rec["subqueries"] = sub[q.id].get("subqueries", [])
-                    rec["retrieval_calls"] = sub[q.id].get("retrieval_calls", leaves)
-                else:
-                    rec["retrieval_calls"] = leaves
-        return out
-
-    def stats(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for r in self.routes.values():
-            for k, v in (r.stats() if hasattr(r, "stats") else {}).items():
-                if k not in ("retrieval_calls_mean", "decomposed_share", "decomposed_queries"):
-                    out[k] = out.get(k, 0) + v
-        if self.records:
-            n = len(self.records)
-            out["retrieval_calls_mean"] = sum(r["retrieval_calls"] for r in self.records.values()) / n
+                out[q.id] = result.run.get(q.id, {})
+                lists[q.id] = list(result.chunk_lists.get(q.id, []))
+                calls[q.id] = result.calls.get(q.id, 1.0)
+                rec = records[q.id]
+                if "subqueries" in result.records.get(q.id, {}):  # decomposed route: its sub-queries
+                    rec["subqueries"] = result.records[q.id]["subqueries"]
+                rec["retrieval_calls"] = count(calls[q.id])
+        stats: dict[str, float] = {}
+        for route_stats in self._route_stats.values():
+            for k, v in route_stats.items():
+                if k not in ("decomposed_share", "decomposed_queries"):
+                    stats[k] = stats.get(k, 0.0) + v
+        if records:
             for route in ROUTES:
-                out[f"route_share_{route}"] = sum(r["route"] == route for r in self.records.values()) / n
-        return out
+                stats[f"route_share_{route}"] = sum(r["route"] == route for r in records.values()) / len(records)
+        return Ranking(out, chunk_lists=lists, records=records, calls=calls, stats=stats)

@@ -4,7 +4,7 @@ Documents describe their versions in metadata: ``effective_date`` (ISO date), ``
 ``superseded_by`` (a document id), ``deprecated`` (bool). The enterprise set has them; BEIR corpus lines
 may carry a ``metadata`` object with the same fields. ``versions=`` composes after any retriever:
 
-* ``ignore`` — no change (the default; no wrapper is built);
+* ``ignore`` — no change (the default; the stage before is returned unchanged);
 * ``filter`` — drop chunks of superseded (``superseded_by`` set) or deprecated documents at index time;
 * ``decay`` — at ranking time, scale each hit's per-query min-max normalised score by
   ``superseded_factor`` (superseded), ``deprecated_factor`` (deprecated) and, with ``half_life_days``,
@@ -17,8 +17,10 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Mapping, Sequence
 
-from chunkers.types import Chunk, Query, Run
-from retrievers.base import Retriever, top_k_of
+from chunkers.types import Chunk, Query
+from retrievers.base import top_k_of
+from retrievers.stage import Stage, as_stage
+from retrievers.types import Ranking, Run
 
 MODES = ("ignore", "filter", "decay")
 
@@ -37,34 +39,25 @@ def _date(value: Any) -> _dt.date | None:
 
 
 class VersionAwareRetriever:
-    """Wraps a retriever (chunk- or document-level; keeps its level)."""
+    """A stage wrapping the stage before it (``retriever``: a stage, or a chunk-level retriever, which goes
+    behind the chunk -> document adapter). Decay rescales document scores; filter removes chunks of stale
+    documents before the stage before it indexes them."""
 
-    def __init__(self, *, retriever: Retriever, mode: str = "decay", superseded_factor: float = 0.5,
+    def __init__(self, retriever: Any = None, *, mode: str = "decay", superseded_factor: float = 0.5,
                  deprecated_factor: float = 0.25, half_life_days: float | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"versions.mode must be one of {'|'.join(MODES)}, got {mode!r}")
         for key, value in (("superseded_factor", superseded_factor), ("deprecated_factor", deprecated_factor)):
             if not 0 <= float(value) <= 1:
                 raise ValueError(f"versions.{key} must be in [0, 1], got {value}")
-        self.retriever, self.mode = retriever, mode
+        if retriever is None:
+            raise ValueError("versions: the stage to wrap is missing")
+        self.inner: Stage = as_stage(retriever)
+        self.mode = mode
         self.superseded_factor, self.deprecated_factor = float(superseded_factor), float(deprecated_factor)
         self.half_life_days = float(half_life_days) if half_life_days else None
-        self.returns_docs = bool(getattr(retriever, "returns_docs", False))
         self._weight: dict[str, float] = {}  # doc id -> factor (only documents below 1)
-        self._c2d: dict[str, str] = {}
         self.filtered_docs = 0
-
-    @property
-    def leaves(self) -> int:
-        return getattr(self.retriever, "leaves", 1)
-
-    @property
-    def chunk_lists(self) -> dict[str, list[dict[str, float]]] | None:
-        return getattr(self.retriever, "chunk_lists", None)
-
-    @property
-    def records(self) -> Any:
-        return getattr(self.retriever, "records", None)
 
     def weight(self, meta: Mapping[str, Any], newest: _dt.date | None) -> float:
         w = 1.0
@@ -79,7 +72,6 @@ class VersionAwareRetriever:
         return w
 
     def index(self, chunks: Sequence[Chunk]) -> None:
-        self._c2d = {c.id: c.doc_id for c in chunks}
         if self.mode == "filter":
             kept = [c for c in chunks if not is_stale(c.metadata)]
             self.filtered_docs = len({c.doc_id for c in chunks}) - len({c.doc_id for c in kept})
@@ -92,29 +84,35 @@ class VersionAwareRetriever:
                 w = self.weight(c.metadata, newest)
                 if w < 1.0:
                     self._weight[c.doc_id] = w
-        self.retriever.index(chunks)
+        self.inner.index(chunks)
 
-    def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
+    def _stats(self, inner: Ranking) -> dict[str, float]:
+        return {**inner.stats, "versions_filtered_docs": float(self.filtered_docs),
+                "versions_decayed_docs": float(len(self._weight))}
+
+    def rank(self, queries: Sequence[Query], *, top_k: int) -> Ranking:
         if self.mode != "decay" or not self._weight:
-            return self.retriever.search(queries, top_k=top_k)
+            inner = self.inner.rank(queries, top_k=top_k)
+            return Ranking(inner.run, inner.chunk_lists, inner.chunk_run, inner.records, inner.calls, self._stats(inner))
         # retrieve deeper so documents promoted past decayed ones are there to promote
-        run = self.retriever.search(queries, top_k=top_k * 2)
+        inner = self.inner.rank(queries, top_k=top_k * 2)
         out: Run = {}
-        for qid, hits in run.items():
+        for qid, hits in inner.run.items():
             if not hits:
                 out[qid] = {}
                 continue
             lo, hi = min(hits.values()), max(hits.values())
             span = max(hi - lo, 1e-9)
-            rescored = {}
-            for item, s in hits.items():
-                doc = item if self.returns_docs else self._c2d.get(item, item)
-                rescored[item] = (s - lo) / span * self._weight.get(doc, 1.0)
-            out[qid] = top_k_of(rescored, top_k)
-        return out
+            out[qid] = top_k_of({d: (s - lo) / span * self._weight.get(d, 1.0) for d, s in hits.items()}, top_k)
+        # the chunk view follows the decayed document order (chunk_run: None)
+        return Ranking(out, inner.chunk_lists, None, inner.records, inner.calls, self._stats(inner))
 
-    def stats(self) -> dict[str, float]:
-        out = dict(self.retriever.stats()) if hasattr(self.retriever, "stats") else {}
-        out["versions_filtered_docs"] = float(self.filtered_docs)
-        out["versions_decayed_docs"] = float(len(self._weight))
-        return out
+
+def versions(inner: Any = None, *, mode: str = "decay", **settings: Any) -> Any:
+    """The ``versions`` group's factory: ``ignore`` returns the stage before unchanged, ``filter`` and
+    ``decay`` wrap it in :class:`VersionAwareRetriever`."""
+    if mode not in MODES:
+        raise ValueError(f"versions.mode must be one of {'|'.join(MODES)}, got {mode!r}")
+    if mode == "ignore":
+        return inner
+    return VersionAwareRetriever(inner, mode=mode, **settings)

@@ -45,3 +45,6 @@ class FixedRetriever:
 
     def search(self, queries, *, top_k: int):
         return {q.id: {f"{d}#0": s for d, s in self.scores.get(q.id, {}).items()} for q in queries}
+
+    def stats(self) -> dict[str, float]:
+        return {"index_builds": float(self.index_builds)}

@@ -4,7 +4,7 @@ with #k substitution, the wrapper's call counts and records."""
 import pytest
 
 from benchmarks.datasets.base import Dataset
-from benchmarks.runner import retrieve
+from benchmarks.retrieval import retrieve
 from chunkers import Document, NoChunker, Query
 from retrievers.decomposition import (DecomposingRetriever, GoldDecomposer, HeuristicDecomposer, IterativeDecomposer,
                                       NoDecomposer, fuse_rankings)
@@ -59,13 +59,13 @@ def test_iterative_follow_ups_and_call_counts():
     r = DecomposingRetriever(retriever=Recording({}), decomposer=IterativeDecomposer(hops=2, m=2, first_sentence=True))
     res = retrieve(ds, NoChunker(), r, top_k=3)
     assert seen == ["question", "question Title a Text of a.", "question Title b Text of b."]
-    assert r.stats()["retrieval_calls_mean"] == 3
+    assert res.ranking.calls_mean() == 3
     assert list(res.run["q"])[0] == "c"  # found by both follow-ups: rank 1 twice beats rank 1 once
     none = DecomposingRetriever(retriever=first, decomposer=NoDecomposer())
-    assert retrieve(ds, NoChunker(), none, top_k=3).run["q"] == {"a": 3, "b": 2, "c": 1}
-    assert none.stats()["retrieval_calls_mean"] == 1
-
-    assert none.records["q"] == {"query_id": "q", "subqueries": [], "retrieval_calls": 1, "decomposed": False}
+    res_none = retrieve(ds, NoChunker(), none, top_k=3)
+    assert res_none.run["q"] == {"a": 3, "b": 2, "c": 1}
+    assert res_none.ranking.calls_mean() == 1
+    assert res_none.ranking.records["q"] == {"query_id": "q", "subqueries": [], "retrieval_calls": 1, "decomposed": False}
 
 
 class Scripted(FixedRetriever):
@@ -104,15 +104,15 @@ def test_links_follow_title_mentions_ranked_by_question_score():
     # "Corliss Archer (radio)" is mentioned as "Corliss Archer"; whole words only ("Templeton Peck" yes, a
     # bare "Temple" no); the document itself is not its own link
     assert r.links("film") == ["temple", "other", "abel", "peck"]
-    run = r.search([q], top_k=6)
+    ranking = r.rank([q], top_k=6)
     # after the film: its two best-scored links (other 8 > abel 2 > peck 1; temple unscored -> after scored)
-    assert list(run["q"]) == ["film", "other", "abel", "noise", "peck"]
-    assert base.seen == [q.text] and r.stats()["retrieval_calls_mean"] == 1
+    assert list(ranking.run["q"]) == ["film", "other", "abel", "noise", "peck"]
+    assert base.seen == [q.text] and ranking.calls_mean() == 1
     dec3 = IterativeDecomposer(follow="links", m=1, links=4, depth=50)
     r3 = DecomposingRetriever(retriever=Scripted({q.text: {"film": 9, "noise": 7}}), decomposer=dec3)
     r3.index([c for d in ds.corpus for c in NoChunker().chunk(d)])
     # unscored links keep mention order, right after the followed document; top_k cuts the list
-    assert list(r3.search([q], top_k=4)["q"]) == ["film", "temple", "other", "abel"]
+    assert list(r3.rank([q], top_k=4).run["q"]) == ["film", "temple", "other", "abel"]
     with pytest.raises(ValueError, match="follow must be one of title\\|links"):
         IterativeDecomposer(follow="hyperlinks")
 
@@ -129,11 +129,11 @@ def test_gold_musique_steps_substitute_gold_answers():
     r = DecomposingRetriever(retriever=base, decomposer=GoldDecomposer())
     ds = Dataset("t", docs, [q, bare], {"2hop_x": {"c": 1}, "other": {"a": 1}})
     res = retrieve(ds, NoChunker(), r, top_k=3)
-    assert r.records["2hop_x"]["subqueries"] == ["Who wrote Hamlet?", "Where was Shakespeare born?",
+    assert res.ranking.records["2hop_x"]["subqueries"] == ["Who wrote Hamlet?", "Where was Shakespeare born?",
                                                 "What river flows through Stratford?"]
-    assert r.calls == {"2hop_x": 4, "other": 1}  # all gold steps in one round; the bare question alone
+    assert res.ranking.calls == {"2hop_x": 4, "other": 1}  # all gold steps in one round; the bare question alone
     assert list(res.run["2hop_x"])[0] == "c"  # rank 1 in two step lists
-    assert r.records["other"]["decomposed"] is False and r.stats()["decomposed_queries"] == 1
+    assert res.ranking.records["other"]["decomposed"] is False and res.ranking.stats["decomposed_queries"] == 1
 
 
 def test_gold_qdmr_steps_resolve_references_by_retrieval_in_order():
@@ -145,8 +145,8 @@ def test_gold_qdmr_steps_resolve_references_by_retrieval_in_order():
                      "question?": {"film": 1}})
     r = DecomposingRetriever(retriever=base, decomposer=GoldDecomposer())
     r.index([c for d in docs for c in NoChunker().chunk(d)])
-    r.search([q], top_k=2)
+    ranking = r.rank([q], top_k=2)
     # step 1 alone in round 1; step 2 once step 1's top title is known; step 3 needs step 2: round 3
     assert base.seen == ["question?", "the woman who portrayed Corliss Archer", "government position held by Shirley Temple",
                          "Shirley Temple and Shirley Temple"]
-    assert r.calls["q"] == 4
+    assert ranking.calls["q"] == 4

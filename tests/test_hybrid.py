@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from benchmarks.datasets.base import Dataset
 from benchmarks.metrics import evaluate
 from benchmarks.report import RunRecord, fusion_points, select_best
-from benchmarks.runner import retrieve
+from benchmarks.retrieval import retrieve
 from chunkers import Document, NoChunker, Query
 from retrievers.bm25 import BM25Retriever
 from retrievers.dense import DenseRetriever
@@ -36,16 +36,16 @@ def hybrid(cache, encoder, **kw):
 
 def test_sweep_of_14_points_reuses_base_runs(tmp_path):
     first = hybrid(tmp_path, CountingEncoder())
-    retrieve(tiny(), NoChunker(), first, top_k=10)
-    assert first.stats()["index_builds"] == 2  # bm25 + faiss, once
+    assert retrieve(tiny(), NoChunker(), first, top_k=10).ranking.stats["index_builds"] == 2  # bm25 + faiss, once
     points = [dict(fusion="wsum", weights=[w / 10, 1 - w / 10]) for w in range(11)]
     points += [dict(fusion="rrf", rrf_k=k) for k in (10, 60, 100)]
     runs = []
     for p in points:
         enc = CountingEncoder()
         h = hybrid(tmp_path, enc, **p)
-        runs.append(retrieve(tiny(), NoChunker(), h, top_k=10).run)
-        assert enc.calls == 0 and h.stats()["index_builds"] == 0
+        res = retrieve(tiny(), NoChunker(), h, top_k=10)
+        runs.append(res.run)
+        assert enc.calls == 0 and res.ranking.stats["index_builds"] == 0
     assert len({str(r) for r in runs}) > 1  # the points really differ
 
 

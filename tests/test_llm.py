@@ -86,12 +86,12 @@ def test_subqueries_from_endpoint_are_retrieved_and_cached(endpoint, tmp_path, m
     dec = make(ep.url, tmp_path)
     r = DecomposingRetriever(retriever=base, decomposer=dec)
     r.index([c for d in docs for c in NoChunker().chunk(d)])
-    r.search([q], top_k=2)
+    ranking = r.rank([q], top_k=2)
     assert base.seen == [q.text, "Shirley Temple", "Kiss and Tell film"]
     (req,) = ep.requests
     assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer sk-secret-123"
     assert req["body"]["model"] == "m-1" and req["body"]["messages"][1]["content"] == q.text
-    assert r.stats()["llm_requests"] == 1 and r.records["q"]["decomposed"] is True
+    assert ranking.stats["llm_requests"] == 1 and ranking.records["q"]["decomposed"] is True
     cached = list((tmp_path / "llm").glob("*.json"))
     assert len(cached) == 1 and "sk-secret" not in cached[0].read_text()
     # a second decomposer with the same prompt+model: served from disk, no request

@@ -7,6 +7,8 @@ import pytest
 from benchmarks.metrics import stale_hit, stale_hit_rate, stale_sets
 from chunkers import Document, NoChunker, Query
 from retrievers.routing import QueryRouter, RoutingRetriever
+from retrievers.stage import DocumentRanker
+from retrievers.types import Ranking
 from retrievers.versions import VersionAwareRetriever
 from test_decomposition import Scripted
 
@@ -40,9 +42,19 @@ def test_rules_can_be_switched_off_and_forced():
         QueryRouter(force="dense")
 
 
-class TwoBase(Scripted):
-    leaves = 2  # stands for a hybrid: two base searches per query
-    returns_docs = False
+class TwoBase:
+    """A stage that costs two base searches per query (stands for a hybrid)."""
+
+    def __init__(self, by_text):
+        self.inner = DocumentRanker(Scripted(by_text))
+        self.seen = self.inner.retriever.seen
+
+    def index(self, chunks):
+        self.inner.index(chunks)
+
+    def rank(self, queries, *, top_k):
+        r = self.inner.rank(queries, top_k=top_k)
+        return Ranking(r.run, r.chunk_lists, None, {}, {q: 2.0 for q in r.calls}, r.stats)
 
 
 def test_routing_retriever_dispatches_logs_routes_and_costs():
@@ -52,15 +64,16 @@ def test_routing_retriever_dispatches_logs_routes_and_costs():
     r = RoutingRetriever(rules=QueryRouter(), routes={"simple": {"retriever": simple}, "exact_term": {"retriever": exact}})
     r.index([c for d in docs for c in NoChunker().chunk(d)])
     qs = [Query("q1", "how are you"), Query("q2", "error E-4417 meaning"), Query("q3", "the team that owns the big house?")]
-    run = r.search(qs, top_k=3)
+    ranking = r.rank(qs, top_k=3)
+    run = ranking.run
     assert simple.seen == ["how are you", "the team that owns the big house?"]  # multi_hop has no route: default
     assert exact.seen == ["error E-4417 meaning"]
     assert run == {"q1": {"a": 1}, "q2": {"b": 1}, "q3": {}}
-    assert [r.records[q]["route"] for q in ("q1", "q2", "q3")] == ["simple", "exact_term", "simple"]
-    stats = r.stats()
-    assert stats["retrieval_calls_mean"] == pytest.approx((1 + 2 + 1) / 3)
-    assert stats["route_share_exact_term"] == pytest.approx(1 / 3)
-    assert r.chunk_lists["q2"] == [{"b#0": 1}]
+    assert [ranking.records[q]["route"] for q in ("q1", "q2", "q3")] == ["simple", "exact_term", "simple"]
+    assert ranking.calls_mean() == pytest.approx((1 + 2 + 1) / 3)
+    assert [ranking.records[q]["retrieval_calls"] for q in ("q1", "q2", "q3")] == [1, 2, 1]
+    assert ranking.stats["route_share_exact_term"] == pytest.approx(1 / 3)
+    assert ranking.chunk_lists["q2"] == [{"b#0": 1}]
     with pytest.raises(ValueError, match="unknown route"):
         RoutingRetriever(rules=QueryRouter(), routes={"fast": {"retriever": simple}})
 
@@ -80,21 +93,22 @@ def test_filter_drops_superseded_and_deprecated_at_index_time():
     inner.index = lambda chunks: indexed.extend(c.doc_id for c in chunks)
     r = VersionAwareRetriever(retriever=inner, mode="filter")
     r.index([c for d in _versions_corpus() for c in NoChunker().chunk(d)])
-    assert indexed == ["pol-v2", "other"] and r.stats()["versions_filtered_docs"] == 2
+    assert indexed == ["pol-v2", "other"] and r.rank([], top_k=1).stats["versions_filtered_docs"] == 2
 
 
 def test_decay_reorders_by_hand():
     inner = Scripted({"leave": {"pol-v1": 10.0, "pol-v2": 8.0, "kb": 9.0, "other": 0.0}})
     r = VersionAwareRetriever(retriever=inner, mode="decay", superseded_factor=0.5, deprecated_factor=0.25)
     r.index([c for d in _versions_corpus() for c in NoChunker().chunk(d)])
-    run = r.search([Query("q", "leave")], top_k=4)["q"]
+    run = r.rank([Query("q", "leave")], top_k=4).run["q"]
     # min-max: v1 1.0, kb 0.9, v2 0.8, other 0; x factors: v1 0.5, kb 0.225, v2 0.8
-    assert run == {"pol-v2#0": pytest.approx(0.8), "pol-v1#0": pytest.approx(0.5), "kb#0": pytest.approx(0.225),
-                   "other#0": 0.0}
+    assert run == {"pol-v2": pytest.approx(0.8), "pol-v1": pytest.approx(0.5), "kb": pytest.approx(0.225),
+                   "other": 0.0}
+    assert list(run) == ["pol-v2", "pol-v1", "kb", "other"]
     aged = VersionAwareRetriever(retriever=inner, mode="decay", superseded_factor=1, deprecated_factor=1, half_life_days=365)
     aged.index([c for d in _versions_corpus() for c in NoChunker().chunk(d)])
     age_v1 = (datetime.date(2024, 1, 1) - datetime.date(2020, 1, 1)).days
-    assert aged.search([Query("q", "leave")], top_k=4)["q"]["pol-v1#0"] == pytest.approx(0.5 ** (age_v1 / 365))
+    assert aged.rank([Query("q", "leave")], top_k=4).run["q"]["pol-v1"] == pytest.approx(0.5 ** (age_v1 / 365))
     with pytest.raises(ValueError, match="versions.mode must be one of ignore\\|filter\\|decay"):
         VersionAwareRetriever(retriever=inner, mode="newest")
 
@@ -116,18 +130,20 @@ def test_stale_hit_by_hand():
 
 
 def test_config_wiring_of_router_and_versions():
-    from benchmarks.errors import ConfigError
-    from benchmarks.runner import build_retriever
     from retrievers.bm25 import BM25Retriever
+    from retrievers.errors import RetrieverError
+    from retrievers.pipeline import build_pipeline
     from test_config import compose_cfg
 
-    wrapped = build_retriever(compose_cfg(["versions=decay", "versions.superseded_factor=0.3"]), None)
-    assert isinstance(wrapped, VersionAwareRetriever) and isinstance(wrapped.retriever, BM25Retriever)
+    wrapped = build_pipeline(compose_cfg(["versions=decay", "versions.superseded_factor=0.3"]))
+    assert isinstance(wrapped, VersionAwareRetriever) and isinstance(wrapped.inner, DocumentRanker)
+    assert isinstance(wrapped.inner.retriever, BM25Retriever)
     assert wrapped.mode == "decay" and wrapped.superseded_factor == 0.3
-    assert isinstance(build_retriever(compose_cfg(["versions=ignore"]), None), BM25Retriever)
-    routed = build_retriever(compose_cfg(["router=rules"]), None)
+    plain = build_pipeline(compose_cfg(["versions=ignore"]))
+    assert isinstance(plain, DocumentRanker) and isinstance(plain.retriever, BM25Retriever)
+    routed = build_pipeline(compose_cfg(["router=rules"]))
     assert isinstance(routed, RoutingRetriever) and set(routed.routes) == {"simple", "exact_term", "multi_hop"}
     assert type(routed.routes["multi_hop"]).__name__ == "DecomposingRetriever"
     assert routed.routes["exact_term"].weights == [0.7, 0.3]
-    with pytest.raises(ConfigError, match="decomposition is set per route"):
-        build_retriever(compose_cfg(["router=rules", "decomposer=heuristic"]), None)
+    with pytest.raises(RetrieverError, match="decomposition is set per route"):
+        build_pipeline(compose_cfg(["router=rules", "decomposer=heuristic"]))

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from chunkers.types import Document, Qrels, Query
+from chunkers.types import Document, Query
+from retrievers.types import Qrels
 from retrievers.fingerprint import StreamingFingerprint
 from benchmarks.errors import DataError
 

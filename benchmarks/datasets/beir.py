@@ -15,7 +15,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from chunkers.types import Document, Qrels, Query
+from chunkers.types import Document, Query
+from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit, attach_decompositions, check_corpus, read_jsonl, require
 from benchmarks.errors import DataError
 

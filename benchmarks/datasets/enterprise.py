@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from chunkers.types import Document, Qrels, Query
+from chunkers.types import Document, Query
+from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit
 from benchmarks.errors import ConfigError
 

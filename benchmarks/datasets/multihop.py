@@ -12,7 +12,8 @@ from typing import Any, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
-from chunkers.types import Document, Qrels, Query
+from chunkers.types import Document, Query
+from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit, attach_decompositions, check_corpus, paragraph_id, read_json_records, require
 from benchmarks.errors import DataError
 
