@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
-    from benchmarks.report import ReportError, load_runs, matches, parse_filter
+    from benchmarks.store import ReportError, load_runs, matches, parse_filter
 
     client = MlflowClient(tracking_uri=args.tracking_uri)
     run_id = args.run_id

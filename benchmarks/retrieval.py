@@ -76,7 +76,8 @@ def retrieve(dataset: Dataset, chunker: Chunker, stage: Stage | Any, *, top_k: i
     t3 = time.perf_counter()
     n_q = len(dataset.queries) + len(dataset.tune_queries)
     timings = {"time_chunk_s": t1 - t0, "time_index_s": t2 - t1, "time_search_s": t3 - t2,
-               "queries_per_s": n_q / (t3 - t2) if t3 > t2 else 0.0}
+               "queries_per_s": n_q / (t3 - t2) if t3 > t2 else 0.0,
+               "ms_per_query": 1000 * (t3 - t2) / n_q if n_q else 0.0}
     chunk_run = chunk_rankings(main, [q.id for q in dataset.queries], doc_chunks(chunks))
     return Retrieval(canonical_run(main.run, top_k), canonical_run(tune.run, top_k) if tune is not None else {},
                      chunks, timings, chunk_run, main)

@@ -5,7 +5,8 @@ import shutil
 
 from mlflow.tracking import MlflowClient
 
-from benchmarks.audit import agreement, audit_mlflow_run, audit_rows, classify, confusion, html_report, main as audit_main
+from benchmarks.audit import agreement, audit_mlflow_run, classify, confusion, html_report, main as audit_main
+from benchmarks.audit_log import audit_rows
 from benchmarks.runner import run_experiment
 from chunkers import Chunk, Document, Query
 from conftest import write_beir

@@ -9,7 +9,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from benchmarks.datasets.base import Dataset
 from benchmarks.metrics import evaluate
-from benchmarks.report import RunRecord, fusion_points, select_best
+from benchmarks.store import RunRecord
+from benchmarks.studies.fusion import fusion_points, select_best
 from benchmarks.retrieval import retrieve
 from chunkers import Document, NoChunker, Query
 from retrievers.bm25 import BM25Retriever

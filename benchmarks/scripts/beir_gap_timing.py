@@ -1,6 +1,6 @@
 """Cold vs warm wall time of the ``beir_gap`` sweep, and the warm sweep's encoder calls (must be 0).
 
-    RBENCH_DATA_DIR=../shared/data python -m benchmarks.beir_gap_timing [--datasets scifact,cisi]
+    RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.beir_gap_timing [--datasets scifact,cisi]
 
 Runs ``rbench -m experiment=beir_gap`` twice against a fresh, empty cache folder (cold, then warm), logging
 to the ``beir_gap`` MLflow experiment, and writes ``results/beir_gap_timing.{json,md}``. Exits 1 when the
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.machine import as_markdown, describe
+from benchmarks.scripts.machine import as_markdown, describe
 
 
 def sweep(extra: list[str], cache: Path) -> tuple[float, int]:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out + ".json").write_text(json.dumps(out, indent=2))
     Path(args.out + ".md").write_text("\n".join([
         "# beir_gap sweep: cold vs warm cache", "",
-        "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.beir_gap_timing`", "",
+        "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.beir_gap_timing`", "",
         f"Datasets: {', '.join(out['datasets'])} x retriever {{bm25, dense}} ({len(warm_runs)} runs per sweep).", "",
         "| sweep | wall time (s) | encoder calls (texts encoded by dense runs) | index builds |", "|---|---|---|---|",
         f"| cold (empty cache) | {cold_s:.1f} | (all documents and queries) | one per dense run |",

@@ -5,7 +5,7 @@
 2. With the same variant (robertson), bm25s and rank_bm25 must give the same nDCG@10 within 0.001.
 3. trec_eval (pytrec_eval) on the written TREC run file must reproduce our nDCG@10.
 
-    RBENCH_DATA_DIR=../shared/data python -m benchmarks.bm25_reference [--out results/bm25_reference]
+    RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.bm25_reference [--out results/bm25_reference]
 
 Writes ``<out>.json`` and ``<out>.md``; exits 1 if a check fails.
 """
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks.datasets.beir import BeirLoader
-from benchmarks.machine import as_markdown, describe
+from benchmarks.scripts.machine import as_markdown, describe
 from benchmarks.metrics import evaluate
 from benchmarks.retrieval import retrieve
 from benchmarks.trec import write_qrels, write_run
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps(out, indent=2))
     lines = [f"# BM25 reference check on BEIR {args.dataset}", "",
-             "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.bm25_reference`", "",
+             "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.bm25_reference`", "",
              "| configuration | nDCG@10 | Recall@100 | index s | queries/s |", "|---|---|---|---|---|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['ndcg_at_10']:.4f} | {r['recall_at_100']:.4f} | {r['index_s']:.2f} | "

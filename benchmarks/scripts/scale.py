@@ -10,7 +10,7 @@ is its own:
 * ``dense``: encode with the static model (model2vec, 64-d) in blocks into a memory-mapped ``.npy``; exact
   search (faiss flat) queries/s; IVF and HNSW build time, queries/s and recall@100 against exact search.
 
-    RBENCH_DATA_DIR=../shared/data python -m benchmarks.scale --n 1000000 --out results/scale
+    RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.scale --n 1000000 --out results/scale
 
 Writes ``<out>.json`` and ``<out>.md``.
 """
@@ -168,7 +168,7 @@ def stage_dense(args, chunks, qs) -> dict:
 
 
 def run_stage(args) -> dict:
-    from benchmarks.machine import describe  # noqa: F401  (import cost outside the timings)
+    from benchmarks.scripts.machine import describe  # noqa: F401  (import cost outside the timings)
 
     t0 = time.perf_counter()
     chunks = corpus(args.n, vocabulary(args.data_dir))
@@ -201,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage:  # a child process: one stage, JSON on stdout
         print("RESULT " + json.dumps(run_stage(args)), flush=True)
         return 0
-    from benchmarks.machine import as_markdown, describe
+    from benchmarks.scripts.machine import as_markdown, describe
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="rbench-scale-") as cache:
         for stage in ("bm25", "bm25_mmap", "dense"):
-            cmd = [sys.executable, "-m", "benchmarks.scale", "--stage", stage, "--cache", cache,
+            cmd = [sys.executable, "-m", "benchmarks.scripts.scale", "--stage", stage, "--cache", cache,
                    *(a for a in (argv if argv is not None else sys.argv[1:]))]
             print(f"scale: stage {stage} (n={args.n:,})...", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {kind} | {build} | {r['queries_per_s']:.0f} | {r['queries_per_s'] / flat_qps:.1f}x | "
                      f"{r.get('recall_at_100_vs_exact', 1.0):.3f} | {settings} |")
     given = " ".join(argv if argv is not None else sys.argv[1:])
-    lines += ["", f"Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scale {given}`", "", as_markdown(describe())]
+    lines += ["", f"Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.scale {given}`", "", as_markdown(describe())]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -1,31 +1,23 @@
-"""Multi-hop reports: decomposers vs the single query (``rbench-report multihop``) and the CI gate
-(``rbench-report gate``), both read back from MLflow.
-
-The gate compares the latest FINISHED run of each (dataset, chunker, retriever, decomposer) in an
-experiment with a committed baseline file and fails on any metric that fell more than the tolerance below
-its baseline. The baseline changes only through ``rbench-report gate --update`` — never automatically.
-"""
+"""``rbench-report multihop``: decomposers vs the single query — full-evidence coverage@k with paired
+tests, a per-label breakdown and small-multiple plots."""
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmarks.report import MCNEMAR, ReportError, RunRecord, fmt, fmt_p, markdown, paired_test, per_query, per_query_rows
+from benchmarks.stats import MCNEMAR, fmt, fmt_p, markdown, paired_test
+from benchmarks.store import RunRecord, jsonl_artifact, per_query, per_query_rows
+from benchmarks.study import StudyContext, StudyResult, register
 
 KS = (2, 5, 10, 20)
 COVERAGE = tuple(f"evidence_coverage_at_{k}" for k in KS)
 TABLE_METRICS = (*COVERAGE, "recall_at_10", "ndcg_at_10")
 GATED = (*COVERAGE, "recall_at_10", "ndcg_at_10")
-DECOMPOSER_ORDER = ("none", "heuristic", "iterative", "iterative_links", "gold", "llm")
 
 
 def run_key(rec: RunRecord) -> tuple[str, str, str, str]:
-    p = rec.params
-    return rec.dataset, p.get("chunker", "none"), p.get("retriever", "?"), p.get("decomposer", "none")
+    return rec.dataset, rec.choice("chunker", "none"), rec.choice("retriever"), rec.choice("decomposer", "none")
 
 
 def key_text(key: tuple[str, str, str, str]) -> str:
@@ -41,13 +33,8 @@ def latest_by_key(records: Sequence[RunRecord]) -> dict[tuple[str, str, str, str
 
 def decomposed_ids(client: Any, rec: RunRecord) -> set[str] | None:
     """Query ids the run's decomposer actually decomposed (its ``decomposition.jsonl``); None if absent."""
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(rec.run_id, "decomposition.jsonl", tmp)
-        except Exception:
-            return None
-        with open(path, encoding="utf-8") as fh:
-            return {row["query_id"] for row in map(json.loads, fh) if row.get("decomposed")}
+    rows = jsonl_artifact(client, rec, "decomposition.jsonl")
+    return None if rows is None else {row["query_id"] for row in rows if row.get("decomposed")}
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -58,7 +45,8 @@ def multihop(client: Any, records: list[RunRecord], out: str | None) -> tuple[st
     """Coverage@k per dataset x retriever x decomposer, with the paired test against ``none`` (same dataset,
     chunker and retriever; ``gold`` paired on the questions it covers), a per-label breakdown and a plot."""
     latest = latest_by_key(records)
-    order = {d: i for i, d in enumerate(DECOMPOSER_ORDER)}
+    # decomposers in the order the sweep ran them (the experiment's own list)
+    order = {d: i for i, d in enumerate(dict.fromkeys(rec.choice("decomposer", "none") for rec in records))}
     keys = sorted(latest, key=lambda k: (k[0], k[1], k[2], order.get(k[3], 99), k[3]))
     header = ["dataset", "retriever", "decomposer", "queries", *(f"cov@{k}" for k in KS), "R@10", "nDCG@10",
               "calls/q", "Δcov@10 vs none", "p"]
@@ -69,7 +57,7 @@ def multihop(client: Any, records: list[RunRecord], out: str | None) -> tuple[st
         pq = per_query(client, rec)
         subset = sorted(pq)
         note = ""
-        if key[3] == "gold":
+        if latest[key].setting("decomposer._target_", "").endswith("GoldDecomposer"):  # an oracle: its covered subset
             covered = decomposed_ids(client, rec)
             subset = sorted(set(pq) & covered) if covered is not None else subset
             note = " (covered subset)"
@@ -156,48 +144,7 @@ def plot_coverage(table: list[dict], path: str) -> None:
     plt.close(fig)
 
 
-# ------------------------------------------------------------------------------------------ gate
-def current_values(records: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
-    return {key_text(k): {m: float(rec.metrics[m]) for m in GATED if m in rec.metrics}
-            for k, rec in latest_by_key(records).items()}
 
-
-def gate(records: list[RunRecord], baseline_file: str, tolerance: float, *, experiment: str, update: bool = False) -> tuple[bool, str]:
-    """(passed, report). With ``update``, (re)write the baseline from the current runs instead."""
-    current = current_values(records)
-    path = Path(baseline_file)
-    if update:
-        from benchmarks.provenance import git_commit
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"experiment": experiment, "metrics": list(GATED), "updated": _dt.date.today().isoformat(),
-                   "git_commit": git_commit(), "runs": current}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return True, f"baseline {path} written: {len(current)} runs x {len(GATED)} metrics from experiment '{experiment}'"
-    if not path.is_file():
-        raise ReportError(f"baseline file {path} not found; create it with `rbench-report gate --experiment "
-                          f"{experiment} --baseline-file {path} --update`")
-    try:
-        baseline = json.loads(path.read_text(encoding="utf-8"))["runs"]
-    except (ValueError, KeyError) as err:
-        raise ReportError(f"{path}: not a gate baseline file ({err})") from None
-    failures, lines = [], []
-    for key, metrics in baseline.items():
-        if key not in current:
-            failures.append(f"MISSING {key}: no FINISHED run in experiment '{experiment}'")
-            continue
-        for m, base in metrics.items():
-            now = current[key].get(m)
-            if now is None:
-                failures.append(f"MISSING {key} {m}: the run did not log it (baseline {base:.4f})")
-            elif base - now > tolerance + 1e-9:
-                failures.append(f"FAIL {key} {m}: {base:.4f} -> {now:.4f} ({now - base:+.4f}, tolerance {tolerance})")
-            else:
-                lines.append(f"ok   {key} {m}: {base:.4f} -> {now:.4f} ({now - base:+.4f})")
-    extra = sorted(set(current) - set(baseline))
-    notes = [f"note {k}: not in the baseline (add it with --update)" for k in extra]
-    head = (f"gate: experiment '{experiment}' vs {path} (tolerance {tolerance}): "
-            f"{'FAILED' if failures else 'passed'} — {len(lines)} checks ok, {len(failures)} failed")
-    return not failures, "\n".join([head, *failures, *notes, *lines])
+@register("multihop", "coverage@k per decomposer with paired tests against decomposer=none")
+def run(ctx: StudyContext) -> StudyResult:
+    return StudyResult(*multihop(ctx.client, ctx.records, ctx.out))

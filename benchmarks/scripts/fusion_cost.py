@@ -1,6 +1,6 @@
 """What a fusion sweep costs once its base runs exist (scifact by default).
 
-    RBENCH_DATA_DIR=../shared/data python -m benchmarks.fusion_cost
+    RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.fusion_cost
 
 1. With an empty cache folder, computes the two base runs cold — ``retriever=bm25`` and ``retriever=dense``,
    each scoring test and train queries — and times them.
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.machine import as_markdown, describe
+from benchmarks.scripts.machine import as_markdown, describe
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out + ".json").write_text(json.dumps(out, indent=2))
     Path(args.out + ".md").write_text("\n".join([
         f"# Fusion sweep cost on {args.dataset}", "",
-        "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.fusion_cost`", "",
+        "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.fusion_cost`", "",
         "| step | wall time (s) | encoder calls | index builds |", "|---|---|---|---|",
         f"| base run, BM25, cold (test + train queries) | {bm25_s:.1f} | 0 | 1 |",
         f"| base run, dense, cold (test + train queries) | {dense_s:.1f} | all documents and queries | 1 |",

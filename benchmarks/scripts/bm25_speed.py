@@ -4,7 +4,7 @@ Both backends use BM25 "robertson" (k1=0.9, b=0.4, the same tokenizer) so their 
 is queries/s of bm25s >= 50x rank_bm25's at equal nDCG@10 (within 0.001). Searching excludes the cache
 (``cache_mode=off``) and is single-threaded for both; indexing time is reported beside it.
 
-    RBENCH_DATA_DIR=../shared/data python -m benchmarks.bm25_speed [--out results/bm25_speed]
+    RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.bm25_speed [--out results/bm25_speed]
 
 Writes ``<out>.json`` and ``<out>.md``; exits 1 if a check fails.
 """
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.datasets.beir import BeirLoader
-from benchmarks.machine import as_markdown, describe
+from benchmarks.scripts.machine import as_markdown, describe
 from benchmarks.metrics import evaluate
 from chunkers.base import NoChunker
 from retrievers.base import aggregate_to_docs
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(bm25s with its default numpy backend: {result['speedup_numpy']:.0f}x). The numba backend compiles "
               "once per process (the warm-up column), so it is opt-in: worth it for large query sets.", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'}: {name}" for name, ok in checks.items()]
-    lines += ["", "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.bm25_speed`", "", as_markdown(describe())]
+    lines += ["", "Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.bm25_speed`", "", as_markdown(describe())]
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
