@@ -309,6 +309,52 @@ def _download(client: Any, run_id: str, name: str, folder: str) -> Path | None:
         return None
 
 
+def project_targets() -> set[str]:
+    """Every ``_target_`` the project's own config groups name (``conf/**/*.yaml``): the classes a run's
+    stored config may ask the audit to build."""
+    import re
+
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    found: set[str] = set()
+    for path in conf.rglob("*.yaml"):
+        found.update(re.findall(r"^\s*_target_:\s*([\w.]+)\s*(?:#.*)?$", path.read_text(encoding="utf-8"), re.M))
+    return found
+
+
+def foreign_targets(node: Any, allowed: set[str], path: str = "") -> list[str]:
+    """``key: target`` for every ``_target_`` in a config tree that is not one of ``allowed`` (and every
+    ``_args_``, never read from a stored config)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, (DictConfig, ListConfig)):
+        node = OmegaConf.to_container(node, resolve=False)
+    out: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else str(key)
+            if key == "_target_" and value is not None and str(value) not in allowed:
+                out.append(f"{here}: {value}")
+            elif key == "_args_":
+                out.append(f"{here}: positional arguments are never read from a stored config")
+            else:
+                out += foreign_targets(value, allowed, here)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            out += foreign_targets(item, allowed, f"{path}[{i}]")
+    return out
+
+
+def check_stored_config(cfg: Any, run_id: str) -> None:
+    """A run's ``config.yaml`` comes from an artifact store others may write to: refuse any ``_target_`` that
+    is not one of the project's own classes before anything is instantiated from it."""
+    from benchmarks.errors import ConfigError
+
+    bad = foreign_targets(cfg, project_targets())
+    if bad:
+        raise ConfigError(f"run {run_id}'s config.yaml names classes that are not the project's own, so it is not "
+                          f"rebuilt (an artifact store is not trusted to choose code): {'; '.join(bad[:5])}")
+
+
 def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
                      dataset_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Re-read one run and audit it: rows, verdicts, labels (joined afterwards), documents."""
@@ -327,6 +373,7 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
             raise SystemExit(f"rbench-audit: run {run_id} lacks config.yaml / audit.jsonl / run.trec artifacts "
                              "(runs made before the audit existed cannot be audited; rerun them)")
         cfg = OmegaConf.load(cfg_path)
+        check_stored_config(cfg, run_id)
         rows = [json.loads(line) for line in open(audit_path, encoding="utf-8")]
         run = read_run(run_path)
         labels = {}
@@ -382,7 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         print(f"rbench-audit: error: no run {run_id} in {args.tracking_uri} ({type(err).__name__})", file=sys.stderr)
         return 2
-    result = audit_mlflow_run(client, run_id, k=args.k)
+    from benchmarks.errors import RbenchError
+    from retrievers.errors import RetrieverError
+
+    try:
+        result = audit_mlflow_run(client, run_id, k=args.k)
+    except (RbenchError, RetrieverError) as err:
+        print(f"rbench-audit: error: {err}", file=sys.stderr)
+        return 2
     name = f"{result['dataset']} (run {run_id[:8]})"
     text = summary_text(name, result["rows"], result["verdicts"], result["labels"])
     print(text)

@@ -51,6 +51,117 @@ def main(cfg: DictConfig) -> float:
         sys.exit(2)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM time limits, ``timeout``, ``docker stop``), raised like Ctrl-C so a run in progress is
+    marked KILLED by the tracker instead of being left RUNNING."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise Terminated()
+
+
+INFO_FLAGS = ("-h", "--help", "--hydra-help", "--info", "-i", "--version", "--cfg", "-c", "--shell-completion", "-sc",
+              "--resolve", "-p", "--package")
+
+
+def precheck(argv: list[str]) -> str | None:
+    """Compose the config the command line asks for (each combination of its comma-separated sweeps, up to 64)
+    and validate it, before Hydra starts a job. Returns the error message, or None when the config is fine."""
+    if any(a.split("=", 1)[0] in INFO_FLAGS for a in argv):
+        return None
+    overrides = [a for a in argv if not a.startswith("-")]
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from benchmarks.validate import problems
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as err:  # noqa: BLE001 - Hydra's own parse errors
+        return f"config error: {err}"
+    for o in parsed:  # an optional group (experiment) silently ignores an unknown option: check every group option
+        group = o.get_key_element().lstrip("+~")
+        folder = Path(CONF_DIR) / group
+        if "." in group or "@" in group or not folder.is_dir():
+            continue
+        try:
+            values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+        except Exception:  # noqa: BLE001
+            continue
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        for v in values:
+            if v is not None and str(v) != "null" and str(v) not in options:
+                return (f"config error: no option {str(v)!r} in config group {group!r}; options: {', '.join(options)} "
+                        f"(files in conf/{group}/)")
+    combos: list[list[str]] = [[]]
+    swept: set[str] = set()
+    for o in parsed:
+        if multirun and o.is_sweep_override():
+            try:
+                values = [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+            except Exception:  # noqa: BLE001 - interval/range sweeps of a sweeper plugin: check the first value only
+                values = [o.input_line]
+            swept.update(values)
+            combos = [c + [v] for c in combos for v in values][:64]
+        else:
+            combos = [c + [o.input_line] for c in combos]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for combo in combos:
+            try:
+                cfg = compose(config_name="config", overrides=combo)
+            except Exception as err:  # noqa: BLE001 - unknown option, key typo, bad override: Hydra's message
+                return f"config error: {str(err).strip()}{_key_hint(combo, compose)}"
+            found = problems(cfg)
+            if found:
+                where = f" (with {' '.join(c for c in combo if c in swept)})" if swept else ""
+                return "config error" + where + ":\n  " + "\n  ".join(found)
+    return None
+
+
+def _key_hint(overrides: list[str], compose) -> str:  # noqa: ANN001 - hydra.compose
+    """For an override of a key that does not exist: the closest existing key and the keys allowed there."""
+    import difflib
+
+    try:
+        base = compose(config_name="config", overrides=[o for o in overrides if "=" in o and "." not in o.split("=")[0]])
+    except Exception:  # noqa: BLE001
+        return ""
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if "." not in key or o.startswith(("+", "~")):
+            continue
+        parent, leaf = key.rsplit(".", 1)
+        node = base
+        for part in parent.split("."):
+            node = node.get(part) if hasattr(node, "get") else None
+        if hasattr(node, "keys") and leaf not in node:
+            keys = sorted(str(k) for k in node.keys())
+            close = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.4)
+            return (f"\n{key}: no such key" + (f"; did you mean {parent}.{close[0]}?" if close else ".")
+                    + f" Keys of {parent}: {', '.join(keys)}")
+    return ""
+
+
+def run() -> None:
+    """Console entry ``rbench``: the config is composed and validated first (errors: one message, exit 2, in
+    well under a second); SIGTERM and Ctrl-C end a run in progress as KILLED with one line and exit 143 / 130."""
+    import signal
+
+    error = precheck(sys.argv[1:])
+    if error:
+        print(f"rbench: {error}", file=sys.stderr)
+        sys.exit(2)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        main()
+    except KeyboardInterrupt as err:
+        code = 143 if isinstance(err, Terminated) else 130
+        what = "terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)"
+        print(f"rbench: {what}; the run in progress (if any) is marked KILLED", file=sys.stderr)
+        sys.exit(code)
+
+
 def report() -> None:
     """``rbench-report``: compare runs read back from MLflow (see ``benchmarks.report``)."""
     from benchmarks.report import main as report_main

@@ -10,12 +10,18 @@ class RbenchError(Exception):
 
 
 class DataError(RbenchError):
-    """Bad input data. ``where`` is ``file`` or ``file:line``."""
+    """Bad input data. ``where`` is ``file``, ``file:line`` (``line`` an int, 1-based) or ``file: record N``
+    (``line`` a string such as ``"record 3"``, for records of a JSON array, counted from one)."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None) -> None:
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | str | None = None) -> None:
         where = ""
         if path is not None:
-            where = f"{path}:{line}: " if line is not None else f"{path}: "
+            if line is None:
+                where = f"{path}: "
+            elif isinstance(line, int):
+                where = f"{path}:{line}: "
+            else:
+                where = f"{path}: {line}: "
         super().__init__(where + message)
         self.path, self.line = path, line
 

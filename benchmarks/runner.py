@@ -154,13 +154,12 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
 
     from benchmarks.tracking import Tracker, flatten
 
+    from benchmarks.validate import validate
+
+    validate(cfg)  # every key, type, range and option, before anything is loaded or logged
     resolved = OmegaConf.to_container(cfg, resolve=True)
     ks = sorted({int(k) for k in cfg.metrics.k})
     top_k = int(cfg.top_k)
-    if top_k < max(ks):
-        from benchmarks.errors import ConfigError
-
-        raise ConfigError(f"top_k ({top_k}) must be >= the largest metrics.k ({max(ks)})")
     # build components first: a wrong config fails before any data is read or run is logged
     loader = instantiate(cfg.dataset)
     chunker = instantiate(cfg.chunker)

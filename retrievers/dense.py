@@ -63,6 +63,7 @@ class DenseRetriever:
         self._ids: list[str] = []
         self._emb: np.ndarray | None = None
         self._emb_key: str | None = None
+        self._emb_sum: str | None = None
         self._faiss = None
 
     # ------------------------------------------------------------------ encoding
@@ -82,8 +83,10 @@ class DenseRetriever:
             if hit is not None:
                 self._emb = np.load(hit / "embeddings.npy", mmap_mode="r")
                 log.info("dense: %d chunk embeddings from cache %s", len(self._ids), hit)
-                return
-            self._emb = self._encode_corpus(chunks, identity)
+            else:
+                self._emb = self._encode_corpus(chunks, identity)
+        # what dependent entries (indexes, runs) key on: the embeddings' own checksum, so none outlives them
+        self._emb_sum = self.cache.checksum("embeddings", self._emb_key, "embeddings.npy") if self.cache.mode != "off" else None
 
     def _encode_corpus(self, chunks: Sequence[Chunk], identity: dict[str, Any]) -> np.ndarray:
         """Encode in blocks written straight into a memory-mapped ``.npy`` in the cache entry being built
@@ -149,7 +152,8 @@ class DenseRetriever:
             index = faiss.IndexFlatIP(dim)
             self._add(index)
         else:
-            key = Cache.key({"what": "faiss-index", "embeddings": self._emb_key, **self._index_settings()})
+            key = Cache.key({"what": "faiss-index", "embeddings": self._emb_key, "embeddings_sha256": self._emb_sum,
+                             **self._index_settings()})
             with self.cache.claim("index", key):
                 hit = self.cache.get("index", key)
                 if hit is not None:
@@ -190,7 +194,8 @@ class DenseRetriever:
             raise RuntimeError("index() must be called before search()")
         if not queries:
             return {}
-        key = Cache.key({"what": "run", "embeddings": self._emb_key, "index": self._search_settings(), "top_k": int(top_k),
+        key = Cache.key({"what": "run", "embeddings": self._emb_key, "embeddings_sha256": self._emb_sum,
+                         "index": self._search_settings(), "top_k": int(top_k),
                          "queries": [[q.id, q.text] for q in queries], "encoder": self.encoder.identity()})
         cached = self.cache.load_json("runs", key, "run.json")
         if cached is not None:
@@ -209,4 +214,5 @@ class DenseRetriever:
 
     def stats(self) -> dict[str, float]:
         return {"encoded_texts": self.encoded_texts, "index_builds": self.index_builds,
-                "cache_hits": self.cache.hits, "cache_misses": self.cache.misses}
+                "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
+                "cache_quarantined": self.cache.quarantined}

@@ -31,6 +31,20 @@ def _params(method: str, n: int, weights: Sequence[float] | None, rrf_k: int) ->
     return {}
 
 
+#: ranx's unsupervised fusion methods (the supervised ones — bayesfuse, mapfuse, posfuse, probfuse, segfuse,
+#: slidefuse — need training runs and are not offered) and its normalisations
+METHODS: tuple[str, ...] = ("wsum", "rrf", "sum", "mnz", "max", "min", "med", "anz", "gmnz", "wmnz", "isr", "log_isr",
+                            "logn_isr", "bordafuse", "w_bordafuse", "condorcet", "w_condorcet", "rbc", "mixed")
+NORMS: tuple[str, ...] = ("min-max", "max", "sum", "zmuv", "rank", "borda", "min-max-inverted")
+
+
+def check_fusion(method: str, norm: str | None) -> None:
+    if method not in METHODS:
+        raise ValueError(f"retriever.fusion must be one of {'|'.join(METHODS)}, got {method!r}")
+    if norm is not None and norm not in NORMS:
+        raise ValueError(f"retriever.norm must be one of {'|'.join(NORMS)}|null, got {norm!r}")
+
+
 FAST = {("wsum", "min-max"), ("rrf", "min-max"), ("rrf", None)}
 
 

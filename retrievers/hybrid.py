@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from chunkers.types import Chunk, Query
-from retrievers.fusion import fuse
+from retrievers.fusion import check_fusion, fuse
 from retrievers.stage import Stage, as_stage, sum_stats
 from retrievers.types import Ranking, Run
 
@@ -23,6 +23,7 @@ class HybridRetriever:
                  weights: Sequence[float] | None = None, rrf_k: int = 60, aggregate: str = "max") -> None:
         if len(retrievers) < 2:
             raise ValueError("retriever.retrievers needs at least two base retrievers")
+        check_fusion(fusion, norm)
         self.stages: dict[str, Stage] = {name: as_stage(r, aggregate=aggregate) for name, r in retrievers.items()}
         self.fusion, self.norm, self.rrf_k = fusion, norm, int(rrf_k)
         self.weights = [float(w) for w in weights] if weights is not None else None

@@ -26,6 +26,39 @@ from retrievers.fingerprint import fingerprint
 log = logging.getLogger(__name__)
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but never sends the ``Authorization`` header to another origin (scheme, host,
+    port): a redirect from the configured endpoint to elsewhere must not leak the API key."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            for name in list(new.headers):
+                if name.lower() == "authorization":
+                    del new.headers[name]
+            new.unredirected_hdrs.pop("Authorization", None)
+        return new
+
+
 def parse_subqueries(content: str, limit: int) -> list[str]:
     """The reply must be a JSON list of strings; raises ValueError otherwise."""
     value = json.loads(content)
@@ -48,6 +81,15 @@ class LLMDecomposer(Decomposer):
         self.timeout_s, self.retries = float(timeout_s), int(retries)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.requests = self.cache_hits = self.failures = 0
+        scheme, host, _ = _origin(self.base_url)
+        if scheme == "http" and not is_loopback(host):
+            msg = (f"decomposer.base_url={self.base_url} is plain http to a non-loopback host: the API key in "
+                   f"${api_key_env} and every question would travel unencrypted; use https")
+            log.warning(msg)
+            import sys
+
+            print(f"rbench: warning: {msg}", file=sys.stderr, flush=True)
+        self._opener = urllib.request.build_opener(_SameOriginAuth)
         self._subs: dict[str, list[str]] = {}
 
     def _key(self, question: str) -> str:
@@ -68,7 +110,7 @@ class LLMDecomposer(Decomposer):
             self.requests += 1
             req = urllib.request.Request(f"{self.base_url}/chat/completions", data=body, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                with self._opener.open(req, timeout=self.timeout_s) as resp:
                     payload = json.loads(resp.read().decode("utf-8"))
                 return str(payload["choices"][0]["message"]["content"])
             except urllib.error.HTTPError as err:

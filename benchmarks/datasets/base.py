@@ -53,45 +53,103 @@ class Dataset:
         return self._fingerprint
 
 
+def data_file(path: Path) -> Path:
+    """``path``, or ``path.gz`` when only the gzipped file exists (BEIR users have ``corpus.jsonl.gz``)."""
+    path = Path(path)
+    if not path.is_file() and path.suffix != ".gz":
+        gz = path.with_name(path.name + ".gz")
+        if gz.is_file():
+            return gz
+    return path
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 file (a leading BOM is dropped; ``.gz`` is read transparently).
+    A line that is not UTF-8 is a DataError naming the file and line."""
+    import gzip
+
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError(f"not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                                    "save the file as UTF-8", path=path, line=lineno) from None
+    except (OSError, EOFError) as err:  # a truncated or corrupt .gz
+        if isinstance(err, FileNotFoundError):
+            raise DataError("file not found", path=path) from None
+        raise DataError(f"cannot be read ({type(err).__name__}: {err})", path=path) from None
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)``; blank lines are skipped, malformed ones raise DataError."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=lineno) from None
-            if not isinstance(obj, dict):
-                raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
-            yield lineno, obj
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=lineno) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+        yield lineno, obj
 
 
-def read_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """A ``.json`` list of objects or a ``.jsonl`` file; yields ``(record_number_or_line, object)``."""
-    if path.suffix == ".jsonl":
+def read_json_records(path: Path) -> Iterator[tuple[int | str, dict[str, Any]]]:
+    """A ``.json`` list of objects or a ``.jsonl`` file (either may be gzipped); yields ``(where, object)``:
+    the line number for JSON lines, ``"record N"`` (counted from one) for a JSON array."""
+    path = Path(path)
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
         yield from read_jsonl(path)
         return
+    text = "".join(line for _, line in text_lines(path))
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataError(f"malformed JSON ({err.msg})", path=path, line=err.lineno) from None
+        raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=err.lineno) from None
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
         raise DataError("expected a JSON list of records", path=path)
     for i, obj in enumerate(data):
         if not isinstance(obj, dict):
-            raise DataError(f"record {i}: expected a JSON object, got {type(obj).__name__}", path=path)
-        yield i, obj
+            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=f"record {i + 1}")
+        yield f"record {i + 1}", obj
 
 
-def require(obj: dict[str, Any], key: str, *, path: Path, line: int) -> Any:
+def require(obj: dict[str, Any], key: str, *, path: Path, line: int | str) -> Any:
     if key not in obj:
         raise DataError(f"missing field {key!r} (fields present: {', '.join(sorted(obj)) or 'none'})", path=path, line=line)
     return obj[key]
+
+
+def require_id(obj: dict[str, Any], key: str, *, path: Path, line: int | str) -> str:
+    """An id field: a non-empty string or an integer (kept as its decimal string); null, empty, boolean,
+    float or structured values are errors."""
+    value = require(obj, key, path=path, line=line)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        shown = "null" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
+        raise DataError(f"field {key!r} must be a non-empty string or an integer, got {shown}", path=path, line=line)
+    text = str(value)
+    if not text.strip():
+        raise DataError(f"field {key!r} is empty", path=path, line=line)
+    return text
+
+
+def require_text(obj: dict[str, Any], key: str, *, path: Path, line: int | str, optional: bool = False) -> str:
+    """A text field: a string (may be empty); null or non-string values are errors (``optional``: a missing
+    or null field is the empty string)."""
+    if optional and obj.get(key) is None:
+        return ""
+    value = require(obj, key, path=path, line=line)
+    if not isinstance(value, str):
+        shown = "null" if value is None else type(value).__name__
+        raise DataError(f"field {key!r} must be a string, got {shown}", path=path, line=line)
+    return value
 
 
 _SLUG = re.compile(r"[^0-9A-Za-z]+")

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from chunkers.types import Document, Query
 from retrievers.types import Qrels
-from benchmarks.datasets.base import Dataset, apply_limit, attach_decompositions, check_corpus, read_jsonl, require
+from benchmarks.datasets.base import (Dataset, apply_limit, attach_decompositions, check_corpus, data_file, read_jsonl,
+                                      require_id, require_text, text_lines)
 from benchmarks.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -33,30 +34,33 @@ def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_corpus(path: Path) -> list[Document]:
+    path = data_file(path)
     if not path.is_file():
-        raise DataError("corpus file not found", path=path)
+        raise DataError("corpus file not found (also looked for corpus.jsonl.gz)", path=path)
     docs: list[Document] = []
     seen: dict[str, int] = {}
     records = tqdm(read_jsonl(path), desc=f"read {path.parent.name}/corpus", unit=" docs", leave=False, disable=None)
     for lineno, obj in records:
-        did = str(require(obj, "_id", path=path, line=lineno))
-        text = require(obj, "text", path=path, line=lineno)
+        did = require_id(obj, "_id", path=path, line=lineno)
+        text = require_text(obj, "text", path=path, line=lineno)
+        title = require_text(obj, "title", path=path, line=lineno, optional=True)
         if did in seen:
             raise DataError(f"duplicate doc id {did!r} (first on line {seen[did]})", path=path, line=lineno)
         seen[did] = lineno
-        docs.append(Document(did, str(obj.get("title") or ""), str(text or ""), _metadata(obj)))
+        docs.append(Document(did, title, text, _metadata(obj)))
     check_corpus(docs, path)
     return docs
 
 
 def read_queries(path: Path) -> dict[str, Query]:
+    path = data_file(path)
     if not path.is_file():
-        raise DataError("queries file not found", path=path)
+        raise DataError("queries file not found (also looked for queries.jsonl.gz)", path=path)
     queries: dict[str, Query] = {}
     lines: dict[str, int] = {}
     for lineno, obj in read_jsonl(path):
-        qid = str(require(obj, "_id", path=path, line=lineno))
-        text = require(obj, "text", path=path, line=lineno)
+        qid = require_id(obj, "_id", path=path, line=lineno)
+        text = require_text(obj, "text", path=path, line=lineno)
         if qid in queries:
             raise DataError(f"duplicate query id {qid!r} (first on line {lines[qid]})", path=path, line=lineno)
         lines[qid] = lineno
@@ -67,33 +71,46 @@ def read_queries(path: Path) -> dict[str, Query]:
 def read_qrels(path: Path) -> tuple[Qrels, dict[tuple[str, str], int]]:
     """BEIR tsv (``query-id corpus-id score``, optional header) or TREC qrels (``qid 0 docid rel``).
 
+    Scores are integers (``2`` or ``2.0``); a fractional, infinite or NaN score is an error, and so is a
+    (query, document) pair judged twice with different scores (both lines named).
     Returns the qrels and the line of each pair (for error messages downstream).
     """
+    import math
+
+    path = data_file(path)
     qrels: Qrels = {}
     where: dict[tuple[str, str], int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\n\r")
-            if not line.strip():
+    for lineno, line in text_lines(path):
+        line = line.rstrip("\n\r")
+        if not line.strip():
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) == 4:
+            qid, _, did, rel = parts
+        elif len(parts) == 3:
+            qid, did, rel = parts
+        else:
+            raise DataError(
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}",
+                path=path, line=lineno,
+            )
+        try:
+            value = float(rel)
+        except ValueError:
+            if lineno == 1:  # header line
                 continue
-            parts = line.split("\t") if "\t" in line else line.split()
-            if len(parts) == 4:
-                qid, _, did, rel = parts
-            elif len(parts) == 3:
-                qid, did, rel = parts
-            else:
-                raise DataError(
-                    f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}",
-                    path=path, line=lineno,
-                )
-            try:
-                score = int(float(rel))
-            except ValueError:
-                if lineno == 1:  # header line
-                    continue
-                raise DataError(f"relevance score {rel!r} is not a number", path=path, line=lineno) from None
-            qrels.setdefault(qid, {})[did] = score
-            where[(qid, did)] = lineno
+            raise DataError(f"relevance score {rel!r} is not a number", path=path, line=lineno) from None
+        if not math.isfinite(value) or not value.is_integer():
+            raise DataError(f"relevance score {rel!r} is not an integer (graded relevance: 0, 1, 2, ...)",
+                            path=path, line=lineno)
+        qid, did, score = qid.strip(), did.strip(), int(value)
+        if not qid or not did:
+            raise DataError("empty query id or doc id", path=path, line=lineno)
+        if (qid, did) in where and qrels[qid][did] != score:
+            raise DataError(f"query {qid!r} judges doc {did!r} {score} here and {qrels[qid][did]} on line "
+                            f"{where[(qid, did)]}: one judgment per pair", path=path, line=lineno)
+        qrels.setdefault(qid, {})[did] = score
+        where.setdefault((qid, did), lineno)
     return qrels, where
 
 
@@ -140,9 +157,9 @@ def validate_qrels(
 def load_split(folder: Path, split: str, queries: dict[str, Query], doc_ids: set[str], *, strict: bool,
                notes: dict[str, int]) -> tuple[list[Query], Qrels]:
     qrels_dir = folder / "qrels"
-    path = qrels_dir / f"{split}.tsv"
+    path = data_file(qrels_dir / f"{split}.tsv")
     if not path.is_file():
-        available = sorted(p.stem for p in qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
+        available = sorted({p.name.split(".")[0] for p in qrels_dir.glob("*.tsv*")}) if qrels_dir.is_dir() else []
         raise DataError(
             f"no qrels for split {split!r}; dataset.split must be one of: {', '.join(available) or '(none found)'}",
             path=path,
@@ -240,7 +257,7 @@ class BeirLoader:
         judged = set(qrels) | set(tune_qrels)
         notes["queries_without_judgments"] = sum(1 for qid in queries if qid not in judged)
         return Dataset(
-            name=self.name or folder.name, corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
+            name=folder.name if self.path else (self.name or folder.name), corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
             tune_queries=tune_queries, tune_qrels=tune_qrels, tune_split=self.tune_split, source=str(folder),
             notes=notes,
         )

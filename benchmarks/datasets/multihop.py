@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from chunkers.types import Document, Query
 from retrievers.types import Qrels
-from benchmarks.datasets.base import Dataset, apply_limit, attach_decompositions, check_corpus, paragraph_id, read_json_records, require
+from benchmarks.datasets.base import (Dataset, apply_limit, attach_decompositions, check_corpus, paragraph_id,
+                                      read_json_records, require, require_id, require_text)
 from benchmarks.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,12 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         import datasets
 
         table = datasets.load_dataset("parquet", data_files=str(path), split="train")
-        yield from enumerate(table)
+        yield from ((f"record {i + 1}", rec) for i, rec in enumerate(table))
         return
     yield from read_json_records(path)
 
 
-def _hotpot_fields(rec: dict[str, Any], path: Path, line: int) -> tuple[list[tuple[str, list[str]]], list[tuple[str, int]]]:
+def _hotpot_fields(rec: dict[str, Any], path: Path, line: int | str) -> tuple[list[tuple[str, list[str]]], list[tuple[str, int]]]:
     """Normalise either schema to ``[(title, sentences)]`` and ``[(title, sent_id)]``."""
     ctx = require(rec, "context", path=path, line=line)
     sfs = require(rec, "supporting_facts", path=path, line=line)
@@ -68,8 +69,8 @@ def build_hotpotqa(records: Iterable[tuple[int, dict[str, Any]]], path: Path, *,
     qrels: Qrels = {}
     notes = {"supporting_facts_unmatched": 0}
     for line, rec in tqdm(records, desc="read hotpotqa", unit=" q", leave=False, disable=None):
-        qid = str(rec.get("_id", rec.get("id", "")) or require(rec, "_id", path=path, line=line))
-        question = require(rec, "question", path=path, line=line)
+        qid = require_id(rec, "_id" if "_id" in rec or "id" not in rec else "id", path=path, line=line)
+        question = require_text(rec, "question", path=path, line=line)
         paragraphs, facts = _hotpot_fields(rec, path, line)
         by_title: dict[str, tuple[str, list[int]]] = {}
         for title, sents in paragraphs:
@@ -147,7 +148,7 @@ class HotpotQALoader:
             table = datasets.load_dataset(self.hub_id, self.config, split=hf_split, cache_dir=f"{self.data_dir}/hf")
         except Exception as err:
             raise DataError(f"loading {self.hub_id} ({self.config}, {hf_split}) from the hub failed: {err}") from None
-        ds = build_hotpotqa(enumerate(table), Path(f"hf://{self.hub_id}/{self.config}/{hf_split}"), name=self.name)
+        ds = build_hotpotqa(((f"record {i + 1}", r) for i, r in enumerate(table)), Path(f"hf://{self.hub_id}/{self.config}/{hf_split}"), name=self.name)
         ds.split = self.split
         return ds
 
@@ -157,8 +158,8 @@ def build_musique(records: Iterable[tuple[int, dict[str, Any]]], path: Path, *, 
     queries: list[Query] = []
     qrels: Qrels = {}
     for line, rec in tqdm(records, desc="read musique", unit=" q", leave=False, disable=None):
-        qid = str(require(rec, "id", path=path, line=line))
-        question = require(rec, "question", path=path, line=line)
+        qid = require_id(rec, "id", path=path, line=line)
+        question = require_text(rec, "question", path=path, line=line)
         paragraphs = require(rec, "paragraphs", path=path, line=line)
         idx_to_doc: dict[int, str] = {}
         rel: dict[str, int] = {}
