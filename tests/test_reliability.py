@@ -298,7 +298,6 @@ def _chunks():
 
 
 def test_corrupt_embeddings_are_detected_quarantined_and_recomputed(tmp_path, capsys):
-    import numpy as np
 
     from chunkers import Query
     from fakes import CountingEncoder
