@@ -140,23 +140,54 @@ class CrossEncoderReranker(Reranker):
 
 class BiEncoderReranker(Reranker):
     """``reranker=bi_encoder``: cosine similarity of query and passage embeddings from a sentence-transformers
-    bi-encoder; each distinct text is encoded once per batch."""
+    bi-encoder. Passage embeddings are the corpus embeddings of :class:`retrievers.dense.DenseRetriever` with
+    the same model and settings — the same content-addressed cache entry — so a corpus a dense or hybrid run
+    has encoded is not encoded again, and reranking a second first stage costs only the queries. (With the
+    default MiniLM this is dense retrieval restricted to the first stage's candidates.)"""
 
     kind = "bi_encoder"
 
-    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        import sys
+    def __init__(self, inner: Any = None, **settings: Any) -> None:
+        super().__init__(inner, **settings)
+        from retrievers.dense import DenseRetriever
 
-        model = shared_model("bi", self.source, device=self.device, revision=self.revision,
-                             max_length=self.max_length, key="reranker.model", name=self.name)
+        self._dense = DenseRetriever(model=self.name, batch_size=self.batch_size, device=self.device,
+                                     max_seq_length=self.max_length, revision=self.revision,
+                                     cache_dir=settings.get("cache_dir"), cache_mode=settings.get("cache_mode", "use"))
+        self._rows: dict[str, int] = {}
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "encoder": self._dense.encoder.identity()}
+
+    def index(self, chunks: Sequence[Chunk]) -> None:
+        super().index(chunks)
+        self._rows = {c.id: i for i, c in enumerate(chunks)}
+        self._text_rows: dict[str, int] = {}
+        for c in chunks:
+            self._text_rows.setdefault(c.indexed_text, self._rows[c.id])
+        self._dense_indexed = False
+        self._chunk_list = list(chunks)
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if not self._dense_indexed:  # corpus embeddings: from the dense cache, or encoded once
+            self._dense.index(self._chunk_list)
+            self._dense_indexed = True
+        emb = self._dense._emb
         queries = list(dict.fromkeys(q for q, _ in pairs))
-        texts = list(dict.fromkeys(t for _, t in pairs))
-        show = sys.stderr.isatty() and len(texts) > self.batch_size
-        qv = model.encode(queries, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
-        tv = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                          show_progress_bar=show)
+        qv = np.asarray(self._dense.encoder.encode(queries, kind="query"), dtype=np.float32)
         qi = {q: i for i, q in enumerate(queries)}
-        ti = {t: i for i, t in enumerate(texts)}
-        rows = np.fromiter((qi[q] for q, _ in pairs), dtype=np.int64, count=len(pairs))
-        cols = np.fromiter((ti[t] for _, t in pairs), dtype=np.int64, count=len(pairs))
-        return np.einsum("ij,ij->i", np.asarray(qv, dtype=np.float32)[rows], np.asarray(tv, dtype=np.float32)[cols])
+        rows = np.fromiter((self._text_rows[t] for _, t in pairs), dtype=np.int64, count=len(pairs))
+        order = np.argsort(rows, kind="stable")  # read the memory map in row order
+        out = np.empty(len(pairs), dtype=np.float64)
+        block = 65536
+        for start in range(0, len(pairs), block):
+            idx = order[start:start + block]
+            vecs = np.asarray(emb[rows[idx]], dtype=np.float32)
+            qs = qv[[qi[pairs[i][0]] for i in idx]]
+            out[idx] = np.einsum("ij,ij->i", qs, vecs)
+        return out
+
+    def rank(self, queries: Sequence[Query], *, top_k: int) -> Ranking:
+        ranking = super().rank(queries, top_k=top_k)
+        ranking.stats.update({"rerank_encoded_texts": float(self._dense.encoded_texts)})
+        return ranking

@@ -178,6 +178,15 @@ def test_bi_encoder_scores_are_cosine_similarities(tmp_path):
         assert np.allclose([res.run[q.id][d] for d in docs], cos, atol=1e-5)
         assert list(cos) == sorted(cos, reverse=True)
     assert list(res.run["q1"])[0] == "leave" and list(res.run["q2"])[0] == "printer"
+    assert res.ranking.stats["rerank_encoded_texts"] == len(DOCS)  # the corpus, once
+    # another first stage: the corpus embeddings come from the cache (shared with dense retrieval)
+    other = BiEncoderReranker(FixedRetriever({"q1": {"office": 1.0, "remote": 0.5}}),
+                              model="sentence-transformers/all-MiniLM-L6-v2", top_n=2, cache_dir=str(tmp_path))
+    again = retrieve(Dataset("t", DOCS, QUERIES[:1], {"q1": {"leave": 1}}), NoChunker(), other, top_k=2)
+    assert again.ranking.stats["rerank_encoded_texts"] == 0 and again.ranking.stats["rerank_model_calls"] == 2
+    q1 = model.encode([QUERIES[0].text], normalize_embeddings=True)[0]
+    office = model.encode([chunk_text["office"]], normalize_embeddings=True)[0]
+    assert again.run["q1"]["office"] == pytest.approx(float(office @ q1), abs=1e-5)
 
 
 def test_reranker_config_group_and_offline_unknown_model(monkeypatch, tmp_path):
