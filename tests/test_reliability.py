@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from test_llm import endpoint  # noqa: F401 - fixture
+
 ROOT = Path(__file__).resolve().parent.parent
 RBENCH = str(Path(sys.executable).parent / "rbench")
 
@@ -435,3 +437,106 @@ def test_audit_never_instantiates_a_foreign_target(tmp_path, capsys):
     check_stored_config(OmegaConf.create({"retriever": {"_target_": "retrievers.bm25.BM25Retriever"}}), "r2")
     with pytest.raises(ConfigError, match="_args_"):
         check_stored_config(OmegaConf.create({"x": {"_target_": "retrievers.bm25.BM25Retriever", "_args_": [1]}}), "r3")
+
+
+# ------------------------------------------------------------------------------------------ secrets
+class _Redirector:
+    """A local server that answers every POST with a redirect to ``target``."""
+
+    def __init__(self, target: str, code: int = 307):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.auth: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                outer.auth.append(self.headers.get("Authorization"))
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(code)
+                self.send_header("Location", target + self.path.split("/v1", 1)[-1])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class _Recorder:
+    """A local server that records the Authorization header of every request (any method) and answers with a
+    chat-completions payload."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.auth: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                outer.auth.append(self.headers.get("Authorization"))
+                self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                payload = json.dumps({"choices": [{"message": {"content": '["a", "b"]'}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize("code", [301, 302, 303])
+def test_llm_key_is_not_forwarded_to_another_origin_on_redirect(tmp_path, monkeypatch, code):
+    from test_llm import make
+
+    monkeypatch.setenv("RBENCH_TEST_KEY", "sk-secret-redirect")
+    final = _Recorder()
+    hop = _Redirector(final.url, code)
+    try:
+        assert make(hop.url, tmp_path, retries=0).decompose("question?") == ["a", "b"]  # the redirect was followed
+        assert hop.auth == ["Bearer sk-secret-redirect"]  # the configured endpoint gets the key
+        assert final.auth == [None]  # another port is another origin: the key is not sent there
+    finally:
+        hop.server.shutdown()
+        final.server.shutdown()
+
+
+def test_plain_http_to_a_remote_host_warns(tmp_path, capsys):
+    from test_llm import make
+
+    make("http://llm.example.com/v1", tmp_path)
+    assert "plain http to a non-loopback host" in capsys.readouterr().err
+    make("http://127.0.0.1:9/v1", tmp_path)
+    make("https://llm.example.com/v1", tmp_path)
+    assert "plain http" not in capsys.readouterr().err
+
+
+def test_no_secret_in_params_tags_artifacts_caches_or_logs(endpoint, tmp_path, monkeypatch, capsys):
+    secret = "sk-rbench-secret-4f1c9e"
+    monkeypatch.setenv("RBENCH_TEST_KEY", secret)
+    ep = endpoint([(200, '["annual leave", "sick leave"]', 0)])
+    store = tmp_path / "s"
+    code, err = rbench(["decomposer=llm", f"decomposer.base_url={ep.url}", "decomposer.api_key_env=RBENCH_TEST_KEY",
+                        "dataset.limit=3"], capsys, store)
+    assert code == 0, err
+    assert ep.requests and all(r["auth"] == f"Bearer {secret}" for r in ep.requests)
+    hits = []
+    for path in store.rglob("*"):
+        if path.is_file() and secret.encode() in path.read_bytes():
+            hits.append(str(path))
+    assert hits == [] and secret not in err
+    assert (store / "m.db").is_file() and list((store / "art").rglob("config.yaml"))  # the places searched exist
