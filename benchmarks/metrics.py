@@ -1,14 +1,24 @@
-"""Doc-level metrics with ranx: nDCG@k, Recall@k, MRR@k, MAP@k, and full-evidence coverage@k.
+"""Doc-level metrics with ranx's definitions: nDCG@k, Recall@k, MRR@k, MAP@k, and full-evidence coverage@k.
+
+The values are exactly ranx's (Bassani 2022): nDCG with Järvelin & Kekäläinen gains (rel / log2(rank + 1)),
+the ideal ranking from the judgments; Recall@k over the relevant documents; MRR@k the reciprocal rank of
+the first relevant document in the top k; MAP@k the precision at each relevant rank in the top k summed
+over the number of relevant documents. They are computed here in numpy (:func:`ranx_metrics`) because
+ranx's numba kernels are compiled again in every process (12-20 s before the first number, and again for
+each new maximum id length); tests assert equality with ``ranx.evaluate`` to 1e-9 on Hypothesis-generated
+qrels and runs (ties, graded and zero relevance, empty runs, unjudged queries, ids of any length), and
+``benchmarks/scripts/metrics_equality.py`` on real runs of every shared dataset. ``evaluate(...,
+engine="ranx")`` computes them with ranx itself.
 
 Full-evidence coverage@k is 1 for a query when every one of its relevant documents is in the top k (the
-multi-hop "all evidence retrieved" measure), i.e. when ranx's Recall@k is exactly 1. Queries whose qrels
-hold no relevant document (score > 0) are not scored and are counted as skipped.
+multi-hop "all evidence retrieved" measure), i.e. when Recall@k is exactly 1. Queries whose qrels hold no
+relevant document (score > 0) are not scored and are counted as skipped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from chunkers.types import Document, Query
 from retrievers.types import Qrels, Run
@@ -42,34 +52,125 @@ def relevant_only(qrels: Qrels) -> Qrels:
     return {qid: rels for qid, rels in out.items() if rels}
 
 
-def evaluate(qrels: Qrels, run: Run, ks: Sequence[int]) -> Evaluation:
+_SMALL_QUICKSORT = 15  # numba's quicksort: insertion sort below this size
+
+
+def _numba_argsort(a: Sequence[float]) -> list[int]:
+    """``np.argsort(a)`` as numba compiles it (its default quicksort: median-of-three partitions, insertion
+    sort for short ranges; not stable). ranx orders each ranking with it, so documents with equal scores end
+    up in an order this function reproduces exactly (numba.misc.quicksort, ported)."""
+    r = list(range(len(a)))
+    if len(a) < 2:
+        return r
+
+    def lt(x: float, y: float) -> bool:
+        return x < y or (y != y and x == x)  # numba's float order: NaN last
+
+    stack = [(0, len(a) - 1)]
+    while stack:
+        low, high = stack.pop()
+        while high - low >= _SMALL_QUICKSORT:
+            mid = (low + high) >> 1
+            if lt(a[r[mid]], a[r[low]]):
+                r[low], r[mid] = r[mid], r[low]
+            if lt(a[r[high]], a[r[mid]]):
+                r[high], r[mid] = r[mid], r[high]
+            if lt(a[r[mid]], a[r[low]]):
+                r[low], r[mid] = r[mid], r[low]
+            pivot = a[r[mid]]
+            r[high], r[mid] = r[mid], r[high]
+            i, j = low, high - 1
+            while True:
+                while i < high and lt(a[r[i]], pivot):
+                    i += 1
+                while j >= low and lt(pivot, a[r[j]]):
+                    j -= 1
+                if i >= j:
+                    break
+                r[i], r[j] = r[j], r[i]
+                i += 1
+                j -= 1
+            r[i], r[high] = r[high], r[i]
+            if high - i > i - low:
+                if high > i:
+                    stack.append((i + 1, high))
+                high = i - 1
+            else:
+                if i > low:
+                    stack.append((low, i - 1))
+                low = i + 1
+        for i in range(low + 1, high + 1):  # insertion sort of r[low:high + 1]
+            k = r[i]
+            v = a[k]
+            j = i
+            while j > low and lt(v, a[r[j - 1]]):
+                r[j] = r[j - 1]
+                j -= 1
+            r[j] = k
+    return r
+
+
+def ranx_order(hits: Mapping[str, float], passes: int = 2) -> list[str]:
+    """The order in which ranx ranks a query's documents: ``argsort(-score)`` over their insertion order
+    (ranx's ``sort_dict_by_value``), applied ``passes`` times — ``Run(...)`` sorts once and
+    ``evaluate(..., make_comparable=True)`` sorts the sorted run again. Equal scores keep no particular
+    order; this reproduces ranx's."""
+    ids = list(hits)
+    for _ in range(passes):
+        ids = [ids[i] for i in _numba_argsort([-float(hits[d]) for d in ids])]
+    return ids
+
+
+def ranx_metrics(rels: Mapping[str, int], ranking: Sequence[str], ks: Sequence[int]) -> dict[str, float]:
+    """ndcg/recall/mrr/map at each k for one query, as ranx defines them (relevance level 1). ``rels``: the
+    query's relevant documents (score >= 1); ``ranking``: retrieved ids, best first."""
+    import numpy as np
+
+    out: dict[str, float] = {}
+    gains = np.array([float(rels.get(d, 0)) if rels.get(d, 0) >= 1 else 0.0 for d in ranking], dtype=np.float64)
+    hit = gains > 0
+    ideal = np.array(sorted((float(v) for v in rels.values() if v >= 1), reverse=True), dtype=np.float64)
+    n_rel = len(ideal)
+    for k in ks:
+        if n_rel == 0:
+            for m in MEASURES:
+                out[metric_name(m, k)] = 0.0
+            continue
+        kr = len(ranking) if k == 0 or k > len(ranking) else k  # ranx's fix_k
+        ki = len(ideal) if k == 0 or k > len(ideal) else k
+        dcg = float(np.sum(gains[:kr] / np.log2(np.arange(1, kr + 1) + 1)))
+        idcg = float(np.sum(ideal[:ki] / np.log2(np.arange(1, ki + 1) + 1))) or 1.0
+        h = hit[:kr]
+        first = int(np.argmax(h)) if h.any() else -1
+        precision = np.where(h, np.cumsum(h) / np.arange(1, kr + 1), 0.0)
+        out[metric_name("ndcg", k)] = dcg / idcg
+        out[metric_name("recall", k)] = float(np.sum(hit[:k])) / n_rel if k else float(np.sum(hit)) / n_rel
+        out[metric_name("mrr", k)] = 1.0 / (first + 1) if first >= 0 else 0.0
+        out[metric_name("map", k)] = float(np.sum(precision)) / n_rel
+    return out
+
+
+def evaluate(qrels: Qrels, run: Run, ks: Sequence[int], *, engine: str = "numpy") -> Evaluation:
     """Score ``run`` against ``qrels`` at every k. Neither input is modified.
 
     Rankings are put in canonical order first (score descending, ties by doc id descending, as trec_eval
-    does), so trec_eval on the TREC file of this run reproduces these numbers.
+    does), so trec_eval on the TREC file of this run reproduces these numbers. ``engine``: ``numpy`` (ranx's
+    definitions, no JIT) or ``ranx`` (``ranx.evaluate`` itself).
     """
+    if engine not in ("numpy", "ranx"):
+        raise ValueError(f"engine must be numpy|ranx, got {engine!r}")
     ks = sorted({int(k) for k in ks})
     judged = relevant_only(qrels)
     skipped = sorted(set(qrels) - set(judged))
     if not judged:
         return Evaluation({}, {}, 0, len(skipped), skipped)
     ordered = canonical_run({qid: run.get(qid, {}) for qid in judged})
-    names = [f"{m}@{k}" for k in ks for m in MEASURES]
     per_query: dict[str, dict[str, float]] = {qid: {} for qid in judged}
-    non_empty = {qid: hits for qid, hits in ordered.items() if hits}
-    if non_empty:
-        import warnings
-
-        from ranx import Qrels as RQrels, Run as RRun, evaluate as ranx_evaluate
-
-        rrun = RRun(non_empty)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="unsafe cast")  # numba's uint64 -> int64 notice
-            ranx_evaluate(RQrels(judged), rrun, names, make_comparable=True, save_results_in_run=True)
-        for name in names:
-            measure, k = name.split("@")
-            for qid, value in rrun.scores[name].items():
-                per_query[qid][metric_name(measure, int(k))] = float(value)
+    if engine == "numpy":
+        for qid, rels in judged.items():
+            per_query[qid] = ranx_metrics(rels, ranx_order(ordered[qid]), ks)
+    else:
+        _ranx_scores(judged, ordered, ks, per_query)
     for row in per_query.values():
         for k in ks:
             for m in MEASURES:
@@ -79,6 +180,26 @@ def evaluate(qrels: Qrels, run: Run, ks: Sequence[int]) -> Evaluation:
     columns = metric_names(ks)
     mean = {c: sum(row[c] for row in per_query.values()) / n for c in columns}
     return Evaluation(mean, per_query, n, len(skipped), skipped)
+
+
+def _ranx_scores(judged: Qrels, ordered: Run, ks: Sequence[int], per_query: dict[str, dict[str, float]]) -> None:
+    """Per-query scores from ``ranx.evaluate`` (the reference the numpy path is tested against)."""
+    names = [f"{m}@{k}" for k in ks for m in MEASURES]
+    non_empty = {qid: hits for qid, hits in ordered.items() if hits}
+    if not non_empty:
+        return
+    import warnings
+
+    from ranx import Qrels as RQrels, Run as RRun, evaluate as ranx_evaluate
+
+    rrun = RRun(non_empty)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="unsafe cast")  # numba's uint64 -> int64 notice
+        ranx_evaluate(RQrels(judged), rrun, names, make_comparable=True, save_results_in_run=True)
+    for name in names:
+        measure, k = name.split("@")
+        for qid, value in rrun.scores[name].items():
+            per_query[qid][metric_name(measure, int(k))] = float(value)
 
 
 def stale_sets(queries: Sequence[Query], qrels: Qrels, corpus: Sequence[Document]) -> dict[str, tuple[set[str], set[str]]]:
