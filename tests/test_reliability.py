@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from test_llm import endpoint  # noqa: F401 - fixture
+from test_llm import endpoint  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 RBENCH = str(Path(sys.executable).parent / "rbench")
@@ -525,7 +525,7 @@ def test_plain_http_to_a_remote_host_warns(tmp_path, capsys):
     assert "plain http" not in capsys.readouterr().err
 
 
-def test_no_secret_in_params_tags_artifacts_caches_or_logs(endpoint, tmp_path, monkeypatch, capsys):
+def test_no_secret_in_params_tags_artifacts_caches_or_logs(endpoint, tmp_path, monkeypatch, capsys):  # noqa: F811
     secret = "sk-rbench-secret-4f1c9e"
     monkeypatch.setenv("RBENCH_TEST_KEY", secret)
     ep = endpoint([(200, '["annual leave", "sick leave"]', 0)])

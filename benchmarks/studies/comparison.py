@@ -19,6 +19,8 @@ def comparison(client: Any, records: list[RunRecord], baseline: dict[str, str], 
     # the baseline of a run is the most similar baseline run: same settings and same group options
     similar = varying + [g for g in ("chunker", "retriever", "decomposer", "router", "versions", "reranker")
                          if len({r.choice(g) for r in records}) > 1]
+    shown_groups = [g for g in ("chunker", "decomposer", "router", "versions", "reranker")
+                    if len({r.choice(g) for r in records}) > 1]  # options that vary, beside the retriever
     bases = [r for r in records if matches(r, baseline)] if baseline else []
     if baseline and not bases:
         raise ReportError(f"no run matches --baseline {baseline}")
@@ -27,7 +29,8 @@ def comparison(client: Any, records: list[RunRecord], baseline: dict[str, str], 
     for rec in sorted(records, key=lambda r: (r.dataset, r.choice("retriever", ""), r.start_time)):
         same = [b for b in bases if b.dataset == rec.dataset and b.split == rec.split]
         base = max(same, key=lambda b: sum(b.value(k) == rec.value(k) for k in similar), default=None)
-        params = "; ".join(f"{k}={rec.value(k)}" for k in varying if rec.value(k) is not None)
+        params = "; ".join([f"{g}={rec.choice(g)}" for g in shown_groups]
+                           + [f"{k}={rec.value(k)}" for k in varying if rec.value(k) is not None])
         entry = {"run_id": rec.run_id, "dataset": rec.dataset, "retriever": rec.choice("retriever", ""),
                  "params": params, "queries": int(rec.metrics.get("queries_scored", 0)),
                  "baseline_run_id": base.run_id if base is not None else ""}
