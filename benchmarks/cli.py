@@ -26,6 +26,35 @@ OmegaConf.register_new_resolver("rbench.beir_folders", beir_folders, replace=Tru
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
+#: loggers of libraries whose INFO lines ("Creating initial MLflow database tables", "Loading SentenceTransformer
+#: model", "Use pytorch device") are noise in a run's output; shown with hydra.verbose=true or RBENCH_VERBOSE=1
+THIRD_PARTY = ("mlflow", "alembic", "sentence_transformers", "transformers", "huggingface_hub", "datasets", "faiss",
+               "numba", "urllib3", "filelock", "bm25s", "httpx", "git")
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Third-party INFO chatter and weight-loading bars off, unless asked for."""
+    import logging
+    import os
+
+    if verbose or os.environ.get("RBENCH_VERBOSE", "").lower() in ("1", "true", "yes"):
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bars
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+    for name in THIRD_PARTY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _hydra_verbose() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return bool(HydraConfig.get().verbose)
+    except Exception:  # noqa: BLE001 - not under Hydra
+        return False
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     """``rbench [overrides...]`` runs one experiment point; ``rbench -m ...`` sweeps."""
@@ -34,6 +63,7 @@ def main(cfg: DictConfig) -> float:
     from benchmarks.errors import RbenchError
     from retrievers.errors import RetrieverError
 
+    quiet_third_party(_hydra_verbose())
     try:
         if cfg.get("story"):
             from benchmarks.story import run_story

@@ -540,3 +540,17 @@ def test_no_secret_in_params_tags_artifacts_caches_or_logs(endpoint, tmp_path, m
             hits.append(str(path))
     assert hits == [] and secret not in err
     assert (store / "m.db").is_file() and list((store / "art").rglob("config.yaml"))  # the places searched exist
+
+
+def test_no_third_party_chatter_unless_verbose(tmp_path):
+    """#14: a run prints its own output; library INFO lines only with hydra.verbose=true."""
+    common = [f"tracking.artifact_root={tmp_path}/art", f"cache.dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/h",
+              "dataset.limit=3"]
+    quiet = subprocess.run([RBENCH, f"tracking.uri=sqlite:///{tmp_path}/a.db", *common], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "INFO" not in quiet.stderr and "Creating initial MLflow database tables" not in quiet.stderr + quiet.stdout
+    assert "rbench: chunker=none + retriever=bm25" in quiet.stdout
+    loud = subprocess.run([RBENCH, f"tracking.uri=sqlite:///{tmp_path}/b.db", *common, "hydra.verbose=true"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert loud.returncode == 0 and "Creating initial MLflow database tables" in loud.stderr + loud.stdout
