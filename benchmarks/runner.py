@@ -193,11 +193,18 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
             LAST.clear()
             LAST.update({"run_id": done.info.run_id, "metrics": dict(done.data.metrics), "skipped": True})
             return float(done.data.metrics.get("ndcg_at_10", 0.0))
+    choices = choices if choices is not None else group_choices(cfg)
+    from benchmarks.tracking import run_name
+
+    tracker.run_name = run_name(cfg.tracking.get("run_name"), choices,
+                                dataset.name if load_error is None else str(resolved["dataset"].get("name", "?")))
     with tracker:
         tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
                        **{f"version.{k}": v for k, v in provenance.package_versions().items()}, **identity})
-        choices = choices if choices is not None else group_choices(cfg)
         tracker.log_params({**flatten(resolved), **choices})
+        if load_error is None:
+            tracker.log_dataset(f"{dataset.name} [{dataset.split}]", ds_fp, dataset.source or dataset.name,
+                                num_documents=len(dataset.corpus), num_queries=len(dataset.queries))
         if load_error is not None:
             raise load_error
         result = retrieve(dataset, chunker, pipeline, top_k=top_k)

@@ -62,6 +62,28 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+#: MLflow 3's UI reads ``mlflow.experimentKind``: ``custom_model_development`` opens an experiment on its runs
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def run_name(template: str | None, choices: Mapping[str, str], dataset: str) -> str:
+    """What ran, e.g. ``bm25 · scifact`` or ``hybrid + iterative_links + bi_encoder · hotpotqa-dev500`` (options
+    at their defaults are left out); ``tracking.run_name`` may be a template over the group options and
+    ``{dataset}``, e.g. ``"{retriever}-k1 · {dataset}"``."""
+    if template:
+        try:
+            return str(template).format(**{**choices, "dataset": dataset})
+        except (KeyError, IndexError, ValueError):
+            return str(template)
+    first = f"router:{choices['router']}" if choices.get("router", "none") != "none" else choices.get("retriever", "run")
+    defaults = {"chunker": "none", "decomposer": "none", "versions": "ignore", "reranker": "none"}
+    parts = [first] + [choices[g] for g in ("decomposer", "versions", "reranker")
+                       if choices.get(g, defaults[g]) != defaults[g]]
+    if choices.get("chunker", "none") != "none":
+        parts.append(f"chunks:{choices['chunker']}")
+    return f"{' + '.join(parts)} · {dataset}"
+
+
 class Tracker:
     """Context manager around one MLflow run. An exception marks it FAILED, Ctrl-C marks it KILLED."""
 
@@ -97,12 +119,16 @@ class Tracker:
     def experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(self.experiment)
         if exp is not None:
+            if "mlflow.experimentKind" not in exp.tags:  # made by an older rbench: open it on runs too
+                for key, value in EXPERIMENT_TAGS.items():
+                    self.client.set_experiment_tag(exp.experiment_id, key, value)
             return exp.experiment_id
         location = None
         if self.artifact_root and (_local_store(self.uri) is not None or self.uri.startswith("file:")):
             location = (Path(self.artifact_root).resolve() / self.experiment).as_uri()
         try:
-            return self.client.create_experiment(self.experiment, artifact_location=location)
+            # the experiment kind tag makes MLflow 3's UI open on runs, not on the GenAI overview (traces)
+            return self.client.create_experiment(self.experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
         except Exception:  # created concurrently by another process
             exp = self.client.get_experiment_by_name(self.experiment)
             if exp is None:
@@ -165,6 +191,16 @@ class Tracker:
         from mlflow.entities import RunTag
 
         retry(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_dataset(self, name: str, digest: str, source: str, context: str = "eval", **profile: Any) -> None:
+        """The dataset as an MLflow dataset input (name, digest, source): the UI's Dataset column."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        ds = Dataset(name=name, digest=digest[:36], source_type="local" if "://" not in source else source.split(":", 1)[0],
+                     source=json.dumps({"uri": source}), profile=json.dumps(profile) if profile else None)
+        retry(self.client.log_inputs, self.run_id, datasets=[DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
 
     def log_artifacts(self, folder: Path) -> None:
         retry(self.client.log_artifacts, self.run_id, str(folder))

@@ -74,6 +74,25 @@ def test_beir_folder_with_spaces_via_path(store, tmp_path):
     local = Path(client.download_artifacts(run.info.run_id, "run.trec", str(tmp_path / "dl")))
     assert "doc with spaces" in read_run(local)["q2"]
     assert run.data.metrics["queries_scored"] == 2
+    # named after what ran and on what (the folder, not the default dataset.name); the dataset is an input;
+    # the experiment opens on runs in MLflow 3's UI
+    assert run.info.run_name == "bm25 · any-beir" and run.data.tags["dataset"] == "any-beir"
+    (inp,) = run.inputs.dataset_inputs
+    assert inp.dataset.name == "any-beir [test]" and inp.dataset.digest == run.data.tags["dataset_fingerprint"][:36]
+    assert str(folder) in inp.dataset.source
+    assert client.get_experiment_by_name("tiny").tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_run_names():
+    from benchmarks.tracking import run_name
+
+    base = {"retriever": "hybrid", "chunker": "none", "decomposer": "none", "versions": "ignore", "reranker": "none"}
+    assert run_name(None, base, "scifact") == "hybrid · scifact"
+    assert run_name(None, {**base, "decomposer": "iterative_links", "reranker": "bi_encoder", "chunker": "auto"},
+                    "hotpotqa-dev500") == "hybrid + iterative_links + bi_encoder + chunks:auto · hotpotqa-dev500"
+    assert run_name(None, {**base, "router": "rules", "versions": "decay"}, "e") == "router:rules + decay · e"
+    assert run_name("{retriever}@{dataset}", base, "cisi") == "hybrid@cisi"
+    assert run_name("baseline", base, "x") == "baseline"
 
 
 def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):
