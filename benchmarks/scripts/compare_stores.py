@@ -30,7 +30,9 @@ def runs(uri: str, experiment: str) -> dict[frozenset, dict[str, float]]:
     out: dict[frozenset, dict[str, float]] = {}
     for r in client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
                                 order_by=["attributes.start_time ASC"], max_results=50000):
-        params = {k: v for k, v in r.data.params.items() if not k.startswith(IGNORED_PARAMS) and "cache_dir" not in k}
+        # class paths (_target_) may move in a refactor; the group options and settings identify a point
+        params = {k: v for k, v in r.data.params.items()
+                  if not k.startswith(IGNORED_PARAMS) and "cache_dir" not in k and not k.endswith("_target_")}
         out[frozenset(params.items())] = dict(r.data.metrics)  # the latest run of a point wins
     return out
 
