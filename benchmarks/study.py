@@ -61,11 +61,11 @@ def studies() -> dict[str, Study]:
     """Every study, discovered from the modules of :mod:`benchmarks.studies`."""
     import importlib
     import pkgutil
+    from pathlib import Path
 
-    import benchmarks.studies as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+    folder = Path(__file__).resolve().parent / "studies"  # found by path: this module imports no study
+    for module in pkgutil.iter_modules([str(folder)]):
+        importlib.import_module(f"benchmarks.studies.{module.name}")
     return dict(sorted(_STUDIES.items()))
 
 
