@@ -83,3 +83,16 @@ def write_outputs(out: str | None, text: str, table: list[dict]) -> None:
     print(f"wrote {out}.md" + (f" and {out}.csv" if table else ""), file=sys.stderr)
 
 
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (Holm 1979), in the input order; NaN stays NaN. Controls the
+    family-wise error rate of several comparisons made in one report."""
+    idx = [i for i, p in enumerate(pvalues) if p == p]
+    m = len(idx)
+    out = [float("nan")] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda j: pvalues[j])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out

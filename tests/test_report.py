@@ -109,3 +109,12 @@ def test_chunking_report(tmp_path):
     assert "| bm25 | none | 0.4000 | 0.3000 |" in text
     assert "| bm25 | auto | 0.0000 | 0.3000 |" in text and "0.125" in text  # p over 4 paired queries: 2/16
     assert (tmp_path / "chunking.png").stat().st_size > 5000
+
+
+def test_holm_by_hand():
+    from benchmarks.stats import holm
+
+    # sorted 0.005, 0.01, 0.03, 0.04 (m = 4): 4*0.005, 3*0.01, max(2*0.03, ...), max(1*0.04, 0.06)
+    assert holm([0.01, 0.04, 0.03, float("nan"), 0.005])[:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.01, 0.04, 0.03, float("nan"), 0.005])[4] == pytest.approx(0.02)
+    assert holm([0.2]) == [0.2] and holm([0.6, 0.7]) == [1.0, 1.0]
