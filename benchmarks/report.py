@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", default=None, help='param filter for the baseline runs, e.g. "retriever=bm25"')
     parser.add_argument("--metrics", default=None, help="comma-separated metric names (table)")
     parser.add_argument("--out", default=None, help="write <out>.md and <out>.csv (and <out>.png where the study plots)")
+    parser.add_argument("--format", default="md,csv",
+                        help="comma-separated output formats for --out: md, csv, latex (a .tex with booktabs tables)")
     parser.add_argument("--baseline-file", default=None, help="gate: the committed baseline (JSON)")
     parser.add_argument("--tolerance", type=float, default=0.01, help="gate: allowed drop below the baseline")
     parser.add_argument("--update", action="store_true", help="gate: rewrite the baseline file from the current runs")
@@ -47,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - {"md", "csv", "latex"})
+    if unknown:
+        print(f"rbench-report: error: --format: unknown {', '.join(unknown)}; choose from md, csv, latex", file=sys.stderr)
+        return 2
     try:
         study = get(args.command)
         client, records = load_runs(args.tracking_uri, args.experiment)
@@ -59,5 +66,5 @@ def main(argv: list[str] | None = None) -> int:
     if study.prints_only:
         print(result.text)
     else:
-        write_outputs(args.out, result.text, result.table)
+        write_outputs(args.out, result.text, result.table, formats=formats)
     return result.exit_code

@@ -118,3 +118,15 @@ def test_holm_by_hand():
     assert holm([0.01, 0.04, 0.03, float("nan"), 0.005])[:3] == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.01, 0.04, 0.03, float("nan"), 0.005])[4] == pytest.approx(0.02)
     assert holm([0.2]) == [0.2] and holm([0.6, 0.7]) == [1.0, 1.0]
+
+
+def test_latex_export(store, tmp_path):
+    uri, tmp = store
+    out = tmp / "tex"
+    assert report_main(["--experiment", "cmp", "--tracking-uri", uri, "--baseline", "retriever=bm25", "--metrics",
+                        "ndcg_at_10,evidence_coverage_at_10", "--out", str(out), "--format", "md,latex"]) == 0
+    tex = (tmp / "tex.tex").read_text()
+    assert r"\begin{tabular}{lrrrrr}" in tex and tex.count(r"\\") >= 5 and r"\end{tabular}" in tex
+    assert r"ndcg\_at\_10" in tex and r"p\textless{}0.001" in tex and "Holm" in tex
+    assert not (tmp / "tex.csv").exists()  # only the formats asked for
+    assert report_main(["--experiment", "cmp", "--tracking-uri", uri, "--format", "docx"]) == 2
