@@ -101,6 +101,8 @@ def plot_chunking(table: list[dict], path: str) -> None:
         ax.set_xticks(x, chunkers, rotation=30, ha="right")
         ax.set_ylim(0, 1)
         ax.set_title(title)
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.set_xlabel("chunker")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -110,12 +110,12 @@ def fusion(client: Any, records: list[RunRecord], out: str | None, metric: str =
           fmt(p[f"train_{metric}"] if p[f"train_{metric}"] is not None else float("nan")), fmt(p[metric])] for p in points])
     text += "\n"
     if out:
-        plot_fusion(wsum, rrf, metric, best_w, out + ".png")
+        plot_fusion(wsum, rrf, metric, best_w, out + ".png", dataset=next(iter(datasets)))
         text += f"\n![{metric} vs BM25 weight]({Path(out).name}.png)\n"
     return text, table + points
 
 
-def plot_fusion(wsum, rrf, metric: str, best_w: float, path: str) -> None:
+def plot_fusion(wsum, rrf, metric: str, best_w: float, path: str, dataset: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,7 +131,7 @@ def plot_fusion(wsum, rrf, metric: str, best_w: float, path: str) -> None:
     ax.axvline(best_w, color="grey", ls=":", lw=1, label=f"chosen on train: w={best_w:g}")
     ax.set_xlabel("BM25 weight w (dense weight 1 - w), wsum + min-max")
     ax.set_ylabel(metric)
-    ax.set_title(f"Hybrid fusion: {metric} vs weight")
+    ax.set_title(f"Hybrid fusion on {dataset}: {metric} vs BM25 weight" if dataset else f"Hybrid fusion: {metric} vs weight")
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

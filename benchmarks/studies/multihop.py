@@ -111,6 +111,7 @@ def multihop(client: Any, records: list[RunRecord], out: str | None) -> tuple[st
 
 
 def plot_coverage(table: list[dict], path: str) -> None:
+    """Small multiples: one panel per (retriever, dataset), one line per decomposer, one shared legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,30 +120,37 @@ def plot_coverage(table: list[dict], path: str) -> None:
     datasets = list(dict.fromkeys(r["dataset"] for r in table))
     retrievers = list(dict.fromkeys(r["retriever"] for r in table))
     decomposers = list(dict.fromkeys(r["decomposer"] for r in table))
-    styles = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1))]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.2), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
-        for r in table:
-            if r["dataset"] != ds or not r.get("queries") or r.get("subset") == "covered":
-                continue
-            ys = [r.get(f"evidence_coverage_at_{k}") for k in KS]
-            ax.plot(KS, ys, color=colors[retrievers.index(r["retriever"]) % len(colors)],
-                    linestyle=styles[decomposers.index(r["decomposer"]) % len(styles)], marker="o", markersize=3,
-                    label=f"{r['retriever']} / {r['decomposer']}")
-        ax.set_xscale("log")
-        ax.set_xticks(KS, [str(k) for k in KS])
-        ax.minorticks_off()
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("k")
-        ax.set_ylabel("full-evidence coverage@k")
-        ax.set_title(ds)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig, axes = plt.subplots(len(retrievers), len(datasets), figsize=(3.4 * len(datasets), 2.7 * len(retrievers) + 0.8),
+                             squeeze=False, sharex=True, sharey=True)
+    handles = {}
+    for row, retr in enumerate(retrievers):
+        for col, ds in enumerate(datasets):
+            ax = axes[row][col]
+            for r in table:
+                if r["dataset"] != ds or r["retriever"] != retr or not r.get("queries") or r.get("subset") == "covered":
+                    continue
+                (line,) = ax.plot(KS, [r.get(f"evidence_coverage_at_{k}") for k in KS], marker="o", markersize=3,
+                                  color=colors[decomposers.index(r["decomposer"]) % len(colors)],
+                                  lw=2.2 if r["decomposer"] == "none" else 1.4)
+                handles.setdefault(r["decomposer"], line)
+            ax.set_xscale("log")
+            ax.set_xticks(KS, [str(k) for k in KS])
+            ax.minorticks_off()
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(ds, fontsize=10)
+            if col == 0:
+                ax.set_ylabel(f"{retr}\ncoverage@k")
+            if row == len(retrievers) - 1:
+                ax.set_xlabel("k")
+    fig.legend([handles[d] for d in decomposers if d in handles], [d for d in decomposers if d in handles],
+               title="decomposer", loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle("Full-evidence coverage@k (every gold document in the top k) by retriever and dataset", fontsize=11)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
 
 
 @register("multihop", "coverage@k per decomposer with paired tests against decomposer=none")
