@@ -208,3 +208,43 @@ def test_reranker_config_group_and_offline_unknown_model(monkeypatch, tmp_path):
     with pytest.raises(RetrieverError, match="reranker.model='nobody/no-such-cross-encoder' cannot be loaded"):
         build_pipeline(compose_cfg(["reranker=cross_encoder", "reranker.model=nobody/no-such-cross-encoder"]))
     hub.hub_reachable.cache_clear()
+
+
+class ReverseStage:
+    """A new stage written as a user would: takes the stage before, reverses its top documents."""
+
+    def __init__(self, inner, *, top_n: int = 3):
+        self.inner, self.top_n = inner, top_n
+
+    def index(self, chunks):
+        self.inner.index(chunks)
+
+    def rank(self, queries, *, top_k):
+        from retrievers.types import Ranking
+
+        before = self.inner.rank(queries, top_k=top_k)
+        run = {q: {d: float(i) for i, d in enumerate(list(top_k_of(hits))[: self.top_n])} for q, hits in before.run.items()}
+        return Ranking(run, before.chunk_lists, None, before.records, before.calls, before.stats)
+
+
+def test_a_new_stage_is_one_module_plus_one_yaml(tmp_path):
+    """Copy conf/, add one yaml naming a class (this module), and the builder puts it in the pipeline."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+
+    from retrievers.pipeline import build_pipeline
+    from test_config import CONF
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "reranker" / "reverse.yaml").write_text("_target_: test_rerank.ReverseStage\n_partial_: true\ntop_n: 2\n")
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["reranker=reverse", f"cache.dir={tmp_path}/c"])
+    stage = build_pipeline(cfg)
+    assert isinstance(stage, ReverseStage) and stage.top_n == 2
+    ds = Dataset("t", DOCS, QUERIES, QRELS)
+    res = retrieve(ds, NoChunker(), stage, top_k=4)
+    plain = retrieve(ds, NoChunker(), BM25Retriever(cache_dir=str(tmp_path / "c")), top_k=4)
+    for q in QUERIES:
+        assert list(res.run[q.id]) == list(reversed(list(plain.run[q.id])[:2]))
