@@ -113,7 +113,8 @@ def precheck(argv: list[str]) -> str | None:
     for o in parsed:  # an optional group (experiment) silently ignores an unknown option: check every group option
         group = o.get_key_element().lstrip("+~")
         folder = Path(CONF_DIR) / group
-        if "." in group or "@" in group or not folder.is_dir():
+        if "." in group or "@" in group or group.startswith("hydra") or not folder.is_dir():
+            # hydra/launcher etc. also have options from installed plugins: Hydra checks those itself
             continue
         try:
             values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]

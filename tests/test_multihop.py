@@ -97,7 +97,7 @@ def test_decomposers_run_from_config_and_multihop_report(hop_data, tmp_path, cap
     assert table["none"]["queries"] == "2" and table["gold"]["queries"] == "1"  # gold: its covered subset
     assert table["gold"]["subset"] == "covered"
     assert (tmp_path / "mh.png").stat().st_size > 0
-    with pytest.raises(Exception, match="decomposer.fusion must be one of rrf\\|max\\|sum"):
+    with pytest.raises(Exception, match="decomposer.fusion: expected one of rrf\\|max\\|sum, got 'mean'"):
         run(folder, qdmr, uri, art, "decomposer=iterative", "decomposer.fusion=mean")
 
 

@@ -546,11 +546,13 @@ def test_no_third_party_chatter_unless_verbose(tmp_path):
     """#14: a run prints its own output; library INFO lines only with hydra.verbose=true."""
     common = [f"tracking.artifact_root={tmp_path}/art", f"cache.dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/h",
               "dataset.limit=3"]
+    env = {k: v for k, v in os.environ.items()  # as a user's shell has it, not as other tests left this process
+           if k not in ("MLFLOW_LOGGING_LEVEL", "HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY")}
     quiet = subprocess.run([RBENCH, f"tracking.uri=sqlite:///{tmp_path}/a.db", *common], capture_output=True, text=True,
-                           cwd=tmp_path, timeout=300)
+                           cwd=tmp_path, timeout=300, env=env)
     assert quiet.returncode == 0, quiet.stderr
     assert "INFO" not in quiet.stderr and "Creating initial MLflow database tables" not in quiet.stderr + quiet.stdout
     assert "rbench: chunker=none + retriever=bm25" in quiet.stdout
     loud = subprocess.run([RBENCH, f"tracking.uri=sqlite:///{tmp_path}/b.db", *common, "hydra.verbose=true"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
     assert loud.returncode == 0 and "Creating initial MLflow database tables" in loud.stderr + loud.stdout

@@ -52,8 +52,14 @@ class TableReranker(Reranker):
     kind = "table"
 
     def __init__(self, inner, table, **kw):
+        import tempfile
+        from pathlib import Path
+
         self.table = table
-        super().__init__(inner, model=".", **kw)  # "." is a local folder: no hub, no weights needed
+        folder = Path(tempfile.gettempdir()) / "rbench-table-reranker"  # a fixed local "model" folder
+        folder.mkdir(exist_ok=True)
+        (folder / "config.json").write_text('{"kind": "lookup table"}')
+        super().__init__(inner, model=str(folder), **kw)  # a local folder: no hub, keyed by its files' hash
 
     def score(self, pairs):
         return [self.table[(q, t.split("\n", 1)[-1])] for q, t in pairs]
