@@ -393,7 +393,7 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
             "dataset": dataset.name, "config": cfg}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbench-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-id", default=None)
     parser.add_argument("--experiment", default=None, help="audit the latest FINISHED run of this experiment matching --filter")
@@ -402,7 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=None, help="top-k for the verdicts (default: the run's, 10)")
     parser.add_argument("--out", default=None, help="write <out>.md, <out>.csv and the self-contained <out>.html")
     parser.add_argument("--examples", type=int, default=3, help="worst examples per verdict in the HTML report")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 

@@ -1,0 +1,58 @@
+"""Every ``rbench``/``rbench-report``/``rbench-audit`` command in the README's and results/README's code blocks
+parses: ``rbench`` commands compose and validate (the same precheck the CLI runs, no data read), report and
+audit commands pass their argument parsers. A renamed key, option or flag in the docs fails here (#16)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", ROOT / "results" / "README.md"]
+
+
+def commands() -> list[tuple[str, list[str]]]:
+    found = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S)
+        blocks += re.findall(r"((?:^    .*\n?)+)", text, re.M)  # indented code blocks
+        for block in blocks:
+            joined = re.sub(r"\\\n\s*", " ", block)
+            for line in joined.splitlines():
+                line = line.strip().split("  #", 1)[0].strip()
+                if not re.match(r"^(?:[A-Z_]+=\S+\s+)*(?:\S*/)?rbench(?:-report|-audit)?(?:\s|$)", line):
+                    continue
+                words = shlex.split(line, comments=True)
+                while words and re.match(r"^[A-Z_]+=", words[0]):  # env assignments
+                    words = words[1:]
+                if words and words[0].split("/")[-1] in ("rbench", "rbench-report", "rbench-audit"):
+                    found.append((f"{doc.name}: {line[:90]}", [words[0].split("/")[-1], *words[1:]]))
+    return found
+
+
+COMMANDS = commands()
+
+
+def test_the_docs_have_commands():
+    names = {argv[0] for _, argv in COMMANDS}
+    assert {"rbench", "rbench-report", "rbench-audit"} <= names and len(COMMANDS) > 30
+
+
+@pytest.mark.parametrize("where,argv", COMMANDS, ids=[w for w, _ in COMMANDS])
+def test_readme_command_parses(where, argv):
+    if argv[0] == "rbench":
+        from benchmarks.cli import precheck
+
+        assert precheck(argv[1:]) is None, where
+    elif argv[0] == "rbench-report":
+        from benchmarks.report import build_parser
+
+        build_parser().parse_args(argv[1:])
+    else:
+        from benchmarks.audit import build_parser as audit_parser
+
+        audit_parser().parse_args(argv[1:])
