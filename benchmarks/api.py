@@ -49,3 +49,39 @@ def evaluate(run: RunLike, qrels: QrelsLike, k: Sequence[int] = (1, 5, 10, 100),
     if per_query:
         return {"mean": ev.mean, "per_query": ev.per_query, "skipped": ev.skipped}
     return dict(ev.mean)
+
+
+def run(overrides: Sequence[str] = (), *, config_dir: str | Path | None = None) -> dict:
+    """Build and run a configured pipeline from Python, exactly as ``rbench <overrides>`` would (validated
+    first, logged to MLflow): returns ``{"run_id", "metrics", "run"}`` (the document run of the evaluated split).
+
+        from benchmarks.api import run
+        out = run(["retriever=hybrid", "reranker=bi_encoder", "dataset.limit=20"])
+    """
+    from hydra import compose, initialize_config_dir
+
+    from benchmarks import runner
+    from benchmarks.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(config_dir or CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    runner.run_experiment(cfg)
+    return {"run_id": runner.LAST.get("run_id"), "metrics": dict(runner.LAST.get("metrics", {})),
+            "run": runner.LAST.get("run", {})}
+
+
+def evaluate_retriever(search, overrides: Sequence[str] = (), *, config_dir: str | Path | None = None) -> dict:
+    """Score your own retriever on any configured dataset, through the same runner, metrics and MLflow logging:
+    ``search(query_texts, top_k) -> list of {doc_id: score}`` (one dict per query, document ids of the corpus).
+
+        def my_search(texts, top_k):
+            return [{"POL-100-v4": 1.0} for _ in texts]
+        evaluate_retriever(my_search, ["dataset.limit=10"])
+
+    In a config, the same is ``retriever._target_=retrievers.custom.FunctionRetriever
+    retriever.function=my_module.my_search`` (an import path), or any class with ``index`` + ``search``
+    (chunk level) or ``index`` + ``rank`` (a pipeline stage)."""
+    from retrievers import custom
+
+    key = custom.register(search)
+    return run([*overrides, "retriever=function", f"retriever.function={key}"], config_dir=config_dir)

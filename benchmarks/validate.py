@@ -114,6 +114,7 @@ RULES: dict[str, dict[str, Check]] = {
     "retrievers.versions.versions": {"mode": one_of("ignore", "filter", "decay"), "superseded_factor": number(0, 1),
                                      "deprecated_factor": number(0, 1),
                                      "half_life_days": optional(number(0, open_lo=True))},
+    "retrievers.custom.FunctionRetriever": {"function": string, "batch_size": integer(1)},
     "retrievers.rerank.CrossEncoderReranker": {"model": string, "top_n": integer(1), "batch_size": integer(1),
                                                "max_length": optional(integer(1)), "device": device},
     "retrievers.rerank.BiEncoderReranker": {"model": string, "top_n": integer(1), "batch_size": integer(1),
@@ -169,9 +170,12 @@ def problems(cfg: Any) -> list[str]:
 
     if isinstance(cfg, DictConfig):
         try:
-            tree = OmegaConf.to_container(cfg, resolve=True)
-        except Exception as err:  # an interpolation that cannot resolve
-            return [f"{getattr(err, 'full_key', '') or 'config'}: {err}".split("\n")[0]]
+            tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        except Exception as err:  # an interpolation that cannot resolve, a mandatory value (???) not given
+            key = getattr(err, "full_key", "") or "config"
+            what = "a value is required here (it is ??? in the config)" if type(err).__name__ == "MissingMandatoryValue" \
+                else str(err).split("\n")[0]
+            return [f"{key}: {what}"]
     else:
         tree = cfg
     out: list[str] = []
