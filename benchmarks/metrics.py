@@ -127,7 +127,7 @@ def ranx_metrics(rels: Mapping[str, int], ranking: Sequence[str], ks: Sequence[i
     import numpy as np
 
     out: dict[str, float] = {}
-    gains = np.array([float(rels.get(d, 0)) if rels.get(d, 0) >= 1 else 0.0 for d in ranking], dtype=np.float64)
+    gains = np.array([float(g) if (g := rels.get(d, 0)) >= 1 else 0.0 for d in ranking], dtype=np.float64)
     hit = gains > 0
     ideal = np.array(sorted((float(v) for v in rels.values() if v >= 1), reverse=True), dtype=np.float64)
     n_rel = len(ideal)

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from retrievers.cache import pid_alive
+
 log = logging.getLogger(__name__)
 
 PARAM_MAX = 6000  # MLflow's limit on a param value
@@ -48,18 +50,6 @@ def retry(fn, *args, attempts: int = 12, **kwargs):
             if attempt == attempts - 1 or not _locked(exc):
                 raise
             time.sleep(min(2.0, 0.05 * 2 ** attempt))
-
-
-def _process_alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 #: MLflow 3's UI reads ``mlflow.experimentKind``: ``custom_model_development`` opens an experiment on its runs
@@ -167,7 +157,7 @@ class Tracker:
         for run in self._runs(fingerprint, "RUNNING"):
             tags = run.data.tags
             pid = tags.get("rbench.pid")
-            if tags.get("rbench.host") == socket.gethostname() and pid and pid.isdigit() and not _process_alive(int(pid)):
+            if tags.get("rbench.host") == socket.gethostname() and pid and pid.isdigit() and not pid_alive(int(pid)):
                 retry(self.client.set_terminated, run.info.run_id, status="KILLED")
                 n += 1
         return n

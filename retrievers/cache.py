@@ -66,7 +66,8 @@ def describe_files(folder: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -170,7 +171,7 @@ class Cache:
         for tmp in folder.glob(".tmp-*"):
             parts = tmp.name.split("-")
             # .tmp-<key8>-<host6>-<pid>-<random>
-            if len(parts) >= 5 and parts[3].isdigit() and parts[2] == _HOST and not _pid_alive(int(parts[3])):
+            if len(parts) >= 5 and parts[3].isdigit() and parts[2] == _HOST and not pid_alive(int(parts[3])):
                 shutil.rmtree(tmp, ignore_errors=True)
         now = time.time()
         for lock in folder.glob(".*.lock"):

@@ -154,24 +154,23 @@ class BiEncoderReranker(Reranker):
         self._dense = DenseRetriever(model=self.name, batch_size=self.batch_size, device=self.device,
                                      max_seq_length=self.max_length, revision=self.revision,
                                      cache_dir=settings.get("cache_dir"), cache_mode=settings.get("cache_mode", "use"))
-        self._rows: dict[str, int] = {}
+        self._text_rows: dict[str, int] = {}  # indexed text -> its row in the corpus embeddings
+        self._pending: list[Chunk] | None = None  # chunks whose embeddings are loaded on the first score()
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "encoder": self._dense.encoder.identity()}
 
     def index(self, chunks: Sequence[Chunk]) -> None:
         super().index(chunks)
-        self._rows = {c.id: i for i, c in enumerate(chunks)}
-        self._text_rows: dict[str, int] = {}
-        for c in chunks:
-            self._text_rows.setdefault(c.indexed_text, self._rows[c.id])
-        self._dense_indexed = False
-        self._chunk_list = list(chunks)
+        self._text_rows = {}
+        for i, c in enumerate(chunks):
+            self._text_rows.setdefault(c.indexed_text, i)
+        self._pending = list(chunks)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        if not self._dense_indexed:  # corpus embeddings: from the dense cache, or encoded once
-            self._dense.index(self._chunk_list)
-            self._dense_indexed = True
+        if self._pending is not None:  # corpus embeddings: from the dense cache, or encoded once
+            self._dense.index(self._pending)
+            self._pending = None
         emb = self._dense._emb
         queries = list(dict.fromkeys(q for q, _ in pairs))
         qv = np.asarray(self._dense.encoder.encode(queries, kind="query"), dtype=np.float32)

@@ -15,9 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmarks.store import IGNORED_PARAM_PREFIXES
+
 VOLATILE = ("time_", "queries_per_s", "ms_per_query", "encoded_texts", "index_builds", "cache_", "rerank_",
             "llm_", "dataset_", "train_time")
-IGNORED_PARAMS = ("tracking.", "cache.", "hydra", "data_dir", "dataset.data_dir", "retriever.cache_", "rerun")
+IGNORED_PARAMS = (*IGNORED_PARAM_PREFIXES, "rerun")
 
 
 def runs(uri: str, experiment: str) -> dict[frozenset, dict[str, float]]:
