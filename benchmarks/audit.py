@@ -141,7 +141,9 @@ def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) 
     from retrievers.pipeline import build_pipeline
 
     out: dict[str, Run] = {}
-    conf = Path(__file__).resolve().parent.parent / "conf" / "retriever"
+    from benchmarks.paths import CONF_DIR
+
+    conf = CONF_DIR / "retriever"
     aggregate = cfg.get("chunker", {}).get("aggregate", "max")
     for name, suffix in (("bm25", "BM25Retriever"), ("dense", "DenseRetriever")):
         node = _find(cfg, suffix)
@@ -177,6 +179,23 @@ def run_audit(rows: Sequence[Mapping[str, Any]], run: Run, corpus_meta: Mapping[
     return out
 
 
+def run_signals(rows: Sequence[Mapping[str, Any]], chunks: Sequence[Chunk], corpus: Any,
+                companions: Mapping[str, Run]) -> dict[str, list[dict[str, str]]]:
+    """The label-free signals (:mod:`benchmarks.signals`) of every audited query, judged or not."""
+    from benchmarks.signals import query_signals
+
+    by_id = {c.id: c for c in chunks}
+    out: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        qid, k = row["query_id"], int(row["k"])
+        ctx = [by_id[h["chunk_id"]] for h in row.get("chunks") or [] if h.get("chunk_id") in by_id] or None
+        bm25 = list(top_k_of(companions["bm25"].get(qid, {}))) if "bm25" in companions else None
+        dense = list(top_k_of(companions["dense"].get(qid, {}))) if "dense" in companions else None
+        out[qid] = query_signals(row["query"], [h["doc_id"] for h in row["docs"]], [h["score"] for h in row["docs"]],
+                                 corpus, k=k, context_chunks=ctx, bm25=bm25, dense=dense)
+    return out
+
+
 def strip_labels(dataset: Any) -> Any:
     def clean(qs: Sequence[Query]) -> list[Query]:
         return [Query(q.id, q.text, {k: v for k, v in q.metadata.items() if k not in STRIPPED}) for q in qs]
@@ -201,11 +220,16 @@ def agreement(verdicts: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) 
 
 
 def summary_text(name: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]],
-                 labels: Mapping[str, str]) -> str:
+                 labels: Mapping[str, str], signals: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+                 failed_what: str | None = None) -> str:
     counts = Counter(v["verdict"] for v in verdicts)
+    judged = [r for r in rows if r.get("judged", True)]
+    unjudged = len(rows) - len(judged)
+    failed_what = failed_what or (f"a gold document outside the top {rows[0]['k'] if rows else '?'}, a gold span outside "
+                                  "the context, or a superseded version first")
     lines = [f"## Retrieval audit: {name}", "",
-             f"{len(rows)} judged queries, {len(verdicts)} failed (a gold document outside the top "
-             f"{rows[0]['k'] if rows else '?'}, a gold span outside the context, or a superseded version first).", "",
+             f"{len(judged)} judged queries, {len(verdicts)} failed ({failed_what})."
+             + (f" {unjudged} unjudged queries get the label-free signals only." if unjudged else ""), "",
              "| verdict | failed queries |", "|---|---|"]
     lines += [f"| {v} | {counts.get(v, 0)} |" for v in VERDICTS]
     if any(labels.get(v["query_id"]) for v in verdicts):
@@ -217,6 +241,10 @@ def summary_text(name: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
         for lab in LABELS:
             row = table.get(lab, Counter())
             lines.append(f"| {lab} | " + " | ".join(str(row.get(v, 0)) for v in VERDICTS) + f" | {sum(row.values())} |")
+    if signals is not None:
+        from benchmarks.signals import signal_table
+
+        lines += [""] + signal_table(signals, len(rows))
     return "\n".join(lines) + "\n"
 
 
@@ -235,22 +263,36 @@ COLORS = {"chunk_boundary": "#8e44ad", "exact_term": "#d35400", "multi_hop": "#2
 
 
 def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]],
-                labels: Mapping[str, str], docs: Mapping[str, Any], summary_md: str, *, per_verdict: int = 3) -> str:
-    """Self-contained HTML (inline CSS, no scripts or external assets)."""
+                labels: Mapping[str, str], docs: Mapping[str, Any], summary_md: str, *, per_verdict: int = 3,
+                signals: Mapping[str, Sequence[Mapping[str, str]]] | None = None) -> str:
+    """Self-contained HTML (inline CSS, no scripts or external assets). A retrieved item may carry its own
+    ``text`` (a trace's passage) instead of pointing into ``docs``; a row may carry ``trace`` (reference,
+    where the evidence was, which fix finds it)."""
     esc = html.escape
     by_q = {r["query_id"]: r for r in rows}
 
-    def snippet(doc_id: str, start: int | None = None, end: int | None = None, n: int = 220) -> str:
-        d = docs.get(doc_id)
-        if d is None:
-            return ""
-        text = d.text[start:end] if start is not None else d.text
+    def snippet(doc_id: str, start: int | None = None, end: int | None = None, n: int = 220, text: str | None = None) -> str:
+        if text is None:
+            d = docs.get(doc_id)
+            if d is None:
+                return ""
+            text = d.text[start:end] if start is not None else d.text
         return esc(text[:n] + ("…" if len(text) > n else ""))
 
+    def hit(h: Mapping[str, Any]) -> str:
+        extra = f" [{h['start']}:{h['end']}]" if "start" in h else ""
+        body = snippet(h["doc_id"], h.get("start"), h.get("end"), text=h.get("text"))
+        title = esc(docs[h["doc_id"]].title) if h["doc_id"] in docs else ""
+        score = f" · {h['score']:.3f}" if isinstance(h.get("score"), (int, float)) else ""
+        return (f"<div class='hit{' gold' if h.get('gold') else ''}'><b>#{h['rank']}</b> {esc(h['doc_id'])}{extra} "
+                f"<span class='t'>{title}{score}</span><br>{body}</div>")
+
     counts = Counter(v["verdict"] for v in verdicts)
+    judged = sum(1 for r in rows if r.get("judged", True))
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style></head><body>",
-             f"<h1>{esc(title)}</h1><div class='sub'>{len(rows)} judged queries · {len(verdicts)} failed · "
-             "verdicts computed without the dataset's labels</div>", "<h2>Verdicts</h2><table><tr><th>verdict</th><th>failed</th></tr>"]
+             f"<h1>{esc(title)}</h1><div class='sub'>{judged} judged queries · {len(verdicts)} failed · "
+             + (f"{len(rows) - judged} unjudged (signals only) · " if len(rows) > judged else "")
+             + "verdicts computed without the dataset's labels</div>", "<h2>Verdicts</h2><table><tr><th>verdict</th><th>failed</th></tr>"]
     parts += [f"<tr><td><span class='v' style='background:{COLORS[v]}'>{v}</span></td><td>{counts.get(v, 0)}</td></tr>" for v in VERDICTS]
     parts.append("</table>")
     if any(labels.get(v["query_id"]) for v in verdicts):
@@ -279,13 +321,15 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
                          + (f" <span class='t'>route: {esc(row['route'])}</span>" if row.get("route") else "")
                          + f"</div><div class='ev'>{esc(v['evidence'])}</div><div class='cols'><div class='col'><h3>Retrieved (top 5)</h3>")
             items = row.get("chunks") or row["docs"]
-            for h in items[:5]:
-                extra = f" [{h['start']}:{h['end']}]" if "start" in h else ""
-                body = snippet(h["doc_id"], h.get("start"), h.get("end"))
-                title = esc(docs[h["doc_id"]].title) if h["doc_id"] in docs else ""
-                parts.append(f"<div class='hit{' gold' if h['gold'] else ''}'><b>#{h['rank']}</b> {esc(h['doc_id'])}{extra} "
-                             f"<span class='t'>{title} · {h['score']:.3f}</span><br>{body}</div>")
+            parts += [hit(h) for h in items[:5]]
             parts.append("</div><div class='col'><h3>Missed</h3>")
+            trace = row.get("trace")
+            if trace:
+                for piece in trace["reference"]:
+                    parts.append(f"<div class='hit miss'><b>reference</b> <span class='t'>not in the context</span><br>{esc(piece[:300])}</div>")
+                for key in ("where", "fix"):
+                    if trace.get(key):
+                        parts.append(f"<div class='hit'><b>{key}</b><br>{esc(trace[key])}</div>")
             missing = sorted(gold - set(row["gold_in_top_k"]))
             for d in missing:
                 parts.append(f"<div class='hit miss'><b>{esc(d)}</b> <span class='t'>gold document not in the top {row['k']}</span><br>{snippet(d)}</div>")
@@ -294,9 +338,26 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
                     why = "split across chunks" if s["split"] else "outside the context budget"
                     parts.append(f"<div class='hit miss'><b>{esc(s['doc_id'])} [{s['start']}:{s['end']}]</b> <span class='t'>gold span "
                                  f"{why}</span><br>{snippet(s['doc_id'], s['start'], s['end'])}</div>")
-            if not missing and not any(not s["in_context"] for s in row.get("spans", [])):
+            if not trace and not missing and not any(not s["in_context"] for s in row.get("spans", [])):
                 parts.append("<div class='hit'>all gold evidence retrieved; see the verdict</div>")
             parts.append("</div></div></div>")
+    if signals is not None:
+        from benchmarks.signals import DESCRIPTIONS, SIGNALS
+
+        fired = Counter(name for sigs in signals.values() for name in {x["signal"] for x in sigs})
+        parts.append(f"<h2>Label-free signals</h2><div class='sub'>computed for all {len(rows)} queries, judged or not</div>"
+                     "<table><tr><th>signal</th><th>queries</th><th>what it means</th></tr>")
+        parts += [f"<tr><td>{n}</td><td>{fired.get(n, 0)}</td><td style='text-align:left'>{esc(DESCRIPTIONS[n])}</td></tr>"
+                  for n in SIGNALS]
+        parts.append("</table>")
+        for name in SIGNALS:
+            shown = [(qid, x) for qid, sigs in signals.items() for x in sigs if x["signal"] == name][:per_verdict]
+            for qid, x in shown:
+                row = by_q.get(qid, {})
+                parts.append(f"<div class='case'><div><span class='v' style='background:#34495e'>{name}</span>"
+                             f"<span class='q'>{esc(row.get('query', qid))}</span></div><div class='ev'>{esc(x['evidence'])}</div>")
+                parts += [hit(h) for h in (row.get("chunks") or row.get("docs") or [])[:3]]
+                parts.append("</div>")
     parts.append("</body></html>")
     return "".join(parts)
 
@@ -314,7 +375,8 @@ def project_targets() -> set[str]:
     stored config may ask the audit to build."""
     import re
 
-    conf = Path(__file__).resolve().parent.parent / "conf"
+    from benchmarks.paths import CONF_DIR as conf
+
     found: set[str] = set()
     for path in conf.rglob("*.yaml"):
         found.update(re.findall(r"^\s*_target_:\s*([\w.]+)\s*(?:#.*)?$", path.read_text(encoding="utf-8"), re.M))
@@ -389,8 +451,11 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
     companions = companion_runs(cfg, dataset, chunks, int(cfg.top_k))
     meta = {d.id: dict(d.metadata) for d in dataset.corpus}
     verdicts = run_audit(rows, run, meta, companions)
+    from benchmarks.signals import Corpus
+
+    signals = run_signals(rows, chunks, Corpus.of(dataset.corpus), companions)
     return {"rows": rows, "verdicts": verdicts, "labels": labels, "docs": {d.id: d for d in dataset.corpus},
-            "dataset": dataset.name, "config": cfg}
+            "dataset": dataset.name, "config": cfg, "signals": signals}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,11 +467,83 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--k", type=int, default=None, help="top-k for the verdicts (default: the run's, 10)")
     parser.add_argument("--out", default=None, help="write <out>.md, <out>.csv and the self-contained <out>.html")
     parser.add_argument("--examples", type=int, default=3, help="worst examples per verdict in the HTML report")
+    traces = parser.add_argument_group("production traces (no MLflow run needed)")
+    traces.add_argument("--traces", default=None, metavar="FILE",
+                        help="audit your own system's logged retrievals: JSON lines of {query, contexts: [{id, text, "
+                             "doc_id?, score?, rank?}], reference?, answer?, feedback?}, or OpenInference retriever spans")
+    traces.add_argument("--corpus", default=None, metavar="DIR",
+                        help="with --traces: the documents folder (or BEIR folder) the system retrieves from; locates "
+                             "the evidence and reruns BM25, dense and versions=filter over it")
+    traces.add_argument("--recall-threshold", type=float, default=None,
+                        help="with --traces: content-word recall at which a reference counts as reached (default 0.8)")
     return parser
+
+
+def traces_main(args: argparse.Namespace) -> int:
+    from benchmarks.errors import RbenchError
+    from benchmarks.traces import FAILED_WHAT, RECALL_THRESHOLD, audit_traces
+    from retrievers.errors import RetrieverError
+
+    threshold = RECALL_THRESHOLD if args.recall_threshold is None else args.recall_threshold
+    if not 0 < threshold <= 1:
+        print(f"rbench-audit: error: --recall-threshold must be in (0, 1], got {threshold}", file=sys.stderr)
+        return 2
+    try:
+        result = audit_traces(args.traces, corpus_dir=args.corpus, k=args.k or 10, threshold=threshold)
+    except (RbenchError, RetrieverError) as err:
+        print(f"rbench-audit: error: {err}", file=sys.stderr)
+        return 2
+    rows = result["rows"]
+    name = f"{Path(args.traces).name} ({result['n_traces']} traces" + (f", corpus {args.corpus})" if args.corpus else ")")
+    how = (f"{FAILED_WHAT}: not contained in one passage, and under {threshold:g} of its content words in the "
+           "passages together")
+    text = summary_text(name, rows, result["verdicts"], {}, result["signals"], failed_what=how)
+    reached = sum(1 for r in rows if r.get("reached"))
+    judged = sum(1 for r in rows if r["judged"])
+    text += (f"\nReference reached the context in {reached} of {judged} traces with a reference"
+             + (f"; {result['skipped_spans']} spans without retrieval documents skipped" if result["skipped_spans"] else "")
+             + ".\n")
+    misses = [r for r in rows if "verdict" in r]
+    if misses:
+        text += "\n| line | trace | verdict | evidence | fix |\n|---|---|---|---|---|\n" + "".join(
+            f"| {r['line']} | {r['query_id']} | {r['verdict']} | {r['evidence'].replace('|', '/')} | "
+            f"{r['trace']['fix'].replace('|', '/')} |\n" for r in misses)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(text, encoding="utf-8")
+        with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=["line", "query_id", "reached", "verdict", "evidence", "where", "fix"])
+            w.writeheader()
+            for r in rows:
+                w.writerow({"line": r["line"], "query_id": r["query_id"], "reached": r["reached"], "verdict": r.get("verdict", ""),
+                            "evidence": r.get("evidence", ""), "where": r.get("trace", {}).get("where", ""),
+                            "fix": r.get("trace", {}).get("fix", "")})
+        write_signals(out, result["signals"])
+        out.with_suffix(".html").write_text(html_report(f"Trace audit — {name}", rows, result["verdicts"], {}, result["docs"],
+                                                        text, per_verdict=args.examples, signals=result["signals"]),
+                                            encoding="utf-8")
+        print(f"wrote {out}.md, {out}.csv, {out}.signals.csv and {out}.html", file=sys.stderr)
+    return 0
+
+
+def write_signals(out: Path, signals: Mapping[str, Sequence[Mapping[str, str]]]) -> None:
+    from benchmarks.signals import as_rows
+
+    with open(out.with_suffix(".signals.csv"), "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=["query_id", "signal", "evidence"])
+        w.writeheader()
+        w.writerows(as_rows(signals))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.traces:
+        return traces_main(args)
+    if args.corpus:
+        print("rbench-audit: error: --corpus goes with --traces", file=sys.stderr)
+        return 2
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
@@ -442,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rbench-audit: error: {err}", file=sys.stderr)
         return 2
     name = f"{result['dataset']} (run {run_id[:8]})"
-    text = summary_text(name, result["rows"], result["verdicts"], result["labels"])
+    text = summary_text(name, result["rows"], result["verdicts"], result["labels"], result["signals"])
     print(text)
     if args.out:
         out = Path(args.out)
@@ -453,8 +590,9 @@ def main(argv: list[str] | None = None) -> int:
             w.writeheader()
             for v in result["verdicts"]:
                 w.writerow({**v, "label": result["labels"].get(v["query_id"], "")})
+        write_signals(out, result["signals"])
         out.with_suffix(".html").write_text(html_report(f"Retrieval audit — {name}", result["rows"], result["verdicts"],
-                                                        result["labels"], result["docs"], text, per_verdict=args.examples),
-                                            encoding="utf-8")
-        print(f"wrote {out}.md, {out}.csv and {out}.html", file=sys.stderr)
+                                                        result["labels"], result["docs"], text, per_verdict=args.examples,
+                                                        signals=result["signals"]), encoding="utf-8")
+        print(f"wrote {out}.md, {out}.csv, {out}.signals.csv and {out}.html", file=sys.stderr)
     return 0

@@ -1,5 +1,5 @@
-"""The run-time audit artifact (``audit.jsonl``): what the retrieval layer returned for each judged query,
-before a model saw it. Written by every run; read back by ``rbench-audit`` (:mod:`benchmarks.audit`)."""
+"""The run-time audit artifact (``audit.jsonl``): what the retrieval layer returned for each query, before a
+model saw it (unjudged queries too, ``judged: false``, so the label-free signals can read them). Written by every run; read back by ``rbench-audit`` (:mod:`benchmarks.audit`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from retrievers.types import Run
 def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]], run: Run, chunk_run: Run | None,
                chunks: Sequence[Chunk], records: Mapping[str, Mapping[str, Any]] | None, *, k: int = 10,
                budget: int | None = 512, context: Any = None) -> list[dict[str, Any]]:
-    """The run-time audit artifact (one row per judged query). ``context``: the run's
+    """The run-time audit artifact (one row per query; ``judged`` says whether it has relevant documents). ``context``: the run's
     :class:`benchmarks.evidence.BudgetContext` (shared with the evidence metrics), else one from ``budget``."""
     from benchmarks.evidence import BudgetContext, contains
 
@@ -25,17 +25,15 @@ def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]],
     rows = []
     for q in queries:
         gold = {d for d, s in qrels.get(q.id, {}).items() if s > 0}
-        if not gold:
-            continue
         docs = list(top_k_of(run.get(q.id, {})))
         top_docs = docs[:k]
         rec = dict((records or {}).get(q.id, {}))
         row: dict[str, Any] = {
-            "query_id": q.id, "query": q.text, "route": rec.get("route"), "subqueries": rec.get("subqueries", []),
+            "query_id": q.id, "query": q.text, "judged": bool(gold), "route": rec.get("route"), "subqueries": rec.get("subqueries", []),
             "retrieval_calls": rec.get("retrieval_calls"), "k": k, "gold_docs": sorted(gold),
             "docs": [{"rank": i + 1, "doc_id": d, "score": run[q.id][d], "gold": d in gold} for i, d in enumerate(top_docs)],
             "gold_in_top_k": sorted(gold & set(top_docs)),
-            "doc_level_ok": gold <= set(top_docs),
+            "doc_level_ok": gold <= set(top_docs) if gold else None,
         }
         if chunk_run is not None:
             ranked = list(top_k_of(chunk_run.get(q.id, {})))

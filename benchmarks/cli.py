@@ -23,7 +23,9 @@ def beir_folders(data_dir: str) -> str:
 OmegaConf.register_new_resolver("rbench.beir_folders", beir_folders, replace=True)
 
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+from benchmarks.paths import CONF_DIR as _CONF
+
+CONF_DIR = str(_CONF)
 
 
 #: loggers of libraries whose INFO lines ("Creating initial MLflow database tables", "Loading SentenceTransformer

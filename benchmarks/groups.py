@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks import provenance
+from benchmarks.paths import CONF_DIR
 
 #: the config groups whose chosen option a run logs as a param (``retriever=bm25``)
 GROUPS = ("dataset", "chunker", "retriever", "decomposer", "router", "versions", "reranker", "experiment")
@@ -50,7 +50,7 @@ def _option_spec(path: Path) -> dict[str, Any]:
 def _option_for(group: str, node: Any) -> str | None:
     """The option of ``conf/<group>`` whose scalar keys all equal the composed node's (most keys wins)."""
     best, best_n = None, -1
-    for path in sorted((provenance.ROOT / "conf" / group).glob("*.yaml")):
+    for path in sorted((CONF_DIR / group).glob("*.yaml")):
         spec = _option_spec(path)
         if spec.get("_target_") != node.get("_target_"):
             continue

@@ -48,8 +48,10 @@ def write_per_query(path: Path, rows: Sequence[tuple[str, Query, Evaluation, dic
 def print_summary(dataset: Dataset, ev: Evaluation, ks: Sequence[int], title: str, by_label: dict[str, dict[str, float]],
                   footer: str) -> None:
     ks = sorted(ks)
-    out = [f"\n{title}", f"{dataset.name} [{dataset.split}]: {ev.n_scored} queries scored, {ev.n_skipped} skipped "
-           f"(no relevant judgments); {len(dataset.corpus)} documents"]
+    unjudged = sum(1 for q in dataset.queries if q.id not in dataset.qrels)
+    out = [f"\n{title}", f"{dataset.name} [{dataset.split}]: {ev.n_scored} queries scored, {ev.n_skipped + unjudged} skipped "
+           f"(no relevant judgments{f'; {unjudged} retrieved and audited, not scored' if unjudged else ''}); "
+           f"{len(dataset.corpus)} documents"]
     for key, value in dataset.notes.items():
         if value:
             out.append(f"  note: {key.replace('_', ' ')}: {value}")
@@ -100,7 +102,8 @@ def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev
     metrics.update(result.timings)
     metrics.update(result.ranking.stats)
     metrics["retrieval_calls_mean"] = result.ranking.calls_mean()  # base-retriever searches per evaluated query
-    metrics.update({"queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped,
+    unjudged = sum(1 for q in dataset.queries if q.id not in dataset.qrels)
+    metrics.update({"queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped + unjudged,
                     "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
     metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
     from benchmarks.metrics import stale_hit_rate, stale_sets

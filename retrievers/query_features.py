@@ -54,3 +54,18 @@ class ExactTermRule:
 
     def __call__(self, query: str) -> str:
         return "exact_term" if self.signals(query) else "other"
+
+
+NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
+
+
+def identifiers(query: str) -> list[str]:
+    """The exact things a query names, in order and without repeats: identifiers with digits (``ERR-4012``),
+    section or clause numbers, quoted names (quotes removed) and other numbers (``30``, ``4.5``)."""
+    found: list[str] = []
+    for pattern in (IDENTIFIER, SECTION, QUOTED, NUMBER):
+        for m in pattern.finditer(query):
+            term = m.group(0).strip("\"'“”").strip()
+            if term and not any(term in f or f in term for f in found):
+                found.append(term)
+    return found

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.paths import DATA_DIR
 from benchmarks.stats import ALPHA, PERMUTATION, compare, fmt, fmt_p, markdown
 from benchmarks.store import ReportError, RunRecord
 from benchmarks.study import StudyContext, StudyResult, register
 
-PUBLISHED = Path(__file__).resolve().parent.parent / "data" / "published.json"
+PUBLISHED = DATA_DIR / "published.json"
 
 
 def published() -> dict[str, Any]:
