@@ -23,6 +23,17 @@ def beir_folders(data_dir: str) -> str:
 OmegaConf.register_new_resolver("rbench.beir_folders", beir_folders, replace=True)
 
 
+def package_data(relative: str) -> str:
+    """``${rbench.package_data:handbook}``: a path among the files shipped with the package (the example
+    handbook), wherever it is installed."""
+    from benchmarks.paths import DATA_DIR
+
+    return str(DATA_DIR / relative)
+
+
+OmegaConf.register_new_resolver("rbench.package_data", package_data, replace=True)
+
+
 from benchmarks.paths import CONF_DIR as _CONF
 
 CONF_DIR = str(_CONF)
@@ -46,6 +57,7 @@ def quiet_third_party(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     for name in THIRD_PARTY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # a damaged PDF is reported once, by the files reader
 
 
 def _hydra_verbose() -> bool:
@@ -206,4 +218,13 @@ def audit() -> None:
     """``rbench-audit``: classify each failed query of a run into its cause (see ``benchmarks.audit``)."""
     from benchmarks.audit import main as audit_main
 
+    quiet_third_party(False)
     sys.exit(audit_main())
+
+
+def generate() -> None:
+    """``rbench-generate``: questions with verbatim evidence for a corpus that has none (see ``benchmarks.generate``)."""
+    from benchmarks.generate import main as generate_main
+
+    quiet_third_party(False)
+    sys.exit(generate_main())

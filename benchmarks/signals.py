@@ -93,9 +93,10 @@ def overlap(a: Sequence[str], b: Sequence[str], k: int) -> float | None:
 
 def cut_units(chunks: Sequence[Chunk], corpus: Corpus) -> list[str]:
     """Descriptions of the structural units the boundaries of these chunks cut (each unit once)."""
+    order = {"clause": 0, "step": 1, "list item": 2, "question": 3, "section": 4}
     out, seen = [], set()
     for c in chunks:
-        for kind, s, e in corpus.units(c.doc_id):
+        for kind, s, e in sorted(corpus.units(c.doc_id), key=lambda u: order.get(u[0], 5)):
             if e - s > c.end - c.start or (c.doc_id, s, e) in seen:
                 continue  # a unit longer than the chunk has to be cut somewhere
             if s < c.start < e or s < c.end < e:

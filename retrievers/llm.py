@@ -67,38 +67,38 @@ def parse_subqueries(content: str, limit: int) -> list[str]:
     return [x.strip() for x in value if x.strip()][:limit]
 
 
-class LLMDecomposer(Decomposer):
-    hops = 1
+class ChatClient:
+    """An OpenAI-compatible chat-completions client with the project's key handling, retries and an on-disk
+    response cache (keyed by base URL, model, system prompt, temperature and message; never the key).
+    ``what`` names the config section in error messages (``decomposer=llm``, ``rbench-generate``)."""
 
-    def __init__(self, *, base_url: str, model: str, prompt: str, api_key_env: str = "OPENAI_API_KEY",
-                 max_subqueries: int = 5, temperature: float = 0.0, timeout_s: float = 30, retries: int = 3,
-                 cache_dir: str | None = None, fusion: str = "rrf", rrf_k: int = 60) -> None:
-        super().__init__(fusion=fusion, rrf_k=rrf_k)
+    def __init__(self, *, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0,
+                 timeout_s: float = 30, retries: int = 3, cache_dir: str | Path | None = None,
+                 what: str = "decomposer=llm", hint: str = "decomposer.model, decomposer.base_url") -> None:
         if not base_url or not model:
-            raise RetrieverError("decomposer.base_url and decomposer.model must be set for decomposer=llm")
-        self.base_url, self.model, self.prompt = base_url.rstrip("/"), model, prompt
-        self.api_key_env, self.max_subqueries, self.temperature = api_key_env, int(max_subqueries), float(temperature)
-        self.timeout_s, self.retries = float(timeout_s), int(retries)
+            raise RetrieverError(f"{what}: a base URL and a model must be set")
+        self.base_url, self.model, self.api_key_env = base_url.rstrip("/"), model, api_key_env
+        self.temperature, self.timeout_s, self.retries = float(temperature), float(timeout_s), int(retries)
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.requests = self.cache_hits = self.failures = 0
+        self.what, self.hint = what, hint
+        self.requests = self.cache_hits = 0
         scheme, host, _ = _origin(self.base_url)
         if scheme == "http" and not is_loopback(host):
-            msg = (f"decomposer.base_url={self.base_url} is plain http to a non-loopback host: the API key in "
-                   f"${api_key_env} and every question would travel unencrypted; use https")
+            msg = (f"{what}: {self.base_url} is plain http to a non-loopback host: the API key in "
+                   f"${api_key_env} and every message would travel unencrypted; use https")
             log.warning(msg)
             import sys
 
             print(f"rbench: warning: {msg}", file=sys.stderr, flush=True)
         self._opener = urllib.request.build_opener(_SameOriginAuth)
-        self._subs: dict[str, list[str]] = {}
 
-    def _key(self, question: str) -> str:
-        return fingerprint({"base_url": self.base_url, "model": self.model, "prompt": self.prompt,
-                            "temperature": self.temperature, "question": question})
+    def key(self, system: str, message: str) -> str:
+        return fingerprint({"base_url": self.base_url, "model": self.model, "prompt": system,
+                            "temperature": self.temperature, "question": message})
 
-    def _post(self, question: str) -> str:
+    def post(self, system: str, message: str) -> str:
         body = json.dumps({"model": self.model, "temperature": self.temperature, "messages": [
-            {"role": "system", "content": self.prompt}, {"role": "user", "content": question}]}).encode()
+            {"role": "system", "content": system}, {"role": "user", "content": message}]}).encode()
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.api_key_env)
         if key:
@@ -117,30 +117,60 @@ class LLMDecomposer(Decomposer):
                 if err.code == 429 or err.code >= 500:
                     last = err
                     continue
-                raise RetrieverError(f"decomposer=llm: {self.base_url}/chat/completions answered HTTP {err.code} "
-                                     f"({err.reason}); check decomposer.model, decomposer.base_url and the key in "
-                                     f"${self.api_key_env}") from None
+                raise RetrieverError(f"{self.what}: {self.base_url}/chat/completions answered HTTP {err.code} "
+                                     f"({err.reason}); check {self.hint} and the key in ${self.api_key_env}") from None
             except (urllib.error.URLError, TimeoutError, OSError) as err:
                 last = err
             except (KeyError, IndexError, TypeError, ValueError) as err:
-                raise RetrieverError(f"decomposer=llm: {self.base_url} did not answer in the chat-completions "
+                raise RetrieverError(f"{self.what}: {self.base_url} did not answer in the chat-completions "
                                      f"format: {err!r}") from None
-        raise RetrieverError(f"decomposer=llm: no answer from {self.base_url} after {self.retries + 1} attempts "
+        raise RetrieverError(f"{self.what}: no answer from {self.base_url} after {self.retries + 1} attempts "
                              f"(timeout {self.timeout_s:g} s): {last}")
 
-    def decompose(self, question: str) -> list[str]:
-        path = self.cache_dir / f"{self._key(question)}.json" if self.cache_dir else None
-        content: str | None = None
+    def complete(self, system: str, message: str) -> str:
+        """The reply's content, from the cache when this exact request was answered before."""
+        path = self.cache_dir / f"{self.key(system, message)}.json" if self.cache_dir else None
         if path is not None and path.is_file():
-            content = json.loads(path.read_text(encoding="utf-8"))["content"]
-            self.cache_hits += 1
-        if content is None:
-            content = self._post(question)
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
-                tmp.write_text(json.dumps({"model": self.model, "question": question, "content": content}), encoding="utf-8")
-                os.replace(tmp, path)
+            try:
+                content = json.loads(path.read_text(encoding="utf-8"))["content"]
+                self.cache_hits += 1
+                return content
+            except (ValueError, KeyError, OSError):
+                log.warning("%s: unreadable cache entry %s; asking again", self.what, path)
+        content = self.post(system, message)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"model": self.model, "question": message, "content": content}), encoding="utf-8")
+            os.replace(tmp, path)
+        return content
+
+
+class LLMDecomposer(Decomposer):
+    hops = 1
+
+    def __init__(self, *, base_url: str, model: str, prompt: str, api_key_env: str = "OPENAI_API_KEY",
+                 max_subqueries: int = 5, temperature: float = 0.0, timeout_s: float = 30, retries: int = 3,
+                 cache_dir: str | None = None, fusion: str = "rrf", rrf_k: int = 60) -> None:
+        super().__init__(fusion=fusion, rrf_k=rrf_k)
+        if not base_url or not model:
+            raise RetrieverError("decomposer.base_url and decomposer.model must be set for decomposer=llm")
+        self.client = ChatClient(base_url=base_url, model=model, api_key_env=api_key_env, temperature=temperature,
+                                 timeout_s=timeout_s, retries=retries, cache_dir=cache_dir)
+        self.prompt, self.max_subqueries = prompt, int(max_subqueries)
+        self.failures = 0
+        self._subs: dict[str, list[str]] = {}
+
+    @property
+    def requests(self) -> int:
+        return self.client.requests
+
+    @property
+    def cache_hits(self) -> int:
+        return self.client.cache_hits
+
+    def decompose(self, question: str) -> list[str]:
+        content = self.client.complete(self.prompt, question)
         try:
             return parse_subqueries(content, self.max_subqueries)
         except ValueError as err:

@@ -38,6 +38,18 @@ def _date(value: Any) -> _dt.date | None:
         return None
 
 
+def unit_scores(hits: Mapping[str, float]) -> dict[str, float]:
+    """Scores on a scale where a factor means what it says: divided by the best score when none is negative
+    (BM25, RRF, cosine), so halving a score halves it against every other document; otherwise min-max
+    onto [0.5, 1] (logits), so no document is pinned at 0 where no factor could move it. (Plain min-max
+    put the last candidate at 0: with two candidates, decay could never promote the current version.)"""
+    lo, hi = min(hits.values()), max(hits.values())
+    if lo >= 0 and hi > 0:
+        return {d: s / hi for d, s in hits.items()}
+    span = max(hi - lo, 1e-9)
+    return {d: 0.5 + 0.5 * (s - lo) / span for d, s in hits.items()}
+
+
 class VersionAwareRetriever:
     """A stage wrapping the stage before it (``retriever``: a stage, or a chunk-level retriever, which goes
     behind the chunk -> document adapter). Decay rescales document scores; filter removes chunks of stale
@@ -101,9 +113,7 @@ class VersionAwareRetriever:
             if not hits:
                 out[qid] = {}
                 continue
-            lo, hi = min(hits.values()), max(hits.values())
-            span = max(hi - lo, 1e-9)
-            out[qid] = top_k_of({d: (s - lo) / span * self._weight.get(d, 1.0) for d, s in hits.items()}, top_k)
+            out[qid] = top_k_of({d: s * self._weight.get(d, 1.0) for d, s in unit_scores(hits).items()}, top_k)
         # the chunk view follows the decayed document order (chunk_run: None)
         return Ranking(out, inner.chunk_lists, None, inner.records, inner.calls, self._stats(inner))
 

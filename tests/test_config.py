@@ -33,7 +33,8 @@ def test_defaults():
         assert key in cfg.dataset
 
 
-REQUIRED = {("retriever", "function"): ["retriever.function=os.path.join"]}  # options with a mandatory (???) key
+REQUIRED = {("retriever", "function"): ["retriever.function=os.path.join"],  # options with a mandatory (???) key
+            ("dataset", "files"): ["dataset.path=."]}
 
 
 @pytest.mark.parametrize("group", ["dataset", "chunker", "retriever"])
@@ -74,7 +75,7 @@ def test_cli_unknown_option_and_bad_value_exit_nonzero(tmp_path):
 def test_cli_help_is_quick_and_lists_groups(tmp_path):
     out = subprocess.run([RBENCH, "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 0
-    assert "dataset: beir, enterprise, enterprise_multihop, hotpotqa, hotpotqa_dev500, hotpotqa_sample, musique" in out.stdout
+    assert "dataset: beir, enterprise, enterprise_multihop, files, hotpotqa, hotpotqa_dev500, hotpotqa_sample, musique" in out.stdout
     assert "decomposer: gold, heuristic, iterative, iterative_links, llm, none" in out.stdout
 
 

@@ -1,4 +1,4 @@
-"""Every ``rbench``/``rbench-report``/``rbench-audit`` command in the README's and results/README's code blocks
+"""Every ``rbench``/``rbench-report``/``rbench-audit``/``rbench-generate`` command in the README's and results/README's code blocks
 parses: ``rbench`` commands compose and validate (the same precheck the CLI runs, no data read), report and
 audit commands pass their argument parsers. A renamed key, option or flag in the docs fails here (#16)."""
 
@@ -24,12 +24,12 @@ def commands() -> list[tuple[str, list[str]]]:
             joined = re.sub(r"\\\n\s*", " ", block)
             for line in joined.splitlines():
                 line = line.strip().split("  #", 1)[0].strip()
-                if not re.match(r"^(?:[A-Z_]+=\S+\s+)*(?:\S*/)?rbench(?:-report|-audit)?(?:\s|$)", line):
+                if not re.match(r"^(?:[A-Z_]+=\S+\s+)*(?:\S*/)?rbench(?:-report|-audit|-generate)?(?:\s|$)", line):
                     continue
                 words = shlex.split(line, comments=True)
                 while words and re.match(r"^[A-Z_]+=", words[0]):  # env assignments
                     words = words[1:]
-                if words and words[0].split("/")[-1] in ("rbench", "rbench-report", "rbench-audit"):
+                if words and words[0].split("/")[-1] in ("rbench", "rbench-report", "rbench-audit", "rbench-generate"):
                     found.append((f"{doc.name}: {line[:90]}", [words[0].split("/")[-1], *words[1:]]))
     return found
 
@@ -39,7 +39,7 @@ COMMANDS = commands()
 
 def test_the_docs_have_commands():
     names = {argv[0] for _, argv in COMMANDS}
-    assert {"rbench", "rbench-report", "rbench-audit"} <= names and len(COMMANDS) > 30
+    assert {"rbench", "rbench-report", "rbench-audit", "rbench-generate"} <= names and len(COMMANDS) > 30
 
 
 @pytest.mark.parametrize("where,argv", COMMANDS, ids=[w for w, _ in COMMANDS])
@@ -52,6 +52,10 @@ def test_readme_command_parses(where, argv):
         from benchmarks.report import build_parser
 
         build_parser().parse_args(argv[1:])
+    elif argv[0] == "rbench-generate":
+        from benchmarks.generate import build_parser as generate_parser
+
+        generate_parser().parse_args(argv[1:])
     else:
         from benchmarks.audit import build_parser as audit_parser
 
