@@ -488,3 +488,21 @@ def test_generate_validates_spans_counts_rejections_and_caches(tmp_path, capsys,
         ep.close()
     assert main(["--corpus", str(root), "--out", str(out), "--labels", "nonsense"]) == 2
     assert os.path.exists(out)
+
+
+def test_docx_headings_and_title(tmp_path):
+    import docx
+
+    from benchmarks.datasets.extract import extract
+
+    d = docx.Document()
+    d.core_properties.title = "Onboarding"
+    d.add_heading("First week", level=1)
+    d.add_paragraph("Collect your badge at reception.")
+    d.add_heading("Accounts", level=2)
+    d.add_paragraph("Your laptop account is created on day one.", style="List Bullet")
+    d.save(tmp_path / "onboarding.docx")
+    got = extract(tmp_path / "onboarding.docx")
+    assert got.metadata["title"] == "Onboarding" and got.heading == "First week"
+    assert got.text.split("\n\n") == ["# First week", "Collect your badge at reception.", "## Accounts",
+                                      "- Your laptop account is created on day one."]
