@@ -463,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-id", default=None)
     parser.add_argument("--experiment", default=None, help="audit the latest FINISHED run of this experiment matching --filter")
     parser.add_argument("--filter", default=None, help='param filter, e.g. "retriever=dense,chunker=fixed_tokens"')
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///results/mlflow.db"))
+    parser.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///<$RBENCH_HOME or .>/results/mlflow.db")
     parser.add_argument("--k", type=int, default=None, help="top-k for the verdicts (default: the run's, 10)")
     parser.add_argument("--out", default=None, help="write <out>.md, <out>.csv and the self-contained <out>.html")
     parser.add_argument("--examples", type=int, default=3, help="worst examples per verdict in the HTML report")
@@ -545,6 +546,10 @@ def main(argv: list[str] | None = None) -> int:
         print("rbench-audit: error: --corpus goes with --traces", file=sys.stderr)
         return 2
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if args.tracking_uri is None:
+        from benchmarks.paths import default_tracking_uri
+
+        args.tracking_uri = default_tracking_uri()
     from mlflow.tracking import MlflowClient
 
     from benchmarks.store import ReportError, load_runs, matches, parse_filter

@@ -108,6 +108,12 @@ INFO_FLAGS = ("-h", "--help", "--hydra-help", "--info", "-i", "--version", "--cf
               "--resolve", "-p", "--package")
 
 
+#: launcher options -> the Hydra plugin module that provides them (the [cluster] extra)
+LAUNCHER_PLUGINS = {"local_parallel": "hydra_plugins.hydra_joblib_launcher", "joblib": "hydra_plugins.hydra_joblib_launcher",
+                    "submitit_local": "hydra_plugins.hydra_submitit_launcher", "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+                    "slurm": "hydra_plugins.hydra_submitit_launcher"}
+
+
 def precheck(argv: list[str]) -> str | None:
     """Compose the config the command line asks for (each combination of its comma-separated sweeps, up to 64)
     and validate it, before Hydra starts a job. Returns the error message, or None when the config is fine."""
@@ -127,6 +133,13 @@ def precheck(argv: list[str]) -> str | None:
     for o in parsed:  # an optional group (experiment) silently ignores an unknown option: check every group option
         group = o.get_key_element().lstrip("+~")
         folder = Path(CONF_DIR) / group
+        if group == "hydra/launcher":
+            from retrievers.extras import message
+
+            plugin = LAUNCHER_PLUGINS.get(str(o.value()) if not o.is_sweep_override() else "")
+            err = message(f"hydra/launcher={o.value()}", plugin) if plugin else None
+            if err:
+                return f"config error: {err}"
         if "." in group or "@" in group or group.startswith("hydra") or not folder.is_dir():
             # hydra/launcher etc. also have options from installed plugins: Hydra checks those itself
             continue

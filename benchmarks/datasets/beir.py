@@ -186,6 +186,12 @@ def download(name: str, data_dir: Path, url_template: str = BEIR_URL) -> Path:
             f"dataset {name!r} is not on disk and cannot be downloaded there: {target_root} is not writable "
             f"({err.strerror}). Set RBENCH_DATA_DIR (data_dir) to a writable folder, or pass dataset.path.",
         ) from None
+    from retrievers.extras import installed
+
+    if not installed("beir"):
+        raise DataError(f"dataset {name!r} is not under {target_root}, and downloading it needs the beir package: "
+                        f"pip install 'retrieval-bench[beir]' — or download {url}, unzip it there, or pass "
+                        "dataset.path=<folder>")
     from beir import util as beir_util
     import requests
 
@@ -218,8 +224,14 @@ class BeirLoader:
     def __init__(
         self, *, name: str | None = None, path: str | None = None, split: str = "test", strict: bool = True,
         limit: int | None = None, data_dir: str = ".", url: str = BEIR_URL, tune_split: str | None = None,
-        decompositions: str | None = None,
+        decompositions: str | None = None, source: str = "disk", hf_root: str | None = None,
     ) -> None:
+        if source not in ("disk", "hf"):
+            raise DataError(f"dataset.source must be disk or hf, got {source!r}")
+        if source == "hf" and (path or not name):
+            raise DataError("dataset.source=hf reads BeIR/<dataset.name> from the Hugging Face hub: set dataset.name, "
+                            "not dataset.path")
+        self.source, self.hf_root = source, hf_root
         self.name, self.path, self.split, self.strict, self.limit = name, path, split, strict, limit
         self.decompositions = decompositions
         self.data_dir, self.url, self.tune_split = Path(data_dir), url, tune_split
@@ -237,12 +249,89 @@ class BeirLoader:
             return folder
         return download(self.name, self.data_dir, self.url)
 
+    def hf_folders(self) -> tuple[Path, Path]:
+        """The two hub repositories, ``BeIR/<name>`` (corpus, queries) and ``BeIR/<name>-qrels`` (one tsv per
+        split), as local folders: under ``dataset.hf_root`` (a copy in the hub's layout), else downloaded with
+        huggingface_hub into its cache."""
+        repos = (f"BeIR/{self.name}", f"BeIR/{self.name}-qrels")
+        if self.hf_root:
+            folders = tuple(Path(self.hf_root) / r for r in repos)
+            for f in folders:
+                if not f.is_dir():
+                    raise DataError("dataset.hf_root has no folder for this hub repository", path=f)
+            return folders  # type: ignore[return-value]
+        from retrievers.hub import go_offline_if_unreachable
+
+        if not go_offline_if_unreachable():
+            raise DataError(f"dataset.source=hf: the Hugging Face hub is unreachable and {repos[0]} is not in a local copy; "
+                            "pass dataset.hf_root=<folder with BeIR/<name> and BeIR/<name>-qrels>, or use a BEIR folder "
+                            "(dataset.path)")
+        from huggingface_hub import snapshot_download
+
+        try:
+            data = snapshot_download(repos[0], repo_type="dataset", allow_patterns=["*.jsonl.gz", "*.jsonl"])
+            qrels = snapshot_download(repos[1], repo_type="dataset", allow_patterns=["*.tsv", "*.tsv.gz"])
+        except Exception as err:  # noqa: BLE001 - unknown repo, network
+            raise DataError(f"dataset.source=hf: cannot download {repos[0]} / {repos[1]} ({type(err).__name__}: "
+                            f"{str(err)[:160]}); check dataset.name") from None
+        return Path(data), Path(qrels)
+
+    def load_hf(self) -> tuple[list[Document], dict[str, Query], Qrels, dict[tuple[str, str], int], Path, Path]:
+        """Corpus, queries and the split's qrels from the hub's files, parsed with ``datasets``."""
+        from datasets import Features, Value, load_dataset
+
+        data, qrels_dir = self.hf_folders()
+
+        def first(folder: Path, *names: str) -> Path:
+            for n in names:
+                if (folder / n).is_file():
+                    return folder / n
+            raise DataError(f"none of {', '.join(names)} in the hub repository's files", path=folder)
+
+        def rows(path: Path, **kw: Any) -> Any:
+            fmt = "csv" if path.name.endswith((".tsv", ".tsv.gz")) else "json"
+            return load_dataset(fmt, data_files=str(path), split="train", streaming=True, **kw)
+
+        corpus_path = first(data, "corpus.jsonl.gz", "corpus.jsonl")
+        corpus, seen = [], set()
+        for i, obj in enumerate(rows(corpus_path), 1):
+            did = require_id(obj, "_id", path=corpus_path, line=f"record {i}")
+            if did in seen:
+                raise DataError(f"duplicate doc id {did!r}", path=corpus_path, line=f"record {i}")
+            seen.add(did)
+            corpus.append(Document(did, require_text(obj, "title", path=corpus_path, line=f"record {i}", optional=True),
+                                   require_text(obj, "text", path=corpus_path, line=f"record {i}"), _metadata(obj)))
+        check_corpus(corpus, corpus_path)
+        queries_path = first(data, "queries.jsonl.gz", "queries.jsonl")
+        queries = {}
+        for i, obj in enumerate(rows(queries_path), 1):
+            qid = require_id(obj, "_id", path=queries_path, line=f"record {i}")
+            queries[qid] = Query(qid, require_text(obj, "text", path=queries_path, line=f"record {i}"), _metadata(obj))
+        qrels_path = first(qrels_dir, f"{self.split}.tsv", f"{self.split}.tsv.gz")
+        features = Features({"query-id": Value("string"), "corpus-id": Value("string"), "score": Value("int64")})
+        qrels: Qrels = {}
+        where: dict[tuple[str, str], int] = {}
+        for i, row in enumerate(rows(qrels_path, delimiter="\t", features=features), 2):
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+            where.setdefault((row["query-id"], row["corpus-id"]), i)
+        return corpus, queries, qrels, where, queries_path, corpus_path
+
     def load(self) -> Dataset:
+        if self.source == "hf":
+            corpus, queries, raw, where, queries_path, corpus_path = self.load_hf()
+            notes: dict[str, int] = {}
+            qrels = validate_qrels(raw, where, path=Path(f"BeIR/{self.name}-qrels/{self.split}.tsv"),
+                                   doc_ids={d.id for d in corpus}, query_ids=set(queries), strict=self.strict,
+                                   notes=notes, queries_path=queries_path, corpus_path=corpus_path)
+            split_queries, qrels = apply_limit([q for qid, q in queries.items() if qid in qrels], qrels, self.limit)
+            notes["queries_without_judgments"] = sum(1 for qid in queries if qid not in qrels)
+            return Dataset(name=str(self.name), corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
+                           source=f"hf:BeIR/{self.name}", notes=notes)
         folder = self.folder()
         corpus = read_corpus(folder / "corpus.jsonl")
         queries = read_queries(folder / "queries.jsonl")
         doc_ids = {d.id for d in corpus}
-        notes: dict[str, int] = {}
+        notes = {}
         split_queries, qrels = load_split(folder, self.split, queries, doc_ids, strict=self.strict, notes=notes)
         split_queries, qrels = apply_limit(split_queries, qrels, self.limit)
         tune_queries: list[Query] = []
