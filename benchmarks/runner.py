@@ -139,6 +139,22 @@ def write_jsonl(path: Path, rows: Any) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def write_visuals(folder: Path, metrics: dict[str, float], by_label: dict[str, dict[str, float]], ks: Sequence[int],
+                  rows: Sequence[dict[str, Any]], result: Retrieval, dataset: Dataset, title: str) -> None:
+    """The run's plots and audit page (``benchmarks.visuals``); a failure here is reported, never fatal:
+    the metrics and the other artifacts are logged either way."""
+    import sys
+
+    from benchmarks.visuals import audit_page, metric_plots
+
+    for what, make in (("plots", lambda: metric_plots(folder, metrics, by_label, ks, title)),
+                       ("audit.html", lambda: audit_page(folder, rows, result.run, dataset, result.chunks, title))):
+        try:
+            make()
+        except Exception as err:  # noqa: BLE001 - visuals are extras
+            print(f"rbench: warning: {what} not written ({type(err).__name__}: {err})", file=sys.stderr, flush=True)
+
+
 def span_line(metrics: dict[str, float], n_chunks: int, budget: int) -> str:
     if "evidence_split_rate" not in metrics:
         return ""
@@ -199,8 +215,12 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
     choices = choices if choices is not None else group_choices(cfg)
     from benchmarks.tracking import run_name
 
+    from benchmarks.groups import GROUPS
+    from benchmarks.tracking import varied_settings
+
     tracker.run_name = run_name(cfg.tracking.get("run_name"), choices,
-                                dataset.name if load_error is None else str(resolved["dataset"].get("name", "?")))
+                                dataset.name if load_error is None else str(resolved["dataset"].get("name", "?")),
+                                values=flatten(resolved), varied=varied_settings(GROUPS))
     with tracker:
         tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
                        **{f"version.{k}": v for k, v in provenance.package_versions().items()}, **identity})
@@ -231,6 +251,9 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
             rows = audit_rows(dataset.queries, dataset.qrels, result.run, result.chunk_run, result.chunks, records, k=10,
                               context=context)
             write_jsonl(folder / "audit.jsonl", rows)
+            if cfg.tracking.get("visuals", True):
+                write_visuals(folder, metrics, by_label, ks, rows, result, dataset,
+                              f"{run_name(None, choices, dataset.name)}")
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,

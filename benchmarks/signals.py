@@ -67,6 +67,8 @@ class Corpus:
     docs: Mapping[str, Document]
     lowered: Mapping[str, str]
     _units: dict[str, list[tuple[str, int, int]]]
+    _joined: str = ""
+    _starts: list[int] | None = None
 
     @classmethod
     def of(cls, docs: Iterable[Document]) -> "Corpus":
@@ -80,8 +82,27 @@ class Corpus:
         return self._units[doc_id]
 
     def holding(self, term: str, limit: int = 3) -> list[str]:
+        """The first ``limit`` documents containing ``term`` as a whole token: one search over the joined
+        corpus (C speed, so a run-time audit of a large corpus stays cheap), then a check of each hit."""
+        import bisect
+
+        if self._starts is None:
+            self._ids = list(self.lowered)
+            self._starts, pos, parts = [], 0, []
+            for i in self._ids:
+                self._starts.append(pos)
+                parts.append(self.lowered[i])
+                pos += len(self.lowered[i]) + 1
+            self._joined = "\x00".join(parts)
         pat = _term_pattern(term)
-        return [i for i, t in self.lowered.items() if pat.search(t)][:limit]
+        out: list[str] = []
+        for m in pat.finditer(self._joined):
+            d = self._ids[bisect.bisect_right(self._starts, m.start()) - 1]
+            if d not in out:
+                out.append(d)
+                if len(out) >= limit:
+                    break
+        return out
 
 
 def overlap(a: Sequence[str], b: Sequence[str], k: int) -> float | None:

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from retrievers.cache import pid_alive
 
@@ -56,22 +56,50 @@ def retry(fn, *args, attempts: int = 12, **kwargs):
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
-def run_name(template: str | None, choices: Mapping[str, str], dataset: str) -> str:
+def run_name(template: str | None, choices: Mapping[str, str], dataset: str, *,
+             values: Mapping[str, Any] | None = None, varied: Sequence[str] = ()) -> str:
     """What ran, e.g. ``bm25 · scifact`` or ``hybrid + iterative_links + bi_encoder · hotpotqa-dev500`` (options
-    at their defaults are left out); ``tracking.run_name`` may be a template over the group options and
-    ``{dataset}``, e.g. ``"{retriever}-k1 · {dataset}"``."""
+    at their defaults are left out), plus the command line's own settings (``varied``, e.g. a sweep point's
+    ``retriever.k1=1.2``). ``tracking.run_name`` may be a template over the group options, ``{dataset}`` and
+    any resolved config value by its dotted key, e.g. ``"{retriever} k1={retriever.k1} · {dataset}"``."""
     if template:
-        try:
-            return str(template).format(**{**choices, "dataset": dataset})
-        except (KeyError, IndexError, ValueError):
-            return str(template)
+        import re
+
+        table = {**(values or {}), **choices, "dataset": dataset}
+        return re.sub(r"\{([^{}]+)\}", lambda m: str(table.get(m.group(1), m.group(0))), str(template))
     first = f"router:{choices['router']}" if choices.get("router", "none") != "none" else choices.get("retriever", "run")
     defaults = {"chunker": "none", "decomposer": "none", "versions": "ignore", "reranker": "none"}
     parts = [first] + [choices[g] for g in ("decomposer", "versions", "reranker")
                        if choices.get(g, defaults[g]) != defaults[g]]
     if choices.get("chunker", "none") != "none":
         parts.append(f"chunks:{choices['chunker']}")
-    return f"{' + '.join(parts)} · {dataset}"
+    name = f"{' + '.join(parts)} · {dataset}"
+    if varied:
+        name += " · " + ", ".join(varied[:4]) + (" …" if len(varied) > 4 else "")
+    return name
+
+
+#: command-line keys that say where things go, not what runs: left out of run names
+_PLACE_KEYS = ("tracking.", "hydra.", "cache.", "data_dir", "rerun", "dataset.path", "dataset.queries", "dataset.data_dir",
+               "dataset.hf_root", "home", "experiment")
+
+
+def varied_settings(groups: Sequence[str]) -> list[str]:
+    """The ``key=value`` settings of this job's command line (a sweep point's own values), without group
+    choices (already in the name) and without output locations."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001 - not under Hydra (the Python API, the story)
+        return []
+    out = []
+    for item in task:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in groups or "/" in key or key.startswith(_PLACE_KEYS):
+            continue
+        out.append(item.lstrip("+~"))
+    return out
 
 
 class Tracker:

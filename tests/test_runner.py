@@ -110,3 +110,15 @@ def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):
     client, (run,) = runs_of(uri, "bad")
     assert run.info.status == "FAILED"
     assert client.list_artifacts(run.info.run_id) == []
+
+
+def test_run_name_templates_read_config_values_and_sweep_points_differ():
+    from benchmarks.tracking import run_name
+
+    base = {"retriever": "bm25", "router": "none", "decomposer": "none", "versions": "ignore", "reranker": "none",
+            "chunker": "none"}
+    assert run_name("{retriever} k1={retriever.k1} · {dataset}", base, "scifact",
+                    values={"retriever.k1": 1.2}) == "bm25 k1=1.2 · scifact"
+    assert run_name("{nope}", base, "x") == "{nope}"  # an unknown key is left as written
+    assert run_name(None, base, "scifact", varied=["retriever.k1=0.9"]) == "bm25 · scifact · retriever.k1=0.9"
+    assert run_name(None, base, "s", varied=[f"a{i}=1" for i in range(6)]).endswith("a3=1 …")
