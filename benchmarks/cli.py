@@ -78,6 +78,9 @@ def main(cfg: DictConfig) -> float:
     from retrievers.errors import RetrieverError
 
     quiet_third_party(_hydra_verbose())
+    line = sweep_progress()
+    if line:
+        print(line, file=sys.stderr, flush=True)
     try:
         if cfg.get("story"):
             from benchmarks.story import run_story
@@ -154,6 +157,7 @@ def precheck(argv: list[str]) -> str | None:
                         f"(files in conf/{group}/)")
     combos: list[list[str]] = [[]]
     swept: set[str] = set()
+    total = 1
     for o in parsed:
         if multirun and o.is_sweep_override():
             try:
@@ -161,6 +165,7 @@ def precheck(argv: list[str]) -> str | None:
             except Exception:  # noqa: BLE001 - interval/range sweeps of a sweeper plugin: check the first value only
                 values = [o.input_line]
             swept.update(values)
+            total *= len(values)
             combos = [c + [v] for c in combos for v in values][:64]
         else:
             combos = [c + [o.input_line] for c in combos]
@@ -174,7 +179,39 @@ def precheck(argv: list[str]) -> str | None:
             if found:
                 where = f" (with {' '.join(c for c in combo if c in swept)})" if swept else ""
                 return "config error" + where + ":\n  " + "\n  ".join(found)
+    if multirun:  # for the sweep's progress lines (read by every point, also in launcher subprocesses)
+        import os
+        import time
+
+        os.environ["RBENCH_SWEEP_TOTAL"] = str(total) if swept else os.environ.get("RBENCH_SWEEP_TOTAL", "")
+        os.environ.setdefault("RBENCH_SWEEP_START", str(time.time()))
     return None
+
+
+def sweep_progress() -> str | None:
+    """``rbench: sweep point 3/8 (1m20s so far, ETA 2m13s)`` for a point of a multirun; None otherwise."""
+    import os
+    import time
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        if hc.mode != RunMode.MULTIRUN:
+            return None
+        num = int(hc.job.num)
+    except Exception:  # noqa: BLE001 - not under Hydra
+        return None
+    total = os.environ.get("RBENCH_SWEEP_TOTAL") or ""
+    start = float(os.environ.get("RBENCH_SWEEP_START") or time.time())
+    elapsed = time.time() - start
+    from retrievers.progress import _fmt_s
+
+    eta = ""
+    if total.isdigit() and num > 0:
+        eta = f", ETA {_fmt_s(elapsed / num * (int(total) - num))}"
+    return f"rbench: sweep point {num + 1}/{total or '?'} ({_fmt_s(elapsed)} so far{eta})"
 
 
 def _key_hint(overrides: list[str], compose) -> str:  # noqa: ANN001 - hydra.compose

@@ -96,7 +96,9 @@ BM25 = {"backend": one_of("bm25s", "rank_bm25"), "k1": number(0), "b": number(0,
 DENSE = {"model": string, "batch_size": integer(1), "device": device, "index": one_of("flat", "hnsw", "ivf"),
          "hnsw_m": integer(2), "hnsw_ef_construction": integer(1), "hnsw_ef_search": integer(1),
          "ivf_nlist": optional(integer(1)), "ivf_nprobe": integer(1), "normalize": one_of("auto", True, False, "true", "false"),
-         "max_seq_length": optional(integer(1)), "cache_mode": one_of("use", "refresh", "off")}
+         "max_seq_length": optional(integer(1)), "cache_mode": one_of("use", "refresh", "off"),
+         "encoder_backend": one_of("torch", "onnx", "openvino"), "precision": one_of("auto", "fp32", "bf16", "int8", "fp16"),
+         "threads": optional(integer(1)), "processes": optional(integer(1))}
 CHUNKER = {"aggregate": one_of("max", "sum", "first"), "size": integer(1), "overlap": integer(0)}
 DECOMPOSER = {"fusion": one_of("rrf", "max", "sum"), "rrf_k": integer(1), "hops": integer(1), "m": integer(1),
               "follow": one_of("title", "links"), "links": integer(1), "depth": integer(1), "min_clause_words": integer(1),
@@ -152,6 +154,13 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
             needs = list(NEEDS.get(target, ()))
             if target == "retrievers.dense.DenseRetriever" and not isinstance(node.get("encoder"), Mapping):
                 needs += ["sentence_transformers", "torch"]  # the default encoder (a static one needs model2vec only)
+                needs += {"onnx": ["onnxruntime", "onnx"], "openvino": ["openvino"]}.get(str(node.get("encoder_backend")), [])
+                backend, precision = str(node.get("encoder_backend", "torch")), str(node.get("precision", "auto"))
+                from retrievers.backends import PRECISIONS
+
+                if backend in PRECISIONS and precision != "auto" and precision not in PRECISIONS[backend]:
+                    problems.append(f"{path}.precision: {precision} is not available with encoder_backend={backend} "
+                                    f"(choose {'|'.join(PRECISIONS[backend])})")
             if needs:
                 from retrievers.extras import message
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
+from retrievers.progress import Progress, progress
 
 import json
-import sys
 
 from chunkers.types import Chunk, Query
 from retrievers.types import Run
@@ -105,7 +104,7 @@ class BM25Retriever:
     def _build_index(self) -> None:
         chunks = self._chunks
         self.index_builds += 1
-        tokens = [self.tokenizer(c.indexed_text) for c in tqdm(chunks, desc="bm25: tokenize", unit="chunk", leave=False, disable=None)]
+        tokens = [self.tokenizer(c.indexed_text) for c in progress(chunks, "bm25: tokenize corpus", "chunks")]
         if self.backend == "bm25s":
             import logging
 
@@ -151,17 +150,21 @@ class BM25Retriever:
             token_ids = [[vocab[t] for t in self.tokenizer(q.text) if t in vocab] for q in queries]
             todo = [i for i, ids in enumerate(token_ids) if ids]
             run = {q.id: {} for q in queries}
-            if todo:
-                docs, scores = self._model.retrieve(
-                    [token_ids[i] for i in todo], k=k, show_progress=len(todo) > 200 and sys.stderr.isatty(),
-                    n_threads=self.n_threads, return_as="tuple", backend_selection=self.bm25s_backend,
-                )
-                for row, i in enumerate(todo):
-                    run[queries[i].id] = top_k_of(
-                        {self._ids[d]: float(s) for d, s in zip(docs[row], scores[row]) if s > 0}
+            step = 2000  # queries per retrieve call: progress between calls
+            with Progress(len(todo), "bm25: search", "queries") as bar:
+                for start in range(0, len(todo), step):
+                    part = todo[start:start + step]
+                    docs, scores = self._model.retrieve(
+                        [token_ids[i] for i in part], k=k, show_progress=False,
+                        n_threads=self.n_threads, return_as="tuple", backend_selection=self.bm25s_backend,
                     )
+                    for row, i in enumerate(part):
+                        run[queries[i].id] = top_k_of(
+                            {self._ids[d]: float(s) for d, s in zip(docs[row], scores[row]) if s > 0}
+                        )
+                    bar.update(len(part))
             return run
-        for q in tqdm(queries, desc="bm25 (rank_bm25): search", unit="q", leave=False, disable=None):
+        for q in progress(queries, "bm25 (rank_bm25): search", "queries"):
             tokens = self.tokenizer(q.text)
             if not tokens:
                 run[q.id] = {}

@@ -35,25 +35,28 @@ def _faiss_version() -> str:
     return getattr(faiss, "__version__", "unknown")
 
 
-ENCODE_BLOCK = 8192  # texts per encoder call when encoding a corpus
+ENCODE_BLOCK = 512  # texts per encoder call when encoding a corpus (progress is reported per block)
 
 
 class DenseRetriever:
     """``retriever=dense``: exact inner-product search by default, HNSW with ``index=hnsw``."""
 
     def __init__(
-        self, *, model: str = "sentence-transformers/all-MiniLM-L6-v2", batch_size: int = 32, device: str = "cpu",
+        self, *, model: str = "sentence-transformers/all-MiniLM-L6-v2", batch_size: int = 32, device: str = "auto",
         index: str = "flat", hnsw_m: int = 32, hnsw_ef_construction: int = 200, hnsw_ef_search: int = 128,
         ivf_nlist: int | None = None, ivf_nprobe: int = 16,
         query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto", max_seq_length: int | None = None,
         revision: str | None = None, cache_dir: str | None = None, cache_mode: str = "use",
-        encoder: Encoder | None = None,
+        encoder: Encoder | None = None, encoder_backend: str = "torch", precision: str = "auto",
+        threads: int | None = None, processes: int | None = None,
     ) -> None:
         if index not in INDEXES:
             raise ValueError(f"retriever.index must be one of {'|'.join(INDEXES)}, got {index!r}")
         self.encoder: Encoder = encoder or SentenceTransformerEncoder(
             model, batch_size=batch_size, device=device, query_prefix=query_prefix, doc_prefix=doc_prefix,
-            normalize=normalize, max_seq_length=max_seq_length, revision=revision)
+            normalize=normalize, max_seq_length=max_seq_length, revision=revision, encoder_backend=encoder_backend,
+            precision=precision, threads=threads, processes=processes,
+            export_dir=str(Path(cache_dir) / "models") if cache_dir else None)
         self.index_kind, self.hnsw = index, {"m": int(hnsw_m), "ef_construction": int(hnsw_ef_construction),
                                              "ef_search": int(hnsw_ef_search)}
         self.ivf = {"nlist": int(ivf_nlist) if ivf_nlist else None, "nprobe": int(ivf_nprobe)}
@@ -91,18 +94,24 @@ class DenseRetriever:
     def _encode_corpus(self, chunks: Sequence[Chunk], identity: dict[str, Any]) -> np.ndarray:
         """Encode in blocks written straight into a memory-mapped ``.npy`` in the cache entry being built
         (never the whole matrix in memory); with ``cache.mode=off`` the blocks are kept in memory instead."""
-        from tqdm.auto import tqdm
+        from retrievers.progress import Progress
 
         n, block = len(chunks), ENCODE_BLOCK
         starts = range(0, n, block)
-        bar = tqdm(starts, desc="dense: encode corpus", unit="block", leave=False, disable=None if n > block else True)
+
+        def blocks():  # (start, embeddings) per block, with progress in passages (a bar, or log lines off-terminal)
+            with Progress(n, "dense: encode corpus", "passages") as bar:
+                for i in starts:
+                    part = chunks[i:i + block]
+                    yield i, np.asarray(self._encode([c.indexed_text for c in part], "doc"), dtype=np.float32)
+                    bar.update(len(part))
+
         if self.cache.mode == "off":
-            return np.concatenate([self._encode([c.indexed_text for c in chunks[i:i + block]], "doc") for i in bar])
+            return np.concatenate([emb for _, emb in blocks()])
 
         def write(folder: Path) -> None:
             out = None
-            for i in bar:
-                emb = np.asarray(self._encode([c.indexed_text for c in chunks[i:i + block]], "doc"), dtype=np.float32)
+            for i, emb in blocks():
                 if out is None:
                     out = np.lib.format.open_memmap(folder / "embeddings.npy", mode="w+", dtype=np.float32,
                                                     shape=(n, emb.shape[1]))

@@ -10,7 +10,7 @@ offline machine does not wait ~70 s for a timeout).
 from __future__ import annotations
 
 import hashlib
-import sys
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
@@ -96,17 +96,68 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def tempfile_root() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a bi-encoder runs: device, backend, precision, and the devices of a multi-process pool."""
+
+    device: str
+    backend: str
+    precision: str
+    pool: tuple[str, ...] = ()
+
+
+def cuda_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001 - a broken CUDA install counts as none
+        return 0
+
+
+def resolve_placement(device: str = "auto", backend: str = "torch", precision: str = "auto",
+                      processes: int | None = None) -> Placement:
+    """``device=auto``: CUDA with fp16 when a GPU is present, otherwise the CPU with the chosen backend
+    (default torch fp32). With several GPUs the corpus is encoded by sentence-transformers' multi-process pool,
+    one process per GPU; ``processes=N`` asks for an N-process pool on the CPU (or on the first N GPUs)."""
+    n_gpu = cuda_count() if device in ("auto", "cuda") or str(device).startswith("cuda") else 0
+    if device == "auto":
+        device = "cuda" if n_gpu else "cpu"
+    if device.startswith("cuda") and not n_gpu:
+        raise RetrieverError(f"retriever.device={device} but no CUDA GPU is available (use device=auto or cpu)")
+    if precision == "auto":
+        precision = "fp16" if device.startswith("cuda") and backend == "torch" else "fp32"
+    if backend == "torch" and precision == "int8":
+        raise RetrieverError("retriever.precision=int8 needs encoder_backend=onnx")
+    if backend == "torch" and precision == "fp16" and not device.startswith("cuda"):
+        raise RetrieverError("retriever.precision=fp16 with encoder_backend=torch needs a CUDA device (on the CPU: fp32 "
+                             "or bf16, or encoder_backend=onnx precision=int8)")
+    pool: tuple[str, ...] = ()
+    if processes and int(processes) > 1:
+        pool = tuple(f"cuda:{i}" for i in range(min(int(processes), n_gpu))) if device.startswith("cuda") else \
+            ("cpu",) * int(processes)
+    elif device == "cuda" and n_gpu > 1 and processes is None:
+        pool = tuple(f"cuda:{i}" for i in range(n_gpu))
+    return Placement(device, backend, precision, pool)
+
+
 _MODELS: dict[tuple, Any] = {}
 
 
 def shared_model(kind: str, source: dict[str, Any], *, device: str = "cpu", revision: str | None = None,
-                 max_length: int | None = None, key: str = "model", name: str = "") -> Any:
+                 max_length: int | None = None, key: str = "model", name: str = "", precision: str = "fp32") -> Any:
     """A sentence-transformers model (``kind``: ``bi`` for SentenceTransformer, ``cross`` for CrossEncoder),
     loaded once per process and shared by every stage that asks for the same weights and settings (dense
     retrieval and the bi-encoder reranker share all-MiniLM-L6-v2)."""
     target = source.get("path") or source["hub_id"]
     device = resolve_device(device)
-    ident = (kind, target, None if "path" in source else revision, device, max_length)
+    ident = (kind, target, None if "path" in source else revision, device, max_length, precision)
     if ident not in _MODELS:
         try:
             if kind == "cross":
@@ -120,6 +171,10 @@ def shared_model(kind: str, source: dict[str, Any], *, device: str = "cpu", revi
                 model = SentenceTransformer(target, device=device, revision=None if "path" in source else revision)
                 if max_length:
                     model.max_seq_length = int(max_length)
+                if precision in ("fp16", "bf16"):
+                    import torch
+
+                    model.to(torch.float16 if precision == "fp16" else torch.bfloat16)
         except Exception as err:  # wrong folder, missing files, gated model...
             raise RetrieverError(f"{key}={name or target!r} failed to load: {type(err).__name__}: {err}") from None
         _MODELS[ident] = model
@@ -130,12 +185,23 @@ class SentenceTransformerEncoder:
     """sentence-transformers model; vectors normalised when the model's similarity is cosine."""
 
     def __init__(self, model: str = "sentence-transformers/all-MiniLM-L6-v2", *, batch_size: int = 32,
-                 device: str = "cpu", query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto",
-                 max_seq_length: int | None = None, revision: str | None = None, show_progress: bool = True) -> None:
-        self.name, self.batch_size, self.device = model, int(batch_size), device
+                 device: str = "auto", query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto",
+                 max_seq_length: int | None = None, revision: str | None = None, show_progress: bool = True,
+                 encoder_backend: str = "torch", precision: str = "auto", threads: int | None = None,
+                 processes: int | None = None, export_dir: str | None = None) -> None:
+        self.name, self.batch_size = model, int(batch_size)
         self.query_prefix, self.doc_prefix, self.normalize_opt = query_prefix, doc_prefix, normalize
         self.max_seq_length, self.revision, self.show_progress = max_seq_length, revision, show_progress
+        self.placement = resolve_placement(device, encoder_backend, precision, processes)
+        self.device, self.backend, self.precision = self.placement.device, self.placement.backend, self.placement.precision
+        from retrievers.backends import check
+
+        check(self.backend, self.precision)
+        self.threads = int(threads) if threads else None
+        self.export_dir = export_dir
         self._model = None
+        self._exported = None
+        self._pool = None
         self._source: dict[str, Any] | None = None
         self.calls = 0  # texts encoded by this instance
 
@@ -150,7 +216,8 @@ class SentenceTransformerEncoder:
     def model(self):
         if self._model is None:
             self._model = shared_model("bi", self.source(), device=self.device, revision=self.revision,
-                                       max_length=self.max_seq_length, key="retriever.model", name=self.name)
+                                       max_length=self.max_seq_length, key="retriever.model", name=self.name,
+                                       precision=self.precision if self.backend == "torch" else "fp32")
         return self._model
 
     def _normalize(self) -> bool:
@@ -162,19 +229,55 @@ class SentenceTransformerEncoder:
 
     def identity(self) -> dict[str, Any]:
         versions = installed_versions("sentence-transformers", "transformers", "torch")
-        return {"encoder": "sentence-transformers", "model": self.name, "source": self.source(),
-                "query_prefix": self.query_prefix, "doc_prefix": self.doc_prefix, "normalize": str(self.normalize_opt),
-                "max_seq_length": self.max_seq_length, "versions": versions}
+        out = {"encoder": "sentence-transformers", "model": self.name, "source": self.source(),
+               "query_prefix": self.query_prefix, "doc_prefix": self.doc_prefix, "normalize": str(self.normalize_opt),
+               "max_seq_length": self.max_seq_length, "versions": versions}
+        if (self.backend, self.precision) != ("torch", "fp32"):  # torch fp32 keys stay what they always were
+            out.update({"backend": self.backend, "precision": self.precision,
+                        "backend_versions": installed_versions("onnxruntime", "onnx", "openvino")})
+        return out
+
+    def exported(self):
+        """The ONNX / OpenVINO copy of the model (made once, cached under ``export_dir``)."""
+        if self._exported is None:
+            from retrievers.backends import ExportedEncoder
+            from retrievers.fingerprint import fingerprint
+
+            key = fingerprint({"source": self.source(), "backend": self.backend, "precision": self.precision,
+                               "max_seq_length": self.max_seq_length,
+                               "versions": installed_versions("torch", "transformers", "onnxruntime", "onnx", "openvino")})
+            root = Path(self.export_dir) if self.export_dir else Path(tempfile_root()) / "rbench-exports"
+            self._exported = ExportedEncoder(self.model, backend=self.backend, precision=self.precision,
+                                             folder=root / f"{self.backend}-{self.precision}-{key[:16]}",
+                                             threads=self.threads, device=self.device)
+        return self._exported
 
     def encode(self, texts: Sequence[str], *, kind: str) -> np.ndarray:
         prefix = self.query_prefix if kind == "query" else self.doc_prefix
         texts = [prefix + t for t in texts] if prefix else list(texts)
         self.calls += len(texts)
-        vectors = self.model.encode(
-            texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=self._normalize(),
-            show_progress_bar=self.show_progress and len(texts) > self.batch_size and sys.stderr.isatty(),
-        )
+        if self.backend != "torch":
+            return self.exported().encode(texts, batch_size=self.batch_size, normalize=self._normalize())
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        if self.placement.pool and len(texts) >= 4 * self.batch_size:
+            if self._pool is None:
+                self._pool = self.model.start_multi_process_pool(target_devices=list(self.placement.pool))
+            vectors = self.model.encode(texts, pool=self._pool, batch_size=self.batch_size, convert_to_numpy=True,
+                                        normalize_embeddings=self._normalize(), show_progress_bar=False)
+        else:
+            vectors = self.model.encode(
+                texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=self._normalize(),
+                show_progress_bar=False,  # callers report progress per block (retrievers.progress)
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self.model.stop_multi_process_pool(self._pool)
+            self._pool = None
 
 
 class StaticModelEncoder:

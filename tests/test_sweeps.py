@@ -43,6 +43,13 @@ def test_joblib_sweep_of_8_points_logs_every_run(tmp_path):
     assert len(rows) == 8
 
 
+def test_sweep_points_say_where_the_sweep_is(tmp_path):
+    out = rbench(tmp_path, "dataset.limit=3,4", "retriever.k1=0.9,1.2")  # off a terminal: one line per point
+    assert [line.split(" (")[0] for line in out.splitlines() if "sweep point" in line] == \
+        [f"rbench: sweep point {i}/4" for i in range(1, 5)]
+    assert "ETA" in out.split("sweep point 2/4", 1)[1].splitlines()[0]
+
+
 def test_submitit_local_sweep(tmp_path):
     out = rbench(tmp_path, "hydra/launcher=submitit_local", "dataset.limit=3,4")
     assert "Submitit 'local' sweep" in out

@@ -26,7 +26,24 @@ def describe() -> dict[str, str]:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": cpu, "cores": str(cores), "memory": mem, "python": platform.python_version(),
-            "os": f"{platform.system()} {platform.release()}", "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
+            "os": f"{platform.system()} {platform.release()}", "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "flags_of_note": flags_of_note()}
+
+
+NOTED = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def flags_of_note() -> list[str]:
+    """The CPU flags that decide fast encoding (AVX-512, VNNI, BF16, AMX), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [f for f in NOTED if f in have]
+    except OSError:
+        pass
+    return []
 
 
 def as_markdown(info: dict[str, str] | None = None) -> str:

@@ -1,0 +1,109 @@
+"""Dense encoding speed per backend and precision, and the quality of the fastest CPU setting.
+
+    RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.encode_speed [--n 384] [--threads 2]
+
+Encodes the same ``--n`` scifact passages (a seeded sample, title + text, as dense retrieval indexes them) with
+all-MiniLM-L6-v2 through every available setting — torch fp32 / bf16, ONNX Runtime fp32 / int8 (dynamic),
+OpenVINO fp32 / bf16 (where the CPU reports BF16) — after one warm-up batch (the export, made once and cached,
+is timed separately). Then runs scifact end to end (nDCG@10, exact search) with torch fp32 and with the
+fastest setting. Writes ``results/encode_speed.{md,json}`` with the machine (CPU model and flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SETTINGS = [("torch", "fp32"), ("torch", "bf16"), ("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "bf16")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=384)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", default="results/encode_speed")
+    p.add_argument("--skip-ndcg", action="store_true")
+    args = p.parse_args(argv)
+    from benchmarks.datasets.beir import read_corpus
+    from benchmarks.scripts.machine import describe
+    from retrievers.encoders import SentenceTransformerEncoder
+    from retrievers.errors import RetrieverError
+
+    data = Path(os.environ.get("RBENCH_DATA_DIR", "../shared/data")) / "beir" / "scifact"
+    corpus = read_corpus(data / "corpus.jsonl")
+    rng = random.Random(0)
+    sample = rng.sample(corpus, min(args.n, len(corpus)))
+    texts = [f"{d.title}\n{d.text}" if d.title else d.text for d in sample]
+    export_dir = Path(tempfile.gettempdir()) / "rbench-encode-speed-exports"
+    rows = []
+    for backend, precision in SETTINGS:
+        try:
+            enc = SentenceTransformerEncoder(device="cpu", encoder_backend=backend, precision=precision,
+                                             threads=args.threads, batch_size=args.batch_size, export_dir=str(export_dir))
+            t0 = time.perf_counter()
+            enc.encode(texts[: args.batch_size], kind="doc")  # warm-up (and the export, the first time)
+            warm = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            enc.encode(texts, kind="doc")
+            secs = time.perf_counter() - t0
+            rows.append({"backend": backend, "precision": precision, "passages_per_s": len(texts) / secs,
+                         "seconds": secs, "warmup_s": warm})
+            print(f"{backend:9} {precision:5} {len(texts) / secs:7.1f} passages/s", flush=True)
+        except RetrieverError as err:
+            rows.append({"backend": backend, "precision": precision, "skipped": str(err)})
+            print(f"{backend:9} {precision:5} skipped: {err}", flush=True)
+    base = next(r["passages_per_s"] for r in rows if (r["backend"], r["precision"]) == ("torch", "fp32"))
+    for r in rows:
+        if "passages_per_s" in r:
+            r["speedup"] = r["passages_per_s"] / base
+    timed = [r for r in rows if "passages_per_s" in r]
+    best = max(timed, key=lambda r: r["passages_per_s"])
+    quality = {}
+    if not args.skip_ndcg:
+        from benchmarks.api import run
+
+        for backend, precision in {("torch", "fp32"), (best["backend"], best["precision"])}:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = run(["dataset=beir", "dataset.name=scifact", "retriever=dense", "retriever.device=cpu",
+                           f"retriever.encoder_backend={backend}", f"retriever.precision={precision}",
+                           f"retriever.threads={args.threads}", f"tracking.uri=sqlite:///{tmp}/m.db",
+                           f"tracking.artifact_root={tmp}/art", "tracking.visuals=false",
+                           f"cache.dir={os.environ.get('RBENCH_CACHE_DIR', 'results/cache')}"])
+            quality[f"{backend}/{precision}"] = {"ndcg_at_10": out["metrics"]["ndcg_at_10"],
+                                                 "time_index_s": out["metrics"].get("time_index_s")}
+            print(f"scifact nDCG@10 {backend}/{precision}: {out['metrics']['ndcg_at_10']:.4f}", flush=True)
+    machine = describe()
+    result = {"machine": machine, "n": len(texts), "threads": args.threads, "batch_size": args.batch_size,
+              "rows": rows, "best": best, "quality": quality}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    lines = ["# Dense encoding speed (all-MiniLM-L6-v2)", "",
+             f"Machine: {machine.get('cpu', '?')}; {machine.get('cores', '?')} cores; CPU flags of note: "
+             f"{', '.join(machine.get('flags_of_note', [])) or 'none of avx512/amx/vnni/bf16'}.",
+             f"{len(texts)} scifact passages (seeded sample, title + text), batch {args.batch_size}, {args.threads} threads, "
+             "after a warm-up batch.", "",
+             "| backend | precision | passages/s | vs torch fp32 | first batch (incl. export) s |", "|---|---|---|---|---|"]
+    for r in rows:
+        if "passages_per_s" in r:
+            lines.append(f"| {r['backend']} | {r['precision']} | {r['passages_per_s']:.1f} | {r['speedup']:.2f}x | {r['warmup_s']:.1f} |")
+        else:
+            lines.append(f"| {r['backend']} | {r['precision']} | — | — | skipped: {r['skipped'][:90]} |")
+    if quality:
+        lines += ["", "| setting | scifact nDCG@10 | index time s (encode + build) |", "|---|---|---|"]
+        lines += [f"| {k} | {v['ndcg_at_10']:.4f} | {v['time_index_s']:.0f} |" for k, v in sorted(quality.items())]
+    lines += ["", f"Command: `python -m benchmarks.scripts.encode_speed --n {args.n} --threads {args.threads}`"]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {out}.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

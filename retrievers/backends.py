@@ -1,0 +1,185 @@
+"""Faster encoders for the same sentence-transformers model: ONNX Runtime and OpenVINO.
+
+``retriever.encoder_backend=onnx|openvino`` runs the model's transformer through an exported graph; the
+tokenizer and the pooling / normalisation modules stay the sentence-transformers model's own, so the
+vectors are the model's (fp32: equal to torch's to ~1e-6). Exports are made offline, in seconds, from the
+weights already loaded, and cached content-addressed beside the embeddings
+(``<cache.dir>/models/<key>/``, key = weights identity + backend + precision + library versions); the
+embeddings' cache key includes backend and precision.
+
+Precisions (``retriever.precision``):
+
+* ``onnx``: ``fp32``, or ``int8`` — dynamic quantisation of the weights (``onnxruntime.quantization.
+  quantize_dynamic``); activations are quantised at run time, so there is nothing to calibrate and
+  nothing is fetched;
+* ``openvino``: ``fp32`` (``INFERENCE_PRECISION_HINT=f32``), ``bf16`` (only on CPUs that report BF16, e.g.
+  AMX / AVX512-BF16; elsewhere a config error), or ``fp16`` on an OpenVINO GPU device.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from retrievers.errors import RetrieverError
+
+BACKENDS = ("torch", "onnx", "openvino")
+PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16", "fp16")}
+
+
+def check(backend: str, precision: str) -> None:
+    if backend not in BACKENDS:
+        raise RetrieverError(f"retriever.encoder_backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
+    if precision not in PRECISIONS[backend]:
+        raise RetrieverError(f"retriever.precision={precision} is not available with encoder_backend={backend} "
+                             f"(choose {'|'.join(PRECISIONS[backend])})")
+    from retrievers.extras import need
+
+    if backend == "onnx":
+        need("retriever.encoder_backend=onnx", "onnxruntime", "onnx")
+    elif backend == "openvino":
+        need("retriever.encoder_backend=openvino", "openvino")
+
+
+class _Wrapped:
+    """The transformer module as a function of its tokenizer's inputs, returning token embeddings."""
+
+    @staticmethod
+    def make(auto_model: Any, names: Sequence[str]) -> Any:
+        import torch
+
+        class Module(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = auto_model
+
+            def forward(self, *args: Any) -> Any:
+                return self.inner(**dict(zip(names, args))).last_hidden_state
+
+        return Module().eval()
+
+
+class ExportedEncoder:
+    """Runs an exported copy of a loaded :class:`sentence_transformers.SentenceTransformer`'s transformer."""
+
+    def __init__(self, st_model: Any, *, backend: str, precision: str, folder: Path, threads: int | None = None,
+                 device: str = "cpu") -> None:
+        check(backend, precision)
+        self.st, self.backend, self.precision, self.folder = st_model, backend, precision, Path(folder)
+        self.threads = int(threads) if threads else None
+        self.device = device
+        first = st_model[0]
+        self.tokenizer = first.tokenizer
+        self.max_length = int(getattr(st_model, "max_seq_length", None) or getattr(first, "max_seq_length", 512) or 512)
+        probe = self.tokenizer(["a b", "c"], padding=True, return_tensors="pt")
+        self.names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in probe]
+        self._run = self._load_onnx(probe) if backend == "onnx" else self._load_openvino(probe)
+
+    # ------------------------------------------------------------------ export
+    def _export_onnx(self, probe: Any, path: Path) -> None:
+        import torch
+
+        import warnings
+
+        module = _Wrapped.make(self.st[0].auto_model, self.names)
+        axes = {n: {0: "batch", 1: "tokens"} for n in self.names}
+        axes["token_embeddings"] = {0: "batch", 1: "tokens"}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent branches (the graph is checked in tests)
+            torch.onnx.export(module, tuple(probe[n] for n in self.names), str(path), input_names=self.names,
+                              output_names=["token_embeddings"], dynamic_axes=axes, opset_version=17, dynamo=False)
+
+    def _cached(self, name: str, make: Any) -> Path:
+        """A file of the export folder, made once (atomically: a temp name, then a rename)."""
+        path = self.folder / name
+        if not path.is_file():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f".tmp-{os.getpid()}-{name}"
+            make(tmp)
+            os.replace(tmp, path)
+        return path
+
+    def _load_onnx(self, probe: Any) -> Any:
+        import onnxruntime as ort
+
+        fp32 = self._cached("model.onnx", lambda p: self._export_onnx(probe, p))
+        path = fp32
+        if self.precision == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            import logging
+
+            logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its "run pre-processing" hint
+            path = self._cached("model.int8.onnx", lambda p: quantize_dynamic(str(fp32), str(p), weight_type=QuantType.QInt8))
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        wanted = {i.name for i in session.get_inputs()}
+
+        def run(batch: dict[str, np.ndarray]) -> np.ndarray:
+            return session.run(None, {k: v.astype(np.int64) for k, v in batch.items() if k in wanted})[0]
+
+        return run
+
+    def _load_openvino(self, probe: Any) -> Any:
+        import openvino as ov
+
+        core = ov.Core()
+        target = "GPU" if self.device.startswith("cuda") or self.device.upper().startswith("GPU") else "CPU"
+        if self.precision == "bf16" and target == "CPU" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise RetrieverError("retriever.precision=bf16 with encoder_backend=openvino needs a CPU with BF16 "
+                                 f"(AMX or AVX512-BF16); this one reports {core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')}")
+
+        def export(path: Path) -> None:
+            import warnings
+
+            module = _Wrapped.make(self.st[0].auto_model, self.names)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = ov.convert_model(module, example_input=tuple(probe[n] for n in self.names))
+            for port, name in zip(model.inputs, self.names):
+                port.get_tensor().set_names({name})
+            ov.save_model(model, str(path.with_suffix(".xml")), compress_to_fp16=False)
+            os.replace(path.with_suffix(".bin"), self.folder / "model.bin")
+            os.replace(path.with_suffix(".xml"), path)
+
+        xml = self._cached("model.xml", export)
+        config = {"INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[self.precision]}
+        if self.threads and target == "CPU":
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        compiled = core.compile_model(core.read_model(str(xml), str(self.folder / "model.bin")), target, config)
+        request = compiled.create_infer_request()
+
+        def run(batch: dict[str, np.ndarray]) -> np.ndarray:
+            out = request.infer({n: batch[n] for n in self.names})
+            return np.asarray(next(iter(out.values())))
+
+        return run
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, texts: Sequence[str], *, batch_size: int, normalize: bool) -> np.ndarray:
+        import torch
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
+        out: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
+                                   return_tensors="np")
+            tokens = self._run({k: np.asarray(v) for k, v in batch.items()})
+            features = {"token_embeddings": torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.float32)),
+                        "attention_mask": torch.from_numpy(np.asarray(batch["attention_mask"]))}
+            with torch.no_grad():
+                for module in list(self.st)[1:]:  # pooling (and dense / normalize layers) as the model defines them
+                    features = module(features)
+            vectors = features["sentence_embedding"].numpy()
+            if normalize:
+                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            for row, i in enumerate(idx):
+                out[i] = vectors[row]
+        return np.ascontiguousarray(np.stack(out), dtype=np.float32) if texts else np.zeros((0, 0), np.float32)
