@@ -364,8 +364,10 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
 
 # ------------------------------------------------------------------------------------------ CLI
 def _download(client: Any, run_id: str, name: str, folder: str) -> Path | None:
+    from benchmarks.store import download_artifact
+
     try:
-        return Path(client.download_artifacts(run_id, name, folder))
+        return Path(download_artifact(client, run_id, name, folder))
     except Exception:
         return None
 

@@ -99,7 +99,7 @@ def per_query_rows(client: Any, rec: RunRecord) -> list[dict[str, str]]:
     if rec._rows is None:
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                path = client.download_artifacts(rec.run_id, "per_query.csv", tmp)
+                path = download_artifact(client, rec.run_id, "per_query.csv", tmp)
             except Exception as err:
                 raise ReportError(f"run {rec.run_id} has no per_query.csv artifact ({err})") from None
             with open(path, encoding="utf-8") as fh:
@@ -117,7 +117,7 @@ def jsonl_artifact(client: Any, rec: RunRecord, name: str) -> list[dict[str, Any
     """The rows of a JSON-lines artifact of the run (``decomposition.jsonl``, ``audit.jsonl``); None if absent."""
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(rec.run_id, name, tmp)
+            path = download_artifact(client, rec.run_id, name, tmp)
         except Exception:
             return None
         with open(path, encoding="utf-8") as fh:
@@ -154,3 +154,17 @@ def varying_params(records: Sequence[RunRecord]) -> list[str]:
         if len({r.params.get(k) for r in records}) > 1:
             out.append(k)
     return out
+
+
+def download_artifact(client: Any, run_id: str, name: str, dst: str) -> str:
+    """A run's artifact, downloaded into ``dst``. Through the run's artifact URI when the client's own download
+    looks the run up in the default store instead of the client's (MLflow 3.1-3.x: "Run ... not found")."""
+    try:
+        return client.download_artifacts(run_id, name, dst)
+    except Exception as err:  # noqa: BLE001 - MlflowException
+        if "not found" not in str(err).lower() or "run" not in str(err).lower():
+            raise
+        import mlflow.artifacts
+
+        uri = client.get_run(run_id).info.artifact_uri.rstrip("/")
+        return mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/{name}", dst_path=dst)

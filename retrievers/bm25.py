@@ -87,7 +87,7 @@ class BM25Retriever:
                 hit = self.cache.get("bm25_index", key)
                 if hit is None:
                     self._build_index()
-                    self.cache.put("bm25_index", key, lambda folder: self._model.save(str(folder), show_progress=False),
+                    self.cache.put("bm25_index", key, lambda folder: _save(self._model, folder),
                                    {"what": "bm25s index (scipy CSC arrays + vocab), loaded memory-mapped",
                                     "chunks": len(self._ids), **self.settings()})
                     return
@@ -96,8 +96,12 @@ class BM25Retriever:
             import bm25s
 
             logging.getLogger("bm25s").setLevel(logging.WARNING)
-            self._model = bm25s.BM25.load(str(hit), mmap=True, show_progress=False,
-                                          override_params={"backend": self.bm25s_backend})
+            try:
+                self._model = bm25s.BM25.load(str(hit), mmap=True, show_progress=False,
+                                              override_params={"backend": self.bm25s_backend})
+            except TypeError:  # bm25s before 0.3.x: no show_progress / override_params
+                self._model = bm25s.BM25.load(str(hit), mmap=True)
+                self._model.backend = self.bm25s_backend
             return
         self._build_index()
 
@@ -173,3 +177,11 @@ class BM25Retriever:
             top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
             run[q.id] = top_k_of({self._ids[d]: float(scores[d]) for d in top if scores[d] > 0})
         return run
+
+
+def _save(model, folder) -> None:
+    """``BM25.save`` quietly (``show_progress`` exists from bm25s 0.3)."""
+    try:
+        model.save(str(folder), show_progress=False)
+    except TypeError:
+        model.save(str(folder))

@@ -111,7 +111,9 @@ def test_verdicts_do_not_depend_on_labels_end_to_end(tmp_path):
                                 "top_k=5", "metrics.k=[1,5]"]))
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("a").experiment_id])
-    rows = [json.loads(x) for x in open(client.download_artifacts(run.info.run_id, "audit.jsonl", str(tmp_path / "dl")))]
+    from benchmarks.store import download_artifact
+
+    rows = [json.loads(x) for x in open(download_artifact(client, run.info.run_id, "audit.jsonl", str(tmp_path / "dl")))]
     assert {r["query_id"] for r in rows} == {"q1", "q2", "q3"} and all("docs" in r for r in rows)
     first = audit_mlflow_run(client, run.info.run_id, k=1)
     # the same run audited against a copy of the data with every label removed

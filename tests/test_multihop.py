@@ -14,6 +14,7 @@ from benchmarks.runner import run_experiment
 from chunkers import Query
 from conftest import write_beir
 from test_config import compose_cfg
+from benchmarks.store import download_artifact
 
 QDMR_HEADER = "question_id,question_text,decomposition,operators,split\n"
 
@@ -86,7 +87,7 @@ def test_decomposers_run_from_config_and_multihop_report(hop_data, tmp_path, cap
     assert by_dec["gold"].data.metrics["retrieval_calls_mean"] == pytest.approx(2.0)  # q1: 1 + 2 steps; q2: 1
     assert by_dec["gold"].data.metrics["decomposed_queries"] == 1
     assert by_dec["none"].data.metrics["retrieval_calls_mean"] == 1  # the plain retriever, unwrapped
-    path = client.download_artifacts(by_dec["gold"].info.run_id, "decomposition.jsonl", str(tmp_path / "dl"))
+    path = download_artifact(client, by_dec["gold"].info.run_id, "decomposition.jsonl", str(tmp_path / "dl"))
     rows = {r["query_id"]: r for r in map(json.loads, open(path))}
     assert rows["q1"]["subqueries"][0] == "actress who portrayed Corliss Archer in Kiss and Tell"
     assert rows["q1"]["subqueries"][1].startswith("government position held by ")

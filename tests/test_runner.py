@@ -12,6 +12,7 @@ from benchmarks.runner import run_experiment
 from benchmarks.trec import read_run
 from conftest import TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
 from test_config import RBENCH, compose_cfg
+from benchmarks.store import download_artifact
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_enterprise_run_logs_contract(store, tmp_path):
     assert run.data.params["retriever.k1"] == "0.9" and run.data.params["dataset.seed"] == "0"
     for tag in ("dataset_fingerprint", "config_fingerprint", "git_commit", "version.ranx", "version.bm25s"):
         assert run.data.tags.get(tag), tag
-    local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / "dl")))
+    local = Path(download_artifact(client, run.info.run_id, "", str(tmp_path / "dl")))
     assert {"run.trec", "qrels.trec", "per_query.csv", "config.yaml", "summary.json", "run_train.trec"} <= {
         p.name for p in local.iterdir()}
     rows = list(csv.DictReader(open(local / "per_query.csv")))
@@ -71,7 +72,7 @@ def test_beir_folder_with_spaces_via_path(store, tmp_path):
                        f"tracking.artifact_root={art}", "tracking.experiment=tiny", "metrics.k=[1,2]", "top_k=5"])
     run_experiment(cfg)
     client, (run,) = runs_of(uri, "tiny")
-    local = Path(client.download_artifacts(run.info.run_id, "run.trec", str(tmp_path / "dl")))
+    local = Path(download_artifact(client, run.info.run_id, "run.trec", str(tmp_path / "dl")))
     assert "doc with spaces" in read_run(local)["q2"]
     assert run.data.metrics["queries_scored"] == 2
     # named after what ran and on what (the folder, not the default dataset.name); the dataset is an input;

@@ -1,0 +1,243 @@
+"""Console entry points. Only Hydra is imported at start-up so ``--help`` and config errors are instant."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+
+def beir_folders(data_dir: str) -> str:
+    """Resolver ``${rbench.beir_folders:${data_dir}}``: every BEIR folder under ``data_dir/beir``, as a
+    comma-separated sweep list (sweep presets use it so new folders are picked up without editing)."""
+    root = Path(data_dir) / "beir"
+    names = sorted(p.name for p in root.glob("*") if (p / "corpus.jsonl").is_file()) if root.is_dir() else []
+    if not names:
+        raise ValueError(f"no BEIR folders (with corpus.jsonl) under {root}; set RBENCH_DATA_DIR or pass "
+                         "dataset.name=<a,b,...> on the command line")
+    return ",".join(names)
+
+
+OmegaConf.register_new_resolver("rbench.beir_folders", beir_folders, replace=True)
+
+
+def package_data(relative: str) -> str:
+    """``${rbench.package_data:handbook}``: a path among the files shipped with the package (the example
+    handbook), wherever it is installed."""
+    from benchmarks.paths import DATA_DIR
+
+    return str(DATA_DIR / relative)
+
+
+OmegaConf.register_new_resolver("rbench.package_data", package_data, replace=True)
+
+
+from benchmarks.paths import CONF_DIR as _CONF
+
+CONF_DIR = str(_CONF)
+
+
+#: loggers of libraries whose INFO lines ("Creating initial MLflow database tables", "Loading SentenceTransformer
+#: model", "Use pytorch device") are noise in a run's output; shown with hydra.verbose=true or RBENCH_VERBOSE=1
+THIRD_PARTY = ("mlflow", "alembic", "sentence_transformers", "transformers", "huggingface_hub", "datasets", "faiss",
+               "numba", "urllib3", "filelock", "bm25s", "httpx", "git")
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Third-party INFO chatter and weight-loading bars off, unless asked for."""
+    import logging
+    import os
+
+    if verbose or os.environ.get("RBENCH_VERBOSE", "").lower() in ("1", "true", "yes"):
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bars
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+    for name in THIRD_PARTY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # a damaged PDF is reported once, by the files reader
+
+
+def _hydra_verbose() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return bool(HydraConfig.get().verbose)
+    except Exception:  # noqa: BLE001 - not under Hydra
+        return False
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> float:
+    """``rbench [overrides...]`` runs one experiment point; ``rbench -m ...`` sweeps."""
+    from hydra.errors import InstantiationException
+
+    from benchmarks.errors import RbenchError
+    from retrievers.errors import RetrieverError
+
+    quiet_third_party(_hydra_verbose())
+    try:
+        if cfg.get("story"):
+            from benchmarks.story import run_story
+
+            return run_story(cfg)
+        from benchmarks.runner import run_experiment
+
+        return run_experiment(cfg)
+    except (RbenchError, RetrieverError) as err:
+        print(f"rbench: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        print(f"rbench: config error: {cause}", file=sys.stderr)
+        sys.exit(2)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM time limits, ``timeout``, ``docker stop``), raised like Ctrl-C so a run in progress is
+    marked KILLED by the tracker instead of being left RUNNING."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise Terminated()
+
+
+INFO_FLAGS = ("-h", "--help", "--hydra-help", "--info", "-i", "--version", "--cfg", "-c", "--shell-completion", "-sc",
+              "--resolve", "-p", "--package")
+
+
+#: launcher options -> the Hydra plugin module that provides them (the [cluster] extra)
+LAUNCHER_PLUGINS = {"local_parallel": "hydra_plugins.hydra_joblib_launcher", "joblib": "hydra_plugins.hydra_joblib_launcher",
+                    "submitit_local": "hydra_plugins.hydra_submitit_launcher", "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+                    "slurm": "hydra_plugins.hydra_submitit_launcher"}
+
+
+def precheck(argv: list[str]) -> str | None:
+    """Compose the config the command line asks for (each combination of its comma-separated sweeps, up to 64)
+    and validate it, before Hydra starts a job. Returns the error message, or None when the config is fine."""
+    if any(a.split("=", 1)[0] in INFO_FLAGS for a in argv):
+        return None
+    overrides = [a for a in argv if not a.startswith("-")]
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from benchmarks.validate import problems
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as err:  # noqa: BLE001 - Hydra's own parse errors
+        return f"config error: {err}"
+    for o in parsed:  # an optional group (experiment) silently ignores an unknown option: check every group option
+        group = o.get_key_element().lstrip("+~")
+        folder = Path(CONF_DIR) / group
+        if group == "hydra/launcher":
+            from retrievers.extras import message
+
+            plugin = LAUNCHER_PLUGINS.get(str(o.value()) if not o.is_sweep_override() else "")
+            err = message(f"hydra/launcher={o.value()}", plugin) if plugin else None
+            if err:
+                return f"config error: {err}"
+        if "." in group or "@" in group or group.startswith("hydra") or not folder.is_dir():
+            # hydra/launcher etc. also have options from installed plugins: Hydra checks those itself
+            continue
+        try:
+            values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+        except Exception:  # noqa: BLE001
+            continue
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        for v in values:
+            if v is not None and str(v) != "null" and str(v) not in options:
+                return (f"config error: no option {str(v)!r} in config group {group!r}; options: {', '.join(options)} "
+                        f"(files in conf/{group}/)")
+    combos: list[list[str]] = [[]]
+    swept: set[str] = set()
+    for o in parsed:
+        if multirun and o.is_sweep_override():
+            try:
+                values = [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+            except Exception:  # noqa: BLE001 - interval/range sweeps of a sweeper plugin: check the first value only
+                values = [o.input_line]
+            swept.update(values)
+            combos = [c + [v] for c in combos for v in values][:64]
+        else:
+            combos = [c + [o.input_line] for c in combos]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for combo in combos:
+            try:
+                cfg = compose(config_name="config", overrides=combo)
+            except Exception as err:  # noqa: BLE001 - unknown option, key typo, bad override: Hydra's message
+                return f"config error: {str(err).strip()}{_key_hint(combo, compose)}"
+            found = problems(cfg)
+            if found:
+                where = f" (with {' '.join(c for c in combo if c in swept)})" if swept else ""
+                return "config error" + where + ":\n  " + "\n  ".join(found)
+    return None
+
+
+def _key_hint(overrides: list[str], compose) -> str:  # noqa: ANN001 - hydra.compose
+    """For an override of a key that does not exist: the closest existing key and the keys allowed there."""
+    import difflib
+
+    try:
+        base = compose(config_name="config", overrides=[o for o in overrides if "=" in o and "." not in o.split("=")[0]])
+    except Exception:  # noqa: BLE001
+        return ""
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if "." not in key or o.startswith(("+", "~")):
+            continue
+        parent, leaf = key.rsplit(".", 1)
+        node = base
+        for part in parent.split("."):
+            node = node.get(part) if hasattr(node, "get") else None
+        if hasattr(node, "keys") and leaf not in node:
+            keys = sorted(str(k) for k in node.keys())
+            close = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.4)
+            return (f"\n{key}: no such key" + (f"; did you mean {parent}.{close[0]}?" if close else ".")
+                    + f" Keys of {parent}: {', '.join(keys)}")
+    return ""
+
+
+def run() -> None:
+    """Console entry ``rbench``: the config is composed and validated first (errors: one message, exit 2, in
+    well under a second); SIGTERM and Ctrl-C end a run in progress as KILLED with one line and exit 143 / 130."""
+    import signal
+
+    error = precheck(sys.argv[1:])
+    if error:
+        print(f"rbench: {error}", file=sys.stderr)
+        sys.exit(2)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        main()
+    except KeyboardInterrupt as err:
+        code = 143 if isinstance(err, Terminated) else 130
+        what = "terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)"
+        print(f"rbench: {what}; the run in progress (if any) is marked KILLED", file=sys.stderr)
+        sys.exit(code)
+
+
+def report() -> None:
+    """``rbench-report``: compare runs read back from MLflow (see ``benchmarks.report``)."""
+    from benchmarks.report import main as report_main
+
+    sys.exit(report_main())
+
+
+def audit() -> None:
+    """``rbench-audit``: classify each failed query of a run into its cause (see ``benchmarks.audit``)."""
+    from benchmarks.audit import main as audit_main
+
+    quiet_third_party(False)
+    sys.exit(audit_main())
+
+
+def generate() -> None:
+    """``rbench-generate``: questions with verbatim evidence for a corpus that has none (see ``benchmarks.generate``)."""
+    from benchmarks.generate import main as generate_main
+
+    quiet_third_party(False)
+    sys.exit(generate_main())

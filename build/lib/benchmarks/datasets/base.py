@@ -1,0 +1,223 @@
+"""The loaded dataset every experiment consumes, and helpers shared by the format readers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from chunkers.types import Document, Query
+from retrievers.types import Qrels
+from retrievers.fingerprint import StreamingFingerprint
+from benchmarks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Dataset:
+    """A corpus, the queries of one split with their qrels, and (optionally) a tuning split."""
+
+    name: str
+    corpus: list[Document]
+    queries: list[Query]
+    qrels: Qrels
+    split: str = "test"
+    tune_queries: list[Query] = field(default_factory=list)
+    tune_qrels: Qrels = field(default_factory=dict)
+    tune_split: str | None = None
+    source: str = ""
+    #: Counts a user should see: queries not run (no judgments), qrels dropped (strict=false), ...
+    notes: dict[str, int] = field(default_factory=dict)
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    def fingerprint(self) -> str:
+        """Content hash of everything evaluation depends on (documents, queries, qrels, splits)."""
+        if self._fingerprint is None:
+            fp = StreamingFingerprint()
+            for d in self.corpus:
+                fp.update([d.id, d.title, d.text, dict(d.metadata)])
+            for split, queries, qrels in (
+                (self.split, self.queries, self.qrels),
+                (self.tune_split, self.tune_queries, self.tune_qrels),
+            ):
+                fp.update(split)
+                for q in queries:
+                    fp.update([q.id, q.text, dict(q.metadata)])
+                fp.update(qrels)
+            self._fingerprint = fp.hexdigest()
+        return self._fingerprint
+
+
+def data_file(path: Path) -> Path:
+    """``path``, or ``path.gz`` when only the gzipped file exists (BEIR users have ``corpus.jsonl.gz``)."""
+    path = Path(path)
+    if not path.is_file() and path.suffix != ".gz":
+        gz = path.with_name(path.name + ".gz")
+        if gz.is_file():
+            return gz
+    return path
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 file (a leading BOM is dropped; ``.gz`` is read transparently).
+    A line that is not UTF-8 is a DataError naming the file and line."""
+    import gzip
+
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, 1):
+                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    yield lineno, raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataError(f"not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                                    "save the file as UTF-8", path=path, line=lineno) from None
+    except (OSError, EOFError) as err:  # a truncated or corrupt .gz
+        if isinstance(err, FileNotFoundError):
+            raise DataError("file not found", path=path) from None
+        raise DataError(f"cannot be read ({type(err).__name__}: {err})", path=path) from None
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)``; blank lines are skipped, malformed ones raise DataError."""
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=lineno) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
+        yield lineno, obj
+
+
+def read_json_records(path: Path) -> Iterator[tuple[int | str, dict[str, Any]]]:
+    """A ``.json`` list of objects or a ``.jsonl`` file (either may be gzipped); yields ``(where, object)``:
+    the line number for JSON lines, ``"record N"`` (counted from one) for a JSON array."""
+    path = Path(path)
+    if path.name.endswith((".jsonl", ".jsonl.gz")):
+        yield from read_jsonl(path)
+        return
+    text = "".join(line for _, line in text_lines(path))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=err.lineno) from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise DataError("expected a JSON list of records", path=path)
+    for i, obj in enumerate(data):
+        if not isinstance(obj, dict):
+            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=f"record {i + 1}")
+        yield f"record {i + 1}", obj
+
+
+def require(obj: dict[str, Any], key: str, *, path: Path, line: int | str) -> Any:
+    if key not in obj:
+        raise DataError(f"missing field {key!r} (fields present: {', '.join(sorted(obj)) or 'none'})", path=path, line=line)
+    return obj[key]
+
+
+def require_id(obj: dict[str, Any], key: str, *, path: Path, line: int | str) -> str:
+    """An id field: a non-empty string or an integer (kept as its decimal string); null, empty, boolean,
+    float or structured values are errors."""
+    value = require(obj, key, path=path, line=line)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        shown = "null" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
+        raise DataError(f"field {key!r} must be a non-empty string or an integer, got {shown}", path=path, line=line)
+    text = str(value)
+    if not text.strip():
+        raise DataError(f"field {key!r} is empty", path=path, line=line)
+    return text
+
+
+def require_text(obj: dict[str, Any], key: str, *, path: Path, line: int | str, optional: bool = False) -> str:
+    """A text field: a string (may be empty); null or non-string values are errors (``optional``: a missing
+    or null field is the empty string)."""
+    if optional and obj.get(key) is None:
+        return ""
+    value = require(obj, key, path=path, line=line)
+    if not isinstance(value, str):
+        shown = "null" if value is None else type(value).__name__
+        raise DataError(f"field {key!r} must be a string, got {shown}", path=path, line=line)
+    return value
+
+
+_SLUG = re.compile(r"[^0-9A-Za-z]+")
+
+
+def paragraph_id(title: str, text: str) -> str:
+    """Deterministic, whitespace-free id for a native-format paragraph: title slug + content hash.
+
+    Two different paragraphs with the same title get different ids; the same paragraph seen in two
+    questions gets the same id (so it is pooled once).
+    """
+    slug = _SLUG.sub("_", title).strip("_")[:60] or "untitled"
+    digest = hashlib.sha1(f"{title}\n{text}".encode("utf-8")).hexdigest()[:10]
+    return f"{slug}_{digest}"
+
+
+def apply_limit(queries: list[Query], qrels: Qrels, limit: int | None) -> tuple[list[Query], Qrels]:
+    if limit is None:
+        return queries, qrels
+    if int(limit) < 1:
+        raise DataError(f"dataset.limit must be a positive integer or null, got {limit}")
+    queries = queries[: int(limit)]
+    keep = {q.id for q in queries}
+    return queries, {qid: rel for qid, rel in qrels.items() if qid in keep}
+
+
+def check_corpus(corpus: list[Document], path: Path | str) -> None:
+    if not corpus:
+        raise DataError("empty corpus: no documents to index", path=path)
+
+
+def _question_key(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def attach_decompositions(queries: list[Query], path: str | Path | None) -> tuple[list[Query], int]:
+    """Attach BREAK QDMR decompositions (``question_id, question_text, decomposition``; steps separated by
+    ``;``, each ``return ...``, referring back with ``#k``) to the queries they belong to, as
+    ``metadata["qdmr"]`` (list of step texts). A row matches a query when its ``question_id`` ends with
+    ``_<query id>`` (BREAK writes ``HOTPOT_dev_<id>``) or its question text equals the query's (ignoring
+    case and punctuation). Returns the queries (new objects where one was attached) and how many got one."""
+    if not path:
+        return queries, 0
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("dataset.decompositions: file not found", path=path)
+    by_id: dict[str, list[str]] = {}
+    by_text: dict[str, list[str]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"question_id", "question_text", "decomposition"} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(f"BREAK QDMR file lacks column(s) {sorted(missing)}", path=path, line=1)
+        for row in reader:
+            steps = [re.sub(r"\s+", " ", re.sub(r"^return\s+", "", s.strip())) for s in (row["decomposition"] or "").split(";")]
+            steps = [s for s in steps if s]
+            if not steps:
+                raise DataError("empty decomposition", path=path, line=reader.line_num)
+            by_id[row["question_id"].rsplit("_", 1)[-1]] = steps
+            by_text[_question_key(row["question_text"] or "")] = steps
+    out, n = [], 0
+    for q in queries:
+        steps = by_id.get(q.id) or by_text.get(_question_key(q.text))
+        if steps:
+            q = Query(q.id, q.text, {**q.metadata, "qdmr": steps})
+            n += 1
+        out.append(q)
+    return out, n
+

@@ -1,0 +1,352 @@
+"""BEIR-format folders: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
+
+The project's own streaming, validating reader (beir's GenericDataLoader drops ``metadata``, silently
+overwrites duplicate ids and raises bare KeyErrors). The beir package is used for what it is good at:
+downloading and unzipping the official dataset zips when a named dataset is not on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from chunkers.types import Document, Query
+from retrievers.types import Qrels
+from benchmarks.datasets.base import (Dataset, apply_limit, attach_decompositions, check_corpus, data_file, read_jsonl,
+                                      require_id, require_text, text_lines)
+from benchmarks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+_RESERVED = {"_id", "title", "text", "metadata"}
+
+
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(obj.get("metadata") or {})
+    meta.update({k: v for k, v in obj.items() if k not in _RESERVED})
+    return meta
+
+
+def read_corpus(path: Path) -> list[Document]:
+    path = data_file(path)
+    if not path.is_file():
+        raise DataError("corpus file not found (also looked for corpus.jsonl.gz)", path=path)
+    docs: list[Document] = []
+    seen: dict[str, int] = {}
+    records = tqdm(read_jsonl(path), desc=f"read {path.parent.name}/corpus", unit=" docs", leave=False, disable=None)
+    for lineno, obj in records:
+        did = require_id(obj, "_id", path=path, line=lineno)
+        text = require_text(obj, "text", path=path, line=lineno)
+        title = require_text(obj, "title", path=path, line=lineno, optional=True)
+        if did in seen:
+            raise DataError(f"duplicate doc id {did!r} (first on line {seen[did]})", path=path, line=lineno)
+        seen[did] = lineno
+        docs.append(Document(did, title, text, _metadata(obj)))
+    check_corpus(docs, path)
+    return docs
+
+
+def read_queries(path: Path) -> dict[str, Query]:
+    path = data_file(path)
+    if not path.is_file():
+        raise DataError("queries file not found (also looked for queries.jsonl.gz)", path=path)
+    queries: dict[str, Query] = {}
+    lines: dict[str, int] = {}
+    for lineno, obj in read_jsonl(path):
+        qid = require_id(obj, "_id", path=path, line=lineno)
+        text = require_text(obj, "text", path=path, line=lineno)
+        if qid in queries:
+            raise DataError(f"duplicate query id {qid!r} (first on line {lines[qid]})", path=path, line=lineno)
+        lines[qid] = lineno
+        queries[qid] = Query(qid, str(text), _metadata(obj))
+    return queries
+
+
+def read_qrels(path: Path) -> tuple[Qrels, dict[tuple[str, str], int]]:
+    """BEIR tsv (``query-id corpus-id score``, optional header) or TREC qrels (``qid 0 docid rel``).
+
+    Scores are integers (``2`` or ``2.0``); a fractional, infinite or NaN score is an error, and so is a
+    (query, document) pair judged twice with different scores (both lines named).
+    Returns the qrels and the line of each pair (for error messages downstream).
+    """
+    import math
+
+    path = data_file(path)
+    qrels: Qrels = {}
+    where: dict[tuple[str, str], int] = {}
+    for lineno, line in text_lines(path):
+        line = line.rstrip("\n\r")
+        if not line.strip():
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) == 4:
+            qid, _, did, rel = parts
+        elif len(parts) == 3:
+            qid, did, rel = parts
+        else:
+            raise DataError(
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}",
+                path=path, line=lineno,
+            )
+        try:
+            value = float(rel)
+        except ValueError:
+            if lineno == 1:  # header line
+                continue
+            raise DataError(f"relevance score {rel!r} is not a number", path=path, line=lineno) from None
+        if not math.isfinite(value) or not value.is_integer():
+            raise DataError(f"relevance score {rel!r} is not an integer (graded relevance: 0, 1, 2, ...)",
+                            path=path, line=lineno)
+        qid, did, score = qid.strip(), did.strip(), int(value)
+        if not qid or not did:
+            raise DataError("empty query id or doc id", path=path, line=lineno)
+        if (qid, did) in where and qrels[qid][did] != score:
+            raise DataError(f"query {qid!r} judges doc {did!r} {score} here and {qrels[qid][did]} on line "
+                            f"{where[(qid, did)]}: one judgment per pair", path=path, line=lineno)
+        qrels.setdefault(qid, {})[did] = score
+        where.setdefault((qid, did), lineno)
+    return qrels, where
+
+
+def validate_qrels(
+    qrels: Qrels, where: dict[tuple[str, str], int], *, path: Path, doc_ids: set[str], query_ids: set[str],
+    strict: bool, notes: dict[str, int], queries_path: Path, corpus_path: Path,
+) -> Qrels:
+    """Unknown query or doc ids: an error naming the line (strict), else warn, count and drop."""
+    out: Qrels = {}
+    dropped_docs = dropped_queries = 0
+    for qid, rels in qrels.items():
+        if qid not in query_ids:
+            if strict:
+                line = min(where[(qid, d)] for d in rels)
+                raise DataError(
+                    f"query id {qid!r} is not in {queries_path} (set dataset.strict=false to drop such judgments)",
+                    path=path, line=line,
+                )
+            dropped_queries += 1
+            continue
+        kept = {}
+        for did, score in rels.items():
+            if did not in doc_ids:
+                if strict:
+                    raise DataError(
+                        f"doc id {did!r} is not in {corpus_path} (set dataset.strict=false to drop such judgments)",
+                        path=path, line=where[(qid, did)],
+                    )
+                dropped_docs += 1
+                continue
+            kept[did] = score
+        if kept:
+            out[qid] = kept
+    if dropped_docs or dropped_queries:
+        log.warning(
+            "%s: dropped %d judgments naming unknown doc ids and %d queries not in %s (dataset.strict=false)",
+            path, dropped_docs, dropped_queries, queries_path.name,
+        )
+        notes["qrels_dropped_unknown_doc"] = dropped_docs
+        notes["qrels_dropped_unknown_query"] = dropped_queries
+    return out
+
+
+def load_split(folder: Path, split: str, queries: dict[str, Query], doc_ids: set[str], *, strict: bool,
+               notes: dict[str, int]) -> tuple[list[Query], Qrels]:
+    qrels_dir = folder / "qrels"
+    path = data_file(qrels_dir / f"{split}.tsv")
+    if not path.is_file():
+        available = sorted({p.name.split(".")[0] for p in qrels_dir.glob("*.tsv*")}) if qrels_dir.is_dir() else []
+        raise DataError(
+            f"no qrels for split {split!r}; dataset.split must be one of: {', '.join(available) or '(none found)'}",
+            path=path,
+        )
+    raw, where = read_qrels(path)
+    qrels = validate_qrels(
+        raw, where, path=path, doc_ids=doc_ids, query_ids=set(queries), strict=strict, notes=notes,
+        queries_path=folder / "queries.jsonl", corpus_path=folder / "corpus.jsonl",
+    )
+    # queries.jsonl order, only those judged in this split
+    return [q for qid, q in queries.items() if qid in qrels], qrels
+
+
+def download(name: str, data_dir: Path, url_template: str = BEIR_URL) -> Path:
+    """Download and unzip an official BEIR dataset into ``data_dir/beir/<name>`` atomically."""
+    target_root = data_dir / "beir"
+    url = url_template.format(name=name)
+    try:
+        target_root.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=target_root, prefix=".write-test-")
+        probe.close()
+    except OSError as err:
+        raise DataError(
+            f"dataset {name!r} is not on disk and cannot be downloaded there: {target_root} is not writable "
+            f"({err.strerror}). Set RBENCH_DATA_DIR (data_dir) to a writable folder, or pass dataset.path.",
+        ) from None
+    from retrievers.extras import installed
+
+    if not installed("beir"):
+        raise DataError(f"dataset {name!r} is not under {target_root}, and downloading it needs the beir package: "
+                        f"pip install 'retrieval-bench[beir]' — or download {url}, unzip it there, or pass "
+                        "dataset.path=<folder>")
+    from beir import util as beir_util
+    import requests
+
+    with tempfile.TemporaryDirectory(dir=target_root, prefix=f".{name}-download-") as tmp:
+        try:
+            requests.head(url, timeout=10, allow_redirects=True).raise_for_status()
+            beir_util.download_and_unzip(url, tmp)
+        except (requests.RequestException, OSError) as err:
+            raise DataError(
+                f"dataset {name!r} is not under {target_root} and downloading {url} failed "
+                f"({type(err).__name__}: {err}). If this machine is offline, put a BEIR folder there or pass "
+                f"dataset.path=<folder>; check dataset.name for typos."
+            ) from None
+        except Exception as err:  # a corrupt zip, etc.
+            raise DataError(f"downloading {url} failed: {type(err).__name__}: {err}") from None
+        unzipped = Path(tmp) / name
+        if not unzipped.is_dir():
+            found = [p for p in Path(tmp).iterdir() if p.is_dir()]
+            if len(found) != 1:
+                raise DataError(f"the archive at {url} does not contain a folder named {name!r}")
+            unzipped = found[0]
+        final = target_root / name
+        os.replace(unzipped, final)
+    return final
+
+
+class BeirLoader:
+    """``dataset=beir``: a folder under ``data_dir/beir/<name>`` (downloaded if absent) or ``path``."""
+
+    def __init__(
+        self, *, name: str | None = None, path: str | None = None, split: str = "test", strict: bool = True,
+        limit: int | None = None, data_dir: str = ".", url: str = BEIR_URL, tune_split: str | None = None,
+        decompositions: str | None = None, source: str = "disk", hf_root: str | None = None,
+    ) -> None:
+        if source not in ("disk", "hf"):
+            raise DataError(f"dataset.source must be disk or hf, got {source!r}")
+        if source == "hf" and (path or not name):
+            raise DataError("dataset.source=hf reads BeIR/<dataset.name> from the Hugging Face hub: set dataset.name, "
+                            "not dataset.path")
+        self.source, self.hf_root = source, hf_root
+        self.name, self.path, self.split, self.strict, self.limit = name, path, split, strict, limit
+        self.decompositions = decompositions
+        self.data_dir, self.url, self.tune_split = Path(data_dir), url, tune_split
+
+    def folder(self) -> Path:
+        if self.path:
+            folder = Path(self.path)
+            if not folder.is_dir():
+                raise DataError("dataset.path is not a folder with corpus.jsonl, queries.jsonl and qrels/", path=folder)
+            return folder
+        if not self.name:
+            raise DataError("dataset=beir needs dataset.name (a folder under data_dir/beir) or dataset.path")
+        folder = self.data_dir / "beir" / self.name
+        if folder.is_dir():
+            return folder
+        return download(self.name, self.data_dir, self.url)
+
+    def hf_folders(self) -> tuple[Path, Path]:
+        """The two hub repositories, ``BeIR/<name>`` (corpus, queries) and ``BeIR/<name>-qrels`` (one tsv per
+        split), as local folders: under ``dataset.hf_root`` (a copy in the hub's layout), else downloaded with
+        huggingface_hub into its cache."""
+        repos = (f"BeIR/{self.name}", f"BeIR/{self.name}-qrels")
+        if self.hf_root:
+            folders = tuple(Path(self.hf_root) / r for r in repos)
+            for f in folders:
+                if not f.is_dir():
+                    raise DataError("dataset.hf_root has no folder for this hub repository", path=f)
+            return folders  # type: ignore[return-value]
+        from retrievers.hub import go_offline_if_unreachable
+
+        if not go_offline_if_unreachable():
+            raise DataError(f"dataset.source=hf: the Hugging Face hub is unreachable and {repos[0]} is not in a local copy; "
+                            "pass dataset.hf_root=<folder with BeIR/<name> and BeIR/<name>-qrels>, or use a BEIR folder "
+                            "(dataset.path)")
+        from huggingface_hub import snapshot_download
+
+        try:
+            data = snapshot_download(repos[0], repo_type="dataset", allow_patterns=["*.jsonl.gz", "*.jsonl"])
+            qrels = snapshot_download(repos[1], repo_type="dataset", allow_patterns=["*.tsv", "*.tsv.gz"])
+        except Exception as err:  # noqa: BLE001 - unknown repo, network
+            raise DataError(f"dataset.source=hf: cannot download {repos[0]} / {repos[1]} ({type(err).__name__}: "
+                            f"{str(err)[:160]}); check dataset.name") from None
+        return Path(data), Path(qrels)
+
+    def load_hf(self) -> tuple[list[Document], dict[str, Query], Qrels, dict[tuple[str, str], int], Path, Path]:
+        """Corpus, queries and the split's qrels from the hub's files, parsed with ``datasets``."""
+        from datasets import Features, Value, load_dataset
+
+        data, qrels_dir = self.hf_folders()
+
+        def first(folder: Path, *names: str) -> Path:
+            for n in names:
+                if (folder / n).is_file():
+                    return folder / n
+            raise DataError(f"none of {', '.join(names)} in the hub repository's files", path=folder)
+
+        def rows(path: Path, **kw: Any) -> Any:
+            fmt = "csv" if path.name.endswith((".tsv", ".tsv.gz")) else "json"
+            return load_dataset(fmt, data_files=str(path), split="train", streaming=True, **kw)
+
+        corpus_path = first(data, "corpus.jsonl.gz", "corpus.jsonl")
+        corpus, seen = [], set()
+        for i, obj in enumerate(rows(corpus_path), 1):
+            did = require_id(obj, "_id", path=corpus_path, line=f"record {i}")
+            if did in seen:
+                raise DataError(f"duplicate doc id {did!r}", path=corpus_path, line=f"record {i}")
+            seen.add(did)
+            corpus.append(Document(did, require_text(obj, "title", path=corpus_path, line=f"record {i}", optional=True),
+                                   require_text(obj, "text", path=corpus_path, line=f"record {i}"), _metadata(obj)))
+        check_corpus(corpus, corpus_path)
+        queries_path = first(data, "queries.jsonl.gz", "queries.jsonl")
+        queries = {}
+        for i, obj in enumerate(rows(queries_path), 1):
+            qid = require_id(obj, "_id", path=queries_path, line=f"record {i}")
+            queries[qid] = Query(qid, require_text(obj, "text", path=queries_path, line=f"record {i}"), _metadata(obj))
+        qrels_path = first(qrels_dir, f"{self.split}.tsv", f"{self.split}.tsv.gz")
+        features = Features({"query-id": Value("string"), "corpus-id": Value("string"), "score": Value("int64")})
+        qrels: Qrels = {}
+        where: dict[tuple[str, str], int] = {}
+        for i, row in enumerate(rows(qrels_path, delimiter="\t", features=features), 2):
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+            where.setdefault((row["query-id"], row["corpus-id"]), i)
+        return corpus, queries, qrels, where, queries_path, corpus_path
+
+    def load(self) -> Dataset:
+        if self.source == "hf":
+            corpus, queries, raw, where, queries_path, corpus_path = self.load_hf()
+            notes: dict[str, int] = {}
+            qrels = validate_qrels(raw, where, path=Path(f"BeIR/{self.name}-qrels/{self.split}.tsv"),
+                                   doc_ids={d.id for d in corpus}, query_ids=set(queries), strict=self.strict,
+                                   notes=notes, queries_path=queries_path, corpus_path=corpus_path)
+            split_queries, qrels = apply_limit([q for qid, q in queries.items() if qid in qrels], qrels, self.limit)
+            notes["queries_without_judgments"] = sum(1 for qid in queries if qid not in qrels)
+            return Dataset(name=str(self.name), corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
+                           source=f"hf:BeIR/{self.name}", notes=notes)
+        folder = self.folder()
+        corpus = read_corpus(folder / "corpus.jsonl")
+        queries = read_queries(folder / "queries.jsonl")
+        doc_ids = {d.id for d in corpus}
+        notes = {}
+        split_queries, qrels = load_split(folder, self.split, queries, doc_ids, strict=self.strict, notes=notes)
+        split_queries, qrels = apply_limit(split_queries, qrels, self.limit)
+        tune_queries: list[Query] = []
+        tune_qrels: Qrels = {}
+        if self.tune_split:
+            tune_queries, tune_qrels = load_split(folder, self.tune_split, queries, doc_ids, strict=self.strict, notes=notes)
+            tune_queries, tune_qrels = apply_limit(tune_queries, tune_qrels, self.limit)
+        if self.decompositions:
+            split_queries, n = attach_decompositions(split_queries, self.decompositions)
+            tune_queries, n_tune = attach_decompositions(tune_queries, self.decompositions)
+            notes["queries_with_decomposition"] = n + n_tune
+        judged = set(qrels) | set(tune_qrels)
+        notes["queries_without_judgments"] = sum(1 for qid in queries if qid not in judged)
+        return Dataset(
+            name=folder.name if self.path else (self.name or folder.name), corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
+            tune_queries=tune_queries, tune_qrels=tune_qrels, tune_split=self.tune_split, source=str(folder),
+            notes=notes,
+        )

@@ -1,0 +1,320 @@
+"""``dataset=files``: a folder of a team's own documents, and queries a person can write by hand.
+
+``dataset.path=DIR`` reads every ``.md``, ``.markdown``, ``.txt``, ``.html``, ``.htm``, ``.pdf`` and ``.docx``
+file under DIR, recursively (hidden folders skipped). A document's id is its POSIX path relative to DIR
+(``policies/leave.md``); its title is the front matter's ``title``, else its first heading, else the file
+name. Metadata comes from YAML front matter (``.md``/``.txt``), PDF document info, HTML ``<meta name=...>``
+and an optional ``metadata.jsonl`` sidecar in DIR (``{"id": <doc id>, ...}`` lines; it wins over the
+file). ``effective_date``, ``version``, ``supersedes``, ``superseded_by`` and ``deprecated`` are the names
+``versions=filter|decay`` reads; ``supersedes: B`` on A also marks B ``superseded_by: A``. A file without an
+``effective_date`` gets its modification time as a fallback date (``date_source: mtime``), counted in the
+run's ``dataset_mtime_dates``. A file that cannot be read is listed with its reason, skipped and counted
+(``dataset_files_skipped``); ``dataset.strict=true`` makes it an error naming the file.
+
+``dataset.queries=FILE`` (``.jsonl`` or ``.csv``), one query per line: ``text`` (required), ``_id``
+(generated from the text when absent), ``relevant`` (doc ids; a JSON object ``{id: grade}`` is graded
+relevance), ``evidence`` (verbatim strings the context must contain; located in the relevant documents,
+whitespace-insensitively, and scored by ``evidence_split_rate`` and ``span_recall_*``), ``label`` (the
+failure-mode vocabulary). In a CSV, list fields are a JSON list or ``;``-separated doc ids (evidence: a JSON
+list or one string). Queries without ``relevant`` are retrieved, logged and audited but not scored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from chunkers.types import Document, Query
+from retrievers.types import Qrels
+from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, read_jsonl, text_lines
+from benchmarks.datasets.extract import FORMATS, ExtractError, extract, plain
+from benchmarks.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+VERSION_KEYS = ("effective_date", "version", "supersedes", "superseded_by", "deprecated")
+LABELS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple")
+SIDECAR = "metadata.jsonl"
+
+
+def _say(msg: str) -> None:
+    print(f"rbench: {msg}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------- documents
+def list_files(root: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Every file under ``root`` with a readable extension, sorted by relative path; hidden files and
+    folders (``.git``, ``.obsidian``) are skipped."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if not name.startswith(".") and Path(name).suffix.lower() in formats:
+                out.append(Path(dirpath) / name)
+    return sorted(out, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _resolve_ref(value: Any, doc_id: str, ids: set[str]) -> str | None:
+    """A ``supersedes``/``superseded_by`` value as a doc id: as written, or relative to the file's folder."""
+    if value in (None, "", False):
+        return None
+    ref = str(value).strip()
+    if ref in ids:
+        return ref
+    folder = doc_id.rsplit("/", 1)[0] if "/" in doc_id else ""
+    candidate = os.path.normpath(f"{folder}/{ref}").replace(os.sep, "/") if folder else ref
+    return candidate if candidate in ids else ref
+
+
+def read_documents(root: Path, *, strict: bool = False, notes: dict[str, int] | None = None) -> list[Document]:
+    from tqdm.auto import tqdm
+
+    notes = notes if notes is not None else {}
+    files = list_files(root)
+    sidecar = _read_sidecar(root / SIDECAR) if (root / SIDECAR).is_file() else {}
+    docs: dict[str, dict[str, Any]] = {}
+    skipped: list[tuple[str, str]] = []
+    mtime_dates = 0
+    for path in tqdm(files, desc=f"read {root.name}", unit=" files", leave=False, disable=None if len(files) >= 200 else True):
+        doc_id = path.relative_to(root).as_posix()
+        try:
+            got = extract(path)
+        except ExtractError as err:
+            if strict:
+                raise DataError(f"{err} (dataset.strict=true; set it to false to skip unreadable files)", path=path) from None
+            skipped.append((doc_id, str(err)))
+            continue
+        meta = {**got.metadata, **sidecar.get(doc_id, {})}
+        title = str(meta.pop("title", "") or got.heading or path.stem)
+        if not meta.get("effective_date"):
+            stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date().isoformat()
+            meta.update({"effective_date": stamp, "date_source": "mtime"})
+            mtime_dates += 1
+        meta["source_path"] = doc_id
+        meta["format"] = path.suffix.lower().lstrip(".")
+        docs[doc_id] = {"title": title, "text": got.text, "meta": meta, "path": path}
+    unknown = sorted(set(sidecar) - set(docs) - {d for d, _ in skipped})
+    if unknown:
+        raise DataError(f"{SIDECAR} names {len(unknown)} document(s) not in the folder, e.g. {unknown[0]!r} "
+                        "(ids are paths relative to dataset.path, with / separators)", path=root / SIDECAR)
+    _link_versions(docs)
+    if skipped:
+        shown = "; ".join(f"{d}: {why}" for d, why in skipped[:10]) + (f"; ... {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        _say(f"warning: skipped {len(skipped)} of {len(files)} file(s) under {root} that could not be read: {shown}")
+    if mtime_dates:
+        _say(f"note: {mtime_dates} document(s) have no effective_date; their file modification time is used as "
+             "their date (metadata date_source=mtime)")
+    notes.update({"files_read": len(docs), "files_skipped": len(skipped), "mtime_dates": mtime_dates})
+    corpus = [Document(d, v["title"], v["text"], v["meta"]) for d, v in docs.items()]
+    check_corpus(corpus, root)
+    return corpus
+
+
+def _read_sidecar(path: Path) -> dict[str, dict[str, Any]]:
+    from benchmarks.datasets.base import require_id
+
+    out: dict[str, dict[str, Any]] = {}
+    for lineno, obj in read_jsonl(path):
+        did = require_id(obj, "id", path=path, line=lineno)
+        if did in out:
+            raise DataError(f"document {did!r} appears twice", path=path, line=lineno)
+        out[did] = plain({k: v for k, v in obj.items() if k != "id"})
+    return out
+
+
+def _link_versions(docs: dict[str, dict[str, Any]]) -> None:
+    """Resolve version references to doc ids and make the links two-way (``supersedes`` -> ``superseded_by``).
+    A reference to a document that is not in the folder is an error naming the file."""
+    ids = set(docs)
+    for did, d in docs.items():
+        meta = d["meta"]
+        for key in ("supersedes", "superseded_by"):
+            ref = _resolve_ref(meta.get(key), did, ids)
+            if ref is None:
+                continue
+            if ref not in ids:
+                raise DataError(f"{key}: {meta[key]!r} is not a document in the folder (ids are paths relative to "
+                                "dataset.path, or relative to this file's folder)", path=d["path"])
+            meta[key] = ref
+        if isinstance(meta.get("deprecated"), str):
+            meta["deprecated"] = meta["deprecated"].strip().lower() in ("true", "yes", "1")
+    for did, d in docs.items():
+        old = d["meta"].get("supersedes")
+        if old and not docs[old]["meta"].get("superseded_by"):
+            docs[old]["meta"]["superseded_by"] = did
+
+
+# ----------------------------------------------------------------------------------------- queries
+def _ws_index(text: str) -> tuple[str, list[int]]:
+    """``text`` with each whitespace run as one space, and the original offset of every kept character."""
+    out, pos, prev_space = [], [], False
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if prev_space:
+                continue
+            out.append(" ")
+            prev_space = True
+        else:
+            out.append(ch)
+            prev_space = False
+        pos.append(i)
+    return "".join(out), pos
+
+
+def locate(text: str, needle: str) -> tuple[int, int] | None:
+    """Where ``needle`` occurs in ``text``: verbatim, else ignoring differences in whitespace."""
+    needle = needle.strip()
+    if not needle:
+        return None
+    at = text.find(needle)
+    if at >= 0:
+        return at, at + len(needle)
+    flat, pos = _ws_index(text)
+    want = " ".join(needle.split())
+    at = flat.find(want)
+    if at < 0:
+        return None
+    return pos[at], pos[at + len(want) - 1] + 1
+
+
+def _list_field(value: Any, key: str, *, path: Path, line: int | str, csv_row: bool) -> list[Any] | dict[str, Any]:
+    if value is None or value == "":
+        return []
+    if csv_row and isinstance(value, str):
+        s = value.strip()
+        if s.startswith(("[", "{")):
+            try:
+                value = json.loads(s)
+            except json.JSONDecodeError as err:
+                raise DataError(f"field {key!r}: malformed JSON ({err.msg})", path=path, line=line) from None
+        elif key == "relevant":
+            return [p.strip() for p in re.split(r"[;|]", s) if p.strip()]
+        else:
+            return [s]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, dict)):
+        return value
+    raise DataError(f"field {key!r} must be a list, got {type(value).__name__}", path=path, line=line)
+
+
+def _records(path: Path) -> Any:
+    if path.suffix.lower() == ".csv":
+        import csv
+
+        lines = [text for _, text in text_lines(path)]
+        reader = csv.DictReader(lines)
+        if not reader.fieldnames or "text" not in [f.strip() for f in reader.fieldnames]:
+            raise DataError(f"a queries CSV needs a header with a 'text' column (got {reader.fieldnames})", path=path, line=1)
+        for row in reader:
+            yield reader.line_num, {k.strip(): v for k, v in row.items() if k is not None}, True
+    else:
+        for lineno, obj in read_jsonl(path):
+            yield lineno, obj, False
+
+
+def read_queries(path: Path, corpus: list[Document], *, notes: dict[str, int] | None = None) -> tuple[list[Query], Qrels]:
+    """Hand-written queries and judgments (see the module docstring). Every error names the file and line."""
+    import difflib
+    import hashlib
+
+    from benchmarks.datasets.base import require_text
+
+    notes = notes if notes is not None else {}
+    if not path.is_file():
+        raise DataError("dataset.queries: file not found", path=path)
+    if path.suffix.lower() not in (".jsonl", ".csv", ".gz"):
+        raise DataError("dataset.queries must be a .jsonl or .csv file", path=path)
+    docs = {d.id: d for d in corpus}
+    queries: list[Query] = []
+    qrels: Qrels = {}
+    seen: dict[str, int | str] = {}
+    spans_total = 0
+    for line, obj, csv_row in _records(path):
+        text = require_text(obj, "text", path=path, line=line).strip()
+        if not text:
+            raise DataError("field 'text' is empty", path=path, line=line)
+        qid = str(obj.get("_id") or "").strip() or "q-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+        if qid in seen:
+            raise DataError(f"query id {qid!r} appears twice (first on line {seen[qid]})"
+                            + ("; the same text twice without an _id" if not obj.get("_id") else ""), path=path, line=line)
+        seen[qid] = line
+        relevant = _list_field(obj.get("relevant"), "relevant", path=path, line=line, csv_row=csv_row)
+        grades = relevant if isinstance(relevant, dict) else {str(d): 1 for d in relevant}
+        for did, grade in grades.items():
+            if did not in docs:
+                close = difflib.get_close_matches(did, list(docs), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else " (ids are paths relative to dataset.path)"
+                raise DataError(f"relevant document {did!r} is not in the corpus{hint}", path=path, line=line)
+            if isinstance(grade, bool) or not isinstance(grade, int):
+                raise DataError(f"relevance grade for {did!r} must be an integer, got {grade!r}", path=path, line=line)
+        meta: dict[str, Any] = {k: v for k, v in obj.items() if k not in ("_id", "text", "relevant", "evidence", "label")}
+        label = (obj.get("label") or "").strip() if isinstance(obj.get("label"), str) else obj.get("label")
+        if label:
+            if label not in LABELS:
+                raise DataError(f"label {label!r} is not in the failure-mode vocabulary ({'|'.join(LABELS)})", path=path, line=line)
+            meta["label"] = label
+        evidence = _list_field(obj.get("evidence"), "evidence", path=path, line=line, csv_row=csv_row)
+        if evidence and not grades:
+            raise DataError("evidence needs relevant: the documents the evidence strings are in", path=path, line=line)
+        spans = []
+        for ev in evidence if isinstance(evidence, list) else []:
+            if not isinstance(ev, str) or not ev.strip():
+                raise DataError(f"evidence entries must be non-empty strings, got {ev!r}", path=path, line=line)
+            for did in (d for d, g in grades.items() if g > 0):
+                at = locate(docs[did].text, ev)
+                if at is not None:
+                    spans.append({"doc_id": did, "start": at[0], "end": at[1]})
+                    break
+            else:
+                raise DataError(f"evidence {ev[:60]!r} is in none of its relevant documents "
+                                f"({', '.join(grades)}); evidence must be copied verbatim", path=path, line=line)
+        if spans:
+            meta["evidence"] = spans
+            spans_total += len(spans)
+        queries.append(Query(qid, text, meta))
+        if grades:
+            qrels[qid] = {d: int(g) for d, g in grades.items()}
+    if not queries:
+        raise DataError("no queries in the file", path=path)
+    unjudged = sum(1 for q in queries if q.id not in qrels)
+    notes.update({"queries_unjudged": unjudged, "evidence_spans": spans_total})
+    if unjudged:
+        _say(f"note: {unjudged} of {len(queries)} queries have no 'relevant' documents: they are retrieved, logged "
+             "and audited, but not scored")
+    return queries, qrels
+
+
+class FilesLoader:
+    """``dataset=files``: documents from a folder, queries from a hand-written file."""
+
+    def __init__(self, *, path: str | None = None, queries: str | None = None, name: str | None = None,
+                 strict: bool = False, limit: int | None = None, split: str = "test", tune_split: str | None = None,
+                 data_dir: str = ".") -> None:
+        if not path:
+            raise ConfigError("dataset.path: give the folder of documents (dataset=files dataset.path=DIR)")
+        if tune_split:
+            raise ConfigError("dataset.tune_split is not used by dataset=files (one queries file)")
+        self.root = Path(str(path)).expanduser()
+        self.queries = Path(str(queries)).expanduser() if queries else None
+        self.name = name or self.root.resolve().name
+        self.strict, self.limit, self.split = bool(strict), limit, split
+
+    def load(self) -> Dataset:
+        if not self.root.is_dir():
+            raise DataError("dataset.path: not a folder", path=self.root)
+        if self.queries is None:
+            raise ConfigError("dataset.queries: give a .jsonl or .csv file of queries (one per line, 'text' required; "
+                              "rbench-generate --corpus DIR writes one)")
+        notes: dict[str, int] = {}
+        corpus = read_documents(self.root, strict=self.strict, notes=notes)
+        queries, qrels = read_queries(self.queries, corpus, notes=notes)
+        queries, qrels = apply_limit(queries, qrels, self.limit)
+        return Dataset(name=self.name, corpus=corpus, queries=queries, qrels=qrels, split=self.split,
+                       source=f"files:{self.root.resolve().as_posix()}", notes=notes)

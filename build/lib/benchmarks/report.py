@@ -1,0 +1,74 @@
+"""``rbench-report``: read runs back from MLflow and run one study on them.
+
+    rbench-report --experiment E [--baseline "retriever=bm25"] [--metrics ndcg_at_10,recall_at_100] [--out P]
+    rbench-report gap --experiment beir_gap [--out results/beir_gap]
+    rbench-report fusion --experiment fusion_sweep [--out results/fusion_scifact]
+    rbench-report chunking --experiment chunking_enterprise [--out results/chunking_enterprise]
+    rbench-report multihop --experiment multihop [--out results/multihop]
+    rbench-report routing --experiment routing [--out results/routing]
+    rbench-report gate --experiment multihop_ci --baseline-file results/baselines/multihop_ci.json [--tolerance 0.01] [--update]
+
+Studies live one per module in ``benchmarks/studies/`` and are selected by name (``benchmarks.study``).
+Significance is computed from the per-query metrics table every run logs (``per_query.csv``), pairing
+queries by id with the baseline run of the same dataset: a two-sided paired permutation test (sign flips
+of the per-query differences, 10,000 resamples, fixed seed) for graded metrics, and an exact McNemar test
+for binary ones (``evidence_coverage_at_k``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks.stats import paired_test, write_outputs
+from benchmarks.store import ReportError, load_runs
+from benchmarks.study import StudyContext, get, studies
+
+__all__ = ["main", "paired_test"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    known = studies()
+    parser = argparse.ArgumentParser(prog="rbench-report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="table", choices=list(known),
+                        help="; ".join(f"{s.name}: {s.help}" for s in known.values()))
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--tracking-uri", default=None,
+                        help="default: $MLFLOW_TRACKING_URI, else sqlite:///<$RBENCH_HOME or .>/results/mlflow.db")
+    parser.add_argument("--baseline", default=None, help='param filter for the baseline runs, e.g. "retriever=bm25"')
+    parser.add_argument("--metrics", default=None, help="comma-separated metric names (table)")
+    parser.add_argument("--out", default=None, help="write <out>.md and <out>.csv (and <out>.png where the study plots)")
+    parser.add_argument("--format", default="md,csv",
+                        help="comma-separated output formats for --out: md, csv, latex (a .tex with booktabs tables)")
+    parser.add_argument("--baseline-file", default=None, help="gate: the committed baseline (JSON)")
+    parser.add_argument("--tolerance", type=float, default=0.01, help="gate: allowed drop below the baseline")
+    parser.add_argument("--update", action="store_true", help="gate: rewrite the baseline file from the current runs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.tracking_uri is None:
+        from benchmarks.paths import default_tracking_uri
+
+        args.tracking_uri = default_tracking_uri()
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - {"md", "csv", "latex"})
+    if unknown:
+        print(f"rbench-report: error: --format: unknown {', '.join(unknown)}; choose from md, csv, latex", file=sys.stderr)
+        return 2
+    try:
+        study = get(args.command)
+        client, records = load_runs(args.tracking_uri, args.experiment)
+        result = study.run(StudyContext(client, records, args.experiment, out=args.out, baseline=args.baseline,
+                                        metrics=args.metrics, baseline_file=args.baseline_file,
+                                        tolerance=args.tolerance, update=args.update))
+    except ReportError as err:
+        print(f"rbench-report: error: {err}", file=sys.stderr)
+        return 2
+    if study.prints_only:
+        print(result.text)
+    else:
+        write_outputs(args.out, result.text, result.table, formats=formats)
+    return result.exit_code

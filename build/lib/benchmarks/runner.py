@@ -1,0 +1,277 @@
+"""One experiment point: load -> chunk -> index -> search -> aggregate -> evaluate -> log."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from chunkers.types import Query
+from benchmarks import provenance
+from benchmarks.datasets.base import Dataset
+from benchmarks.groups import group_choices
+from benchmarks.metrics import Evaluation, evaluate, metric_name
+from benchmarks.retrieval import Retrieval, load_dataset, retrieve
+
+log = logging.getLogger(__name__)
+
+
+def _label(q: Query) -> str:
+    meta = q.metadata
+    for key in ("label", "type", "hops"):
+        if meta.get(key) not in (None, ""):
+            return f"{meta[key]}hop" if key == "hops" else str(meta[key])
+    return ""
+
+
+def write_per_query(path: Path, rows: Sequence[tuple[str, Query, Evaluation, dict[str, int]]], ks: Sequence[int],
+                    query_class: Any = None) -> None:
+    """One row per scored query: id, split, label, exact-term class, relevant count, every metric."""
+    columns = [c for k in sorted(ks) for c in (metric_name("ndcg", k), metric_name("recall", k), metric_name("mrr", k),
+                                                 metric_name("map", k), metric_name("evidence_coverage", k))]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["query_id", "split", "label", "query_class", "n_relevant", *columns])
+        for split, q, ev, rel in rows:
+            scores = ev.per_query.get(q.id)
+            if scores is None:
+                continue
+            writer.writerow([q.id, split, _label(q), query_class(q.text) if query_class else "",
+                             sum(1 for s in rel.values() if s > 0),
+                             *(f"{scores[c]:.6f}" for c in columns)])
+
+
+def print_summary(dataset: Dataset, ev: Evaluation, ks: Sequence[int], title: str, by_label: dict[str, dict[str, float]],
+                  footer: str) -> None:
+    ks = sorted(ks)
+    unjudged = sum(1 for q in dataset.queries if q.id not in dataset.qrels)
+    out = [f"\n{title}", f"{dataset.name} [{dataset.split}]: {ev.n_scored} queries scored, {ev.n_skipped + unjudged} skipped "
+           f"(no relevant judgments{f'; {unjudged} retrieved and audited, not scored' if unjudged else ''}); "
+           f"{len(dataset.corpus)} documents"]
+    for key, value in dataset.notes.items():
+        if value:
+            out.append(f"  note: {key.replace('_', ' ')}: {value}")
+    out.append(f"{'':18}" + "".join(f"{'@' + str(k):>9}" for k in ks))
+    for m in ("ndcg", "recall", "mrr", "map", "evidence_coverage"):
+        out.append(f"{m:18}" + "".join(f"{ev.mean.get(metric_name(m, k), float('nan')):>9.4f}" for k in ks))
+    if len(by_label) > 1:
+        out.append(f"\n{'by label':18}{'queries':>9}{'ndcg@10':>9}{'cov@10':>9}")
+        for label, row in sorted(by_label.items()):
+            out.append(f"{label:18}{int(row['n']):>9}{row['ndcg_at_10']:>9.4f}{row['evidence_coverage_at_10']:>9.4f}")
+    out.append(footer)
+    print("\n".join(out), flush=True)
+
+
+def breakdown(queries: Sequence[Query], ev: Evaluation) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[dict[str, float]]] = {}
+    for q in queries:
+        if q.id in ev.per_query:
+            groups.setdefault(_label(q) or "all", []).append(ev.per_query[q.id])
+    out = {}
+    for label, rows in groups.items():
+        n = len(rows)
+        out[label] = {"n": n, **{c: sum(r.get(c, 0.0) for r in rows) / n for c in ("ndcg_at_10", "evidence_coverage_at_10")}}
+    return out
+
+
+_RULES: dict[str, Any] = {}
+def exact_term_rule(dataset: Dataset) -> Any:
+    """The exact-term rule with this corpus's document frequencies (built once per process per corpus,
+    so the points of a sweep share it)."""
+    from retrievers.query_features import ExactTermRule
+
+    key = dataset.fingerprint()
+    if key not in _RULES:
+        _RULES[key] = ExactTermRule.from_corpus(f"{d.title}\n{d.text}" for d in dataset.corpus)
+    return _RULES[key]
+
+
+def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev: Evaluation | None,
+                    ks: Sequence[int], *, budget: int, context: Any = None) -> dict[str, float]:
+    """Everything a run logs as MLflow metrics (the contract's names, costs, chunk and evidence metrics).
+    ``context``: the run's :class:`benchmarks.evidence.BudgetContext`, shared with the audit."""
+    from benchmarks.evidence import chunk_stats, evidence_metrics
+
+    metrics: dict[str, float] = dict(ev.mean)
+    if tune_ev is not None:
+        metrics.update({f"train_{k}": v for k, v in tune_ev.mean.items()})
+    metrics.update(result.timings)
+    metrics.update(result.ranking.stats)
+    metrics["retrieval_calls_mean"] = result.ranking.calls_mean()  # base-retriever searches per evaluated query
+    unjudged = sum(1 for q in dataset.queries if q.id not in dataset.qrels)
+    metrics.update({"queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped + unjudged,
+                    "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
+    metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
+    from benchmarks.metrics import stale_hit_rate, stale_sets
+
+    sets = stale_sets(dataset.queries, dataset.qrels, dataset.corpus)
+    if sets:
+        metrics["stale_hit_rate"] = stale_hit_rate(sets, result.run, k=10)
+        metrics["stale_queries"] = len(sets)
+    metrics.update(chunk_stats(result.chunks))
+    metrics.update(evidence_metrics(result.chunks, dataset.queries, result.chunk_run, ks=ks, budget=budget,
+                                    context=context))
+    return metrics
+
+
+def write_artifacts(folder: Path, dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev: Evaluation | None,
+                    ks: Sequence[int], *, tag: str) -> None:
+    """TREC run and qrels files (and the tuning split's), and the per-query metrics table."""
+    from benchmarks.trec import write_qrels, write_run
+
+    write_run(result.run, folder / "run.trec", tag=tag)
+    write_qrels(dataset.qrels, folder / "qrels.trec")
+    rows = [(dataset.split, q, ev, dataset.qrels.get(q.id, {})) for q in dataset.queries]
+    if tune_ev is not None:
+        write_run(result.tune_run, folder / f"run_{dataset.tune_split}.trec", tag=tag)
+        write_qrels(dataset.tune_qrels, folder / f"qrels_{dataset.tune_split}.trec")
+        rows += [(dataset.tune_split, q, tune_ev, dataset.tune_qrels.get(q.id, {})) for q in dataset.tune_queries]
+    write_per_query(folder / "per_query.csv", rows, ks, query_class=exact_term_rule(dataset))
+
+
+def write_jsonl(path: Path, rows: Any) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def write_visuals(folder: Path, metrics: dict[str, float], by_label: dict[str, dict[str, float]], ks: Sequence[int],
+                  rows: Sequence[dict[str, Any]], result: Retrieval, dataset: Dataset, title: str) -> None:
+    """The run's plots and audit page (``benchmarks.visuals``); a failure here is reported, never fatal:
+    the metrics and the other artifacts are logged either way."""
+    import sys
+
+    from benchmarks.visuals import audit_page, metric_plots
+
+    for what, make in (("plots", lambda: metric_plots(folder, metrics, by_label, ks, title)),
+                       ("audit.html", lambda: audit_page(folder, rows, result.run, dataset, result.chunks, title))):
+        try:
+            make()
+        except Exception as err:  # noqa: BLE001 - visuals are extras
+            print(f"rbench: warning: {what} not written ({type(err).__name__}: {err})", file=sys.stderr, flush=True)
+
+
+def span_line(metrics: dict[str, float], n_chunks: int, budget: int) -> str:
+    if "evidence_split_rate" not in metrics:
+        return ""
+    line = (f"\nchunks: {n_chunks} (mean {metrics['chunk_tokens_mean']:.0f} tokens); gold spans split by chunking: "
+            f"{metrics['evidence_split_rate']:.1%}")
+    if "span_recall_at_budget" in metrics:
+        line += f"; span recall within {budget} tokens: {metrics['span_recall_at_budget']:.4f}"
+    return line
+
+
+def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
+    """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it.
+    ``choices``: the option of each config group, when ``cfg`` was composed outside Hydra's main job."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from benchmarks.tracking import Tracker, flatten
+
+    from benchmarks.validate import validate
+
+    validate(cfg)  # every key, type, range and option, before anything is loaded or logged
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    ks = sorted({int(k) for k in cfg.metrics.k})
+    top_k = int(cfg.top_k)
+    # build components first: a wrong config fails before any data is read or run is logged
+    loader = instantiate(cfg.dataset)
+    chunker = instantiate(cfg.chunker)
+    from retrievers.pipeline import build_pipeline
+
+    pipeline = build_pipeline(cfg, aggregate=getattr(chunker, "aggregate", "max"))
+
+    tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
+                      artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
+    # the point's identity (config fingerprint) needs the dataset's content hash: load it first; a load error
+    # is raised inside the run below, so it is still logged as a FAILED run
+    t0 = time.perf_counter()
+    load_error: Exception | None = None
+    try:
+        dataset = load_dataset(loader, resolved["dataset"])
+    except Exception as err:  # noqa: BLE001 - re-raised inside the tracked run
+        load_error = err
+    load_s = time.perf_counter() - t0
+    identity: dict[str, str] = {}
+    if load_error is None:
+        ds_fp = dataset.fingerprint()
+        cfg_fp = provenance.config_fingerprint(resolved, ds_fp)
+        identity = {"dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp, "dataset": dataset.name,
+                    "split": dataset.split}
+        tracker.reap_dead(cfg_fp)
+        done = None if cfg.get("rerun", False) else tracker.finished_run(cfg_fp)
+        if done is not None:  # resumable sweeps: this point already has a FINISHED run
+            print(f"rbench: skipped — experiment '{cfg.tracking.experiment}' already has FINISHED run "
+                  f"{done.info.run_id} for this point (config fingerprint {cfg_fp[:12]}); rerun=true runs it again",
+                  flush=True)
+            LAST.clear()
+            LAST.update({"run_id": done.info.run_id, "metrics": dict(done.data.metrics), "skipped": True})
+            return float(done.data.metrics.get("ndcg_at_10", 0.0))
+    choices = choices if choices is not None else group_choices(cfg)
+    from benchmarks.tracking import run_name
+
+    from benchmarks.groups import GROUPS
+    from benchmarks.tracking import varied_settings
+
+    tracker.run_name = run_name(cfg.tracking.get("run_name"), choices,
+                                dataset.name if load_error is None else str(resolved["dataset"].get("name", "?")),
+                                values=flatten(resolved), varied=varied_settings(GROUPS))
+    with tracker:
+        tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
+                       **{f"version.{k}": v for k, v in provenance.package_versions().items()}, **identity})
+        tracker.log_params({**flatten(resolved), **choices})
+        if load_error is None:
+            tracker.log_dataset(f"{dataset.name} [{dataset.split}]", ds_fp, dataset.source or dataset.name,
+                                num_documents=len(dataset.corpus), num_queries=len(dataset.queries))
+        if load_error is not None:
+            raise load_error
+        result = retrieve(dataset, chunker, pipeline, top_k=top_k)
+        ev = evaluate(dataset.qrels, result.run, ks)
+        tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks) if dataset.tune_queries else None
+        from benchmarks.evidence import BudgetContext
+
+        budget = int(cfg.metrics.get("budget", 512))
+        context = BudgetContext(result.chunks, budget)  # token counts shared by the evidence metrics and the audit
+        metrics = collect_metrics(dataset, result, ev, tune_ev, ks, budget=budget, context=context)
+        metrics["time_load_s"] = load_s
+        by_label = breakdown(dataset.queries, ev)
+        with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp:
+            folder = Path(tmp)
+            write_artifacts(folder, dataset, result, ev, tune_ev, ks, tag=str(cfg.retriever.get("_target_", "rbench")).rsplit(".", 1)[-1])
+            records = result.ranking.records
+            if records:  # decomposer / router: per query sub-queries, route, calls
+                write_jsonl(folder / "decomposition.jsonl", records.values())
+            from benchmarks.audit_log import audit_rows
+
+            rows = audit_rows(dataset.queries, dataset.qrels, result.run, result.chunk_run, result.chunks, records, k=10,
+                              context=context)
+            write_jsonl(folder / "audit.jsonl", rows)
+            if cfg.tracking.get("visuals", True):
+                write_visuals(folder, metrics, by_label, ks, rows, result, dataset,
+                              f"{run_name(None, choices, dataset.name)}")
+            (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+            (folder / "summary.json").write_text(json.dumps(
+                {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,
+                 "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")
+            tracker.log_metrics(metrics)
+            tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
+        shown = ("chunker", "router", "versions", "reranker") if choices.get("router", "none") != "none" else \
+            ("chunker", "retriever", "decomposer", "versions", "reranker")
+        what = " + ".join(f"{g}={choices[g]}" for g in shown if g in choices)
+        calls = f"; {metrics['retrieval_calls_mean']:.2f} retrieval calls per query" if "retrieval_calls_mean" in metrics else ""
+        print_summary(dataset, ev, ks, f"rbench: {what} on {dataset.name}{calls}", by_label,
+                      f"{span_line(metrics, len(result.chunks), cfg.metrics.get('budget', 512))}\nMLflow run "
+                      f"{tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
+    LAST.clear()
+    LAST.update({"run_id": tracker.run_id, "metrics": metrics, "evaluation": ev, "dataset": dataset, "audit_rows": rows,
+                 "run": result.run})
+    return metrics.get("ndcg_at_10", next(iter(ev.mean.values()), 0.0))
+
+
+#: what the latest ``run_experiment`` in this process produced (for jobs that chain runs, e.g. the story)
+LAST: dict[str, Any] = {}

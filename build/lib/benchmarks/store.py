@@ -1,0 +1,156 @@
+"""Runs read back from MLflow through one typed layer: studies ask a :class:`RunRecord` for the option a
+config group used (``rec.choice("retriever")``), a resolved setting as a Python value
+(``rec.setting("retriever.weights")``), its metrics, and its artifacts (per-query table, JSON lines) —
+never raw param strings."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from benchmarks.groups import GROUPS
+
+IGNORED_PARAM_PREFIXES = ("tracking.", "cache.", "hydra", "data_dir", "dataset.data_dir", "retriever.cache_")
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+def parse_value(text: str | None) -> Any:
+    """A logged param back to the value it was logged from (``flatten`` writes lists as JSON and scalars
+    with ``str``): ``"[0.6, 0.4]"`` -> list, ``"60"`` -> 60, ``"None"`` -> None, ``"True"`` -> True."""
+    if text is None:
+        return None
+    if text in ("None", "null"):
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    start_time: int
+    _rows: list[dict[str, str]] | None = field(default=None, repr=False)
+
+    @property
+    def dataset(self) -> str:
+        return self.tags.get("dataset") or str(self.setting("dataset.name", "?"))
+
+    @property
+    def split(self) -> str:
+        return str(self.setting("dataset.split", "test"))
+
+    def choice(self, group: str, default: str = "?") -> str:
+        """The option of config group ``group`` this run used (``"bm25"``), ``default`` if not logged."""
+        value = self.params.get(group)
+        return default if value in (None, "None", "null") else value
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        """The resolved config value at dotted ``key`` as a Python value (``default`` if absent or null)."""
+        value = parse_value(self.params.get(key))
+        return default if value is None else value
+
+    def value(self, key: str) -> Any:
+        """A group option (``retriever``) or a setting (``retriever.k1``) or a tag: what a filter matches."""
+        if key in self.params:
+            return self.params[key]
+        return self.tags.get(key)
+
+
+# ------------------------------------------------------------------------------------------ loading
+def load_runs(uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
+    """FINISHED runs of ``experiment``; of several runs with one config fingerprint, the latest."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = [e.name for e in client.search_experiments()]
+        raise ReportError(f"no experiment {experiment!r} in {uri}; experiments there: {', '.join(names) or 'none'}")
+    runs = client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=50000)
+    latest: dict[str, RunRecord] = {}
+    for r in runs:
+        key = r.data.tags.get("config_fingerprint", r.info.run_id)
+        if key not in latest:
+            latest[key] = RunRecord(r.info.run_id, dict(r.data.params), dict(r.data.metrics), dict(r.data.tags),
+                                    r.info.start_time)
+    if not latest:
+        raise ReportError(f"experiment {experiment!r} has no FINISHED runs")
+    return client, sorted(latest.values(), key=lambda rec: rec.start_time)
+
+
+def per_query_rows(client: Any, rec: RunRecord) -> list[dict[str, str]]:
+    """The rows of the run's ``per_query.csv`` for its evaluated split (downloaded once per run)."""
+    if rec._rows is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = client.download_artifacts(rec.run_id, "per_query.csv", tmp)
+            except Exception as err:
+                raise ReportError(f"run {rec.run_id} has no per_query.csv artifact ({err})") from None
+            with open(path, encoding="utf-8") as fh:
+                rec._rows = [row for row in csv.DictReader(fh) if row["split"] == rec.split]
+    return rec._rows
+
+
+def per_query(client: Any, rec: RunRecord) -> dict[str, dict[str, float]]:
+    """``{query_id: {metric: value}}`` for the run's evaluated split."""
+    meta = {"query_id", "split", "label", "query_class", "n_relevant"}
+    return {row["query_id"]: {k: float(v) for k, v in row.items() if k not in meta} for row in per_query_rows(client, rec)}
+
+
+def jsonl_artifact(client: Any, rec: RunRecord, name: str) -> list[dict[str, Any]] | None:
+    """The rows of a JSON-lines artifact of the run (``decomposition.jsonl``, ``audit.jsonl``); None if absent."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(rec.run_id, name, tmp)
+        except Exception:
+            return None
+        with open(path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+
+
+def parse_filter(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise ReportError(f"expected key=value[,key=value], got {text!r}")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def matches(rec: RunRecord, filt: dict[str, str]) -> bool:
+    return all(rec.value(k) == v for k, v in filt.items())
+
+
+def varying_params(records: Sequence[RunRecord]) -> list[str]:
+    """Settings that differ between the runs. A group whose option varies is shown by its option
+    (``versions=decay``), not by every setting inside it."""
+    keys = sorted({k for r in records for k in r.params})
+    varying_groups = {g for g in GROUPS if len({r.choice(g) for r in records}) > 1}
+    out = []
+    for k in keys:
+        if k.startswith(IGNORED_PARAM_PREFIXES) or k.endswith("_target_") or k in (*GROUPS, "pipeline"):
+            continue
+        if k in ("dataset.name", "dataset.path") or k.split(".", 1)[0] in varying_groups and "." in k:
+            continue
+        if len({r.params.get(k) for r in records}) > 1:
+            out.append(k)
+    return out

@@ -1,0 +1,106 @@
+"""``rbench experiment=story``: the naive pipeline and the repaired one on the enterprise set, in one job.
+
+Both runs are logged to MLflow (experiment ``story``); then one table per failure-mode label: baseline vs
+repaired nDCG@10, evidence coverage@10, span recall within the context budget (chunk_boundary) or the
+stale-hit rate (stale_version), and what the retrieval audit says went wrong in the baseline.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from benchmarks.audit import LABELS, VERDICTS
+
+
+def _overrides_from_command_line() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return [o for o in HydraConfig.get().overrides.task if not o.startswith(("experiment=", "+experiment="))]
+    except ValueError:
+        return []
+
+
+def per_label(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    from benchmarks.metrics import stale_hit, stale_sets
+    from retrievers.base import top_k_of
+
+    ds, ev = result["dataset"], result["evaluation"]
+    rows = {r["query_id"]: r for r in result["audit_rows"]}
+    sets = stale_sets(ds.queries, ds.qrels, ds.corpus)
+    groups: dict[str, list] = {}
+    for q in ds.queries:
+        if q.id in ev.per_query:
+            groups.setdefault(str(q.metadata.get("label", "all")), []).append(q)
+    out = {}
+    for label, qs in groups.items():
+        n = len(qs)
+        spans = [rows[q.id]["span_level_ok"] for q in qs if q.id in rows and "span_level_ok" in rows[q.id]]
+        stale = [stale_hit(list(top_k_of(result["run"].get(q.id, {}))), *sets[q.id]) for q in qs if q.id in sets]
+        out[label] = {"n": n, "ndcg_at_10": sum(ev.per_query[q.id]["ndcg_at_10"] for q in qs) / n,
+                      "evidence_coverage_at_10": sum(ev.per_query[q.id]["evidence_coverage_at_10"] for q in qs) / n,
+                      "span_recall_at_budget": sum(spans) / len(spans) if spans else float("nan"),
+                      "stale_hit_rate": sum(stale) / len(stale) if stale else float("nan")}
+    return out
+
+
+def table(base: dict[str, dict[str, float]], rep: dict[str, dict[str, float]], verdicts: dict[str, Counter]) -> str:
+    def pair(metric: str, label: str) -> str:
+        a, b = base.get(label, {}).get(metric, float("nan")), rep.get(label, {}).get(metric, float("nan"))
+        return "—" if a != a else f"{a:.2f} -> {b:.2f}"
+
+    head = f"{'label':16}{'queries':>8}  {'nDCG@10':>13}  {'coverage@10':>13}  {'span/stale':>13}  baseline audit says"
+    lines = [head, "-" * (len(head) + 20)]
+    for label in [lab for lab in LABELS if lab in base] + [lab for lab in base if lab not in LABELS]:
+        special = "stale_hit_rate" if label == "stale_version" else "span_recall_at_budget"
+        tag = "stale" if label == "stale_version" else "span"
+        said = ", ".join(f"{v} {c}" for v, c in verdicts.get(label, Counter()).most_common()) or "no failures"
+        lines.append(f"{label:16}{int(base[label]['n']):>8}  {pair('ndcg_at_10', label):>13}  "
+                     f"{pair('evidence_coverage_at_10', label):>13}  {tag + ' ' + pair(special, label):>13}  {said}")
+    return "\n".join(lines)
+
+
+def run_story(cfg: Any) -> float:
+    from hydra import compose
+
+    from benchmarks import runner
+    from benchmarks.groups import GROUPS
+    from benchmarks.audit import audit_mlflow_run
+
+    extra = _overrides_from_command_line()
+    results = {}
+    for name in ("baseline", "repaired"):
+        overrides = [*cfg.story[name], *extra, f"tracking.experiment={cfg.tracking.experiment}", f"tracking.run_name={name}",
+                     "rerun=true"]
+        print(f"\n=== story: {name}: {' '.join(str(o) for o in cfg.story[name])}", flush=True)
+        full = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        choices = {g: str(full.hydra.runtime.choices[g]) for g in GROUPS
+                   if full.hydra.runtime.choices.get(g) not in (None, "null")}
+        choices["experiment"] = "story"
+        runner.run_experiment(compose(config_name="config", overrides=overrides), choices=choices)
+        results[name] = dict(runner.LAST)
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    audit = audit_mlflow_run(MlflowClient(tracking_uri=cfg.tracking.uri), results["baseline"]["run_id"])
+    verdicts: dict[str, Counter] = {}
+    for v in audit["verdicts"]:
+        verdicts.setdefault(audit["labels"].get(v["query_id"], "all"), Counter())[v["verdict"]] += 1
+    base, rep = per_label(results["baseline"]), per_label(results["repaired"])
+    bm, rm = results["baseline"]["metrics"], results["repaired"]["metrics"]
+    print("\n" + "=" * 100)
+    print("rbench story: the same enterprise questions through a naive pipeline and a repaired one")
+    print(f"  baseline: {' '.join(cfg.story.baseline)}  (run {results['baseline']['run_id'][:8]})")
+    print(f"  repaired: {' '.join(cfg.story.repaired)}  (run {results['repaired']['run_id'][:8]})\n")
+    print(table(base, rep, verdicts))
+    print(f"\nall queries: nDCG@10 {bm['ndcg_at_10']:.3f} -> {rm['ndcg_at_10']:.3f}, coverage@10 "
+          f"{bm['evidence_coverage_at_10']:.3f} -> {rm['evidence_coverage_at_10']:.3f}, retrieval calls/query "
+          f"{bm.get('retrieval_calls_mean', 1):.2f} -> {rm.get('retrieval_calls_mean', 1):.2f}")
+    n_fail = len(audit["verdicts"])
+    counts = Counter(v["verdict"] for v in audit["verdicts"])
+    print(f"baseline audit: {n_fail} failed queries — " + ", ".join(f"{v} {counts[v]}" for v in VERDICTS if counts.get(v)))
+    print(f"details: rbench-audit --run-id {results['baseline']['run_id']} --out results/audit_story  (HTML report)")
+    return float(rm["ndcg_at_10"])

@@ -1,0 +1,1 @@
+"""One module per ``rbench-report`` study; each registers itself with :func:`benchmarks.study.register`."""

@@ -1,0 +1,78 @@
+"""The registry of ``rbench-report`` studies: a study is one module in :mod:`benchmarks.studies` that
+registers a function under a name; ``rbench-report <name>`` selects it. Modules are discovered, so adding
+a study touches no other file. Names are unique (a duplicate raises) and an unknown name is answered with
+the closest known one."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from benchmarks.store import ReportError, RunRecord
+
+
+@dataclass
+class StudyContext:
+    """What a study may use: the tracking client, the experiment's FINISHED runs (latest per config
+    fingerprint, oldest first) and the command-line options."""
+
+    client: Any
+    records: list[RunRecord]
+    experiment: str
+    out: str | None = None
+    baseline: str | None = None
+    metrics: str | None = None
+    baseline_file: str | None = None
+    tolerance: float = 0.01
+    update: bool = False
+    fmt: str = "md"
+
+
+@dataclass
+class StudyResult:
+    text: str
+    table: list[dict[str, Any]] = field(default_factory=list)
+    exit_code: int = 0
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    help: str
+    run: Callable[[StudyContext], StudyResult]
+    prints_only: bool = False  # writes no files (the gate)
+
+
+_STUDIES: dict[str, Study] = {}
+
+
+def register(name: str, help: str, *, prints_only: bool = False) -> Callable[[Callable], Callable]:
+    def decorate(fn: Callable[[StudyContext], StudyResult]) -> Callable[[StudyContext], StudyResult]:
+        if name in _STUDIES and _STUDIES[name].run is not fn:
+            raise ValueError(f"study {name!r} registered twice ({_STUDIES[name].run.__module__} and {fn.__module__})")
+        _STUDIES[name] = Study(name, help, fn, prints_only)
+        return fn
+
+    return decorate
+
+
+def studies() -> dict[str, Study]:
+    """Every study, discovered from the modules of :mod:`benchmarks.studies`."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent / "studies"  # found by path: this module imports no study
+    for module in pkgutil.iter_modules([str(folder)]):
+        importlib.import_module(f"benchmarks.studies.{module.name}")
+    return dict(sorted(_STUDIES.items()))
+
+
+def get(name: str) -> Study:
+    known = studies()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ReportError(f"unknown study {name!r}{hint} Studies: {', '.join(known)}")
+    return known[name]

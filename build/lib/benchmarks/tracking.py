@@ -1,0 +1,242 @@
+"""MLflow tracking through the client API: one run per experiment point, never left RUNNING."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from retrievers.cache import pid_alive
+
+log = logging.getLogger(__name__)
+
+PARAM_MAX = 6000  # MLflow's limit on a param value
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"retriever": {"k1": 0.9}}`` -> ``{"retriever.k1": "0.9"}``; lists become JSON."""
+    out: dict[str, str] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+            out[name] = text if len(text) <= PARAM_MAX else text[: PARAM_MAX - 3] + "..."
+    return out
+
+
+def _local_store(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+    return None
+
+
+def _locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text or "busy" in text
+
+
+def retry(fn, *args, attempts: int = 12, **kwargs):
+    """Call ``fn``, retrying with backoff while SQLite reports the database locked (parallel sweep workers
+    share one local store; SQLite allows one writer at a time)."""
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # sqlalchemy OperationalError, wrapped in MlflowException
+            if attempt == attempts - 1 or not _locked(exc):
+                raise
+            time.sleep(min(2.0, 0.05 * 2 ** attempt))
+
+
+#: MLflow 3's UI reads ``mlflow.experimentKind``: ``custom_model_development`` opens an experiment on its runs
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def run_name(template: str | None, choices: Mapping[str, str], dataset: str, *,
+             values: Mapping[str, Any] | None = None, varied: Sequence[str] = ()) -> str:
+    """What ran, e.g. ``bm25 · scifact`` or ``hybrid + iterative_links + bi_encoder · hotpotqa-dev500`` (options
+    at their defaults are left out), plus the command line's own settings (``varied``, e.g. a sweep point's
+    ``retriever.k1=1.2``). ``tracking.run_name`` may be a template over the group options, ``{dataset}`` and
+    any resolved config value by its dotted key, e.g. ``"{retriever} k1={retriever.k1} · {dataset}"``."""
+    if template:
+        import re
+
+        table = {**(values or {}), **choices, "dataset": dataset}
+        return re.sub(r"\{([^{}]+)\}", lambda m: str(table.get(m.group(1), m.group(0))), str(template))
+    first = f"router:{choices['router']}" if choices.get("router", "none") != "none" else choices.get("retriever", "run")
+    defaults = {"chunker": "none", "decomposer": "none", "versions": "ignore", "reranker": "none"}
+    parts = [first] + [choices[g] for g in ("decomposer", "versions", "reranker")
+                       if choices.get(g, defaults[g]) != defaults[g]]
+    if choices.get("chunker", "none") != "none":
+        parts.append(f"chunks:{choices['chunker']}")
+    name = f"{' + '.join(parts)} · {dataset}"
+    if varied:
+        name += " · " + ", ".join(varied[:4]) + (" …" if len(varied) > 4 else "")
+    return name
+
+
+#: command-line keys that say where things go, not what runs: left out of run names
+_PLACE_KEYS = ("tracking.", "hydra.", "cache.", "data_dir", "rerun", "dataset.path", "dataset.queries", "dataset.data_dir",
+               "dataset.hf_root", "home", "experiment")
+
+
+def varied_settings(groups: Sequence[str]) -> list[str]:
+    """The ``key=value`` settings of this job's command line (a sweep point's own values), without group
+    choices (already in the name) and without output locations."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        task = list(HydraConfig.get().overrides.task)
+    except Exception:  # noqa: BLE001 - not under Hydra (the Python API, the story)
+        return []
+    out = []
+    for item in task:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in groups or "/" in key or key.startswith(_PLACE_KEYS):
+            continue
+        out.append(item.lstrip("+~"))
+    return out
+
+
+class Tracker:
+    """Context manager around one MLflow run. An exception marks it FAILED, Ctrl-C marks it KILLED."""
+
+    def __init__(self, *, uri: str, experiment: str, artifact_root: str | None = None, run_name: str | None = None) -> None:
+        self.uri, self.experiment, self.artifact_root, self.run_name = uri, experiment, artifact_root, run_name
+        self.run_id: str | None = None
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            store = _local_store(self.uri)
+            if store is None:
+                self._client = MlflowClient(tracking_uri=self.uri)
+                return self._client
+            store.parent.mkdir(parents=True, exist_ok=True)
+            # one process at a time creates (migrates) the store; WAL lets readers run beside the writer
+            import fcntl
+            import sqlite3
+
+            with open(str(store) + ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                client = MlflowClient(tracking_uri=self.uri)
+                retry(client.search_experiments, max_results=1)  # the first store access creates the tables
+                with sqlite3.connect(store, timeout=30) as con:
+                    con.execute("PRAGMA journal_mode=WAL")
+                fcntl.flock(lock, fcntl.LOCK_UN)
+            self._client = client
+        return self._client
+
+    def experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            if "mlflow.experimentKind" not in exp.tags:  # made by an older rbench: open it on runs too
+                for key, value in EXPERIMENT_TAGS.items():
+                    self.client.set_experiment_tag(exp.experiment_id, key, value)
+            return exp.experiment_id
+        location = None
+        if self.artifact_root and (_local_store(self.uri) is not None or self.uri.startswith("file:")):
+            location = (Path(self.artifact_root).resolve() / self.experiment).as_uri()
+        try:
+            # the experiment kind tag makes MLflow 3's UI open on runs, not on the GenAI overview (traces)
+            return self.client.create_experiment(self.experiment, artifact_location=location, tags=EXPERIMENT_TAGS)
+        except Exception:  # created concurrently by another process
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def start(self, tags: Mapping[str, str] | None = None) -> str:
+        import os
+        import socket
+
+        tags = {**dict(tags or {}), "rbench.host": socket.gethostname(), "rbench.pid": str(os.getpid())}
+        exp_id = retry(self.experiment_id)
+        run = retry(self.client.create_run, exp_id, run_name=self.run_name, tags=tags)
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    def _runs(self, fingerprint: str, status: str) -> list[Any]:
+        exp = retry(self.client.get_experiment_by_name, self.experiment)
+        if exp is None:
+            return []
+        return retry(self.client.search_runs, [exp.experiment_id],
+                     filter_string=f"tags.config_fingerprint = '{fingerprint}' and attributes.status = '{status}'",
+                     max_results=100)
+
+    def finished_run(self, fingerprint: str) -> Any | None:
+        """The FINISHED run of this experiment point (same config fingerprint), if there is one."""
+        runs = self._runs(fingerprint, "FINISHED")
+        return runs[0] if runs else None
+
+    def reap_dead(self, fingerprint: str) -> int:
+        """Mark KILLED the RUNNING runs of this point whose process (on this host) is gone — what a sweep
+        killed with SIGKILL leaves behind. Runs of live processes (parallel workers) are left alone."""
+        import socket
+
+        n = 0
+        for run in self._runs(fingerprint, "RUNNING"):
+            tags = run.data.tags
+            pid = tags.get("rbench.pid")
+            if tags.get("rbench.host") == socket.gethostname() and pid and pid.isdigit() and not pid_alive(int(pid)):
+                retry(self.client.set_terminated, run.info.run_id, status="KILLED")
+                n += 1
+        return n
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        for i in range(0, len(items), 500):
+            retry(self.client.log_batch, self.run_id, metrics=items[i : i + 500])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        retry(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_dataset(self, name: str, digest: str, source: str, context: str = "eval", **profile: Any) -> None:
+        """The dataset as an MLflow dataset input (name, digest, source): the UI's Dataset column."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        ds = Dataset(name=name, digest=digest[:36], source_type="local" if "://" not in source else source.split(":", 1)[0],
+                     source=json.dumps({"uri": source}), profile=json.dumps(profile) if profile else None)
+        retry(self.client.log_inputs, self.run_id, datasets=[DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
+
+    def log_artifacts(self, folder: Path) -> None:
+        retry(self.client.log_artifacts, self.run_id, str(folder))
+
+    def end(self, status: str) -> None:
+        if self.run_id is not None:
+            retry(self.client.set_terminated, self.run_id, status=status)
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.run_id is None:
+            return
+        if exc_type is None:
+            self.end("FINISHED")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.end("KILLED")
+        else:
+            self.end("FAILED")
+            print(f"rbench: MLflow run {self.run_id} marked FAILED", file=sys.stderr)

@@ -1,0 +1,49 @@
+"""The chunker protocol and the ``none`` chunker (one chunk per document)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Protocol, runtime_checkable
+
+from chunkers.types import Chunk, Document, chunk_id
+
+
+@runtime_checkable
+class Chunker(Protocol):
+    """Turns one document into chunks whose spans are exact slices of ``doc.text``."""
+
+    def chunk(self, doc: Document) -> list[Chunk]: ...
+
+
+def chunk_corpus(chunker: Chunker, docs: Iterable[Document]) -> Iterator[Chunk]:
+    for doc in docs:
+        yield from chunker.chunk(doc)
+
+
+AGGREGATES = ("max", "sum", "first")
+
+
+class BaseChunker:
+    """Holds the option every chunker shares: how chunk scores fold back into a document score."""
+
+    def __init__(self, *, aggregate: str = "max") -> None:
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"chunker.aggregate must be one of {'|'.join(AGGREGATES)}, got {aggregate!r}")
+        self.aggregate = aggregate
+
+
+class NoChunker(BaseChunker):
+    """``chunker=none``: the whole document is one chunk, its title as context (the BEIR baseline)."""
+
+    def chunk(self, doc: Document) -> list[Chunk]:
+        return [
+            Chunk(
+                id=chunk_id(doc.id, 0),
+                doc_id=doc.id,
+                title=doc.title,
+                text=doc.text,
+                start=0,
+                end=len(doc.text),
+                context=doc.title,
+                metadata=doc.metadata,
+            )
+        ]

