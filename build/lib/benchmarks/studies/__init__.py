@@ -1,1 +1,0 @@
-"""One module per ``rbench-report`` study; each registers itself with :func:`benchmarks.study.register`."""

@@ -1,1 +1,0 @@
-"""Queries -> ranked lists. Imports chunkers; never benchmarks."""
