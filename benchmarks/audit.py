@@ -513,22 +513,29 @@ def traces_main(args: argparse.Namespace) -> int:
             f"{r['trace']['fix'].replace('|', '/')} |\n" for r in misses)
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(text, encoding="utf-8")
-        with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=["line", "query_id", "reached", "verdict", "evidence", "where", "fix"])
-            w.writeheader()
-            for r in rows:
-                w.writerow({"line": r["line"], "query_id": r["query_id"], "reached": r["reached"], "verdict": r.get("verdict", ""),
-                            "evidence": r.get("evidence", ""), "where": r.get("trace", {}).get("where", ""),
-                            "fix": r.get("trace", {}).get("fix", "")})
-        write_signals(out, result["signals"])
-        out.with_suffix(".html").write_text(html_report(f"Trace audit — {name}", rows, result["verdicts"], {}, result["docs"],
-                                                        text, per_verdict=args.examples, signals=result["signals"]),
-                                            encoding="utf-8")
-        print(f"wrote {out}.md, {out}.csv, {out}.signals.csv and {out}.html", file=sys.stderr)
+        table = [{"line": r["line"], "query_id": r["query_id"], "reached": r["reached"], "verdict": r.get("verdict", ""),
+                  "evidence": r.get("evidence", ""), "where": r.get("trace", {}).get("where", ""),
+                  "fix": r.get("trace", {}).get("fix", "")} for r in rows]
+        write_outputs(Path(args.out), text, ["line", "query_id", "reached", "verdict", "evidence", "where", "fix"], table,
+                      result["signals"],
+                      html_report(f"Trace audit — {name}", rows, result["verdicts"], {}, result["docs"], text,
+                                  per_verdict=args.examples, signals=result["signals"]))
     return 0
+
+
+def write_outputs(out: Path, text: str, fields: Sequence[str], table: Sequence[Mapping[str, Any]],
+                  signals: Mapping[str, Any], page: str) -> None:
+    """``<out>.md`` (the summary), ``<out>.csv`` (one row per verdict or trace), ``<out>.signals.csv`` and the
+    self-contained ``<out>.html``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(fields))
+        w.writeheader()
+        w.writerows(table)
+    write_signals(out, signals)
+    out.with_suffix(".html").write_text(page, encoding="utf-8")
+    print(f"wrote {out}.md, {out}.csv, {out}.signals.csv and {out}.html", file=sys.stderr)
 
 
 def write_signals(out: Path, signals: Mapping[str, Sequence[Mapping[str, str]]]) -> None:
@@ -589,17 +596,9 @@ def main(argv: list[str] | None = None) -> int:
     text = summary_text(name, result["rows"], result["verdicts"], result["labels"], result["signals"])
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(text, encoding="utf-8")
-        with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=["query_id", "label", "verdict", "evidence"])
-            w.writeheader()
-            for v in result["verdicts"]:
-                w.writerow({**v, "label": result["labels"].get(v["query_id"], "")})
-        write_signals(out, result["signals"])
-        out.with_suffix(".html").write_text(html_report(f"Retrieval audit — {name}", result["rows"], result["verdicts"],
-                                                        result["labels"], result["docs"], text, per_verdict=args.examples,
-                                                        signals=result["signals"]), encoding="utf-8")
-        print(f"wrote {out}.md, {out}.csv, {out}.signals.csv and {out}.html", file=sys.stderr)
+        table = [{"query_id": v["query_id"], "label": result["labels"].get(v["query_id"], ""), "verdict": v["verdict"],
+                  "evidence": v["evidence"]} for v in result["verdicts"]]
+        write_outputs(Path(args.out), text, ["query_id", "label", "verdict", "evidence"], table, result["signals"],
+                      html_report(f"Retrieval audit — {name}", result["rows"], result["verdicts"], result["labels"],
+                                  result["docs"], text, per_verdict=args.examples, signals=result["signals"]))
     return 0

@@ -209,13 +209,18 @@ class DenseRetriever:
         cached = self.cache.load_json("runs", key, "run.json")
         if cached is not None:
             return cached
-        vectors = self._encode([q.text for q in queries], "query")
+        from retrievers.progress import Progress
+
         index = self.faiss_index()
         k = min(int(top_k), len(self._ids))
-        scores, rows = index.search(vectors, k)
         run: Run = {}
-        for q, srow, irow in zip(queries, scores, rows):
-            run[q.id] = top_k_of({self._ids[i]: float(s) for s, i in zip(srow, irow) if i >= 0})
+        with Progress(len(queries), "dense: search", "queries") as bar:  # encode + search, a block at a time
+            for start in range(0, len(queries), ENCODE_BLOCK):
+                part = queries[start:start + ENCODE_BLOCK]
+                scores, rows = index.search(self._encode([q.text for q in part], "query"), k)
+                for q, srow, irow in zip(part, scores, rows):
+                    run[q.id] = top_k_of({self._ids[i]: float(s) for s, i in zip(srow, irow) if i >= 0})
+                bar.update(len(part))
         self.cache.put("runs", key, lambda folder: (folder / "run.json").write_text(json.dumps(run), encoding="utf-8"),
                        {"what": "chunk-level run", "queries": len(queries), "top_k": int(top_k),
                         "embeddings_key": self._emb_key, "index": self._search_settings()})
