@@ -41,9 +41,9 @@ from typing import Any, Mapping, Sequence
 from chunkers.types import Chunk, Query
 from retrievers.types import Run
 from retrievers.base import canonical_run, top_k_of
+from benchmarks.datasets.enterprise import LABELS  # the failure-mode vocabulary, defined once
 
 VERDICTS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "routing", "other")
-LABELS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple")
 STRIPPED = ("label",)  # query metadata the audit must not see
 
 

@@ -206,12 +206,12 @@ def sweep_progress() -> str | None:
     total = os.environ.get("RBENCH_SWEEP_TOTAL") or ""
     start = float(os.environ.get("RBENCH_SWEEP_START") or time.time())
     elapsed = time.time() - start
-    from retrievers.progress import _fmt_s
+    from retrievers.progress import fmt_seconds
 
     eta = ""
     if total.isdigit() and num > 0:
-        eta = f", ETA {_fmt_s(elapsed / num * (int(total) - num))}"
-    return f"rbench: sweep point {num + 1}/{total or '?'} ({_fmt_s(elapsed)} so far{eta})"
+        eta = f", ETA {fmt_seconds(elapsed / num * (int(total) - num))}"
+    return f"rbench: sweep point {num + 1}/{total or '?'} ({fmt_seconds(elapsed)} so far{eta})"
 
 
 def _key_hint(overrides: list[str], compose) -> str:  # noqa: ANN001 - hydra.compose

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from chunkers.types import Document
+from benchmarks.datasets.enterprise import LABELS  # the failure-mode vocabulary, defined once
 
-LABELS = ("simple", "exact_term", "chunk_boundary", "multi_hop", "stale_version")
 SYSTEM = ("You write evaluation questions for a retrieval system. You are given one or more documents, each "
           "with an id. Reply with a JSON object and nothing else: {\"query\": \"<the question>\", \"evidence\": "
           "[\"<exact sentence copied from a document>\", ...]}. Every evidence string must be copied character "

@@ -253,7 +253,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
             write_jsonl(folder / "audit.jsonl", rows)
             if cfg.tracking.get("visuals", True):
                 write_visuals(folder, metrics, by_label, ks, rows, result, dataset,
-                              f"{run_name(None, choices, dataset.name)}")
+                              tracker.run_name or run_name(None, choices, dataset.name))
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,

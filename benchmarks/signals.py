@@ -67,8 +67,9 @@ class Corpus:
     docs: Mapping[str, Document]
     lowered: Mapping[str, str]
     _units: dict[str, list[tuple[str, int, int]]]
-    _joined: str = ""
-    _starts: list[int] | None = None
+    _joined: str = ""  # every lowered text, joined by NULs (built on the first holding())
+    _starts: list[int] | None = None  # offset of each document in _joined
+    _ids: list[str] | None = None  # document at each offset
 
     @classmethod
     def of(cls, docs: Iterable[Document]) -> "Corpus":

@@ -252,13 +252,30 @@ class CorpusView:
     docs: dict[str, Document]
     companions: dict[str, dict[str, list[str]]]  # name -> trace id -> ranked doc ids
     section_chunks: dict[str, list[Chunk]]  # doc id -> chunks of chunker=sections
+    flat: dict[str, str] = field(default_factory=dict)  # doc id -> " normalised text ", made once
+    _words: dict[str, set[str]] = field(default_factory=dict)  # doc id -> content words, made when first asked
+
+    def __post_init__(self) -> None:
+        if not self.flat:
+            self.flat = {d: f" {normalise(doc.text)} " for d, doc in self.docs.items()}
+
+    def holds(self, doc: str, text: str) -> bool:
+        """Whether ``doc`` contains ``text`` (normalised containment, as :meth:`Matcher.contained`)."""
+        t = normalise(text)
+        return bool(t) and f" {t} " in self.flat.get(doc, "")
 
     def locate(self, piece: str, matcher: Matcher) -> list[str]:
         """Documents holding the piece: contained, else the best content-word recall >= the threshold."""
-        hits = [d for d, doc in self.docs.items() if matcher.contained(piece, doc.text)]
+        hits = [d for d in self.docs if self.holds(d, piece)]
         if hits:
             return hits
-        best = max(((matcher.recall(piece, [doc.text]), d) for d, doc in self.docs.items()), default=(0.0, None))
+        want = matcher.words(piece)
+        if not want:
+            return []
+        for d in self.docs:
+            if d not in self._words:
+                self._words[d] = matcher.words(self.docs[d].text)
+        best = max(((len(want & self._words[d]) / len(want), d) for d in self.docs), default=(0.0, None))
         return [best[1]] if best[1] is not None and best[0] >= matcher.threshold else []
 
     def doc_of(self, ctx: Mapping[str, Any], matcher: Matcher) -> str | None:
@@ -267,10 +284,7 @@ class CorpusView:
         if ctx.get("id") in self.docs:
             return ctx["id"]
         head = " ".join(normalise(ctx["text"]).split()[:30])
-        for d, doc in self.docs.items():
-            if head and head in normalise(doc.text):
-                return d
-        return None
+        return next((d for d in self.docs if head and head in self.flat[d]), None) if head else None
 
     def rank(self, name: str, tid: str, doc: str) -> int | None:
         ranked = self.companions.get(name, {}).get(tid, [])
@@ -332,9 +346,6 @@ def corpus_view(corpus: list[Document], traces: Sequence[Trace], *, k: int = 10,
 def judge(trace: Trace, matcher: Matcher, view: CorpusView | None, k: int) -> dict[str, Any]:
     """The audit row of one trace: contexts, whether each reference piece was reached, and for a miss the
     verdict, its evidence, where the evidence was and which fix finds it."""
-    from retrievers.query_features import identifiers
-    from retrievers.versions import is_stale
-
     texts = [c["text"] for c in trace.contexts]
     ctx_docs = [view.doc_of(c, matcher) if view else (c.get("doc_id") or None) for c in trace.contexts]
     pieces = [(p, *matcher.reached(p, texts)) for p in trace.reference]
@@ -355,13 +366,19 @@ def judge(trace: Trace, matcher: Matcher, view: CorpusView | None, k: int) -> di
     if not pieces or row["reached"]:
         return row
     missed = [p for p, ok, _ in pieces if not ok]
-    verdict, evidence = _cause(trace, missed, pieces, texts, ctx_docs, gold, view, matcher, k, identifiers, is_stale)
+    verdict, evidence = _cause(trace, missed, pieces, texts, ctx_docs, gold, view, k)
     row.update({"verdict": verdict, "evidence": evidence,
                 "trace": {"reference": missed, "where": _where(missed, gold, view, matcher), "fix": _fix(verdict, trace, missed, gold, view, matcher, k)}})
     return row
 
 
-def _cause(trace, missed, pieces, texts, ctx_docs, gold, view, matcher, k, identifiers, is_stale) -> tuple[str, str]:
+def _cause(trace: Trace, missed: Sequence[str], pieces: Sequence[tuple[str, bool, str]], texts: Sequence[str],
+           ctx_docs: Sequence[str | None], gold: Mapping[str, list[str]], view: CorpusView | None,
+           k: int) -> tuple[str, str]:
+    """The first cause, in the run audit's order, of a trace whose reference did not reach the context."""
+    from retrievers.query_features import identifiers
+    from retrievers.versions import is_stale
+
     meta = (lambda d: view.docs[d].metadata if view and d in view.docs else {})
     # 1. stale_version: a passage comes from a superseded or deprecated document
     for i, (c, d) in enumerate(zip(trace.contexts, ctx_docs)):
@@ -405,8 +422,7 @@ def _cause(trace, missed, pieces, texts, ctx_docs, gold, view, matcher, k, ident
                 if b is not None and b <= k and (dn is None or dn > k):
                     return "exact_term", (f"BM25 ranks {d} #{b}, dense " + (f"#{dn}" if dn else "not at all")
                                           + (f"; the query's {absent[0]!r} is in no passage" if absent else ""))
-        absent = [t for t in absent if any(f" {normalise(t)} " in f" {normalise(view.docs[d].text)} "
-                                           for p in missed for d in gold.get(p, []))] if gold else absent
+        absent = [t for t in absent if any(view.holds(d, t) for p in missed for d in gold.get(p, []))] if gold else absent
     if absent:
         return "exact_term", f"the query's {absent[0]!r} is in none of the {len(texts)} passages"
     # 5. other

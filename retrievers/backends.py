@@ -44,22 +44,20 @@ def check(backend: str, precision: str) -> None:
         need("retriever.encoder_backend=openvino", "openvino")
 
 
-class _Wrapped:
-    """The transformer module as a function of its tokenizer's inputs, returning token embeddings."""
+def token_embedding_module(auto_model: Any, names: Sequence[str]) -> Any:
+    """The transformer as a module of its tokenizer's inputs (positional, in ``names`` order) returning token
+    embeddings: the graph both exporters trace."""
+    import torch
 
-    @staticmethod
-    def make(auto_model: Any, names: Sequence[str]) -> Any:
-        import torch
+    class Module(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = auto_model
 
-        class Module(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.inner = auto_model
+        def forward(self, *args: Any) -> Any:
+            return self.inner(**dict(zip(names, args))).last_hidden_state
 
-            def forward(self, *args: Any) -> Any:
-                return self.inner(**dict(zip(names, args))).last_hidden_state
-
-        return Module().eval()
+    return Module().eval()
 
 
 class ExportedEncoder:
@@ -84,7 +82,7 @@ class ExportedEncoder:
 
         import warnings
 
-        module = _Wrapped.make(self.st[0].auto_model, self.names)
+        module = token_embedding_module(self.st[0].auto_model, self.names)
         axes = {n: {0: "batch", 1: "tokens"} for n in self.names}
         axes["token_embeddings"] = {0: "batch", 1: "tokens"}
         with torch.no_grad(), warnings.catch_warnings():
@@ -138,7 +136,7 @@ class ExportedEncoder:
         def export(path: Path) -> None:
             import warnings
 
-            module = _Wrapped.make(self.st[0].auto_model, self.names)
+            module = token_embedding_module(self.st[0].auto_model, self.names)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model = ov.convert_model(module, example_input=tuple(probe[n] for n in self.names))

@@ -96,12 +96,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def tempfile_root() -> str:
-    import tempfile
-
-    return tempfile.gettempdir()
-
-
 @dataclass(frozen=True)
 class Placement:
     """Where and how a bi-encoder runs: device, backend, precision, and the devices of a multi-process pool."""
@@ -246,7 +240,9 @@ class SentenceTransformerEncoder:
             key = fingerprint({"source": self.source(), "backend": self.backend, "precision": self.precision,
                                "max_seq_length": self.max_seq_length,
                                "versions": installed_versions("torch", "transformers", "onnxruntime", "onnx", "openvino")})
-            root = Path(self.export_dir) if self.export_dir else Path(tempfile_root()) / "rbench-exports"
+            import tempfile
+
+            root = Path(self.export_dir) if self.export_dir else Path(tempfile.gettempdir()) / "rbench-exports"
             self._exported = ExportedEncoder(self.model, backend=self.backend, precision=self.precision,
                                              folder=root / f"{self.backend}-{self.precision}-{key[:16]}",
                                              threads=self.threads, device=self.device)

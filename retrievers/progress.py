@@ -14,7 +14,7 @@ import time
 from typing import Any, Iterable, Iterator
 
 
-def _fmt_s(seconds: float) -> str:
+def fmt_seconds(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"
@@ -47,8 +47,8 @@ class Progress:
         rate = self.done / elapsed
         count = f"{self.done:,}" + (f"/{self.total:,}" if self.total else "")
         if final:
-            return f"rbench: {self.desc}: {count} {self.unit} in {_fmt_s(elapsed)} ({rate:,.1f}/s)"
-        eta = f", ETA {_fmt_s((self.total - self.done) / rate)}" if self.total and rate > 0 else ""
+            return f"rbench: {self.desc}: {count} {self.unit} in {fmt_seconds(elapsed)} ({rate:,.1f}/s)"
+        eta = f", ETA {fmt_seconds((self.total - self.done) / rate)}" if self.total and rate > 0 else ""
         return f"rbench: {self.desc}: {count} {self.unit} ({rate:,.1f}/s{eta})"
 
     def update(self, n: int = 1) -> None:

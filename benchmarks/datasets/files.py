@@ -33,13 +33,12 @@ from typing import Any
 from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, read_jsonl, text_lines
+from benchmarks.datasets.enterprise import LABELS  # the failure-mode vocabulary, defined once
 from benchmarks.datasets.extract import FORMATS, ExtractError, extract, plain
 from benchmarks.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-VERSION_KEYS = ("effective_date", "version", "supersedes", "superseded_by", "deprecated")
-LABELS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple")
 SIDECAR = "metadata.jsonl"
 
 

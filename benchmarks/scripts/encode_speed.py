@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-ndcg", action="store_true")
     args = p.parse_args(argv)
     from benchmarks.datasets.beir import read_corpus
-    from benchmarks.scripts.machine import describe
+    from benchmarks.scripts.machine import describe, write_keeping_reading
     from retrievers.encoders import SentenceTransformerEncoder
     from retrievers.errors import RetrieverError
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "| setting | scifact nDCG@10 | index time s (encode + build) |", "|---|---|---|"]
         lines += [f"| {k} | {v['ndcg_at_10']:.4f} | {v['time_index_s']:.0f} |" for k, v in sorted(quality.items())]
     lines += ["", f"Command: `python -m benchmarks.scripts.encode_speed --n {args.n} --threads {args.threads}`"]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_keeping_reading(out.with_suffix(".md"), "\n".join(lines))
     print(f"wrote {out}.md", file=sys.stderr)
     return 0
 

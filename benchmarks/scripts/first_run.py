@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/first_run")
     args = p.parse_args(argv)
-    from benchmarks.scripts.machine import describe
+    from benchmarks.scripts.machine import describe, write_keeping_reading
 
     command = readme_command(ROOT / "README.md")
     install, _, story = command.rpartition(" && ")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.with_suffix(".json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    out_path.with_suffix(".md").write_text(
+    write_keeping_reading(out_path.with_suffix(".md"),
         "# The README's first command on a fresh clone\n\n"
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory']} (measured {machine['date']}); "
         "packages come from this machine's local package index (no download time), no pip cache, no "
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| `rbench experiment=story` (cold) | {times['story_s']:.0f} |\n"
         f"| total, to the story table | {times['total_s']:.0f} |\n\n"
         f"Target: 240 s — {'met' if met else 'not met: %.0f s over' % (times['total_s'] - 240)}.\n\n"
-        "Command: `python -m benchmarks.scripts.first_run`\n", encoding="utf-8")
+        "Command: `python -m benchmarks.scripts.first_run`\n")
     print(json.dumps(result, indent=2))
     return 0
 

@@ -46,6 +46,18 @@ def flags_of_note() -> list[str]:
     return []
 
 
+def write_keeping_reading(path, text: str) -> None:
+    """Write a results file, keeping the hand-written ``## Reading`` section an earlier version ended with
+    (what the numbers mean is written by a person after the run; re-measuring must not erase it)."""
+    from pathlib import Path
+
+    path = Path(path)
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    marker = "\n## Reading"
+    kept = old[old.index(marker):] if marker in old else ""
+    path.write_text(text.rstrip("\n") + "\n" + kept, encoding="utf-8")
+
+
 def as_markdown(info: dict[str, str] | None = None) -> str:
     info = info or describe()
     return (f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory']} RAM, Python {info['python']}, "
