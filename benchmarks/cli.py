@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -103,8 +104,36 @@ class Terminated(KeyboardInterrupt):
     marked KILLED by the tracker instead of being left RUNNING."""
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
-    raise Terminated()
+def _on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _redeliver_swallowed_interrupt(unraisable) -> None:
+    """``sys.unraisablehook``: a signal that arrives while Python runs a finaliser or a weakref callback (a
+    SQLAlchemy or MLflow object being collected) raises inside it, and Python only prints "Exception ignored"
+    and goes on -- the run would finish with exit 0 as if never interrupted. Such an interrupt is raised again:
+    another thread marks the signal pending 50 ms later, and its handler runs in the main thread's own code."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        import _thread
+        import threading
+
+        # from another thread, a moment later: tripped now, the handler would run inside this hook (swallowed again)
+        signum = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
+        try:
+            timer = threading.Timer(0.05, _thread.interrupt_main, args=(signum,))
+            timer.daemon = True
+            timer.start()
+        except RuntimeError:  # the interpreter is shutting down: nothing is left to stop
+            pass
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM raises ``Terminated``, SIGINT ``KeyboardInterrupt``, and neither can be swallowed by a finaliser."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    sys.unraisablehook = _redeliver_swallowed_interrupt
 
 
 INFO_FLAGS = ("-h", "--help", "--hydra-help", "--info", "-i", "--version", "--cfg", "-c", "--shell-completion", "-sc",
@@ -241,13 +270,11 @@ def _key_hint(overrides: list[str], compose) -> str:  # noqa: ANN001 - hydra.com
 def run() -> None:
     """Console entry ``rbench``: the config is composed and validated first (errors: one message, exit 2, in
     well under a second); SIGTERM and Ctrl-C end a run in progress as KILLED with one line and exit 143 / 130."""
-    import signal
-
     error = precheck(sys.argv[1:])
     if error:
         print(f"rbench: {error}", file=sys.stderr)
         sys.exit(2)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    install_signal_handlers()
     try:
         main()
     except KeyboardInterrupt as err:

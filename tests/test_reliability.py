@@ -420,6 +420,34 @@ def test_signals_end_the_run_as_killed_without_a_traceback(tmp_path, sig, code, 
     assert sqlite3.connect(db).execute("select status from runs").fetchall() == [("KILLED",)]
 
 
+@pytest.mark.parametrize("sig,kind", [("SIGTERM", "Terminated"), ("SIGINT", "KeyboardInterrupt")])
+def test_a_signal_landing_in_a_finaliser_is_not_swallowed(sig, kind):
+    """Python prints "Exception ignored" for an exception raised inside __del__ or a weakref callback and goes
+    on; a Ctrl-C that lands while SQLAlchemy collects an object must still stop the run (it once exited 0)."""
+    code = f"""
+import signal
+import time
+from benchmarks.cli import _on_signal, install_signal_handlers
+install_signal_handlers()
+
+class Collected:
+    def __del__(self):
+        _on_signal(signal.{sig}, None)
+
+try:
+    Collected()
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        pass
+    print("went on")
+except KeyboardInterrupt as err:
+    print("stopped by", type(err).__name__)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == f"stopped by {kind}", done.stdout + done.stderr
+    assert "Exception ignored" not in done.stderr
+
+
 # ------------------------------------------------------------------------------------------ untrusted artifacts
 def test_audit_never_instantiates_a_foreign_target(tmp_path, capsys):
     from omegaconf import OmegaConf
