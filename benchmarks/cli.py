@@ -270,12 +270,12 @@ def _key_hint(overrides: list[str], compose) -> str:  # noqa: ANN001 - hydra.com
 def run() -> None:
     """Console entry ``rbench``: the config is composed and validated first (errors: one message, exit 2, in
     well under a second); SIGTERM and Ctrl-C end a run in progress as KILLED with one line and exit 143 / 130."""
-    error = precheck(sys.argv[1:])
-    if error:
-        print(f"rbench: {error}", file=sys.stderr)
-        sys.exit(2)
     install_signal_handlers()
     try:
+        error = precheck(sys.argv[1:])
+        if error:
+            print(f"rbench: {error}", file=sys.stderr)
+            sys.exit(2)
         main()
     except KeyboardInterrupt as err:
         code = 143 if isinstance(err, Terminated) else 130

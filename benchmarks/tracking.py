@@ -35,6 +35,65 @@ def _local_store(uri: str) -> Path | None:
     return None
 
 
+def create_store(store: Path) -> None:
+    """Create a local MLflow store so that it exists whole or not at all. MLflow creates its tables and then
+    runs its schema migrations one by one; a run interrupted in between (Ctrl-C in the first seconds of the
+    first run) used to leave a store that every later run failed on ("table ... already exists"). MLflow builds
+    the store in a scratch file, and SQLite's backup API copies it into ``store`` in one transaction (an
+    interrupted copy is rolled back, leaving a file without tables, which counts as no store)."""
+    import os
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    for stale in store.parent.glob(f".{store.name}.part-*"):  # left by a creation that was killed
+        stale.unlink(missing_ok=True)
+    # a new name each time: MLflow keeps an engine per URI for the life of the process
+    part = store.with_name(f".{store.name}.part-{os.getpid()}-{time.time_ns()}")
+    retry(MlflowClient(tracking_uri=f"sqlite:///{part}").search_experiments, max_results=1)
+    src, dst = sqlite3.connect(part), sqlite3.connect(store, timeout=30)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    part.unlink(missing_ok=True)
+
+
+def _no_tables(store: Path) -> bool:
+    import sqlite3
+
+    if not store.exists():
+        return True
+    con = sqlite3.connect(store, timeout=30)
+    try:
+        return con.execute("select count(*) from sqlite_master where type = 'table'").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
+def _interrupted_creation(store: Path, err: BaseException) -> bool:
+    """A store whose creation was cut short (by an rbench older than ``create_store``, or by another tool):
+    SQLite itself fails MLflow's migrations (a table or column that already exists, one that is missing), the
+    database is not merely locked, and no run was ever logged to it, so nothing is lost by creating it again."""
+    import sqlite3
+
+    if _locked(err):
+        return False
+    seen: BaseException | None = err
+    while seen is not None and not isinstance(seen, sqlite3.DatabaseError) \
+            and not isinstance(getattr(seen, "orig", None), sqlite3.DatabaseError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return False
+    con = sqlite3.connect(store, timeout=30)
+    try:
+        tables = {row[0] for row in con.execute("select name from sqlite_master where type = 'table'")}
+        return "runs" not in tables or con.execute("select count(*) from runs").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
 def _locked(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database table is locked" in text or "busy" in text
@@ -126,10 +185,27 @@ class Tracker:
 
             with open(str(store) + ".lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                client = MlflowClient(tracking_uri=self.uri)
-                retry(client.search_experiments, max_results=1)  # the first store access creates the tables
-                with sqlite3.connect(store, timeout=30) as con:
-                    con.execute("PRAGMA journal_mode=WAL")
+                if _no_tables(store):
+                    create_store(store)
+                try:  # MLflow opens (and, if needed, migrates) the store on the client's first use
+                    client = MlflowClient(tracking_uri=self.uri)
+                    retry(client.search_experiments, max_results=1)
+                except Exception as err:
+                    if not _interrupted_creation(store, err):
+                        raise
+                    import shutil
+
+                    aside = store.with_name(f"{store.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+                    shutil.copy2(store, aside)  # copied, not moved: MLflow's engine stays open on this file
+                    print(f"rbench: the MLflow store {store} was left half-created by an interrupted first run "
+                          f"and holds no runs; it is created again (the old file is kept as {aside.name})",
+                          file=sys.stderr)
+                    create_store(store)
+                    client = MlflowClient(tracking_uri=self.uri)
+                    retry(client.search_experiments, max_results=1)
+                con = sqlite3.connect(store, timeout=30)
+                con.execute("PRAGMA journal_mode=WAL")
+                con.close()
                 fcntl.flock(lock, fcntl.LOCK_UN)
             self._client = client
         return self._client

@@ -448,6 +448,73 @@ except KeyboardInterrupt as err:
     assert "Exception ignored" not in done.stderr
 
 
+def _interrupt_migrations(monkeypatch):
+    """Ctrl-C while MLflow migrates a new store, just after a migration created a table (SQLite commits DDL
+    at once, the version stamp is rolled back: the state a real interrupted first run left)."""
+    from alembic.ddl.impl import DefaultImpl
+
+    original = DefaultImpl.create_table
+
+    def create_then_interrupt(self, table, **kw):
+        original(self, table, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DefaultImpl, "create_table", create_then_interrupt)
+
+
+def test_an_interrupted_store_creation_leaves_no_store(tmp_path, monkeypatch):
+    from benchmarks.tracking import Tracker
+
+    store = tmp_path / "m.db"
+    uri = f"sqlite:///{store}"
+    with monkeypatch.context() as patch:
+        _interrupt_migrations(patch)
+        with pytest.raises(KeyboardInterrupt):
+            Tracker(uri=uri, experiment="e", artifact_root=str(tmp_path / "art")).client  # noqa: B018
+    assert not store.exists()
+    run_id = Tracker(uri=uri, experiment="e", artifact_root=str(tmp_path / "art")).start()
+    assert sqlite3.connect(store).execute("select run_uuid from runs").fetchall() == [(run_id,)]
+    assert not list(tmp_path.glob(".m.db.part-*"))
+
+
+def test_a_half_created_store_without_runs_is_created_again(tmp_path, monkeypatch, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from benchmarks.tracking import Tracker
+
+    store = tmp_path / "m.db"
+    uri = f"sqlite:///{store}"
+    with monkeypatch.context() as patch:  # what MLflow's own creation (and rbench before) left behind
+        _interrupt_migrations(patch)
+        with pytest.raises(KeyboardInterrupt):
+            MlflowClient(tracking_uri=uri)
+    with pytest.raises(Exception, match="sqlite3.OperationalError"):
+        MlflowClient(tracking_uri=uri)  # every later run failed here
+    run_id = Tracker(uri=uri, experiment="e", artifact_root=str(tmp_path / "art")).start()
+    assert sqlite3.connect(store).execute("select run_uuid from runs").fetchall() == [(run_id,)]
+    kept = list(tmp_path.glob("m.db.incomplete-*"))
+    assert len(kept) == 1 and "half-created" in capsys.readouterr().err
+
+
+def test_a_broken_store_that_holds_runs_is_left_alone(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from benchmarks.tracking import Tracker
+
+    store = tmp_path / "m.db"
+    uri = f"sqlite:///{store}"
+    with monkeypatch.context() as patch:
+        _interrupt_migrations(patch)
+        with pytest.raises(KeyboardInterrupt):
+            MlflowClient(tracking_uri=uri)
+    with sqlite3.connect(store) as con:
+        con.execute("insert into runs (run_uuid, experiment_id, lifecycle_stage) values ('r1', 0, 'active')")
+    before = store.read_bytes()
+    with pytest.raises(Exception, match="sqlite3.OperationalError"):
+        Tracker(uri=uri, experiment="e", artifact_root=str(tmp_path / "art")).start()
+    assert store.read_bytes() == before and not list(tmp_path.glob("m.db.incomplete-*"))
+
+
 # ------------------------------------------------------------------------------------------ untrusted artifacts
 def test_audit_never_instantiates_a_foreign_target(tmp_path, capsys):
     from omegaconf import OmegaConf
