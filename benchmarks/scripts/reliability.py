@@ -1,6 +1,7 @@
 """Reliability figures for ``results/reliability.md``: the bad-input battery and a soak test.
 
     python -m benchmarks.scripts.reliability [--out results/reliability] [--processes 8] [--kill 3] [--seed 0]
+        [--first-runs 12]
 
 1. The battery: runs ``tests/test_reliability.py`` (bad data, bad config, reader fuzz, cache corruption,
    leftovers, signals, untrusted configs, secrets) and counts its cases from pytest's JUnit report.
@@ -9,6 +10,9 @@
    chosen at random, get SIGKILL or SIGTERM at a random moment. The killed points are then launched again
    (resumable sweeps reap dead RUNNING runs). Checked: every point FINISHED exactly once, no run left
    RUNNING, every killed run marked KILLED, every cache entry intact (checksums), no temp folder left.
+3. First runs: ``--first-runs`` times, a first ``rbench`` on a fresh store and cache gets SIGINT, SIGTERM or
+   SIGKILL at a random moment of its first seconds (start-up, store creation, the run), and is then launched
+   again. Checked: the relaunch finishes its run (an interrupted store creation once broke the store for good).
 """
 
 from __future__ import annotations
@@ -121,13 +125,41 @@ def soak(n: int, n_kill: int, seed: int) -> dict:
             "wall_s": round(wall, 1), "workdir": str(work)}
 
 
-def markdown(b: dict, s: dict, machine: str, args: argparse.Namespace) -> str:
+def first_runs(n: int, seed: int) -> dict:
+    rng = random.Random(seed + 1)
+    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
+    trials = []
+    for i in range(n):
+        work = Path(tempfile.mkdtemp(prefix="rbench-first-"))
+        sig, delay = signals[i % 3], rng.uniform(0.5, 5.0)
+        proc = launch([], work, 0, 0)
+        t0 = time.time()
+        while proc.poll() is None and time.time() - t0 < delay:
+            time.sleep(0.05)
+        store, phase = work / "mlflow.db", "after the run"
+        if proc.poll() is None:
+            phase = "mid-run" if running_pid(work, proc.pid) else \
+                "opening the store" if Path(f"{store}.lock").exists() else "start-up"
+            proc.send_signal(sig)
+        proc.wait()
+        again = launch([], work, 0, 1)
+        again.wait()
+        db = sqlite3.connect(store)
+        finished = db.execute("select count(*) from runs where status = 'FINISHED'").fetchone()[0]
+        db.close()
+        trials.append({"signal": signal.Signals(sig).name, "at_s": round(delay, 2), "phase": phase,
+                       "exit": proc.returncode, "relaunch_exit": again.returncode, "finished_runs": finished})
+    return {"trials": trials, "relaunches_finished": sum(t["relaunch_exit"] == 0 and t["finished_runs"] >= 1 for t in trials),
+            "phases": {ph: sum(t["phase"] == ph for t in trials) for ph in ("start-up", "opening the store", "mid-run", "after the run")}}
+
+
+def markdown(b: dict, s: dict, machine: str, args: argparse.Namespace, f: dict | None = None) -> str:
     lost = s["points"] - s["points_finished_exactly_once"]
     killed_marked = s["statuses"]["KILLED"]
     lines = [
         "# Reliability: bad input, faults, untrusted artifacts", "",
         f"Command: `python -m benchmarks.scripts.reliability --processes {args.processes} --kill {args.kill} "
-        f"--seed {args.seed}`", "",
+        f"--seed {args.seed} --first-runs {args.first_runs}`", "",
         "| figure | value |", "|---|---|",
         f"| cases tried (tests/test_reliability.py) | {b['cases']} |",
         f"| of which bad data files through `rbench` (exit 2, file:line named, no traceback) | {b['bad_data']} |",
@@ -142,15 +174,23 @@ def markdown(b: dict, s: dict, machine: str, args: argparse.Namespace) -> str:
         f"| soak: killed runs marked KILLED / left RUNNING | {killed_marked} / {s['statuses']['RUNNING']} |",
         f"| soak: cache entries intact (checksums verified) | {s['cache_entries_intact']} of {s['cache_entries']} |",
         f"| soak: temp folders left in the cache | {s['temp_folders_left']} |",
+        *([f"| first runs interrupted at a random moment of their first 5 s (SIGINT, SIGTERM, SIGKILL in turn) | "
+           f"{len(f['trials'])} (" + ", ".join(f"{v} in {k}" for k, v in f["phases"].items() if v) + ") |",
+           f"| first runs: relaunches that finished their run on the same store | {f['relaunches_finished']} of "
+           f"{len(f['trials'])} |"] if f else []),
         "| secrets found in params, tags, artifacts, caches, logs | 0 (asserted by `test_no_secret_in_params_tags_artifacts_caches_or_logs`) |",
         "",
         "Faults survived (each a test in the battery): a third of `embeddings.npy` zeroed (same size) and a "
         "truncated `.npy` (both detected by checksum/size, quarantined, re-encoded, same results); a run entry "
         "overwritten; entries written before checksums existed (checksummed on first read); temp folders of dead "
-        "writers and stale locks (removed); SIGTERM and Ctrl-C mid-run (run KILLED, exit 143/130, one line); a "
+        "writers and stale locks (removed); SIGTERM and Ctrl-C mid-run (run KILLED, exit 143/130, one line), also "
+        "when the signal lands inside a finaliser (re-delivered); a first run interrupted while MLflow migrates "
+        "its new store (no store left behind); a store left half-created by an older version (kept aside, made "
+        "again; one that holds runs is left alone); a "
         "stored config naming `shutil.copyfile` (refused before instantiation); a 301/302/303 redirect of the LLM "
         "endpoint to another origin (no Authorization header sent there).",
         "", f"Soak detail: {json.dumps({k: s[k] for k in ('killed', 'first_exit_codes', 'relaunch_exit_codes', 'statuses', 'wall_s')})}",
+        *(["", f"First runs: {json.dumps(f['trials'])}"] if f else []),
         "", machine, ""]
     if b["failed"]:
         lines.insert(6, f"**Failing cases:** {', '.join(b['failed_names'])}\n")
@@ -163,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--kill", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first-runs", type=int, default=12, help="first runs interrupted at random, then relaunched")
     parser.add_argument("--skip-battery", action="store_true", help="soak only; battery figures from the last --out json")
     args = parser.parse_args(argv)
     from benchmarks.scripts.machine import as_markdown, describe
@@ -176,14 +217,15 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             b = battery(Path(tmp) / "junit.xml")
     s = soak(args.processes, args.kill, args.seed)
+    f = first_runs(args.first_runs, args.seed) if args.first_runs else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"battery": b, "soak": s}, indent=2), encoding="utf-8")
-    text = markdown(b, s, as_markdown(describe()), args)
+    out.with_suffix(".json").write_text(json.dumps({"battery": b, "soak": s, "first_runs": f}, indent=2), encoding="utf-8")
+    text = markdown(b, s, as_markdown(describe()), args, f)
     out.with_suffix(".md").write_text(text, encoding="utf-8")
     print(text)
     ok = b["failed"] == 0 and s["points_finished_exactly_once"] == s["points"] and s["statuses"]["RUNNING"] == 0 \
-        and s["cache_entries_intact"] == s["cache_entries"]
+        and s["cache_entries_intact"] == s["cache_entries"] and (f is None or f["relaunches_finished"] == len(f["trials"]))
     return 0 if ok else 1
 
 
