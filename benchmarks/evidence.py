@@ -92,6 +92,6 @@ def evidence_metrics(chunks: Sequence[Chunk], queries: Sequence[Query], chunk_ru
 
 def chunk_stats(chunks: Sequence[Chunk], counter: TokenCounter | None = None) -> dict[str, float]:
     counter = counter or TokenCounter()
-    sizes = [counter.count(c.text) for c in chunks]
+    sizes = counter.counts([c.text for c in chunks])
     return {"chunk_count": len(chunks), "chunk_tokens_mean": sum(sizes) / max(1, len(sizes)),
             "chunk_tokens_max": max(sizes, default=0)}

@@ -137,6 +137,9 @@ def test_token_counter_counts_real_tokens():
     assert counter.count("hello world") == 2  # no padding to the model's 128 and no special tokens
     assert counter.count("word " * 300) == 300  # no truncation either
     assert TokenCounter("whitespace").count("a b  c") == 3
+    texts = ["", "hello world", "word " * 300, "NB-16 costs EUR 1,800.50", " ", "é" * 40] * 400  # > one block
+    for c in (counter, TokenCounter("whitespace")):
+        assert c.counts(texts) == [c.count(t) for t in texts]
 
 
 def test_vendored_tokenizer_counts_what_the_model_sees():

@@ -279,6 +279,33 @@ def test_signals_each_fire_on_a_hand_built_case():
     assert quiet == []
 
 
+def test_holding_finds_whole_tokens_like_a_scan_of_each_document():
+    """``Corpus.holding`` (substring search proposes, the boundary pattern checks) against a plain regex scan
+    of every document in order, on generated corpora and terms: codes, numbers, punctuation, repeats, case."""
+    import re
+
+    from hypothesis import given, settings, strategies as st
+
+    from benchmarks.signals import Corpus
+    from chunkers.types import Document
+
+    alphabet = st.sampled_from(["a", "b", "E", "-", "7", "1", " ", ".", "\n", "ab", "E-7", "71", "İ"])
+    texts = st.lists(st.lists(alphabet, max_size=12).map("".join), min_size=1, max_size=6)
+    terms = st.lists(alphabet, min_size=1, max_size=3).map("".join).filter(lambda t: t.strip() != "")
+
+    @settings(max_examples=300, deadline=None)
+    @given(texts, terms, st.integers(1, 4))
+    def check(bodies, term, limit):
+        corpus = Corpus.of([Document(f"d{i}", "", body) for i, body in enumerate(bodies)])
+        left = r"(?<!\w)" if term[:1].isalnum() else ""
+        right = r"(?!\w)" if term[-1:].isalnum() else ""
+        pat = re.compile(left + re.escape(term.lower()) + right)
+        expected = [i for i, text in corpus.lowered.items() if pat.search(text)][:limit]
+        assert corpus.holding(term, limit) == expected
+
+    check()
+
+
 # ------------------------------------------------------------------------------------------ traces
 def ctx(i, doc, text, score=None):
     return {"id": f"c{i}", "doc_id": doc, "text": text, **({"score": score} if score is not None else {})}
