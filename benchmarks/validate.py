@@ -156,6 +156,8 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
                 needs += ["sentence_transformers", "torch"]  # the default encoder (a static one needs model2vec only)
                 needs += {"onnx": ["onnxruntime", "onnx"], "openvino": ["openvino"]}.get(str(node.get("encoder_backend")), [])
                 backend, precision = str(node.get("encoder_backend", "torch")), str(node.get("precision", "auto"))
+                if (backend, precision) == ("openvino", "int8"):
+                    needs.append("nncf")  # static quantisation, calibrated on the corpus
                 from retrievers.backends import PRECISIONS
 
                 if backend in PRECISIONS and precision != "auto" and precision not in PRECISIONS[backend]:

@@ -19,7 +19,7 @@ from chunkers.types import Chunk, Query
 from retrievers.types import Run
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
-from retrievers.encoders import Encoder, SentenceTransformerEncoder
+from retrievers.encoders import Calibrated, Encoder, SentenceTransformerEncoder
 from retrievers.fingerprint import installed_versions
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ class DenseRetriever:
             raise ValueError("cannot index an empty corpus")
         self._ids = [c.id for c in chunks]
         self._faiss = None
+        if isinstance(self.encoder, Calibrated):  # OpenVINO int8: quantised on (a sample of) this corpus
+            self.encoder.calibrate([c.indexed_text for c in chunks])
         identity = self.encoder.identity()
         self._emb_key = Cache.key({"what": "doc-embeddings", "chunks": chunks_digest(chunks), "encoder": identity})
         with self.cache.claim("embeddings", self._emb_key):  # parallel workers encode a corpus once

@@ -36,6 +36,14 @@ class Encoder(Protocol):
     def identity(self) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class Calibrated(Protocol):
+    """An encoder whose model depends on passages of the corpus (OpenVINO int8): ``calibrate(texts)`` is called
+    with the corpus before ``identity()`` is read, and that identity names the calibration sample."""
+
+    def calibrate(self, texts: Sequence[str]) -> None: ...
+
+
 def packaged_path(name: str) -> Path | None:
     entry = PACKAGED.get(name)
     if entry is None:
@@ -128,7 +136,7 @@ def resolve_placement(device: str = "auto", backend: str = "torch", precision: s
     if precision == "auto":
         precision = "fp16" if device.startswith("cuda") and backend == "torch" else "fp32"
     if backend == "torch" and precision == "int8":
-        raise RetrieverError("retriever.precision=int8 needs encoder_backend=onnx")
+        raise RetrieverError("retriever.precision=int8 needs encoder_backend=onnx or openvino")
     if backend == "torch" and precision == "fp16" and not device.startswith("cuda"):
         raise RetrieverError("retriever.precision=fp16 with encoder_backend=torch needs a CUDA device (on the CPU: fp32 "
                              "or bf16, or encoder_backend=onnx precision=int8)")
@@ -197,6 +205,8 @@ class SentenceTransformerEncoder:
         self._exported = None
         self._pool = None
         self._source: dict[str, Any] | None = None
+        self._calibration: list[str] = []
+        self._calibration_key: str | None = None
         self.calls = 0  # texts encoded by this instance
 
     # ------------------------------------------------------------------ resolution
@@ -221,6 +231,18 @@ class SentenceTransformerEncoder:
             return str(self.normalize_opt).lower() == "true"
         return getattr(self.model, "similarity_fn_name", "cosine") in ("cosine", None)
 
+    def calibrate(self, texts: Sequence[str]) -> None:
+        """OpenVINO int8 is calibrated on a seeded sample of the corpus being indexed (other settings: no-op)."""
+        if (self.backend, self.precision) != ("openvino", "int8"):
+            return
+        from retrievers.backends import calibration_sample
+        from retrievers.fingerprint import fingerprint
+
+        sample = calibration_sample([self.doc_prefix + t for t in texts] if self.doc_prefix else list(texts))
+        key = fingerprint(sample)
+        if key != self._calibration_key:
+            self._calibration, self._calibration_key, self._exported = sample, key, None
+
     def identity(self) -> dict[str, Any]:
         versions = installed_versions("sentence-transformers", "transformers", "torch")
         out = {"encoder": "sentence-transformers", "model": self.name, "source": self.source(),
@@ -229,23 +251,32 @@ class SentenceTransformerEncoder:
         if (self.backend, self.precision) != ("torch", "fp32"):  # torch fp32 keys stay what they always were
             out.update({"backend": self.backend, "precision": self.precision,
                         "backend_versions": installed_versions("onnxruntime", "onnx", "openvino")})
+        if self._calibration_key:
+            out["calibration"] = self._calibration_key
+            out["backend_versions"]["nncf"] = installed_versions("nncf").get("nncf")
         return out
 
     def exported(self):
         """The ONNX / OpenVINO copy of the model (made once, cached under ``export_dir``)."""
         if self._exported is None:
+            if (self.backend, self.precision) == ("openvino", "int8") and not self._calibration:
+                raise RetrieverError("retriever.precision=int8 with encoder_backend=openvino is calibrated on the corpus "
+                                     "being indexed: index the corpus (or call calibrate(passages)) before encoding")
             from retrievers.backends import ExportedEncoder
             from retrievers.fingerprint import fingerprint
 
-            key = fingerprint({"source": self.source(), "backend": self.backend, "precision": self.precision,
-                               "max_seq_length": self.max_seq_length,
-                               "versions": installed_versions("torch", "transformers", "onnxruntime", "onnx", "openvino")})
+            what = {"source": self.source(), "backend": self.backend, "precision": self.precision,
+                    "max_seq_length": self.max_seq_length,
+                    "versions": installed_versions("torch", "transformers", "onnxruntime", "onnx", "openvino")}
+            if self._calibration_key:  # OpenVINO int8: the passages and the library that quantised it
+                what.update({"calibration": self._calibration_key, "nncf": installed_versions("nncf").get("nncf")})
+            key = fingerprint(what)
             import tempfile
 
             root = Path(self.export_dir) if self.export_dir else Path(tempfile.gettempdir()) / "rbench-exports"
             self._exported = ExportedEncoder(self.model, backend=self.backend, precision=self.precision,
                                              folder=root / f"{self.backend}-{self.precision}-{key[:16]}",
-                                             threads=self.threads, device=self.device)
+                                             threads=self.threads, device=self.device, calibration=self._calibration)
         return self._exported
 
     def encode(self, texts: Sequence[str], *, kind: str) -> np.ndarray:

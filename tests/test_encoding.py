@@ -31,7 +31,7 @@ def test_placement(monkeypatch, gpus, device, precision, processes, want):
 @pytest.mark.parametrize("gpus, device, backend, precision, pattern", [
     (0, "cuda", "torch", "auto", "no CUDA GPU is available"),
     (0, "cpu", "torch", "fp16", "fp16 with encoder_backend=torch needs a CUDA device"),
-    (0, "cpu", "torch", "int8", "int8 needs encoder_backend=onnx"),
+    (0, "cpu", "torch", "int8", "int8 needs encoder_backend=onnx or openvino"),
 ])
 def test_placement_errors(monkeypatch, gpus, device, backend, precision, pattern):
     monkeypatch.setattr(enc, "cuda_count", lambda: gpus)
@@ -95,6 +95,77 @@ def test_onnx_int8_is_close_and_cached(tmp_path):
     assert cos.min() > 0.9 and np.abs(got - ref).max() > 1e-4  # quantised: close, not equal
     folder = next(tmp_path.iterdir())
     assert (folder / "model.int8.onnx").is_file() and (folder / "model.onnx").is_file()
+
+
+def test_calibration_sample_is_seeded_bounded_and_in_corpus_order():
+    from retrievers.backends import calibration_sample
+
+    texts = [f"passage {i}" for i in range(1000)]
+    sample = calibration_sample(texts)
+    assert len(sample) == 300 == len(set(sample)) and sample == calibration_sample(list(texts))
+    assert sample == sorted(sample, key=texts.index) and calibration_sample(texts[:5]) == texts[:5]
+
+
+def test_openvino_int8_is_calibrated_on_the_corpus_cached_and_close(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    nncf = pytest.importorskip("nncf")
+
+    def make():
+        return enc.SentenceTransformerEncoder(device="cpu", batch_size=4, encoder_backend="openvino", precision="int8",
+                                              export_dir=str(tmp_path))
+
+    corpus = TEXTS * 3
+    first = make()
+    with pytest.raises(RetrieverError, match="calibrated on the corpus"):
+        first.encode(TEXTS, kind="query")  # queries before any corpus: no silent calibration on them
+    first.calibrate(corpus)
+    got = first.encode(TEXTS, kind="doc")
+    ref = enc.SentenceTransformerEncoder(device="cpu").encode(TEXTS, kind="doc")
+    cos = np.sum(got * ref, axis=1)
+    assert cos.min() > 0.9 and np.abs(got - ref).max() > 1e-4  # quantised: close, not equal
+    [folder] = list(tmp_path.iterdir())  # the refused call exported nothing
+    assert (folder / "model.int8.xml").is_file() and (folder / "model.int8.bin").is_file()
+
+    calls = []
+    real = nncf.quantize
+    monkeypatch.setattr(nncf, "quantize", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    again = make()
+    again.calibrate(list(corpus))
+    assert again.identity() == first.identity() and "calibration" in again.identity()
+    assert np.allclose(again.encode(TEXTS, kind="doc"), got, atol=1e-6) and calls == []  # the cached int8 model
+    other = make()
+    other.calibrate(TEXTS[:2])  # another corpus: another model, another embeddings key
+    assert other.identity()["calibration"] != first.identity()["calibration"]
+
+
+def test_dense_retriever_calibrates_before_keying_and_searching(tmp_path):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from chunkers.types import Chunk, Query
+    from retrievers.dense import DenseRetriever
+
+    chunks = [Chunk(f"c{i}", f"d{i}", "", t, 0, len(t)) for i, t in enumerate(TEXTS)]
+    runs = []
+    for _ in range(2):  # the second retriever: embeddings, model and run all from the cache
+        encoder = enc.SentenceTransformerEncoder(device="cpu", encoder_backend="openvino", precision="int8",
+                                                 export_dir=str(tmp_path / "models"))
+        r = DenseRetriever(encoder=encoder, cache_dir=str(tmp_path / "cache"))
+        r.index(chunks)
+        runs.append(r.search([Query("q", "how do wind turbines work")], top_k=2))
+        assert "calibration" in encoder.identity()
+    assert runs[0] == runs[1] and next(iter(runs[0]["q"])) == "c1"
+    assert r.encoded_texts == 0  # warm: nothing encoded
+
+
+def test_missing_nncf_names_the_openvino_extra(monkeypatch):
+    import retrievers.extras as extras
+    from benchmarks.cli import precheck
+
+    real = extras.installed
+    monkeypatch.setattr(extras, "installed", lambda m: m != "nncf" and real(m))
+    err = precheck(["retriever=dense", "retriever.encoder_backend=openvino", "retriever.precision=int8"])
+    assert err is not None and "nncf" in err and "retrieval-bench[openvino]" in err
+    assert precheck(["retriever=dense", "retriever.encoder_backend=openvino", "retriever.precision=fp32"]) is None
 
 
 def test_progress_off_a_terminal_logs_count_rate_eta(monkeypatch):
