@@ -477,17 +477,25 @@ def test_an_interrupted_store_creation_leaves_no_store(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".m.db.part-*"))
 
 
+def _half_created_store(tmp_path, monkeypatch):
+    """What MLflow's own creation (and rbench before ``create_store``) left behind after an interrupt."""
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path / "m.db"
+    uri = f"sqlite:///{store}"
+    with monkeypatch.context() as patch:
+        _interrupt_migrations(patch)
+        with pytest.raises(KeyboardInterrupt):
+            MlflowClient(tracking_uri=uri)
+    return store, uri
+
+
 def test_a_half_created_store_without_runs_is_created_again(tmp_path, monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
     from benchmarks.tracking import Tracker
 
-    store = tmp_path / "m.db"
-    uri = f"sqlite:///{store}"
-    with monkeypatch.context() as patch:  # what MLflow's own creation (and rbench before) left behind
-        _interrupt_migrations(patch)
-        with pytest.raises(KeyboardInterrupt):
-            MlflowClient(tracking_uri=uri)
+    store, uri = _half_created_store(tmp_path, monkeypatch)
     with pytest.raises(Exception, match="sqlite3.OperationalError"):
         MlflowClient(tracking_uri=uri)  # every later run failed here
     run_id = Tracker(uri=uri, experiment="e", artifact_root=str(tmp_path / "art")).start()
@@ -497,16 +505,9 @@ def test_a_half_created_store_without_runs_is_created_again(tmp_path, monkeypatc
 
 
 def test_a_broken_store_that_holds_runs_is_left_alone(tmp_path, monkeypatch):
-    from mlflow.tracking import MlflowClient
-
     from benchmarks.tracking import Tracker
 
-    store = tmp_path / "m.db"
-    uri = f"sqlite:///{store}"
-    with monkeypatch.context() as patch:
-        _interrupt_migrations(patch)
-        with pytest.raises(KeyboardInterrupt):
-            MlflowClient(tracking_uri=uri)
+    store, uri = _half_created_store(tmp_path, monkeypatch)
     with sqlite3.connect(store) as con:
         con.execute("insert into runs (run_uuid, experiment_id, lifecycle_stage) values ('r1', 0, 'active')")
     before = store.read_bytes()
