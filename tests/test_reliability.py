@@ -462,15 +462,22 @@ def _interrupt_migrations(monkeypatch):
     monkeypatch.setattr(DefaultImpl, "create_table", create_then_interrupt)
 
 
-def test_an_interrupted_store_creation_leaves_no_store(tmp_path, monkeypatch):
-    from benchmarks.tracking import Tracker
-
+def _interrupted_first_open(tmp_path, monkeypatch, open_store):
+    """``open_store(uri)`` creates a new store and is interrupted inside one of MLflow's migrations."""
     store = tmp_path / "m.db"
     uri = f"sqlite:///{store}"
     with monkeypatch.context() as patch:
         _interrupt_migrations(patch)
         with pytest.raises(KeyboardInterrupt):
-            Tracker(uri=uri, experiment="e", artifact_root=str(tmp_path / "art")).client  # noqa: B018
+            open_store(uri)
+    return store, uri
+
+
+def test_an_interrupted_store_creation_leaves_no_store(tmp_path, monkeypatch):
+    from benchmarks.tracking import Tracker
+
+    store, uri = _interrupted_first_open(
+        tmp_path, monkeypatch, lambda uri: Tracker(uri=uri, experiment="e", artifact_root=str(tmp_path / "art")).client)
     assert not store.exists()
     run_id = Tracker(uri=uri, experiment="e", artifact_root=str(tmp_path / "art")).start()
     assert sqlite3.connect(store).execute("select run_uuid from runs").fetchall() == [(run_id,)]
@@ -481,13 +488,7 @@ def _half_created_store(tmp_path, monkeypatch):
     """What MLflow's own creation (and rbench before ``create_store``) left behind after an interrupt."""
     from mlflow.tracking import MlflowClient
 
-    store = tmp_path / "m.db"
-    uri = f"sqlite:///{store}"
-    with monkeypatch.context() as patch:
-        _interrupt_migrations(patch)
-        with pytest.raises(KeyboardInterrupt):
-            MlflowClient(tracking_uri=uri)
-    return store, uri
+    return _interrupted_first_open(tmp_path, monkeypatch, lambda uri: MlflowClient(tracking_uri=uri))
 
 
 def test_a_half_created_store_without_runs_is_created_again(tmp_path, monkeypatch, capsys):
