@@ -213,10 +213,8 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
             LAST.update({"run_id": done.info.run_id, "metrics": dict(done.data.metrics), "skipped": True})
             return float(done.data.metrics.get("ndcg_at_10", 0.0))
     choices = choices if choices is not None else group_choices(cfg)
-    from benchmarks.tracking import run_name
-
     from benchmarks.groups import GROUPS
-    from benchmarks.tracking import varied_settings
+    from benchmarks.tracking import run_name, varied_settings
 
     tracker.run_name = run_name(cfg.tracking.get("run_name"), choices,
                                 dataset.name if load_error is None else str(resolved["dataset"].get("name", "?")),

@@ -60,14 +60,15 @@ def create_store(store: Path) -> None:
     part.unlink(missing_ok=True)
 
 
-def _no_tables(store: Path) -> bool:
+def _tables(store: Path) -> set[str]:
+    """The tables of a SQLite file (none when it does not exist)."""
     import sqlite3
 
     if not store.exists():
-        return True
+        return set()
     con = sqlite3.connect(store, timeout=30)
     try:
-        return con.execute("select count(*) from sqlite_master where type = 'table'").fetchone()[0] == 0
+        return {row[0] for row in con.execute("select name from sqlite_master where type = 'table'")}
     finally:
         con.close()
 
@@ -86,10 +87,11 @@ def _interrupted_creation(store: Path, err: BaseException) -> bool:
         seen = seen.__cause__ or seen.__context__
     if seen is None:
         return False
+    if "runs" not in _tables(store):
+        return True
     con = sqlite3.connect(store, timeout=30)
     try:
-        tables = {row[0] for row in con.execute("select name from sqlite_master where type = 'table'")}
-        return "runs" not in tables or con.execute("select count(*) from runs").fetchone()[0] == 0
+        return con.execute("select count(*) from runs").fetchone()[0] == 0
     finally:
         con.close()
 
@@ -185,7 +187,7 @@ class Tracker:
 
             with open(str(store) + ".lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                if _no_tables(store):
+                if not _tables(store):
                     create_store(store)
                 try:  # MLflow opens (and, if needed, migrates) the store on the client's first use
                     client = MlflowClient(tracking_uri=self.uri)

@@ -154,15 +154,13 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
             needs = list(NEEDS.get(target, ()))
             if target == "retrievers.dense.DenseRetriever" and not isinstance(node.get("encoder"), Mapping):
                 needs += ["sentence_transformers", "torch"]  # the default encoder (a static one needs model2vec only)
-                needs += {"onnx": ["onnxruntime", "onnx"], "openvino": ["openvino"]}.get(str(node.get("encoder_backend")), [])
-                backend, precision = str(node.get("encoder_backend", "torch")), str(node.get("precision", "auto"))
-                if (backend, precision) == ("openvino", "int8"):
-                    needs.append("nncf")  # static quantisation, calibrated on the corpus
-                from retrievers.backends import PRECISIONS
+                from retrievers.backends import modules_needed, precision_problem
 
-                if backend in PRECISIONS and precision != "auto" and precision not in PRECISIONS[backend]:
-                    problems.append(f"{path}.precision: {precision} is not available with encoder_backend={backend} "
-                                    f"(choose {'|'.join(PRECISIONS[backend])})")
+                backend, precision = str(node.get("encoder_backend", "torch")), str(node.get("precision", "auto"))
+                needs += modules_needed(backend, precision)
+                problem = precision_problem(backend, precision)
+                if problem:
+                    problems.append(f"{path}.precision: {problem}")
             if needs:
                 from retrievers.extras import message
 

@@ -36,20 +36,32 @@ PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8"), "open
 CALIBRATION_SIZE, CALIBRATION_BATCH = 300, 8
 
 
+def modules_needed(backend: str, precision: str) -> list[str]:
+    """The optional modules an encoder backend (and precision) runs on (``retrievers.extras`` names the extra)."""
+    modules = {"onnx": ["onnxruntime", "onnx"], "openvino": ["openvino"]}.get(backend, [])
+    if (backend, precision) == ("openvino", "int8"):
+        modules.append("nncf")  # static quantisation, calibrated on the corpus
+    return modules
+
+
+def precision_problem(backend: str, precision: str) -> str | None:
+    """Why ``precision`` cannot run on ``backend``, e.g. ``bf16 is not available with encoder_backend=onnx
+    (choose fp32|int8)``; None when it can (or is ``auto``)."""
+    if backend in PRECISIONS and precision != "auto" and precision not in PRECISIONS[backend]:
+        return f"{precision} is not available with encoder_backend={backend} (choose {'|'.join(PRECISIONS[backend])})"
+    return None
+
+
 def check(backend: str, precision: str) -> None:
     if backend not in BACKENDS:
         raise RetrieverError(f"retriever.encoder_backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
-    if precision not in PRECISIONS[backend]:
-        raise RetrieverError(f"retriever.precision={precision} is not available with encoder_backend={backend} "
-                             f"(choose {'|'.join(PRECISIONS[backend])})")
+    problem = precision_problem(backend, precision)
+    if problem:
+        raise RetrieverError(f"retriever.precision={problem}")
     from retrievers.extras import need
 
-    if backend == "onnx":
-        need("retriever.encoder_backend=onnx", "onnxruntime", "onnx")
-    elif backend == "openvino":
-        need("retriever.encoder_backend=openvino", "openvino")
-        if precision == "int8":
-            need("retriever.precision=int8 with encoder_backend=openvino", "nncf")
+    need(f"retriever.encoder_backend={backend}" + (f" precision={precision}" if precision == "int8" else ""),
+         *modules_needed(backend, precision))
 
 
 def calibration_sample(texts: Sequence[str], size: int = CALIBRATION_SIZE) -> list[str]:
@@ -86,6 +98,9 @@ class ExportedEncoder:
         check(backend, precision)
         self.st, self.backend, self.precision, self.folder = st_model, backend, precision, Path(folder)
         self.calibration = list(calibration)
+        if (backend, precision) == ("openvino", "int8") and not self.calibration:  # before anything is exported
+            raise RetrieverError("retriever.precision=int8 with encoder_backend=openvino is calibrated on the corpus "
+                                 "being indexed: index the corpus (or call the encoder's calibrate(passages)) first")
         self.threads = int(threads) if threads else None
         self.device = device
         first = st_model[0]
@@ -184,10 +199,6 @@ class ExportedEncoder:
     def _quantized_openvino(self, core: Any, fp32_xml: Path) -> Path:
         """The int8 model (NNCF static quantisation of the fp32 export, calibrated on ``self.calibration``)."""
         import openvino as ov
-
-        if not self.calibration:
-            raise RetrieverError("retriever.precision=int8 with encoder_backend=openvino is calibrated on the corpus "
-                                 "being indexed; encode the corpus (DenseRetriever.index) before the queries")
 
         def quantize(path: Path) -> None:
             import contextlib

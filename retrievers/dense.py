@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence as SequenceABC
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,6 +34,19 @@ def _faiss_version() -> str:
     import faiss
 
     return getattr(faiss, "__version__", "unknown")
+
+
+class _IndexedTexts(SequenceABC):
+    """The chunks' indexed texts, made only for the items read (calibration samples a few hundred)."""
+
+    def __init__(self, chunks: Sequence[Chunk]) -> None:
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, i):  # noqa: ANN001, ANN204 - int or slice, as a sequence's
+        return [c.indexed_text for c in self.chunks[i]] if isinstance(i, slice) else self.chunks[i].indexed_text
 
 
 ENCODE_BLOCK = 512  # texts per encoder call when encoding a corpus (progress is reported per block)
@@ -80,7 +94,7 @@ class DenseRetriever:
         self._ids = [c.id for c in chunks]
         self._faiss = None
         if isinstance(self.encoder, Calibrated):  # OpenVINO int8: quantised on (a sample of) this corpus
-            self.encoder.calibrate([c.indexed_text for c in chunks])
+            self.encoder.calibrate(_IndexedTexts(chunks))
         identity = self.encoder.identity()
         self._emb_key = Cache.key({"what": "doc-embeddings", "chunks": chunks_digest(chunks), "encoder": identity})
         with self.cache.claim("embeddings", self._emb_key):  # parallel workers encode a corpus once

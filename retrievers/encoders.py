@@ -98,9 +98,7 @@ def resolve_source(name: str, revision: str | None = None, *, key: str) -> dict[
 def resolve_device(device: str) -> str:
     """``auto``: CUDA when present, else CPU; anything else as given."""
     if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if cuda_count() else "cpu"
     return device
 
 
@@ -188,12 +186,13 @@ class SentenceTransformerEncoder:
 
     def __init__(self, model: str = "sentence-transformers/all-MiniLM-L6-v2", *, batch_size: int = 32,
                  device: str = "auto", query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto",
-                 max_seq_length: int | None = None, revision: str | None = None, show_progress: bool = True,
+                 max_seq_length: int | None = None, revision: str | None = None,
+                 show_progress: bool = True,  # noqa: ARG002 - accepted as before; callers show progress per block
                  encoder_backend: str = "torch", precision: str = "auto", threads: int | None = None,
                  processes: int | None = None, export_dir: str | None = None) -> None:
         self.name, self.batch_size = model, int(batch_size)
         self.query_prefix, self.doc_prefix, self.normalize_opt = query_prefix, doc_prefix, normalize
-        self.max_seq_length, self.revision, self.show_progress = max_seq_length, revision, show_progress
+        self.max_seq_length, self.revision = max_seq_length, revision
         self.placement = resolve_placement(device, encoder_backend, precision, processes)
         self.device, self.backend, self.precision = self.placement.device, self.placement.backend, self.placement.precision
         from retrievers.backends import check
@@ -238,7 +237,7 @@ class SentenceTransformerEncoder:
         from retrievers.backends import calibration_sample
         from retrievers.fingerprint import fingerprint
 
-        sample = calibration_sample([self.doc_prefix + t for t in texts] if self.doc_prefix else list(texts))
+        sample = [self.doc_prefix + t for t in calibration_sample(texts)]  # what encode(kind="doc") will see
         key = fingerprint(sample)
         if key != self._calibration_key:
             self._calibration, self._calibration_key, self._exported = sample, key, None
@@ -259,9 +258,6 @@ class SentenceTransformerEncoder:
     def exported(self):
         """The ONNX / OpenVINO copy of the model (made once, cached under ``export_dir``)."""
         if self._exported is None:
-            if (self.backend, self.precision) == ("openvino", "int8") and not self._calibration:
-                raise RetrieverError("retriever.precision=int8 with encoder_backend=openvino is calibrated on the corpus "
-                                     "being indexed: index the corpus (or call calibrate(passages)) before encoding")
             from retrievers.backends import ExportedEncoder
             from retrievers.fingerprint import fingerprint
 
