@@ -526,25 +526,32 @@ def traces_main(args: argparse.Namespace) -> int:
 def write_outputs(out: Path, text: str, fields: Sequence[str], table: Sequence[Mapping[str, Any]],
                   signals: Mapping[str, Any], page: str) -> None:
     """``<out>.md`` (the summary), ``<out>.csv`` (one row per verdict or trace), ``<out>.signals.csv`` and the
-    self-contained ``<out>.html``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text, encoding="utf-8")
-    with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(fields))
-        w.writeheader()
-        w.writerows(table)
+    self-contained ``<out>.html`` (each whole or not at all, secrets masked: ``retrievers.safe_write``)."""
+    from retrievers.safe_write import write_text
+
+    write_text(out.with_suffix(".md"), text, what="the audit")
+    write_text(out.with_suffix(".csv"), _csv(fields, table), what="the audit")
     write_signals(out, signals)
-    out.with_suffix(".html").write_text(page, encoding="utf-8")
+    write_text(out.with_suffix(".html"), page, what="the audit")
     print(f"wrote {out}.md, {out}.csv, {out}.signals.csv and {out}.html", file=sys.stderr)
+
+
+def _csv(fields: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields))
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
 
 
 def write_signals(out: Path, signals: Mapping[str, Sequence[Mapping[str, str]]]) -> None:
     from benchmarks.signals import as_rows
+    from retrievers.safe_write import write_text
 
-    with open(out.with_suffix(".signals.csv"), "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=["query_id", "signal", "evidence"])
-        w.writeheader()
-        w.writerows(as_rows(signals))
+    write_text(out.with_suffix(".signals.csv"), _csv(["query_id", "signal", "evidence"], as_rows(signals)),
+               what="the audit")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,14 +70,60 @@ def _hydra_verbose() -> bool:
         return False
 
 
+from hydra.experimental.callback import Callback
+
+
+class RedactRunFolder(Callback):
+    """Hydra callback (``hydra.callbacks.redact`` in conf/config.yaml): Hydra writes the job's config, its own
+    config and the overrides to ``<run dir>/.hydra/`` (and a sweep's ``multirun.yaml``) before the job starts;
+    they are rewritten with every secret masked (``retrievers.redact``) before anything else happens."""
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:  # noqa: ARG002 - Hydra's callback signature
+        from retrievers.redact import redact_file
+
+        try:
+            hc = config.hydra
+            folder = Path(str(hc.runtime.output_dir))
+            if hc.output_subdir is not None:
+                for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+                    redact_file(folder / str(hc.output_subdir) / name)
+            if str(hc.mode) == "RunMode.MULTIRUN":
+                redact_file(Path(str(hc.sweep.dir)) / "multirun.yaml")
+        except OSError as err:
+            from retrievers.errors import NoSpaceError, no_space_message, out_of_space
+
+            if out_of_space(err):
+                raise NoSpaceError(no_space_message(err.filename or folder, "the run folder")) from None
+            raise
+
+
+def _fail(prog: str, message: str, code: int = 2) -> None:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _full_disk_message(err: BaseException) -> str | None:
+    """One line for a full device anywhere below an entry point (the path when known), else None."""
+    from retrievers.errors import NoSpaceError, no_space_message, out_of_space
+
+    if isinstance(err, NoSpaceError):
+        return str(err)
+    if not out_of_space(err):
+        return None
+    path = getattr(err, "filename", None)
+    return no_space_message(path or "(path not reported by the system)")
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     """``rbench [overrides...]`` runs one experiment point; ``rbench -m ...`` sweeps."""
     from hydra.errors import InstantiationException
 
     from benchmarks.errors import RbenchError
+    from retrievers import redact
     from retrievers.errors import RetrieverError
 
+    redact.install()  # also in launcher worker processes
     quiet_third_party(_hydra_verbose())
     line = sweep_progress()
     if line:
@@ -91,12 +137,17 @@ def main(cfg: DictConfig) -> float:
 
         return run_experiment(cfg)
     except (RbenchError, RetrieverError) as err:
-        print(f"rbench: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail("rbench", str(err))
     except InstantiationException as err:
         cause = err.__cause__ or err
-        print(f"rbench: config error: {cause}", file=sys.stderr)
+        full = _full_disk_message(cause)
+        print(f"rbench: {'error: ' + full if full else f'config error: {cause}'}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:
+        full = _full_disk_message(err)
+        if full is None:
+            raise
+        _fail("rbench", full)
 
 
 class Terminated(KeyboardInterrupt):
@@ -270,13 +321,28 @@ def _key_hint(overrides: list[str], compose) -> str:  # noqa: ANN001 - hydra.com
 def run() -> None:
     """Console entry ``rbench``: the config is composed and validated first (errors: one message, exit 2, in
     well under a second); SIGTERM and Ctrl-C end a run in progress as KILLED with one line and exit 143 / 130."""
+    import logging
+    import os
+
+    from retrievers import redact
+
+    redact.install()  # every line printed or logged from here on has its secrets masked
+    logging.raiseExceptions = False  # a log line lost to a full disk is not a traceback
     install_signal_handlers()
+    # Hydra's own errors raised, not printed with a trimmed traceback: a full disk while Hydra writes the run
+    # folder becomes one line below
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         error = precheck(sys.argv[1:])
         if error:
             print(f"rbench: {error}", file=sys.stderr)
             sys.exit(2)
         main()
+    except Exception as err:
+        full = _full_disk_message(err)
+        if full is None:
+            raise
+        _fail("rbench", full)
     except KeyboardInterrupt as err:
         code = 143 if isinstance(err, Terminated) else 130
         what = "terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)"
@@ -284,11 +350,31 @@ def run() -> None:
         sys.exit(code)
 
 
+def _tool(prog: str, entry) -> None:  # noqa: ANN001 - a main(argv) -> int
+    """The report, audit and generate tools: secrets masked in what they print, errors a user can act on and a
+    full disk as one line with exit 2."""
+    from benchmarks.errors import RbenchError
+    from retrievers import redact
+    from retrievers.errors import RetrieverError
+
+    redact.install()
+    try:
+        code = entry()
+    except (RbenchError, RetrieverError) as err:
+        _fail(prog, str(err))
+    except Exception as err:
+        full = _full_disk_message(err)
+        if full is None:
+            raise
+        _fail(prog, full)
+    sys.exit(code)
+
+
 def report() -> None:
     """``rbench-report``: compare runs read back from MLflow (see ``benchmarks.report``)."""
     from benchmarks.report import main as report_main
 
-    sys.exit(report_main())
+    _tool("rbench-report", report_main)
 
 
 def audit() -> None:
@@ -296,7 +382,7 @@ def audit() -> None:
     from benchmarks.audit import main as audit_main
 
     quiet_third_party(False)
-    sys.exit(audit_main())
+    _tool("rbench-audit", audit_main)
 
 
 def generate() -> None:
@@ -304,4 +390,4 @@ def generate() -> None:
     from benchmarks.generate import main as generate_main
 
     quiet_third_party(False)
-    sys.exit(generate_main())
+    _tool("rbench-generate", generate_main)

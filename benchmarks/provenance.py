@@ -59,5 +59,10 @@ def identity_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_fingerprint(cfg: Mapping[str, Any], dataset_fingerprint: str, code: str | None = None) -> str:
-    """A run's identity: resolved config minus output paths + dataset fingerprint + code version."""
-    return fingerprint({"config": identity_config(cfg), "dataset": dataset_fingerprint, "code": code or code_version()})
+    """A run's identity: resolved config minus output paths + dataset fingerprint + code version. Secrets are
+    masked first (the structural rule only, the same in every environment): a rotated password or key is the
+    same run."""
+    from retrievers.redact import redact_config
+
+    identity = redact_config(identity_config(cfg), values=False)
+    return fingerprint({"config": identity, "dataset": dataset_fingerprint, "code": code or code_version()})

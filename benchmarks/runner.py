@@ -238,7 +238,10 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
         metrics = collect_metrics(dataset, result, ev, tune_ev, ks, budget=budget, context=context)
         metrics["time_load_s"] = load_s
         by_label = breakdown(dataset.queries, ev)
-        with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp:
+        from retrievers.safe_write import writing
+
+        with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp, \
+                writing(tmp, "the run's artifacts (a temporary folder)"):
             folder = Path(tmp)
             write_artifacts(folder, dataset, result, ev, tune_ev, ks, tag=str(cfg.retriever.get("_target_", "rbench")).rsplit(".", 1)[-1])
             records = result.ranking.records
@@ -252,7 +255,9 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
             if cfg.tracking.get("visuals", True):
                 write_visuals(folder, metrics, by_label, ks, rows, result, dataset,
                               tracker.run_name or run_name(None, choices, dataset.name))
-            (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+            from retrievers.redact import redact_config
+
+            (folder / "config.yaml").write_text(OmegaConf.to_yaml(redact_config(resolved)), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,
                  "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")

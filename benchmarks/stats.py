@@ -111,14 +111,16 @@ def to_latex(text: str) -> str:
 
 
 def write_outputs(out: str | None, text: str, table: list[dict], formats: Sequence[str] = ("md", "csv")) -> None:
-    """Print the report and write ``<out>.md`` / ``<out>.csv`` / ``<out>.tex`` for the chosen ``formats``."""
+    """Print the report and write ``<out>.md`` / ``<out>.csv`` / ``<out>.tex`` for the chosen ``formats`` (each
+    whole or not at all, secrets masked: ``retrievers.safe_write``)."""
+    from retrievers.safe_write import write_text
+
     print(text)
     if not out:
         return
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
     written = []
     if "md" in formats:
-        Path(out + ".md").write_text(text, encoding="utf-8")
+        write_text(out + ".md", text, what="the report")
         written.append(out + ".md")
     if table and "csv" in formats:
         keys = list(dict.fromkeys(k for row in table for k in row))
@@ -126,10 +128,10 @@ def write_outputs(out: str | None, text: str, table: list[dict], formats: Sequen
         writer = csv.DictWriter(buf, fieldnames=keys)
         writer.writeheader()
         writer.writerows(table)
-        Path(out + ".csv").write_text(buf.getvalue(), encoding="utf-8")
+        write_text(out + ".csv", buf.getvalue(), what="the report")
         written.append(out + ".csv")
     if "latex" in formats:
-        Path(out + ".tex").write_text(to_latex(text), encoding="utf-8")
+        write_text(out + ".tex", to_latex(text), what="the report")
         written.append(out + ".tex")
     print(f"wrote {', '.join(written)}", file=sys.stderr)
 

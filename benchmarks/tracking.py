@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from retrievers.cache import pid_alive
+from retrievers.redact import redact_text, redact_value
+from retrievers.safe_write import writing
 
 log = logging.getLogger(__name__)
 
@@ -17,14 +19,16 @@ PARAM_MAX = 6000  # MLflow's limit on a param value
 
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """``{"retriever": {"k1": 0.9}}`` -> ``{"retriever.k1": "0.9"}``; lists become JSON."""
+    """``{"retriever": {"k1": 0.9}}`` -> ``{"retriever.k1": "0.9"}``; lists become JSON; secrets masked
+    (``retrievers.redact``: a URI's password, secret-named keys)."""
     out: dict[str, str] = {}
     for key, value in cfg.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             out.update(flatten(value, name + "."))
         else:
-            text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+            value = redact_value(str(key), value)
+            text = redact_text(json.dumps(value)) if isinstance(value, (list, tuple)) else str(value)
             out[name] = text if len(text) <= PARAM_MAX else text[: PARAM_MAX - 3] + "..."
     return out
 
@@ -50,14 +54,26 @@ def create_store(store: Path) -> None:
         stale.unlink(missing_ok=True)
     # a new name each time: MLflow keeps an engine per URI for the life of the process
     part = store.with_name(f".{store.name}.part-{os.getpid()}-{time.time_ns()}")
-    retry(MlflowClient(tracking_uri=f"sqlite:///{part}").search_experiments, max_results=1)
-    src, dst = sqlite3.connect(part), sqlite3.connect(store, timeout=30)
+    existed = store.exists()
     try:
-        src.backup(dst)
+        with writing(store, "the MLflow store"):
+            retry(MlflowClient(tracking_uri=f"sqlite:///{part}").search_experiments, max_results=1)
+            src, dst = sqlite3.connect(part), sqlite3.connect(store, timeout=30)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+                src.close()
+    except BaseException:
+        # a full disk or an interrupt: no trace of the attempt (an interrupted backup leaves a store without
+        # tables, which the next run treats as no store; one this call created is removed)
+        if not existed and not _tables(store):
+            store.unlink(missing_ok=True)
+        raise
     finally:
-        dst.close()
-        src.close()
-    part.unlink(missing_ok=True)
+        for leftover in (part, part.with_name(part.name + "-journal"), part.with_name(part.name + "-wal"),
+                         part.with_name(part.name + "-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 def _tables(store: Path) -> set[str]:
@@ -171,46 +187,55 @@ class Tracker:
         self.run_id: str | None = None
         self._client = None
 
+    def _call(self, fn, *args, **kwargs):
+        """A store operation, retried while SQLite is locked; a full disk is one error naming the store."""
+        with writing(self.uri, "the MLflow store"):
+            return retry(fn, *args, **kwargs)
+
     @property
     def client(self):
         if self._client is None:
-            from mlflow.tracking import MlflowClient
-
-            store = _local_store(self.uri)
-            if store is None:
-                self._client = MlflowClient(tracking_uri=self.uri)
-                return self._client
-            store.parent.mkdir(parents=True, exist_ok=True)
-            # one process at a time creates (migrates) the store; WAL lets readers run beside the writer
-            import fcntl
-            import sqlite3
-
-            with open(str(store) + ".lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                if not _tables(store):
-                    create_store(store)
-                try:  # MLflow opens (and, if needed, migrates) the store on the client's first use
-                    client = MlflowClient(tracking_uri=self.uri)
-                    retry(client.search_experiments, max_results=1)
-                except Exception as err:
-                    if not _interrupted_creation(store, err):
-                        raise
-                    import shutil
-
-                    aside = store.with_name(f"{store.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
-                    shutil.copy2(store, aside)  # copied, not moved: MLflow's engine stays open on this file
-                    print(f"rbench: the MLflow store {store} was left half-created by an interrupted first run "
-                          f"and holds no runs; it is created again (the old file is kept as {aside.name})",
-                          file=sys.stderr)
-                    create_store(store)
-                    client = MlflowClient(tracking_uri=self.uri)
-                    retry(client.search_experiments, max_results=1)
-                con = sqlite3.connect(store, timeout=30)
-                con.execute("PRAGMA journal_mode=WAL")
-                con.close()
-                fcntl.flock(lock, fcntl.LOCK_UN)
-            self._client = client
+            with writing(self.uri, "the MLflow store"):
+                self._client = self._open()
         return self._client
+
+    def _open(self):
+        """The client, with a local SQLite store created whole (``create_store``) and opened in WAL mode."""
+        from mlflow.tracking import MlflowClient
+
+        store = _local_store(self.uri)
+        if store is None:
+            return MlflowClient(tracking_uri=self.uri)
+        store.parent.mkdir(parents=True, exist_ok=True)
+        # one process at a time creates (migrates) the store; WAL lets readers run beside the writer
+        import fcntl
+        import sqlite3
+
+        with open(str(store) + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not _tables(store):
+                create_store(store)
+            try:  # MLflow opens (and, if needed, migrates) the store on the client's first use
+                client = MlflowClient(tracking_uri=self.uri)
+                retry(client.search_experiments, max_results=1)
+            except Exception as err:
+                if not _interrupted_creation(store, err):
+                    raise
+                import shutil
+
+                aside = store.with_name(f"{store.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+                shutil.copy2(store, aside)  # copied, not moved: MLflow's engine stays open on this file
+                print(f"rbench: the MLflow store {store} was left half-created by an interrupted first run "
+                      f"and holds no runs; it is created again (the old file is kept as {aside.name})",
+                      file=sys.stderr)
+                create_store(store)
+                client = MlflowClient(tracking_uri=self.uri)
+                retry(client.search_experiments, max_results=1)
+            con = sqlite3.connect(store, timeout=30)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.close()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        return client
 
     def experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(self.experiment)
@@ -235,17 +260,18 @@ class Tracker:
         import os
         import socket
 
-        tags = {**dict(tags or {}), "rbench.host": socket.gethostname(), "rbench.pid": str(os.getpid())}
-        exp_id = retry(self.experiment_id)
-        run = retry(self.client.create_run, exp_id, run_name=self.run_name, tags=tags)
+        tags = {k: str(redact_value(k, redact_text(str(v)))) for k, v in (tags or {}).items()}
+        tags.update({"rbench.host": socket.gethostname(), "rbench.pid": str(os.getpid())})
+        exp_id = self._call(self.experiment_id)
+        run = self._call(self.client.create_run, exp_id, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
         return self.run_id
 
     def _runs(self, fingerprint: str, status: str) -> list[Any]:
-        exp = retry(self.client.get_experiment_by_name, self.experiment)
+        exp = self._call(self.client.get_experiment_by_name, self.experiment)
         if exp is None:
             return []
-        return retry(self.client.search_runs, [exp.experiment_id],
+        return self._call(self.client.search_runs, [exp.experiment_id],
                      filter_string=f"tags.config_fingerprint = '{fingerprint}' and attributes.status = '{status}'",
                      max_results=100)
 
@@ -264,16 +290,16 @@ class Tracker:
             tags = run.data.tags
             pid = tags.get("rbench.pid")
             if tags.get("rbench.host") == socket.gethostname() and pid and pid.isdigit() and not pid_alive(int(pid)):
-                retry(self.client.set_terminated, run.info.run_id, status="KILLED")
+                self._call(self.client.set_terminated, run.info.run_id, status="KILLED")
                 n += 1
         return n
 
     def log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, v) for k, v in params.items()]
+        items = [Param(k, str(redact_value(k, redact_text(str(v))))) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
+            self._call(self.client.log_batch, self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
@@ -281,12 +307,13 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
         for i in range(0, len(items), 500):
-            retry(self.client.log_batch, self.run_id, metrics=items[i : i + 500])
+            self._call(self.client.log_batch, self.run_id, metrics=items[i : i + 500])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        retry(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._call(self.client.log_batch, self.run_id, tags=[RunTag(k, str(redact_value(k, redact_text(str(v)))))
+                                                        for k, v in tags.items()])
 
     def log_dataset(self, name: str, digest: str, source: str, context: str = "eval", **profile: Any) -> None:
         """The dataset as an MLflow dataset input (name, digest, source): the UI's Dataset column."""
@@ -294,16 +321,41 @@ class Tracker:
 
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
-        ds = Dataset(name=name, digest=digest[:36], source_type="local" if "://" not in source else source.split(":", 1)[0],
+        source = redact_text(source)
+        ds = Dataset(name=redact_text(name), digest=digest[:36],
+                     source_type="local" if "://" not in source else source.split(":", 1)[0],
                      source=json.dumps({"uri": source}), profile=json.dumps(profile) if profile else None)
-        retry(self.client.log_inputs, self.run_id, datasets=[DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
+        self._call(self.client.log_inputs, self.run_id, datasets=[DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
 
     def log_artifacts(self, folder: Path) -> None:
-        retry(self.client.log_artifacts, self.run_id, str(folder))
+        """All of ``folder`` or nothing: a copy cut short (a full disk) is removed from a local artifact store,
+        so a failed run never shows half its artifacts."""
+        try:
+            with writing(self._artifact_dir() or self.uri, "the run's artifacts"):
+                retry(self.client.log_artifacts, self.run_id, str(folder))
+        except BaseException:
+            local = self._artifact_dir()
+            if local is not None:
+                import shutil
+
+                shutil.rmtree(local, ignore_errors=True)
+            raise
+
+    def _artifact_dir(self) -> Path | None:
+        """The run's artifact folder when it is on this machine's file system."""
+        try:
+            uri = self.client.get_run(self.run_id).info.artifact_uri
+        except Exception:  # noqa: BLE001 - the store itself is unreachable: nothing local to name
+            return None
+        if uri.startswith("file://"):
+            from urllib.parse import unquote, urlparse
+
+            return Path(unquote(urlparse(uri).path))
+        return Path(uri) if uri.startswith("/") else None
 
     def end(self, status: str) -> None:
         if self.run_id is not None:
-            retry(self.client.set_terminated, self.run_id, status=status)
+            self._call(self.client.set_terminated, self.run_id, status=status)
 
     def __enter__(self) -> "Tracker":
         return self
@@ -311,10 +363,17 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.run_id is None:
             return
-        if exc_type is None:
-            self.end("FINISHED")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("KILLED")
-        else:
-            self.end("FAILED")
+        status = "FINISHED" if exc_type is None else "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED"
+        try:
+            self.end(status)
+        except Exception as err:
+            from retrievers.errors import out_of_space
+
+            if exc_type is None or not out_of_space(err):
+                raise
+            # the store's disk is full: the run stays RUNNING until the next run on this host marks it KILLED
+            print(f"rbench: MLflow run {self.run_id} could not be marked {status} (no space left for the store); "
+                  "the next run marks it KILLED", file=sys.stderr)
+            return
+        if status == "FAILED":
             print(f"rbench: MLflow run {self.run_id} marked FAILED", file=sys.stderr)

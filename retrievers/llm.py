@@ -22,6 +22,8 @@ from typing import Any
 from retrievers.decomposition import Decomposer
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import fingerprint
+from retrievers.redact import redact_text
+from retrievers.redact import register as register_secret
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,8 @@ class ChatClient:
         self._opener = urllib.request.build_opener(_SameOriginAuth)
 
     def key(self, system: str, message: str) -> str:
-        return fingerprint({"base_url": self.base_url, "model": self.model, "prompt": system,
+        # the URL as logged (a password in its user-info masked): a rotated credential keeps the cached answers
+        return fingerprint({"base_url": redact_text(self.base_url, values=False), "model": self.model, "prompt": system,
                             "temperature": self.temperature, "question": message})
 
     def post(self, system: str, message: str) -> str:
@@ -102,6 +105,7 @@ class ChatClient:
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.api_key_env)
         if key:
+            register_secret(key)  # masked in every line and file this process writes, whatever the variable's name
             headers["Authorization"] = f"Bearer {key}"
         last: Exception | None = None
         for attempt in range(self.retries + 1):
