@@ -110,8 +110,12 @@ def _full_disk_message(err: BaseException) -> str | None:
         return str(err)
     if not out_of_space(err):
         return None
+    import os
+
     path = getattr(err, "filename", None)
-    return no_space_message(path or "(path not reported by the system)")
+    if path:
+        return no_space_message(path)
+    return no_space_message(os.environ.get("RBENCH_HOME") or os.getcwd(), "a file under")
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")

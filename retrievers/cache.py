@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from retrievers.fingerprint import fingerprint
+from retrievers.safe_write import writing
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,10 @@ class Cache:
         if self.mode == "off":
             return None
         final = self.entry(kind, key)
+        with writing(final, "the cache entry"):
+            return self._put(final, kind, key, write, manifest)
+
+    def _put(self, final: Path, kind: str, key: str, write: Callable[[Path], None], manifest: dict[str, Any]) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:8]}-{_HOST}-{os.getpid()}-", dir=final.parent))
         try:

@@ -153,3 +153,98 @@ def test_shared_cisi_and_cranfield(shared_data):
     assert len(cisi.queries) == 76 and cisi.notes["queries_without_judgments"] == 112 - 76
     cran = BeirLoader(name="cranfield", data_dir=str(shared_data)).load()
     assert sum(1 for d in cran.corpus if not d.text.strip()) == 2
+
+
+# ------------------------------------------------------------------------------------------ checked downloads (#27)
+def _serve(folder):
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(folder), **kw)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/{{name}}.zip"
+
+
+def _tiny_zip(tmp_path, name: str, extra=None):
+    src = write_beir(tmp_path / "src" / name, TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    served = tmp_path / "served"
+    served.mkdir(exist_ok=True)
+    with zipfile.ZipFile(served / f"{name}.zip", "w") as zf:
+        for path in src.rglob("*"):
+            zf.write(path, path.relative_to(src.parent))
+        if extra:
+            extra(zf)
+    return served
+
+
+def test_download_is_checked_against_the_published_md5(tmp_path):
+    """scifact has a published MD5 (BEIR's README); a mirror serving other bytes under that name is refused, naming
+    the file, and nothing is left under data_dir."""
+    import hashlib
+
+    from benchmarks.datasets.beir import published_md5
+
+    assert published_md5("scifact") == "5f7d1de60b170fc8027bb7898e2efca1"
+    served = _tiny_zip(tmp_path, "scifact")
+    assert hashlib.md5((served / "scifact.zip").read_bytes()).hexdigest() != published_md5("scifact")
+    server, url = _serve(served)
+    try:
+        with pytest.raises(DataError, match=r"scifact\.zip: the download of .* does not match BEIR's published MD5"):
+            BeirLoader(name="scifact", data_dir=str(tmp_path / "data"), url=url).load()
+    finally:
+        server.shutdown()
+    assert list((tmp_path / "data" / "beir").iterdir()) == []
+
+
+def test_a_matching_checksum_is_accepted(tmp_path, monkeypatch):
+    import hashlib
+
+    from benchmarks.datasets import beir
+
+    served = _tiny_zip(tmp_path, "tinyset")
+    digest = hashlib.md5((served / "tinyset.zip").read_bytes()).hexdigest()
+    monkeypatch.setattr(beir, "published_md5", lambda name: digest if name == "tinyset" else None)
+    server, url = _serve(served)
+    try:
+        ds = BeirLoader(name="tinyset", data_dir=str(tmp_path / "data"), url=url).load()
+    finally:
+        server.shutdown()
+    assert len(ds.corpus) == 5
+
+
+@pytest.mark.parametrize("member, why", [
+    ("../escaped.txt", "outside its folder"), ("/abs/escaped.txt", "outside its folder"),
+    ("tinyset/link", "not a file or folder"),
+])
+def test_extraction_keeps_every_member_inside_its_folder(tmp_path, member, why):
+    def add(zf):
+        info = zipfile.ZipInfo(member)
+        if member.endswith("link"):
+            info.external_attr = (0o120777 << 16)  # a symbolic link, as zip tools store one
+            zf.writestr(info, "/etc/passwd")
+        else:
+            zf.writestr(info, "payload")
+
+    served = _tiny_zip(tmp_path, "tinyset", add)
+    server, url = _serve(served)
+    try:
+        with pytest.raises(DataError, match=why):
+            BeirLoader(name="tinyset", data_dir=str(tmp_path / "data"), url=url).load()
+    finally:
+        server.shutdown()
+    assert list((tmp_path / "data" / "beir").iterdir()) == []
+    assert not (tmp_path / "data" / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+def test_a_zip_bomb_is_stopped_while_extracting(tmp_path):
+    from benchmarks.datasets.beir import safe_extract
+
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bomb/corpus.jsonl", b"0" * (300 << 20))  # 300 MB of zeros: ~300 KB compressed
+    with pytest.raises(DataError, match="expands to more than 100 times its size"):
+        safe_extract(archive, tmp_path / "out", "file://bomb.zip")

@@ -196,26 +196,102 @@ def download(name: str, data_dir: Path, url_template: str = BEIR_URL) -> Path:
     import requests
 
     with tempfile.TemporaryDirectory(dir=target_root, prefix=f".{name}-download-") as tmp:
+        archive = Path(tmp) / f"{name}.zip"
         try:
             requests.head(url, timeout=10, allow_redirects=True).raise_for_status()
-            beir_util.download_and_unzip(url, tmp)
+            beir_util.download_url(url, str(archive))
         except (requests.RequestException, OSError) as err:
             raise DataError(
                 f"dataset {name!r} is not under {target_root} and downloading {url} failed "
                 f"({type(err).__name__}: {err}). If this machine is offline, put a BEIR folder there or pass "
                 f"dataset.path=<folder>; check dataset.name for typos."
             ) from None
-        except Exception as err:  # a corrupt zip, etc.
-            raise DataError(f"downloading {url} failed: {type(err).__name__}: {err}") from None
-        unzipped = Path(tmp) / name
+        check_archive(archive, name, url)
+        extracted = Path(tmp) / "extracted"
+        safe_extract(archive, extracted, url)
+        unzipped = extracted / name
         if not unzipped.is_dir():
-            found = [p for p in Path(tmp).iterdir() if p.is_dir()]
+            found = [p for p in extracted.iterdir() if p.is_dir()]
             if len(found) != 1:
                 raise DataError(f"the archive at {url} does not contain a folder named {name!r}")
             unzipped = found[0]
         final = target_root / name
         os.replace(unzipped, final)
     return final
+
+
+def published_md5(name: str) -> str | None:
+    """The MD5 BEIR publishes for ``<name>.zip`` (``benchmarks/data/beir_md5.json``), if any."""
+    import json
+
+    from benchmarks.paths import DATA_DIR
+
+    table = json.loads((DATA_DIR / "beir_md5.json").read_text(encoding="utf-8"))
+    return table.get(name)
+
+
+def check_archive(archive: Path, name: str, url: str) -> None:
+    """A downloaded zip must match BEIR's published MD5 where one exists (a truncated download, a changed or
+    tampered mirror); a mismatch is an error naming the file, and the caller's temporary folder goes with it."""
+    import hashlib
+
+    expected = published_md5(name)
+    if expected is None:
+        log.warning("no published checksum for %s: its download is not verified", name)
+        return
+    h = hashlib.md5()  # noqa: S324 - the checksum BEIR publishes, an integrity check, not a security primitive
+    with open(archive, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != expected:
+        raise DataError(f"the download of {url} does not match BEIR's published MD5 for {name} ({h.hexdigest()} != "
+                        f"{expected}): it is not used, and nothing is kept", path=f"{name}.zip")
+
+
+def safe_extract(archive: Path, dest: Path, url: str, *, max_ratio: int = 100) -> None:
+    """Extract a zip with every member inside ``dest``: absolute names, ``..``, links and devices are refused, and
+    the bytes written may not exceed ``max_ratio`` times the archive's size (a zip bomb), whatever the
+    members' headers claim."""
+    import shutil
+    import stat
+    import zipfile
+
+    budget = max(archive.stat().st_size * max_ratio, 1 << 20)
+    root = dest.resolve()
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"the download of {url} is not a zip archive ({err})", path=archive.name) from None
+    written = 0
+    with zf:
+        for info in zf.infolist():
+            name = info.filename
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool recorded no Unix file type
+            target = (root / name).resolve()
+            if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in (Path(name).parts or ("",))[0] \
+                    or (target != root and root not in target.parents):
+                raise DataError(f"the archive from {url} has a member outside its folder ({name!r}); nothing is "
+                                "kept", path=archive.name)
+            if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                raise DataError(f"the archive from {url} has a member that is not a file or folder ({name!r}, a link "
+                                "or device); nothing is kept", path=archive.name)
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                while True:
+                    block = src.read(1 << 20)
+                    if not block:
+                        break
+                    written += len(block)
+                    if written > budget:
+                        raise DataError(f"the archive from {url} expands to more than {max_ratio} times its size "
+                                        f"({budget} bytes); nothing is kept", path=archive.name)
+                    out.write(block)
+    if not any(dest.iterdir()):
+        shutil.rmtree(dest, ignore_errors=True)
+        raise DataError(f"the archive from {url} is empty", path=archive.name)
 
 
 class BeirLoader:

@@ -1,0 +1,221 @@
+"""A full disk is a clear error, and nothing already stored is harmed (#27).
+
+Two ways: a real small tmpfs as ``RBENCH_HOME`` (and ``TMPDIR``) at sizes chosen so that space runs out in each
+writer in turn -- Hydra's run folder, the MLflow store's creation, a cache entry, the run's artifacts in the
+temporary folder, the artifact store -- then space returns and the same command must give a clean run's
+numbers; and ``ENOSPC`` injected into the writers the harness owns (reports, cache entries, the store).
+Mounting needs root (CI runs as root); elsewhere those tests are skipped with the reason printed.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+METRICS = ("ndcg_at_10", "recall_at_100", "mrr_at_10", "evidence_coverage_at_10")
+
+
+def _mount(path: Path, size: str) -> str | None:
+    """Mount a tmpfs of ``size`` at ``path``; the reason it cannot be done, else None."""
+    if os.geteuid() != 0:
+        return "mounting a tmpfs needs root (CI runs as root)"
+    path.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    return None if out.returncode == 0 else f"mount -t tmpfs failed: {out.stderr.strip()}"
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _rbench(home: Path, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RBENCH_HOME": str(home), "TMPDIR": str(home / "tmp")}
+    for key in ("MLFLOW_TRACKING_URI", "RBENCH_CACHE_DIR", "HYDRA_FULL_ERROR"):
+        env.pop(key, None)
+    (home / "tmp").mkdir(exist_ok=True)
+    return subprocess.run([str(BIN / "rbench"), *argv], cwd=home, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _finished_metrics(store: Path) -> dict[str, float]:
+    con = sqlite3.connect(store)
+    try:
+        rows = con.execute("select m.key, m.value from latest_metrics m join runs r on m.run_uuid = r.run_uuid "
+                           "where r.status = 'FINISHED'").fetchall()
+    finally:
+        con.close()
+    return {k: v for k, v in rows if k in METRICS}
+
+
+def _assert_store_intact(results: Path) -> None:
+    """The store is absent or whole: every table MLflow made readable, no scratch copy of a creation left."""
+    store = results / "mlflow.db"
+    assert not list(results.glob(".mlflow.db.part-*")), list(results.glob(".mlflow.db.part-*"))
+    if not store.exists():
+        return
+    con = sqlite3.connect(store)
+    try:
+        tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+        assert {"runs", "alembic_version", "metrics", "params"} <= tables, tables
+        assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
+        con.execute("select count(*), group_concat(status) from runs").fetchone()
+    finally:
+        con.close()
+
+
+#: tmpfs sizes (for the default run: BM25 on the generated set) and the writer that fills the disk at each
+SIZES = [("4k", "a file under"), ("1m", "the MLflow store"), ("2500k", "the cache entry"),
+         ("3500k", "the run's artifacts (a temporary folder)"), ("4500k", "the run's artifacts")]
+
+
+@pytest.fixture(scope="module")
+def clean_metrics(tmp_path_factory):
+    home = tmp_path_factory.mktemp("clean")
+    out = _rbench(home)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return _finished_metrics(home / "results" / "mlflow.db")
+
+
+@pytest.mark.parametrize("size, writer", SIZES, ids=[s for s, _ in SIZES])
+def test_a_full_tmpfs_is_one_line_and_the_rerun_gives_a_clean_runs_numbers(tmp_path, size, writer, clean_metrics):
+    home = tmp_path / "home"
+    why = _mount(home, size)
+    if why:
+        print(f"skipped: {why}")
+        pytest.skip(why)
+    try:
+        out = _rbench(home)
+        assert out.returncode == 2, (out.returncode, out.stderr[-3000:])
+        assert "Traceback" not in out.stderr, out.stderr[-3000:]
+        errors = [line for line in out.stderr.splitlines() if line.startswith("rbench: error:")]
+        assert len(errors) == 1 and "no space left on the device writing " + writer in errors[0], out.stderr[-2000:]
+        assert str(home) in errors[0]  # the path is named
+        _assert_store_intact(home / "results")
+        art = home / "results" / "mlartifacts"
+        if art.is_dir():  # a run cut short shows no half of its artifacts
+            assert not [p for p in art.rglob("*") if p.is_file()], list(art.rglob("*"))
+        subprocess.run(["mount", "-o", "remount,size=64m", str(home)], check=True)
+        again = _rbench(home)
+        assert again.returncode == 0, again.stderr[-3000:]
+        _assert_store_intact(home / "results")
+        assert _finished_metrics(home / "results" / "mlflow.db") == clean_metrics
+    finally:
+        _umount(home)
+
+
+# ------------------------------------------------------------------------------------------ injected ENOSPC
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_report_writer_leaves_the_previous_report_whole(tmp_path, monkeypatch):
+    from retrievers import safe_write
+    from retrievers.errors import NoSpaceError
+
+    target = tmp_path / "report.md"
+    safe_write.write_text(target, "old report\n")
+    monkeypatch.setattr(safe_write.os, "fsync", _enospc)
+    with pytest.raises(NoSpaceError, match=r"no space left on the device writing the report .*report\.md"):
+        safe_write.write_text(target, "new report that does not fit\n", what="the report")
+    assert target.read_text() == "old report\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]  # no temporary file left
+
+
+def test_cache_entry_is_whole_or_absent(tmp_path):
+    from retrievers.cache import Cache
+    from retrievers.errors import NoSpaceError
+
+    cache = Cache(tmp_path)
+
+    def write(folder: Path) -> None:
+        (folder / "a.json").write_text("[1, 2, 3]")
+        _enospc()
+
+    with pytest.raises(NoSpaceError, match="the cache entry"):
+        cache.put("runs", "k" * 32, write, {})
+    assert cache.get("runs", "k" * 32) is None
+    assert not [p for p in (tmp_path / "runs").iterdir() if not p.name.endswith(".lock")]
+
+
+def _run_cli(monkeypatch, capsys, argv):
+    import benchmarks.cli as cli
+    from hydra.core.global_hydra import GlobalHydra
+
+    monkeypatch.setattr(sys, "argv", ["rbench", *argv])
+    code = 0
+    try:
+        cli.run()
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    return code, capsys.readouterr().err
+
+
+def test_store_full_mid_run_is_one_line_and_keeps_earlier_runs(tmp_path, monkeypatch, capsys):
+    """SQLite's 'database or disk is full' while a run logs its metrics: exit 2 naming the store; the earlier run
+    reads back unchanged and a rerun completes with its numbers."""
+    from mlflow.tracking import MlflowClient
+
+    store = tmp_path / "results" / "mlflow.db"
+    common = [f"tracking.uri=sqlite:///{store}", f"tracking.artifact_root={tmp_path}/art", f"cache.dir={tmp_path}/cache",
+              f"hydra.run.dir={tmp_path}/hydra"]
+    assert _run_cli(monkeypatch, capsys, common)[0] == 0
+    before = _finished_metrics(store)
+    real = MlflowClient.log_batch
+
+    def full(self, run_id, metrics=(), params=(), tags=(), **kw):
+        if metrics:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, run_id, metrics=metrics, params=params, tags=tags, **kw)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", full)
+    code, err = _run_cli(monkeypatch, capsys, [*common, "retriever.k1=1.3"])
+    assert code == 2 and "Traceback" not in err, err
+    assert f"no space left on the device writing the MLflow store sqlite:///{store}" in err
+    monkeypatch.setattr(MlflowClient, "log_batch", real)
+    _assert_store_intact(store.parent)
+    assert _finished_metrics(store) == before
+    assert _run_cli(monkeypatch, capsys, [*common, "retriever.k1=1.3"])[0] == 0
+    con = sqlite3.connect(store)
+    statuses = sorted(r[0] for r in con.execute("select status from runs"))
+    con.close()
+    assert statuses == ["FAILED", "FINISHED", "FINISHED"]
+
+
+def test_rbench_report_out_of_space_is_one_line(tmp_path, monkeypatch, capsys):
+    from benchmarks import cli
+    from retrievers import safe_write
+
+    store = tmp_path / "m.db"
+    assert _run_cli(monkeypatch, capsys, [f"tracking.uri=sqlite:///{store}", f"tracking.artifact_root={tmp_path}/art",
+                                          f"cache.dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/hydra"])[0] == 0
+    monkeypatch.setattr(safe_write.os, "fsync", _enospc)
+    monkeypatch.setattr(sys, "argv", ["rbench-report", "--experiment", "rbench", "--tracking-uri", f"sqlite:///{store}",
+                                      "--out", str(tmp_path / "rep")])
+    with pytest.raises(SystemExit) as exc:
+        cli.report()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert f"rbench-report: error: no space left on the device writing the report {tmp_path}/rep.md" in err
+    assert not list(tmp_path.glob("rep*")) and not list(tmp_path.glob(".rep*"))
+
+
+def test_summary_of_a_full_disk_names_a_path_even_without_one_from_the_system(tmp_path, monkeypatch):
+    from benchmarks.cli import _full_disk_message
+
+    monkeypatch.setenv("RBENCH_HOME", str(tmp_path))
+    assert _full_disk_message(OSError(errno.ENOSPC, "No space left on device")) == (
+        f"no space left on the device writing a file under {tmp_path}; what was stored before is unchanged -- "
+        "free some space and run the same command again")
+    assert _full_disk_message(OSError(errno.ENOSPC, "x", str(tmp_path / "f"))).startswith(
+        f"no space left on the device writing {tmp_path / 'f'};")
+    assert _full_disk_message(ValueError("no")) is None
+    assert json.dumps(_full_disk_message(RuntimeError("database or disk is full")))  # wrapped SQLite errors count
