@@ -569,7 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.tracking import MlflowClient
 
     from benchmarks.store import ReportError, load_runs, matches, parse_filter
+    from benchmarks.tracking import check_reachable
 
+    check_reachable(args.tracking_uri, key="--tracking-uri", hint="--tracking-uri (or MLFLOW_TRACKING_URI)")
     client = MlflowClient(tracking_uri=args.tracking_uri)
     run_id = args.run_id
     if run_id is None:

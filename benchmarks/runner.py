@@ -16,6 +16,7 @@ from benchmarks.datasets.base import Dataset
 from benchmarks.groups import group_choices
 from benchmarks.metrics import Evaluation, evaluate, metric_name
 from benchmarks.retrieval import Retrieval, load_dataset, retrieve
+from benchmarks.tracking import check_reachable
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
 
     pipeline = build_pipeline(cfg, aggregate=getattr(chunker, "aggregate", "max"))
 
+    check_reachable(str(cfg.tracking.uri))  # a down server fails here, in seconds, before any data is read
     tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
                       artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
     # the point's identity (config fingerprint) needs the dataset's content hash: load it first; a load error

@@ -12,7 +12,9 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from benchmarks.errors import ConfigError
 from benchmarks.groups import GROUPS
+from benchmarks.tracking import check_reachable
 
 IGNORED_PARAM_PREFIXES = ("tracking.", "cache.", "hydra", "data_dir", "dataset.data_dir", "retriever.cache_")
 
@@ -76,6 +78,10 @@ def load_runs(uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
+    try:
+        check_reachable(uri, key="--tracking-uri", hint="--tracking-uri (or MLFLOW_TRACKING_URI)")
+    except ConfigError as err:
+        raise ReportError(str(err)) from None
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from benchmarks.errors import ConfigError
 from retrievers.cache import pid_alive
 from retrievers.redact import redact_text, redact_value
 from retrievers.safe_write import writing
@@ -127,6 +128,38 @@ def retry(fn, *args, attempts: int = 12, **kwargs):
             if attempt == attempts - 1 or not _locked(exc):
                 raise
             time.sleep(min(2.0, 0.05 * 2 ** attempt))
+
+
+#: how long the tracking server may take to answer the first request before a run gives up (seconds)
+REACH_TIMEOUT_S = 5.0
+
+
+def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S, *, key: str = "tracking.uri",
+                    hint: str = "tracking.uri / MLFLOW_TRACKING_URI") -> None:
+    """Reach a tracking server once, with a short timeout, before any work: a server that is down or a host that
+    does not answer is one error naming the (redacted) URI, not minutes of MLflow's retries. Any HTTP answer
+    counts as reachable (401/403/404 are MLflow's to report); local stores are not probed. Also lowers MLflow's
+    own retries for requests later in the run, unless the environment sets them."""
+    import os
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit, urlunsplit
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    netloc = parts.netloc.rsplit("@", 1)[-1]  # the user-info is for MLflow's own requests, not for this probe
+    probe = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
+    try:
+        urllib.request.urlopen(probe, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        raise ConfigError(f"{key}: the tracking server {redact_text(uri)} does not answer ({reason}; waited at most "
+                          f"{timeout:g} s); start it, or point {hint} at one that runs -- nothing was computed") from None
 
 
 #: MLflow 3's UI reads ``mlflow.experimentKind``: ``custom_model_development`` opens an experiment on its runs
