@@ -7,7 +7,12 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from benchmarks.errors import RbenchError
+from retrievers import redact
+from retrievers.errors import NoSpaceError, RetrieverError, no_space_message, out_of_space
 
 
 def beir_folders(data_dir: str) -> str:
@@ -70,28 +75,21 @@ def _hydra_verbose() -> bool:
         return False
 
 
-from hydra.experimental.callback import Callback
-
-
 class RedactRunFolder(Callback):
     """Hydra callback (``hydra.callbacks.redact`` in conf/config.yaml): Hydra writes the job's config, its own
     config and the overrides to ``<run dir>/.hydra/`` (and a sweep's ``multirun.yaml``) before the job starts;
     they are rewritten with every secret masked (``retrievers.redact``) before anything else happens."""
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:  # noqa: ARG002 - Hydra's callback signature
-        from retrievers.redact import redact_file
-
+        hc = config.hydra
+        folder = Path(str(hc.runtime.output_dir))
         try:
-            hc = config.hydra
-            folder = Path(str(hc.runtime.output_dir))
             if hc.output_subdir is not None:
                 for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-                    redact_file(folder / str(hc.output_subdir) / name)
+                    redact.redact_file(folder / str(hc.output_subdir) / name)
             if str(hc.mode) == "RunMode.MULTIRUN":
-                redact_file(Path(str(hc.sweep.dir)) / "multirun.yaml")
+                redact.redact_file(Path(str(hc.sweep.dir)) / "multirun.yaml")
         except OSError as err:
-            from retrievers.errors import NoSpaceError, no_space_message, out_of_space
-
             if out_of_space(err):
                 raise NoSpaceError(no_space_message(err.filename or folder, "the run folder")) from None
             raise
@@ -104,8 +102,6 @@ def _fail(prog: str, message: str, code: int = 2) -> None:
 
 def _full_disk_message(err: BaseException) -> str | None:
     """One line for a full device anywhere below an entry point (the path when known), else None."""
-    from retrievers.errors import NoSpaceError, no_space_message, out_of_space
-
     if isinstance(err, NoSpaceError):
         return str(err)
     if not out_of_space(err):
@@ -118,14 +114,18 @@ def _full_disk_message(err: BaseException) -> str | None:
     return no_space_message(os.environ.get("RBENCH_HOME") or os.getcwd(), "a file under")
 
 
+def _fail_if_full_disk(prog: str, err: Exception) -> None:
+    """A full device is one line and exit 2; anything else is raised again."""
+    full = _full_disk_message(err)
+    if full is None:
+        raise err
+    _fail(prog, full)
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     """``rbench [overrides...]`` runs one experiment point; ``rbench -m ...`` sweeps."""
     from hydra.errors import InstantiationException
-
-    from benchmarks.errors import RbenchError
-    from retrievers import redact
-    from retrievers.errors import RetrieverError
 
     redact.install()  # also in launcher worker processes
     quiet_third_party(_hydra_verbose())
@@ -148,10 +148,7 @@ def main(cfg: DictConfig) -> float:
         print(f"rbench: {'error: ' + full if full else f'config error: {cause}'}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:
-        full = _full_disk_message(err)
-        if full is None:
-            raise
-        _fail("rbench", full)
+        _fail_if_full_disk("rbench", err)
 
 
 class Terminated(KeyboardInterrupt):
@@ -328,8 +325,6 @@ def run() -> None:
     import logging
     import os
 
-    from retrievers import redact
-
     redact.install()  # every line printed or logged from here on has its secrets masked
     logging.raiseExceptions = False  # a log line lost to a full disk is not a traceback
     install_signal_handlers()
@@ -343,10 +338,7 @@ def run() -> None:
             sys.exit(2)
         main()
     except Exception as err:
-        full = _full_disk_message(err)
-        if full is None:
-            raise
-        _fail("rbench", full)
+        _fail_if_full_disk("rbench", err)
     except KeyboardInterrupt as err:
         code = 143 if isinstance(err, Terminated) else 130
         what = "terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)"
@@ -357,20 +349,13 @@ def run() -> None:
 def _tool(prog: str, entry) -> None:  # noqa: ANN001 - a main(argv) -> int
     """The report, audit and generate tools: secrets masked in what they print, errors a user can act on and a
     full disk as one line with exit 2."""
-    from benchmarks.errors import RbenchError
-    from retrievers import redact
-    from retrievers.errors import RetrieverError
-
     redact.install()
     try:
         code = entry()
     except (RbenchError, RetrieverError) as err:
         _fail(prog, str(err))
     except Exception as err:
-        full = _full_disk_message(err)
-        if full is None:
-            raise
-        _fail(prog, full)
+        _fail_if_full_disk(prog, err)
     sys.exit(code)
 
 
