@@ -10,9 +10,10 @@ class NoSpaceError(RetrieverError):
 
 
 def out_of_space(err: BaseException | None) -> bool:
-    """Whether ``err`` (or what caused it) is a full device: ``ENOSPC``/``EDQUOT`` from the OS, or SQLite's
-    "database or disk is full" (also wrapped by SQLAlchemy and MLflow)."""
+    """Whether ``err`` (or what caused it) is a full device: ``ENOSPC``/``EDQUOT`` from the OS, SQLite's
+    "database or disk is full" (also wrapped by SQLAlchemy and MLflow), or numpy's short write."""
     import errno
+    import re
 
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
@@ -24,6 +25,8 @@ def out_of_space(err: BaseException | None) -> bool:
         text = str(err).lower()
         if "database or disk is full" in text or "no space left on device" in text or "disk quota exceeded" in text:
             return True
+        if isinstance(err, OSError) and err.errno is None and re.search(r"\d+ requested and \d+ written", text):
+            return True  # numpy's tofile/np.save on a full device: a short write, reported without an errno
         err = err.__cause__ or err.__context__ or getattr(err, "orig", None)
     return False
 

@@ -70,9 +70,14 @@ def _assert_store_intact(results: Path) -> None:
         con.close()
 
 
-#: tmpfs sizes (for the default run: BM25 on the generated set) and the writer that fills the disk at each
-SIZES = [("4k", "a file under"), ("1m", "the MLflow store"), ("2500k", "the cache entry"),
-         ("3500k", "the run's artifacts (a temporary folder)"), ("4500k", "the run's artifacts")]
+#: tmpfs sizes for the default run (BM25 on the generated set), dense enough that space runs out in every writer
+#: in turn -- which writer fills at which size depends on the library versions (MLflow's store, the plots), so the
+#: writers reached are collected and checked together at the end
+SIZES = ["4k", "1m", "1500k", "1800k", "2100k", "2500k", "3000k", "3500k", "4000k", "4500k"]
+#: every writer the harness names in a full-disk message (the message's words after "writing ")
+WRITERS = ("a file under", "the run folder", "the MLflow store", "the cache entry",
+           "the run's artifacts (a temporary folder)", "the run's artifacts")
+REACHED: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +88,8 @@ def clean_metrics(tmp_path_factory):
     return _finished_metrics(home / "results" / "mlflow.db")
 
 
-@pytest.mark.parametrize("size, writer", SIZES, ids=[s for s, _ in SIZES])
-def test_a_full_tmpfs_is_one_line_and_the_rerun_gives_a_clean_runs_numbers(tmp_path, size, writer, clean_metrics):
+@pytest.mark.parametrize("size", SIZES)
+def test_a_full_tmpfs_is_one_line_and_the_rerun_gives_a_clean_runs_numbers(tmp_path, size, clean_metrics):
     home = tmp_path / "home"
     why = _mount(home, size)
     if why:
@@ -92,15 +97,19 @@ def test_a_full_tmpfs_is_one_line_and_the_rerun_gives_a_clean_runs_numbers(tmp_p
         pytest.skip(why)
     try:
         out = _rbench(home)
-        assert out.returncode == 2, (out.returncode, out.stderr[-3000:])
+        assert out.returncode in (0, 2), (out.returncode, out.stderr[-3000:])
         assert "Traceback" not in out.stderr, out.stderr[-3000:]
-        errors = [line for line in out.stderr.splitlines() if line.startswith("rbench: error:")]
-        assert len(errors) == 1 and "no space left on the device writing " + writer in errors[0], out.stderr[-2000:]
-        assert str(home) in errors[0]  # the path is named
-        _assert_store_intact(home / "results")
-        art = home / "results" / "mlartifacts"
-        if art.is_dir():  # a run cut short shows no half of its artifacts
-            assert not [p for p in art.rglob("*") if p.is_file()], list(art.rglob("*"))
+        if out.returncode == 2:
+            errors = [line for line in out.stderr.splitlines() if line.startswith("rbench: error:")]
+            assert len(errors) == 1 and "no space left on the device writing " in errors[0], out.stderr[-2000:]
+            assert str(home) in errors[0]  # the path is named
+            what = errors[0].split("no space left on the device writing ", 1)[1]
+            writer = max((w for w in WRITERS if what.startswith(w)), key=len, default=what)
+            REACHED[size] = writer
+            _assert_store_intact(home / "results")
+            art = home / "results" / "mlartifacts"
+            if art.is_dir():  # a run cut short shows no half of its artifacts
+                assert not [p for p in art.rglob("*") if p.is_file()], list(art.rglob("*"))
         subprocess.run(["mount", "-o", "remount,size=64m", str(home)], check=True)
         again = _rbench(home)
         assert again.returncode == 0, again.stderr[-3000:]
@@ -108,6 +117,16 @@ def test_a_full_tmpfs_is_one_line_and_the_rerun_gives_a_clean_runs_numbers(tmp_p
         assert _finished_metrics(home / "results" / "mlflow.db") == clean_metrics
     finally:
         _umount(home)
+
+
+def test_space_ran_out_in_every_writer_in_turn():
+    if not REACHED:
+        pytest.skip("no tmpfs case ran (see the skipped tests' reason)")
+    print("writer that filled the disk, by tmpfs size:", REACHED)
+    reached = set(REACHED.values())
+    assert {"the MLflow store", "the cache entry"} <= reached, REACHED
+    assert reached & {"the run's artifacts (a temporary folder)", "the run's artifacts"}, REACHED
+    assert reached & {"a file under", "the run folder"}, REACHED  # Hydra's run folder, before the job
 
 
 # ------------------------------------------------------------------------------------------ injected ENOSPC
@@ -218,4 +237,7 @@ def test_summary_of_a_full_disk_names_a_path_even_without_one_from_the_system(tm
     assert _full_disk_message(OSError(errno.ENOSPC, "x", str(tmp_path / "f"))).startswith(
         f"no space left on the device writing {tmp_path / 'f'};")
     assert _full_disk_message(ValueError("no")) is None
+    # numpy's tofile / np.save cut short by a full device (seen filling a tmpfs): no errno, only this message
+    assert _full_disk_message(OSError("14210 requested and 9184 written")) is not None
+    assert _full_disk_message(OSError("some other failure")) is None
     assert json.dumps(_full_disk_message(RuntimeError("database or disk is full")))  # wrapped SQLite errors count
