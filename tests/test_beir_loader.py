@@ -110,24 +110,8 @@ def test_unknown_name_download_fails_clearly(tmp_path):
 
 @pytest.fixture
 def zip_server(tmp_path):
-    src = write_beir(tmp_path / "src" / "tinyset", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
-    served = tmp_path / "served"
-    served.mkdir()
-    with zipfile.ZipFile(served / "tinyset.zip", "w") as zf:
-        for path in src.rglob("*"):
-            zf.write(path, path.relative_to(src.parent))
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(served), **kw)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/{{name}}.zip"
+    server, url = _serve(_tiny_zip(tmp_path, "tinyset"))
+    yield url
     server.shutdown()
 
 
