@@ -157,7 +157,11 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S, *, key: str = "t
     except urllib.error.HTTPError:
         return  # it answered
     except (urllib.error.URLError, OSError, ValueError) as err:
+        import ssl
+
         reason = getattr(err, "reason", err)
+        if isinstance(reason, ssl.SSLError) or isinstance(err, ssl.SSLError):
+            return  # it answered over TLS; certificates are MLflow's to check (MLFLOW_TRACKING_INSECURE_TLS, ...)
         raise ConfigError(f"{key}: the tracking server {redact_text(uri)} does not answer ({reason}; waited at most "
                           f"{timeout:g} s); start it, or point {hint} at one that runs -- nothing was computed") from None
 

@@ -55,3 +55,26 @@ def test_an_unreachable_tracking_server_fails_in_seconds(tool, kind, tmp_path, r
     assert f"the tracking server http://alice:***@127.0.0.1:{port} does not answer" in out.stderr
     assert "hunter2-secret" not in out.stdout + out.stderr
     assert not (tmp_path / "results" / "cache").exists()  # nothing was computed
+
+
+def test_any_answer_counts_as_reachable():
+    """A server without /health (404) answered; so did one whose TLS handshake failed (https to a plain-http
+    server stands in for a certificate MLflow itself will check): neither is reported as down."""
+    import http.server
+    import threading
+
+    from benchmarks.tracking import check_reachable
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        port = srv.server_address[1]
+        check_reachable(f"http://alice:pw@127.0.0.1:{port}")
+        check_reachable(f"https://127.0.0.1:{port}")
+        check_reachable("sqlite:////nonexistent/never/probed.db")
+    finally:
+        srv.shutdown()
