@@ -37,11 +37,11 @@ SECRET_LAST_WORDS = frozenset({"token", "signature", "sig", "sas"})  # not "pwd"
 SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("auth", "token"),
                           ("session", "key"), ("account", "key"), ("x", "api")})
 #: MLflow's own credential variables (secret whatever the word rule says)
-MLFLOW_CREDENTIAL_VARS = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
-                          "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_GATEWAY_TOKEN", "DATABRICKS_TOKEN",
-                          "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCESS_KEY",
-                          "AZURE_STORAGE_CONNECTION_STRING", "GOOGLE_APPLICATION_CREDENTIALS")
-#: environment variables whose values are never treated as secrets (paths, flags that happen to match a word)
+MLFLOW_CREDENTIAL_VARS = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_GATEWAY_TOKEN",
+                          "DATABRICKS_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_STORAGE_ACCESS_KEY",
+                          "AZURE_STORAGE_CONNECTION_STRING")
+#: environment variables whose values are never treated as secrets, although their names match the word rule
+#: (a user name, paths to certificate or credential files, a flag)
 _NOT_SECRET_VARS = frozenset({"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_CLIENT_CERT_PATH",
                               "GOOGLE_APPLICATION_CREDENTIALS", "TOKENIZERS_PARALLELISM"})
 _MIN_SECRET_LEN = 8  # shorter values are not scrubbed from texts: they would mask ordinary words

@@ -70,6 +70,7 @@ class SpladeRetriever:
         self.encoded_texts = 0  # texts sent to the model (0 on a fully cached run)
         self._model = None
         self._source: dict[str, Any] | None = None
+        self._identity: dict[str, Any] | None = None
         self._ids: list[str] = []
         self._docs = None  # CSR, rows = passages
         self._docs_key: str | None = None
@@ -81,12 +82,13 @@ class SpladeRetriever:
         return self._source
 
     def identity(self) -> dict[str, Any]:
-        """What the vectors depend on (not where the weights live)."""
-        src = self.source()
-        ident = {"kind": "splade", "model": src.get("weights") or f"{src['hub_id']}@{src['revision']}",
-                 "max_seq_length": self.max_seq_length}
-        ident.update(installed_versions("sentence-transformers", "transformers", "torch"))
-        return ident
+        """What the vectors depend on (not where the weights live); worked out once per retriever."""
+        if self._identity is None:
+            src = self.source()
+            self._identity = {"kind": "splade", "model": src.get("weights") or f"{src['hub_id']}@{src['revision']}",
+                              "max_seq_length": self.max_seq_length,
+                              **installed_versions("sentence-transformers", "transformers", "torch")}
+        return self._identity
 
     def model(self) -> Any:
         if self._model is None:
