@@ -42,6 +42,7 @@ from chunkers.types import Chunk, Query
 from retrievers.types import Run
 from retrievers.base import canonical_run, top_k_of
 from benchmarks.datasets.enterprise import LABELS  # the failure-mode vocabulary, defined once
+from benchmarks.validate import arg_type, integer, number
 
 VERDICTS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "routing", "other")
 STRIPPED = ("label",)  # query metadata the audit must not see
@@ -467,9 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--filter", default=None, help='param filter, e.g. "retriever=dense,chunker=fixed_tokens"')
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<$RBENCH_HOME or .>/results/mlflow.db")
-    parser.add_argument("--k", type=int, default=None, help="top-k for the verdicts (default: the run's, 10)")
+    parser.add_argument("--k", type=arg_type(int, integer(1)), default=None, help="top-k for the verdicts (default: the run's, 10)")
     parser.add_argument("--out", default=None, help="write <out>.md, <out>.csv and the self-contained <out>.html")
-    parser.add_argument("--examples", type=int, default=3, help="worst examples per verdict in the HTML report")
+    parser.add_argument("--examples", type=arg_type(int, integer(0)), default=3, help="worst examples per verdict in the HTML report")
     traces = parser.add_argument_group("production traces (no MLflow run needed)")
     traces.add_argument("--traces", default=None, metavar="FILE",
                         help="audit your own system's logged retrievals: JSON lines of {query, contexts: [{id, text, "
@@ -477,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     traces.add_argument("--corpus", default=None, metavar="DIR",
                         help="with --traces: the documents folder (or BEIR folder) the system retrieves from; locates "
                              "the evidence and reruns BM25, dense and versions=filter over it")
-    traces.add_argument("--recall-threshold", type=float, default=None,
+    traces.add_argument("--recall-threshold", type=arg_type(float, number(0, 1, open_lo=True)), default=None,
                         help="with --traces: content-word recall at which a reference counts as reached (default 0.8)")
     return parser
 
@@ -569,9 +570,10 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow.tracking import MlflowClient
 
     from benchmarks.store import ReportError, load_runs, matches, parse_filter
-    from benchmarks.tracking import check_reachable
+    from benchmarks.tracking import check_reachable, check_store
 
     check_reachable(args.tracking_uri, key="--tracking-uri", hint="--tracking-uri (or MLFLOW_TRACKING_URI)")
+    check_store(args.tracking_uri, write=False, key="--tracking-uri")
     client = MlflowClient(tracking_uri=args.tracking_uri)
     run_id = args.run_id
     if run_id is None:

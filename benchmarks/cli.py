@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks.errors import RbenchError
 from retrievers import redact
 from retrievers.errors import NoSpaceError, RetrieverError, no_space_message, out_of_space
+from retrievers.safe_write import unwritable
 
 
 def beir_folders(data_dir: str) -> str:
@@ -198,9 +200,14 @@ LAUNCHER_PLUGINS = {"local_parallel": "hydra_plugins.hydra_joblib_launcher", "jo
                     "slurm": "hydra_plugins.hydra_submitit_launcher"}
 
 
+#: a sweep larger than this is refused before it starts (each point is composed and checked first)
+MAX_SWEEP_POINTS = 10000
+
+
 def precheck(argv: list[str]) -> str | None:
-    """Compose the config the command line asks for (each combination of its comma-separated sweeps, up to 64)
-    and validate it, before Hydra starts a job. Returns the error message, or None when the config is fine."""
+    """Compose the config the command line asks for (every combination of its comma-separated sweeps) and
+    validate it, before Hydra starts a job; also check that the folders the run writes (Hydra's run folder,
+    the cache) can be written. Returns the error message, or None when the config is fine."""
     if any(a.split("=", 1)[0] in INFO_FLAGS for a in argv):
         return None
     overrides = [a for a in argv if not a.startswith("-")]
@@ -247,21 +254,49 @@ def precheck(argv: list[str]) -> str | None:
                 values = [o.input_line]
             swept.update(values)
             total *= len(values)
-            combos = [c + [v] for c in combos for v in values][:64]
+            if total > MAX_SWEEP_POINTS:
+                return (f"config error: the sweep has {total} points or more, over {MAX_SWEEP_POINTS}; split it into "
+                        "several commands (each point is checked before the first runs)")
+            combos = [c + [v] for c in combos for v in values]
         else:
             combos = [c + [o.input_line] for c in combos]
+    folders: dict[str, str] = {}
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        for combo in combos:
+        shown = len(combos) > 64
+        if shown:
+            print(f"rbench: checking the {len(combos)} points of the sweep before the first runs", file=sys.stderr, flush=True)
+        for i, combo in enumerate(combos):
             try:
-                cfg = compose(config_name="config", overrides=combo)
+                cfg = compose(config_name="config", overrides=combo, return_hydra_config=i == 0)
             except Exception as err:  # noqa: BLE001 - unknown option, key typo, bad override: Hydra's message
                 return f"config error: {str(err).strip()}{_key_hint(combo, compose)}"
+            if i == 0:
+                from omegaconf import open_dict
+
+                try:
+                    hc = cfg.hydra.sweep if multirun else cfg.hydra.run
+                    folders["hydra.sweep.dir" if multirun else "hydra.run.dir"] = str(hc.dir)
+                except Exception:  # noqa: BLE001 - an interpolation only Hydra's job can resolve: Hydra checks it
+                    pass
+                with open_dict(cfg):
+                    del cfg["hydra"]
+            where = f" (sweep point {i + 1} of {len(combos)}: {' '.join(c for c in combo if c in swept)})" if swept else ""
             found = problems(cfg)
             if found:
-                where = f" (with {' '.join(c for c in combo if c in swept)})" if swept else ""
                 return "config error" + where + ":\n  " + "\n  ".join(found)
+            try:
+                if cfg.get("cache", {}).get("mode") != "off":
+                    folders.setdefault(f"cache.dir={cfg.cache.dir}", str(cfg.cache.dir))
+            except Exception:  # noqa: BLE001 - a config without these keys: nothing to check
+                pass
+    for key, folder in folders.items():
+        why = unwritable(folder)
+        if why:
+            name = key.split("=", 1)[0]
+            given = any(a.split("=", 1)[0].lstrip("+") == name for a in overrides)
+            env = " (RBENCH_HOME)" if name.startswith("hydra") and os.environ.get("RBENCH_HOME") and not given else ""
+            return f"config error: {name}{env}: {folder} cannot be written: {why} -- nothing was computed"
     if multirun:  # for the sweep's progress lines (read by every point, also in launcher subprocesses)
-        import os
         import time
 
         os.environ["RBENCH_SWEEP_TOTAL"] = str(total) if swept else os.environ.get("RBENCH_SWEEP_TOTAL", "")

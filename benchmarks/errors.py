@@ -28,3 +28,8 @@ class DataError(RbenchError):
 
 class ConfigError(RbenchError):
     """A config value that cannot work; the message names the key and what is allowed."""
+
+
+class TrackingError(RbenchError):
+    """The tracking store failed during a run (a server that went away, a store that refused a write); what
+    the run computed is kept on disk and the message says where."""

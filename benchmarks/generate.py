@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 from chunkers.types import Document
 from benchmarks.datasets.enterprise import LABELS  # the failure-mode vocabulary, defined once
+from benchmarks.validate import arg_type, integer, number
 
 SYSTEM = ("You write evaluation questions for a retrieval system. You are given one or more documents, each "
           "with an id. Reply with a JSON object and nothing else: {\"query\": \"<the question>\", \"evidence\": "
@@ -166,14 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rbench-generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", required=True, metavar="DIR", help="a documents folder (as dataset=files) or a BEIR folder")
     p.add_argument("--out", required=True, metavar="FILE", help="the queries .jsonl to write")
-    p.add_argument("--per-label", type=int, default=5, metavar="N")
+    p.add_argument("--per-label", type=arg_type(int, integer(1)), default=5, metavar="N")
     p.add_argument("--labels", default=",".join(LABELS), help=f"comma-separated subset of {','.join(LABELS)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--base-url", default=None, help="default: the llm decomposer's (${OPENAI_BASE_URL} or api.openai.com)")
     p.add_argument("--model", default=None, help="default: the llm decomposer's model")
     p.add_argument("--api-key-env", default=None, help="environment variable holding the key (default: the decomposer's)")
     p.add_argument("--cache-dir", default=None, help="response cache (default: <cache.dir>/llm)")
-    p.add_argument("--timeout-s", type=float, default=None)
+    p.add_argument("--timeout-s", type=arg_type(float, number(0, open_lo=True)), default=None)
     return p
 
 

@@ -23,6 +23,7 @@ import sys
 from benchmarks.stats import paired_test, write_outputs
 from benchmarks.store import ReportError, load_runs
 from benchmarks.study import StudyContext, get, studies
+from benchmarks.validate import arg_type, number
 
 __all__ = ["main", "paired_test"]
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", default="md,csv",
                         help="comma-separated output formats for --out: md, csv, latex (a .tex with booktabs tables)")
     parser.add_argument("--baseline-file", default=None, help="gate: the committed baseline (JSON)")
-    parser.add_argument("--tolerance", type=float, default=0.01, help="gate: allowed drop below the baseline")
+    parser.add_argument("--tolerance", type=arg_type(float, number(0)), default=0.01, help="gate: allowed drop below the baseline")
     parser.add_argument("--update", action="store_true", help="gate: rewrite the baseline file from the current runs")
     return parser
 

@@ -16,7 +16,11 @@ from benchmarks.datasets.base import Dataset
 from benchmarks.groups import group_choices
 from benchmarks.metrics import Evaluation, evaluate, metric_name
 from benchmarks.retrieval import Retrieval, load_dataset, retrieve
-from benchmarks.tracking import check_reachable
+from benchmarks.datasets import limits
+from benchmarks.errors import ConfigError, TrackingError
+from benchmarks.tracking import check_reachable, check_store
+from retrievers.redact import redact_text
+from retrievers.safe_write import unwritable
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +170,25 @@ def span_line(metrics: dict[str, float], n_chunks: int, budget: int) -> str:
     return line
 
 
+def keep_unlogged(folder: Path, home: Path, fingerprint: str, metrics: dict[str, float]) -> Path | None:
+    """The tracking store failed while this run logged: keep what was computed (the run's artifacts and its
+    metrics) under ``<home>/results/unlogged/<time>-<fingerprint>/`` and say where, so no work is lost."""
+    import shutil
+    import sys
+
+    target = home / "results" / "unlogged" / f"{time.strftime('%Y%m%d-%H%M%S')}-{fingerprint[:12]}"
+    try:
+        shutil.copytree(folder, target)
+        (target / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    except OSError as err:
+        print(f"rbench: the tracking store failed while logging this run, and its results could not be kept either "
+              f"({err.strerror or err}: {target})", file=sys.stderr, flush=True)
+        return None
+    print(f"rbench: the tracking store failed while logging this run; its results (run.trec, per_query.csv, "
+          f"metrics.json, ...) are kept in {target}", file=sys.stderr, flush=True)
+    return target
+
+
 def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
     """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it.
     ``choices``: the option of each config group, when ``cfg`` was composed outside Hydra's main job."""
@@ -188,6 +211,13 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
     pipeline = build_pipeline(cfg, aggregate=getattr(chunker, "aggregate", "max"))
 
     check_reachable(str(cfg.tracking.uri))  # a down server fails here, in seconds, before any data is read
+    check_store(str(cfg.tracking.uri), cfg.tracking.get("artifact_root"))  # not SQLite, unwritable: before any work
+    if cfg.get("cache", {}).get("mode", "use") != "off":
+        why = unwritable(str(cfg.cache.dir))
+        if why:
+            raise ConfigError(f"cache.dir: {cfg.cache.dir} cannot be written: {why} (cache.mode=off runs without a "
+                              "cache) -- nothing was computed")
+    limits.configure(resolved.get("limits"))  # bounded reading of every input file (benchmarks.datasets.limits)
     tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
                       artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
     # the point's identity (config fingerprint) needs the dataset's content hash: load it first; a load error
@@ -263,8 +293,18 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
             (folder / "summary.json").write_text(json.dumps(
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,
                  "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")
-            tracker.log_metrics(metrics)
-            tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
+            try:
+                tracker.log_metrics(metrics)
+                tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
+            except Exception as err:
+                from retrievers.errors import out_of_space
+
+                kept = keep_unlogged(folder, Path(str(cfg.get("home", "."))), cfg_fp, metrics)
+                if out_of_space(err) or kept is None:
+                    raise
+                raise TrackingError(f"the tracking store {redact_text(str(cfg.tracking.uri))} failed while logging the "
+                                    f"run ({type(err).__name__}: {redact_text(str(err))[:300]}); the run is marked "
+                                    f"FAILED and its results are kept in {kept}") from err
         shown = ("chunker", "router", "versions", "reranker") if choices.get("router", "none") != "none" else \
             ("chunker", "retriever", "decomposer", "versions", "reranker")
         what = " + ".join(f"{g}={choices[g]}" for g in shown if g in choices)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from benchmarks.errors import ConfigError
 from benchmarks.groups import GROUPS
-from benchmarks.tracking import check_reachable
+from benchmarks.tracking import check_reachable, check_store
 
 IGNORED_PARAM_PREFIXES = ("tracking.", "cache.", "hydra", "data_dir", "dataset.data_dir", "retriever.cache_")
 
@@ -80,6 +80,7 @@ def load_runs(uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
 
     try:
         check_reachable(uri, key="--tracking-uri", hint="--tracking-uri (or MLFLOW_TRACKING_URI)")
+        check_store(uri, write=False, key="--tracking-uri")
     except ConfigError as err:
         raise ReportError(str(err)) from None
     client = MlflowClient(tracking_uri=uri)

@@ -64,13 +64,22 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _otlp_value(value: Any) -> Any:
+    """An OTLP ``AnyValue`` as Python; ValueError for one that does not hold what its key says."""
     if isinstance(value, dict):
         for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
             if key in value:
                 v = value[key]
-                return int(v) if key == "intValue" else v
+                if key == "intValue":  # protobuf JSON writes 64-bit integers as strings
+                    if isinstance(v, bool) or not isinstance(v, (int, str)) or not str(v).lstrip("-").isdigit():
+                        raise ValueError(f"intValue {v!r} is not an integer")
+                    return int(v)
+                return v
         if "arrayValue" in value:
-            return [_otlp_value(v) for v in value["arrayValue"].get("values", [])]
+            arr = value["arrayValue"]
+            values = arr.get("values", []) if isinstance(arr, dict) else None
+            if not isinstance(values, list):
+                raise ValueError("arrayValue must be an object with a list 'values'")
+            return [_otlp_value(v) for v in values]
     return value
 
 
@@ -83,7 +92,12 @@ def span_attributes(span: Mapping[str, Any]) -> dict[str, Any]:
 
 def trace_from_span(span: Mapping[str, Any], where: int | str, path: Path) -> Trace | None:
     """A retriever span as a trace; None for a span with no retrieval documents."""
-    attrs = span_attributes(span)
+    if not isinstance(span, Mapping):
+        raise DataError(f"a span must be a JSON object, got {type(span).__name__}", path=path, line=where)
+    try:
+        attrs = span_attributes(span)
+    except ValueError as err:
+        raise DataError(f"span attribute: {err}", path=path, line=where) from None
     docs: dict[int, dict[str, Any]] = {}
     for key, value in attrs.items():
         m = _DOC_KEY.match(key)
@@ -140,12 +154,27 @@ def _record(obj: Mapping[str, Any], where: int | str, path: Path) -> Trace:
     return Trace(where, tid, query.strip(), out, pieces, obj.get("answer"), obj.get("feedback"))
 
 
+def _list_of(node: Any, key: str, where: int | str, path: Path) -> list[Any]:
+    """``node[key]`` of an OTLP export as a list of objects (absent or null: empty); anything else is an error."""
+    if not isinstance(node, Mapping):
+        raise DataError(f"OTLP export: expected an object holding {key!r}, got {type(node).__name__}", path=path, line=where)
+    value = node.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise DataError(f"OTLP export: {key!r} must be a list of objects, got "
+                        f"{type(value).__name__ if not isinstance(value, list) else 'a list holding other values'}",
+                        path=path, line=where)
+    return value
+
+
 def _from_object(obj: Mapping[str, Any], where: int | str, path: Path, skipped: list[int]) -> Iterable[Trace]:
     if "resourceSpans" in obj:
         n = 0
-        for rs in obj.get("resourceSpans") or []:
-            for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
-                for span in ss.get("spans") or []:
+        for rs in _list_of(obj, "resourceSpans", where, path):
+            scope_key = "scopeSpans" if "scopeSpans" in rs else "instrumentationLibrarySpans"
+            for ss in _list_of(rs, scope_key, where, path):
+                for span in _list_of(ss, "spans", where, path):
                     n += 1
                     t = trace_from_span(span, f"{where}, span {n}" if where else f"span {n}", path)
                     if t is None:
@@ -170,7 +199,7 @@ def read_traces(path: str | Path) -> tuple[list[Trace], int]:
     from benchmarks.datasets.base import read_json_records
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError("traces file not found", path=path)
     skipped = [0]
     out: list[Trace] = []

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 from benchmarks.errors import ConfigError
 from retrievers.cache import pid_alive
 from retrievers.redact import redact_text, redact_value
-from retrievers.safe_write import writing
+from retrievers.safe_write import unwritable, writing
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,34 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S, *, key: str = "t
             return  # it answered over TLS; certificates are MLflow's to check (MLFLOW_TRACKING_INSECURE_TLS, ...)
         raise ConfigError(f"{key}: the tracking server {redact_text(uri)} does not answer ({reason}; waited at most "
                           f"{timeout:g} s); start it, or point {hint} at one that runs -- nothing was computed") from None
+
+
+def check_store(uri: str, artifact_root: str | None = None, *, write: bool = True, key: str = "tracking.uri") -> None:
+    """A local store that cannot work, found before any work: a ``sqlite:///`` path that is a folder or a file
+    that is not an SQLite database, a folder where it (or the artifact root) cannot be written. One error
+    naming the path."""
+    store = _local_store(uri)
+    if store is not None:
+        if store.is_dir():
+            raise ConfigError(f"{key}: {store} is a folder, not an SQLite file")
+        if store.exists():
+            try:
+                with open(store, "rb") as fh:
+                    head = fh.read(16)
+            except OSError as err:
+                raise ConfigError(f"{key}: {store} cannot be read ({err.strerror or err})") from None
+            if head and head != b"SQLite format 3\x00":
+                raise ConfigError(f"{key}: {store} is not an SQLite database (it starts with {head[:8]!r}); "
+                                  f"point {key} at a new file or an MLflow store")
+        if not write:
+            return
+        why = unwritable(store.parent)
+        if why:
+            raise ConfigError(f"tracking.uri: the MLflow store {store} cannot be written: {why}")
+        if artifact_root and "://" not in str(artifact_root):
+            why = unwritable(artifact_root)
+            if why:
+                raise ConfigError(f"tracking.artifact_root: {artifact_root} cannot be written: {why}")
 
 
 #: MLflow 3's UI reads ``mlflow.experimentKind``: ``custom_model_development`` opens an experiment on its runs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping
 
+from benchmarks.datasets.limits import RANGES as LIMIT_RANGES
 from benchmarks.errors import ConfigError
 
 Check = Callable[[Any], "str | None"]  # None when fine, else what is wrong ("expected ..., got ...")
@@ -128,7 +129,9 @@ TOP: dict[str, Check] = {
     "top_k": integer(1), "metrics.k": int_list(1), "metrics.budget": integer(1), "rerun": boolean,
     "cache.mode": one_of("use", "refresh", "off"), "cache.dir": string, "tracking.uri": string,
     "tracking.experiment": string, "dataset.split": string, "dataset.limit": optional(integer(1)),
-    "dataset.strict": boolean, "dataset.tune_split": optional(string),
+    "dataset.strict": boolean, "dataset.tune_split": optional(string), "dataset.seed": integer(0),
+    **{f"limits.{key}": (integer(int(lo), None if hi is None else int(hi)) if key in ("json_depth", "yaml_values")
+                         else number(lo, hi)) for key, (lo, hi) in LIMIT_RANGES.items()},
 }
 #: the optional modules a component needs (retrievers/extras.py names the extra that installs each)
 NEEDS: dict[str, tuple[str, ...]] = {
@@ -184,8 +187,8 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
                 bases = node.get("retrievers") or {}
                 weights = node.get("weights")
                 if weights is not None and (not isinstance(weights, list) or len(weights) != len(bases)
-                                            or any(number()(w) for w in weights)):
-                    problems.append(f"{path}.weights: expected {len(bases)} numbers (one per retriever: "
+                                            or any(number(0)(w) for w in weights) or not any(w > 0 for w in weights)):
+                    problems.append(f"{path}.weights: expected {len(bases)} numbers >= 0, not all 0 (one per retriever: "
                                     f"{', '.join(bases)}), got {_show(weights)}")
             if isinstance(node.get("size"), int) and isinstance(node.get("overlap"), int) and node["overlap"] >= node["size"] > 0:
                 problems.append(f"{path}.overlap: must be smaller than {path}.size ({node['size']}), got {node['overlap']}")
@@ -237,3 +240,22 @@ def validate(cfg: Any) -> None:
     if found:
         head = "invalid config" if len(found) > 1 else "invalid config value"
         raise ConfigError(f"{head}:\n  " + "\n  ".join(found))
+
+
+def arg_type(kind: Callable[[str], Any], check: Check) -> Callable[[str], Any]:
+    """An argparse ``type=`` from a rule: ``--k -5`` is ``error: argument --k: expected an integer >= 1, got
+    -5`` (exit 2), with the same wording as the config's keys."""
+    import argparse
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        problem = check(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert

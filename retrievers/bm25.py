@@ -17,6 +17,7 @@ from chunkers.types import Chunk, Query
 from retrievers.types import Run
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
+from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
 from retrievers.text import Tokenizer
 
@@ -109,6 +110,10 @@ class BM25Retriever:
         chunks = self._chunks
         self.index_builds += 1
         tokens = [self.tokenizer(c.indexed_text) for c in progress(chunks, "bm25: tokenize corpus", "chunks")]
+        if not any(tokens):
+            raise RetrieverError(f"bm25: none of the {len(chunks)} chunks has a term to index (every document is empty, "
+                                 "or holds only stopwords and punctuation); check the corpus's text field, or "
+                                 "retriever.stopwords=null")
         if self.backend == "bm25s":
             import logging
 

@@ -5,6 +5,10 @@ class RetrieverError(RuntimeError):
     """A retriever cannot run as configured (e.g. a model that cannot be loaded offline)."""
 
 
+class UnwritableError(RetrieverError):
+    """A file cannot be written where it was asked for (a part of its path is a file, a read-only folder)."""
+
+
 class NoSpaceError(RetrieverError):
     """The device a writer writes to is full (or over quota); the message names the path."""
 

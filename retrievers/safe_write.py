@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from retrievers.errors import NoSpaceError, no_space_message, out_of_space
+from retrievers.errors import NoSpaceError, UnwritableError, no_space_message, out_of_space
 from retrievers.redact import redact_text
 
 
@@ -43,8 +43,42 @@ def write_text(path: str | Path, text: str, *, what: str = "", redact: bool = Tr
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as err:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            if isinstance(err, OSError) and not out_of_space(err):
+                why = unwritable(target.parent) or (err.strerror or str(err))
+                raise UnwritableError(f"cannot write {redact_text(str(target))}: {why}") from None
             raise
     return target
+
+
+def unwritable(path: str | Path) -> str | None:
+    """Why files cannot be created under the folder ``path`` (None when they can): a part of the path that
+    is a file, a read-only file system, missing permission. Probes by creating (and removing) a file in the
+    nearest folder of the path that exists; creates nothing else. Checked before any work starts, so a run
+    never computes for minutes and then fails to write."""
+    import errno
+    import tempfile
+
+    target = Path(path).expanduser()
+    probe = target
+    while not probe.exists():
+        if probe.is_symlink():
+            return f"{probe} is a broken symbolic link"
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    try:
+        fd, name = tempfile.mkstemp(prefix=".rbench-write-probe-", dir=probe)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        if out_of_space(err):
+            return None  # a full device is reported by the writer that hits it, with what it was writing
+        reason = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                  errno.EPERM: "operation not permitted"}.get(err.errno or -1, err.strerror or str(err))
+        return f"cannot create files in {probe} ({reason})"
+    return None

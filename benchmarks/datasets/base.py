@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,6 +15,7 @@ from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from retrievers.fingerprint import StreamingFingerprint
 from benchmarks.errors import DataError
+from benchmarks.datasets.limits import current as current_limits, depth_message, json_too_deep, size
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +58,65 @@ class Dataset:
 def data_file(path: Path) -> Path:
     """``path``, or ``path.gz`` when only the gzipped file exists (BEIR users have ``corpus.jsonl.gz``)."""
     path = Path(path)
-    if not path.is_file() and path.suffix != ".gz":
+    if not path.exists() and path.suffix != ".gz":
         gz = path.with_name(path.name + ".gz")
-        if gz.is_file():
+        if gz.exists():
             return gz
     return path
 
 
+def regular_file(path: Path, what: str = "file") -> Path:
+    """``path`` when it is a regular file (after following links); a named pipe, device or folder is a
+    DataError (reading a pipe blocks forever, a device never ends)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{what} not found", path=path) from None
+    except OSError as err:
+        raise DataError(f"cannot be read ({type(err).__name__}: {err.strerror or err})", path=path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"not a regular file ({kind_of(st.st_mode)}); give a file", path=path)
+    return Path(path)
+
+
+def kind_of(mode: int) -> str:
+    import stat
+
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` of a UTF-8 file (a leading BOM is dropped; ``.gz`` is read transparently).
-    A line that is not UTF-8 is a DataError naming the file and line."""
+    A line that is not UTF-8 is a DataError naming the file and line. Reading is bounded
+    (:mod:`benchmarks.datasets.limits`): a line longer than ``limits.line_mb`` or a file (decompressed)
+    larger than ``limits.data_file_gb`` is an error, found before the line is held in memory."""
     import gzip
 
+    lim = current_limits()
+    regular_file(path)
     opener = gzip.open if Path(path).suffix == ".gz" else open
+    max_line, total = lim.line_bytes, 0
     try:
         with opener(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
+            lineno = 0
+            while True:
+                raw = fh.readline(max_line + 2)
+                if not raw:
+                    break
+                lineno += 1
+                total += len(raw)
+                if len(raw) - raw.endswith(b"\n") > max_line:
+                    raise DataError(f"line longer than {size(max_line)} (limits.line_mb; is this a data file of "
+                                    "one record per line?)", path=path, line=lineno)
+                if total > lim.data_file_bytes:
+                    raise DataError(f"more than {lim.data_file_gb:g} GB of text{' once decompressed' if opener is gzip.open else ''} "
+                                    "(limits.data_file_gb)", path=path, line=lineno)
                 if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
                 try:
@@ -85,15 +130,25 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(f"cannot be read ({type(err).__name__}: {err})", path=path) from None
 
 
+def loads(text: str, *, path: Path, line: int | str) -> Any:
+    """``json.loads`` with the nesting depth checked first (``limits.json_depth``); errors name file:line."""
+    if json_too_deep(text):
+        raise DataError(depth_message(), path=path, line=line)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        where = line if isinstance(line, str) or err.lineno == 1 else err.lineno
+        raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=where) from None
+    except RecursionError:  # a limit raised past what the interpreter's stack allows
+        raise DataError(depth_message(), path=path, line=line) from None
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)``; blank lines are skipped, malformed ones raise DataError."""
     for lineno, line in text_lines(path):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=lineno) from None
+        obj = loads(line, path=path, line=lineno)
         if not isinstance(obj, dict):
             raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=lineno)
         yield lineno, obj
@@ -101,16 +156,30 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_json_records(path: Path) -> Iterator[tuple[int | str, dict[str, Any]]]:
     """A ``.json`` list of objects or a ``.jsonl`` file (either may be gzipped); yields ``(where, object)``:
-    the line number for JSON lines, ``"record N"`` (counted from one) for a JSON array."""
+    the line number for JSON lines, ``"record N"`` (counted from one) for a JSON array. A ``.json`` file is
+    read whole, up to ``limits.json_file_mb``."""
     path = Path(path)
     if path.name.endswith((".jsonl", ".jsonl.gz")):
         yield from read_jsonl(path)
         return
-    text = "".join(line for _, line in text_lines(path))
+    lim = current_limits()
+    parts, total = [], 0
+    for _, line in text_lines(path):
+        total += len(line)
+        if total > lim.json_file_bytes:
+            raise DataError(f"a .json file larger than {size(lim.json_file_bytes)} (limits.json_file_mb; JSON lines "
+                            "are read a line at a time)", path=path)
+        parts.append(line)
+    text = "".join(parts)
+    del parts
+    if json_too_deep(text):
+        raise DataError(depth_message(), path=path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=err.lineno) from None
+    except RecursionError:
+        raise DataError(depth_message(), path=path) from None
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -128,14 +197,15 @@ def require(obj: dict[str, Any], key: str, *, path: Path, line: int | str) -> An
 
 
 def require_id(obj: dict[str, Any], key: str, *, path: Path, line: int | str) -> str:
-    """An id field: a non-empty string or an integer (kept as its decimal string); null, empty, boolean,
-    float or structured values are errors."""
+    """An id field: a non-empty string (read without leading and trailing spaces, in every file: corpus,
+    queries, qrels) or an integer (kept as its decimal string); null, empty, boolean, float or structured
+    values are errors."""
     value = require(obj, key, path=path, line=line)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         shown = "null" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
         raise DataError(f"field {key!r} must be a non-empty string or an integer, got {shown}", path=path, line=line)
-    text = str(value)
-    if not text.strip():
+    text = str(value).strip()
+    if not text:
         raise DataError(f"field {key!r} is empty", path=path, line=line)
     return text
 
@@ -196,7 +266,7 @@ def attach_decompositions(queries: list[Query], path: str | Path | None) -> tupl
     import csv
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError("dataset.decompositions: file not found", path=path)
     by_id: dict[str, list[str]] = {}
     by_text: dict[str, list[str]] = {}

@@ -19,6 +19,8 @@ from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from benchmarks.datasets.base import (Dataset, apply_limit, attach_decompositions, check_corpus, data_file, read_jsonl,
                                       require_id, require_text, text_lines)
+from benchmarks.datasets.limits import MB, current as current_limits, size
+from benchmarks.datasets.metadata import VERSION_KEYS, typed, version_problem
 from benchmarks.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -27,44 +29,86 @@ BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{
 _RESERVED = {"_id", "title", "text", "metadata"}
 
 
-def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = dict(obj.get("metadata") or {})
+def _metadata(obj: dict[str, Any], *, path: Path, line: int | str) -> dict[str, Any]:
+    """A record's metadata: its ``metadata`` object and every other non-reserved field, with the version
+    fields typed (:mod:`benchmarks.datasets.metadata`)."""
+    nested = obj.get("metadata")
+    if nested is not None and not isinstance(nested, dict):
+        raise DataError(f"field 'metadata' must be a JSON object, got {type(nested).__name__}", path=path, line=line)
+    meta = dict(nested or {})
     meta.update({k: v for k, v in obj.items() if k not in _RESERVED})
+    if any(k in meta for k in VERSION_KEYS):
+        try:
+            meta = typed(meta)
+        except ValueError as err:
+            raise DataError(f"metadata {err}", path=path, line=line) from None
     return meta
 
 
-def read_corpus(path: Path) -> list[Document]:
+def _stripped(raw: Any, did: str, stripped: list[int]) -> None:
+    if isinstance(raw, str) and raw != did:
+        stripped[0] += 1
+
+
+def read_corpus(path: Path, notes: dict[str, int] | None = None) -> list[Document]:
+    """The documents of a BEIR ``corpus.jsonl``. Ids are read without surrounding spaces, as in the queries
+    and qrels (two ids equal after that are duplicates); a document longer than ``limits.document_mb`` is an
+    error; version links (``supersedes``, ``superseded_by``) must name documents of the corpus, without
+    cycles."""
     path = data_file(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError("corpus file not found (also looked for corpus.jsonl.gz)", path=path)
+    lim = current_limits()
     docs: list[Document] = []
     seen: dict[str, int] = {}
+    stripped = [0]
     records = tqdm(read_jsonl(path), desc=f"read {path.parent.name}/corpus", unit=" docs", leave=False, disable=None)
     for lineno, obj in records:
         did = require_id(obj, "_id", path=path, line=lineno)
+        _stripped(obj["_id"], did, stripped)
         text = require_text(obj, "text", path=path, line=lineno)
         title = require_text(obj, "title", path=path, line=lineno, optional=True)
+        if len(text) + len(title) > lim.document_chars:
+            raise DataError(f"a document of {(len(text) + len(title)) / MB:.0f} MB, more than {size(lim.document_chars)} "
+                            "(limits.document_mb)", path=path, line=lineno)
         if did in seen:
-            raise DataError(f"duplicate doc id {did!r} (first on line {seen[did]})", path=path, line=lineno)
+            raise DataError(f"duplicate doc id {did!r} (first on line {seen[did]}; ids are compared without "
+                            "surrounding spaces)", path=path, line=lineno)
         seen[did] = lineno
-        docs.append(Document(did, title, text, _metadata(obj)))
+        docs.append(Document(did, title, text, _metadata(obj, path=path, line=lineno)))
     check_corpus(docs, path)
+    versioned = {d.id: d.metadata for d in docs if d.metadata.get("supersedes") or d.metadata.get("superseded_by")}
+    if versioned:
+        problem = version_problem({**{d.id: {} for d in docs}, **versioned})
+        if problem:
+            raise DataError(problem[1], path=path, line=seen[problem[0]])
+    _note_stripped(stripped[0], path, notes)
     return docs
 
 
-def read_queries(path: Path) -> dict[str, Query]:
+def _note_stripped(n: int, path: Path, notes: dict[str, int] | None) -> None:
+    if n:
+        log.warning("%s: %d id(s) have leading or trailing spaces; they are read without them (as in qrels)", path, n)
+        if notes is not None:
+            notes["ids_stripped"] = notes.get("ids_stripped", 0) + n
+
+
+def read_queries(path: Path, notes: dict[str, int] | None = None) -> dict[str, Query]:
     path = data_file(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError("queries file not found (also looked for queries.jsonl.gz)", path=path)
     queries: dict[str, Query] = {}
     lines: dict[str, int] = {}
+    stripped = [0]
     for lineno, obj in read_jsonl(path):
         qid = require_id(obj, "_id", path=path, line=lineno)
+        _stripped(obj["_id"], qid, stripped)
         text = require_text(obj, "text", path=path, line=lineno)
         if qid in queries:
             raise DataError(f"duplicate query id {qid!r} (first on line {lines[qid]})", path=path, line=lineno)
         lines[qid] = lineno
-        queries[qid] = Query(qid, str(text), _metadata(obj))
+        queries[qid] = Query(qid, str(text), _metadata(obj, path=path, line=lineno))
+    _note_stripped(stripped[0], path, notes)
     return queries
 
 
@@ -80,20 +124,29 @@ def read_qrels(path: Path) -> tuple[Qrels, dict[tuple[str, str], int]]:
     path = data_file(path)
     qrels: Qrels = {}
     where: dict[tuple[str, str], int] = {}
+    layout: tuple[bool, int, int] | None = None  # (tab-separated, columns, first line): the first line decides
     for lineno, line in text_lines(path):
         line = line.rstrip("\n\r")
         if not line.strip():
             continue
-        parts = line.split("\t") if "\t" in line else line.split()
-        if len(parts) == 4:
+        if layout is None:
+            tabs = "\t" in line
+            n = len(line.split("\t") if tabs else line.split())
+            if n not in (3, 4):
+                raise DataError(f"expected 3 tab-separated columns (query-id, corpus-id, score) or 4 TREC columns "
+                                f"(query-id, 0, doc-id, relevance), got {n}", path=path, line=lineno)
+            layout = (tabs, n, lineno)
+        tabs, n, first = layout
+        parts = line.split("\t") if tabs else line.split()
+        if len(parts) != n:
+            what = "BEIR qrels: query-id, corpus-id, score" if n == 3 else "TREC qrels: query-id, 0, doc-id, relevance"
+            raise DataError(f"expected {n} {'tab-separated ' if tabs else ''}columns like line {first} ({what}), "
+                            f"got {len(parts)}" + (" (a tab inside an id?)" if tabs and len(parts) > n else ""),
+                            path=path, line=lineno)
+        if n == 4:
             qid, _, did, rel = parts
-        elif len(parts) == 3:
-            qid, did, rel = parts
         else:
-            raise DataError(
-                f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}",
-                path=path, line=lineno,
-            )
+            qid, did, rel = parts
         try:
             value = float(rel)
         except ValueError:
@@ -158,7 +211,7 @@ def load_split(folder: Path, split: str, queries: dict[str, Query], doc_ids: set
                notes: dict[str, int]) -> tuple[list[Query], Qrels]:
     qrels_dir = folder / "qrels"
     path = data_file(qrels_dir / f"{split}.tsv")
-    if not path.is_file():
+    if not path.exists():
         available = sorted({p.name.split(".")[0] for p in qrels_dir.glob("*.tsv*")}) if qrels_dir.is_dir() else []
         raise DataError(
             f"no qrels for split {split!r}; dataset.split must be one of: {', '.join(available) or '(none found)'}",
@@ -376,13 +429,15 @@ class BeirLoader:
                 raise DataError(f"duplicate doc id {did!r}", path=corpus_path, line=f"record {i}")
             seen.add(did)
             corpus.append(Document(did, require_text(obj, "title", path=corpus_path, line=f"record {i}", optional=True),
-                                   require_text(obj, "text", path=corpus_path, line=f"record {i}"), _metadata(obj)))
+                                   require_text(obj, "text", path=corpus_path, line=f"record {i}"),
+                                   _metadata(obj, path=corpus_path, line=f"record {i}")))
         check_corpus(corpus, corpus_path)
         queries_path = first(data, "queries.jsonl.gz", "queries.jsonl")
         queries = {}
         for i, obj in enumerate(rows(queries_path), 1):
             qid = require_id(obj, "_id", path=queries_path, line=f"record {i}")
-            queries[qid] = Query(qid, require_text(obj, "text", path=queries_path, line=f"record {i}"), _metadata(obj))
+            queries[qid] = Query(qid, require_text(obj, "text", path=queries_path, line=f"record {i}"),
+                                 _metadata(obj, path=queries_path, line=f"record {i}"))
         qrels_path = first(qrels_dir, f"{self.split}.tsv", f"{self.split}.tsv.gz")
         features = Features({"query-id": Value("string"), "corpus-id": Value("string"), "score": Value("int64")})
         qrels: Qrels = {}
@@ -404,10 +459,10 @@ class BeirLoader:
             return Dataset(name=str(self.name), corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
                            source=f"hf:BeIR/{self.name}", notes=notes)
         folder = self.folder()
-        corpus = read_corpus(folder / "corpus.jsonl")
-        queries = read_queries(folder / "queries.jsonl")
+        notes: dict[str, int] = {}
+        corpus = read_corpus(folder / "corpus.jsonl", notes)
+        queries = read_queries(folder / "queries.jsonl", notes)
         doc_ids = {d.id for d in corpus}
-        notes = {}
         split_queries, qrels = load_split(folder, self.split, queries, doc_ids, strict=self.strict, notes=notes)
         split_queries, qrels = apply_limit(split_queries, qrels, self.limit)
         tune_queries: list[Query] = []

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from benchmarks.datasets.limits import yaml_load
+
 FORMATS = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
 
 
@@ -62,7 +64,9 @@ def split_front_matter(raw: str) -> tuple[dict[str, Any], str]:
     if not m:
         return {}, raw
     try:
-        meta = yaml.safe_load(m.group(1)) or {}
+        meta = yaml_load(m.group(1)) or {}
+    except ValueError as err:  # aliases expanding past limits.yaml_values, or a recursive alias
+        raise ExtractError(str(err)) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (front matter line {mark.line + 2})" if mark is not None else ""

@@ -26,15 +26,18 @@ import logging
 import os
 import re
 import sys
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from chunkers.types import Document, Query
 from retrievers.types import Qrels
-from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, read_jsonl, text_lines
+from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, kind_of, read_jsonl, require_id, require_text, text_lines
 from benchmarks.datasets.enterprise import LABELS  # the failure-mode vocabulary, defined once
 from benchmarks.datasets.extract import FORMATS, ExtractError, extract, plain
+from benchmarks.datasets.limits import MB, current as current_limits, size
+from benchmarks.datasets.metadata import typed, version_problem
 from benchmarks.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -47,16 +50,64 @@ def _say(msg: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------- documents
-def list_files(root: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Every file under ``root`` with a readable extension, sorted by relative path; hidden files and
-    folders (``.git``, ``.obsidian``) are skipped."""
-    out = []
+@dataclass
+class Listing:
+    """Every file under a documents folder, accounted for: to read, skipped (with the reason), or of a
+    format that is not read (hidden files and folders, such as ``.git``, are ignored)."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+
+
+def list_files(root: Path, formats: tuple[str, ...] = FORMATS) -> Listing:
+    """The files of ``root`` (recursively, sorted by relative path). Only regular files are read: named
+    pipes, sockets and devices are skipped, and so are symbolic links that leave the folder (a link inside
+    it is read as its target) and files larger than ``limits.file_mb``."""
+    lim = current_limits()
+    top = root.resolve()
+    out = Listing()
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath)
+        for d in sorted(dirnames):
+            if not d.startswith(".") and (here / d).is_symlink():
+                out.skipped.append(((here / d).relative_to(root).as_posix(), "a symbolic link to a folder (not followed)"))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
         for name in filenames:
-            if not name.startswith(".") and Path(name).suffix.lower() in formats:
-                out.append(Path(dirpath) / name)
-    return sorted(out, key=lambda p: p.relative_to(root).as_posix())
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            if name.startswith(".") or rel == SIDECAR:
+                continue
+            why = _unreadable(path, top, lim)
+            if why:
+                out.skipped.append((rel, why))
+            elif path.suffix.lower() not in formats:
+                out.unsupported.append(rel)
+            else:
+                out.files.append(path)
+    out.files.sort(key=lambda p: p.relative_to(root).as_posix())
+    out.skipped.sort()
+    out.unsupported.sort()
+    return out
+
+
+def _unreadable(path: Path, top: Path, lim: Any) -> str | None:
+    """Why a folder entry is not read (None when it is a regular file within the limits)."""
+    import stat
+
+    try:
+        if path.is_symlink():
+            target = Path(os.path.realpath(path))
+            if target != top and top not in target.parents:
+                return f"a symbolic link to {target}, outside the folder"
+        st = os.stat(path)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if not stat.S_ISREG(st.st_mode):
+        return f"not a regular file ({kind_of(st.st_mode)})"
+    if st.st_size > lim.file_bytes:
+        return f"{size(st.st_size)}, larger than {size(lim.file_bytes)} (limits.file_mb)"
+    return None
 
 
 def _resolve_ref(value: Any, doc_id: str, ids: set[str]) -> str | None:
@@ -71,25 +122,37 @@ def _resolve_ref(value: Any, doc_id: str, ids: set[str]) -> str | None:
     return candidate if candidate in ids else ref
 
 
+def _shown(items: list[tuple[str, str]]) -> str:
+    return "; ".join(f"{d}: {why}" for d, why in items[:10]) + (f"; ... {len(items) - 10} more" if len(items) > 10 else "")
+
+
 def read_documents(root: Path, *, strict: bool = False, notes: dict[str, int] | None = None) -> list[Document]:
     from tqdm.auto import tqdm
 
     notes = notes if notes is not None else {}
-    files = list_files(root)
-    sidecar = _read_sidecar(root / SIDECAR) if (root / SIDECAR).is_file() else {}
+    lim = current_limits()
+    listing = list_files(root)
+    files = listing.files
+    sidecar = _read_sidecar(root / SIDECAR) if (root / SIDECAR).exists() else {}
     docs: dict[str, dict[str, Any]] = {}
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = list(listing.skipped)
     mtime_dates = 0
     for path in tqdm(files, desc=f"read {root.name}", unit=" files", leave=False, disable=None if len(files) >= 200 else True):
         doc_id = path.relative_to(root).as_posix()
         try:
             got = extract(path)
+            if len(got.text) > lim.document_chars:
+                raise ExtractError(f"{len(got.text) / MB:.0f} MB of text, more than {size(lim.document_chars)} "
+                                   "(limits.document_mb)")
+            try:
+                meta = typed({**got.metadata, **sidecar.get(doc_id, {})})
+            except ValueError as err:
+                raise ExtractError(f"metadata {err}") from None
         except ExtractError as err:
             if strict:
                 raise DataError(f"{err} (dataset.strict=true; set it to false to skip unreadable files)", path=path) from None
             skipped.append((doc_id, str(err)))
             continue
-        meta = {**got.metadata, **sidecar.get(doc_id, {})}
         title = str(meta.pop("title", "") or got.heading or path.stem)
         if not meta.get("effective_date"):
             stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date().isoformat()
@@ -98,26 +161,37 @@ def read_documents(root: Path, *, strict: bool = False, notes: dict[str, int] | 
         meta["source_path"] = doc_id
         meta["format"] = path.suffix.lower().lstrip(".")
         docs[doc_id] = {"title": title, "text": got.text, "meta": meta, "path": path}
+    if strict and listing.skipped:
+        rel, why = listing.skipped[0]
+        raise DataError(f"{why} (dataset.strict=true; set it to false to skip such files)", path=root / rel)
     unknown = sorted(set(sidecar) - set(docs) - {d for d, _ in skipped})
     if unknown:
         raise DataError(f"{SIDECAR} names {len(unknown)} document(s) not in the folder, e.g. {unknown[0]!r} "
                         "(ids are paths relative to dataset.path, with / separators)", path=root / SIDECAR)
-    _link_versions(docs)
+    _link_versions(docs, root)
+    total = len(files) + len(listing.skipped) + len(listing.unsupported)
     if skipped:
-        shown = "; ".join(f"{d}: {why}" for d, why in skipped[:10]) + (f"; ... {len(skipped) - 10} more" if len(skipped) > 10 else "")
-        _say(f"warning: skipped {len(skipped)} of {len(files)} file(s) under {root} that could not be read: {shown}")
+        _say(f"warning: skipped {len(skipped)} of {total} file(s) under {root}: {_shown(skipped)}")
+    if listing.unsupported:
+        shown = ", ".join(listing.unsupported[:10]) + (f", ... {len(listing.unsupported) - 10} more" if len(listing.unsupported) > 10 else "")
+        _say(f"note: {len(listing.unsupported)} file(s) under {root} are not a format that is read ({shown}); "
+             f"read: {', '.join(FORMATS)}")
     if mtime_dates:
         _say(f"note: {mtime_dates} document(s) have no effective_date; their file modification time is used as "
              "their date (metadata date_source=mtime)")
-    notes.update({"files_read": len(docs), "files_skipped": len(skipped), "mtime_dates": mtime_dates})
+    notes.update({"files_read": len(docs), "files_skipped": len(skipped), "files_unsupported": len(listing.unsupported),
+                  "mtime_dates": mtime_dates})
     corpus = [Document(d, v["title"], v["text"], v["meta"]) for d, v in docs.items()]
+    if not corpus:
+        raise DataError(f"no document could be read: {total} file(s) under the folder, {len(skipped)} skipped, "
+                        f"{len(listing.unsupported)} of formats that are not read"
+                        + (f" (e.g. {listing.unsupported[0]})" if listing.unsupported else "")
+                        + f"; the formats read are {', '.join(FORMATS)}", path=root)
     check_corpus(corpus, root)
     return corpus
 
 
 def _read_sidecar(path: Path) -> dict[str, dict[str, Any]]:
-    from benchmarks.datasets.base import require_id
-
     out: dict[str, dict[str, Any]] = {}
     for lineno, obj in read_jsonl(path):
         did = require_id(obj, "id", path=path, line=lineno)
@@ -127,9 +201,10 @@ def _read_sidecar(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _link_versions(docs: dict[str, dict[str, Any]]) -> None:
+def _link_versions(docs: dict[str, dict[str, Any]], root: Path) -> None:
     """Resolve version references to doc ids and make the links two-way (``supersedes`` -> ``superseded_by``).
-    A reference to a document that is not in the folder is an error naming the file."""
+    A reference to a document that is not in the folder, a document superseding itself and a cycle of
+    versions are errors naming the file."""
     ids = set(docs)
     for did, d in docs.items():
         meta = d["meta"]
@@ -141,8 +216,9 @@ def _link_versions(docs: dict[str, dict[str, Any]]) -> None:
                 raise DataError(f"{key}: {meta[key]!r} is not a document in the folder (ids are paths relative to "
                                 "dataset.path, or relative to this file's folder)", path=d["path"])
             meta[key] = ref
-        if isinstance(meta.get("deprecated"), str):
-            meta["deprecated"] = meta["deprecated"].strip().lower() in ("true", "yes", "1")
+    problem = version_problem({did: d["meta"] for did, d in docs.items()})
+    if problem:
+        raise DataError(problem[1], path=root / problem[0])
     for did, d in docs.items():
         old = d["meta"].get("supersedes")
         if old and not docs[old]["meta"].get("superseded_by"):
@@ -223,10 +299,8 @@ def read_queries(path: Path, corpus: list[Document], *, notes: dict[str, int] | 
     import difflib
     import hashlib
 
-    from benchmarks.datasets.base import require_text
-
     notes = notes if notes is not None else {}
-    if not path.is_file():
+    if not path.exists():
         raise DataError("dataset.queries: file not found", path=path)
     if path.suffix.lower() not in (".jsonl", ".csv", ".gz"):
         raise DataError("dataset.queries must be a .jsonl or .csv file", path=path)

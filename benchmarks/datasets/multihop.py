@@ -67,9 +67,11 @@ def build_hotpotqa(records: Iterable[tuple[int, dict[str, Any]]], path: Path, *,
     pool = _Pool()
     queries: list[Query] = []
     qrels: Qrels = {}
-    notes = {"supporting_facts_unmatched": 0}
+    notes = {"supporting_facts_unmatched": 0, "questions_without_gold_in_context": 0}
+    seen: dict[str, int | str] = {}
     for line, rec in tqdm(records, desc="read hotpotqa", unit=" q", leave=False, disable=None):
         qid = require_id(rec, "_id" if "_id" in rec or "id" not in rec else "id", path=path, line=line)
+        _once(qid, line, seen, path)
         question = require_text(rec, "question", path=path, line=line)
         paragraphs, facts = _hotpot_fields(rec, path, line)
         by_title: dict[str, tuple[str, list[int]]] = {}
@@ -92,9 +94,10 @@ def build_hotpotqa(records: Iterable[tuple[int, dict[str, Any]]], path: Path, *,
                 evidence.append({"doc_id": did, "start": offsets[sid], "end": offsets[sid + 1]})
             else:
                 notes["supporting_facts_unmatched"] += 1
-        if not rel:
-            continue
-        qrels[qid] = rel
+        if rel:
+            qrels[qid] = rel
+        else:  # kept: retrieved and counted as skipped (no judgments), never dropped from the counts
+            notes["questions_without_gold_in_context"] += 1
         meta = {k: rec[k] for k in ("type", "level", "answer") if k in rec}
         meta["supporting_facts"] = [[t, i] for t, i in facts]
         meta["evidence"] = evidence
@@ -121,7 +124,7 @@ class HotpotQALoader:
     def load(self) -> Dataset:
         if self.path:
             path = Path(self.path)
-            if not path.is_file():
+            if not path.exists():
                 raise DataError("dataset.path: file not found", path=path)
             ds = build_hotpotqa(_records(path), path, name=self.name)
             ds.split = self.split
@@ -157,8 +160,11 @@ def build_musique(records: Iterable[tuple[int, dict[str, Any]]], path: Path, *, 
     pool = _Pool()
     queries: list[Query] = []
     qrels: Qrels = {}
+    notes = {"questions_without_supporting_paragraph": 0}
+    seen: dict[str, int | str] = {}
     for line, rec in tqdm(records, desc="read musique", unit=" q", leave=False, disable=None):
         qid = require_id(rec, "id", path=path, line=line)
+        _once(qid, line, seen, path)
         question = require_text(rec, "question", path=path, line=line)
         paragraphs = require(rec, "paragraphs", path=path, line=line)
         idx_to_doc: dict[int, str] = {}
@@ -174,8 +180,8 @@ def build_musique(records: Iterable[tuple[int, dict[str, Any]]], path: Path, *, 
             if p.get("is_supporting"):
                 rel[did] = 1
                 evidence.append({"doc_id": did, "start": 0, "end": len(text)})
-        if not rel:
-            continue
+        if not rel:  # kept: retrieved and counted as skipped (no judgments)
+            notes["questions_without_supporting_paragraph"] += 1
         steps = []
         for step in rec.get("question_decomposition") or []:
             step = dict(step)
@@ -188,11 +194,18 @@ def build_musique(records: Iterable[tuple[int, dict[str, Any]]], path: Path, *, 
             "answerable": rec.get("answerable", True), "question_decomposition": steps,
             "hops": int(hops) if hops.isdigit() else len(steps), "evidence": evidence,
         }
-        qrels[qid] = rel
+        if rel:
+            qrels[qid] = rel
         queries.append(Query(qid, str(question), meta))
     corpus = list(pool.docs.values())
     check_corpus(corpus, path)
-    return Dataset(name=name, corpus=corpus, queries=queries, qrels=qrels, source=str(path))
+    return Dataset(name=name, corpus=corpus, queries=queries, qrels=qrels, source=str(path), notes=notes)
+
+
+def _once(qid: str, line: int | str, seen: dict[str, int | str], path: Path) -> None:
+    if qid in seen:
+        raise DataError(f"duplicate question id {qid!r} (first at {seen[qid]})", path=path, line=line)
+    seen[qid] = line
 
 
 class MuSiQueLoader:
@@ -209,7 +222,7 @@ class MuSiQueLoader:
                 "distributed as a download from its authors' repository, not from the hub"
             )
         path = Path(self.path)
-        if not path.is_file():
+        if not path.exists():
             raise DataError("dataset.path: file not found", path=path)
         ds = build_musique(_records(path), path, name=self.name)
         ds.split = self.split
