@@ -579,3 +579,219 @@ def test_no_reader_exceeds_its_memory_limit_on_the_bomb_cases(case, tmp_path):
         assert {"single-line document": "line longer than 64 MB", "gzip bomb": "line longer than 64 MB",
                 "dev zero": "not a regular file (a character device)",
                 "deep json": "JSON nested more than 64 levels"}[case] in res.stdout
+
+
+# ------------------------------------------------------------------------------------------ fuzzers
+# OTLP's protobuf-JSON AnyValue (opentelemetry-proto, common/v1/common.proto: string_value, bool_value,
+# int_value, double_value, array_value, kvlist_value, bytes_value; JSON mapping writes 64-bit ints as strings)
+_ATTR_KEYS = ["input.value", "openinference.span.kind", "retrieval.documents", "retrieval.documents.0.document.content",
+              "retrieval.documents.0.document.id", "retrieval.documents.1.document.content",
+              "retrieval.documents.0.document.score", "output.value", "x", ""]
+
+
+def _any_value():
+    from hypothesis import strategies as st
+
+    leaf = st.one_of(
+        st.builds(lambda s: {"stringValue": s}, st.text(max_size=12)),
+        st.builds(lambda i: {"intValue": i}, st.one_of(st.integers(), st.text(max_size=4), st.none(), st.booleans())),
+        st.builds(lambda f: {"doubleValue": f}, st.floats(allow_nan=False)),
+        st.builds(lambda b: {"boolValue": b}, st.booleans()),
+        st.builds(lambda b: {"bytesValue": b}, st.text(max_size=8)),
+        st.none(), st.text(max_size=6), st.integers(), st.just({}), st.just([]),
+    )
+    return st.recursive(leaf, lambda inner: st.one_of(
+        st.builds(lambda vs: {"arrayValue": {"values": vs}}, st.lists(inner, max_size=3)),
+        st.builds(lambda vs: {"arrayValue": vs}, st.one_of(st.lists(inner, max_size=2), st.text(max_size=3))),
+        st.builds(lambda kv: {"kvlistValue": {"values": [{"key": k, "value": v} for k, v in kv]}},
+                  st.lists(st.tuples(st.sampled_from(_ATTR_KEYS), inner), max_size=3)),
+    ), max_leaves=6)
+
+
+def _span():
+    from hypothesis import strategies as st
+
+    attr = st.one_of(st.builds(lambda k, v: {"key": k, "value": v}, st.sampled_from(_ATTR_KEYS), _any_value()),
+                     st.text(max_size=4), st.none(), st.integers())
+    return st.fixed_dictionaries({}, optional={
+        "name": st.text(max_size=8), "spanId": st.one_of(st.text(max_size=8), st.integers(), st.none()),
+        "attributes": st.one_of(st.lists(attr, max_size=6), st.dictionaries(st.sampled_from(_ATTR_KEYS), _any_value(), max_size=4),
+                                st.text(max_size=4), st.none()),
+        "context": st.one_of(st.fixed_dictionaries({"span_id": st.text(max_size=6)}), st.text(max_size=3), st.none())})
+
+
+def _export():
+    from hypothesis import strategies as st
+
+    spans = st.one_of(st.lists(_span(), max_size=3), st.text(max_size=3), st.none(), st.integers())
+    scope = st.one_of(st.fixed_dictionaries({"spans": spans}), st.text(max_size=3), st.none())
+    resource = st.one_of(st.fixed_dictionaries({"scopeSpans": st.one_of(st.lists(scope, max_size=2), st.text(max_size=3))}),
+                         st.fixed_dictionaries({"instrumentationLibrarySpans": st.lists(scope, max_size=2)}),
+                         st.text(max_size=3), st.integers())
+    word = st.text(alphabet="abc ", min_size=1, max_size=6).filter(str.strip)
+    good_span = st.builds(lambda q, t, extra: {"attributes": [
+        {"key": "input.value", "value": {"stringValue": q}},
+        {"key": "retrieval.documents.0.document.content", "value": {"stringValue": t}}, *extra]},
+        word, word, st.lists(st.builds(lambda k, v: {"key": k, "value": v}, st.sampled_from(_ATTR_KEYS[5:]), _any_value()),
+                             max_size=2))
+    good_record = st.builds(lambda q, t: {"query": q, "contexts": [{"id": "c1", "text": t}]}, word, word)
+    return st.one_of(st.fixed_dictionaries({"resourceSpans": st.one_of(st.lists(resource, max_size=2), st.text(max_size=3))}),
+                     good_record, good_record, good_span,
+                     st.builds(lambda sp: {"resourceSpans": [{"scopeSpans": [{"spans": sp}]}]}, st.lists(st.one_of(good_span, _span()), max_size=3)),
+                     _span(),
+                     st.fixed_dictionaries({"query": st.one_of(st.text(max_size=8), st.none(), st.integers()),
+                                            "contexts": st.one_of(st.lists(st.one_of(
+                                                st.fixed_dictionaries({"id": st.one_of(st.text(max_size=3), st.integers()),
+                                                                       "text": st.one_of(st.text(max_size=8), st.none())}),
+                                                st.text(max_size=3)), max_size=3), st.text(max_size=3))}))
+
+
+def test_trace_reader_fuzz_raises_data_errors_naming_the_file_only():
+    """Random OTLP exports, spans and trace records (wrong types at every level, intValue junk, strings where
+    lists belong), one per line or as one document: either traces come back or a DataError naming the file."""
+    import tempfile
+
+    from hypothesis import HealthCheck, event, given, settings, strategies as st
+
+    from benchmarks.errors import DataError
+    from benchmarks.traces import read_traces
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(objs=st.lists(_export(), min_size=1, max_size=3), one_document=st.booleans())
+    def fuzz(objs, one_document):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / ("traces.json" if one_document else "traces.jsonl")
+            path.write_text(json.dumps(objs[0]) if one_document else "\n".join(json.dumps(o) for o in objs), encoding="utf-8")
+            try:
+                traces, skipped = read_traces(path)
+            except DataError as err:
+                assert str(path) in str(err), err
+                event("error")
+                return
+            event("read")
+            assert traces and skipped >= 0
+            for t in traces:
+                assert isinstance(t.query, str) and t.query.strip() == t.query and t.query
+                assert all(isinstance(c["text"], str) for c in t.contexts)
+
+    fuzz()
+
+
+def test_trace_reader_fuzz_finds_every_retriever_span_of_a_well_formed_export():
+    """Well-formed OTLP exports with a random mix of retriever and other spans: every retriever span comes
+    back as a trace with its documents in index order, every other span is counted as skipped."""
+    import tempfile
+
+    from hypothesis import given, settings, strategies as st
+
+    from benchmarks.traces import read_traces
+
+    def attrs(query, docs):
+        out = [{"key": "openinference.span.kind", "value": {"stringValue": "RETRIEVER" if docs else "LLM"}},
+               {"key": "input.value", "value": {"stringValue": query}}]
+        for i, (text, score) in enumerate(docs):
+            out += [{"key": f"retrieval.documents.{i}.document.content", "value": {"stringValue": text}},
+                    {"key": f"retrieval.documents.{i}.document.id", "value": {"stringValue": f"d{i}"}},
+                    {"key": f"retrieval.documents.{i}.document.score", "value": {"doubleValue": score}}]
+        return out
+
+    words = st.text(alphabet="abcdefgh ", min_size=1, max_size=20).filter(str.strip)
+    doc = st.tuples(words, st.floats(0, 1))
+    span = st.tuples(words, st.lists(doc, max_size=12))
+
+    @settings(max_examples=60, deadline=None)
+    @given(groups=st.lists(st.lists(span, min_size=1, max_size=4), min_size=1, max_size=3))
+    def fuzz(groups):
+        n_ret = sum(1 for g in groups for _, d in g if d)
+        if not n_ret:
+            return
+        export = {"resourceSpans": [{"scopeSpans": [{"spans": [
+            {"spanId": f"s{i}-{j}", "attributes": attrs(q, d)} for j, (q, d) in enumerate(g)]}]} for i, g in enumerate(groups)]}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "export.json"
+            path.write_text(json.dumps(export), encoding="utf-8")
+            traces, skipped = read_traces(path)
+        expected = [(q.strip(), [t for t, _ in d]) for g in groups for q, d in g if d]
+        assert [(t.query, [c["text"] for c in t.contexts]) for t in traces] == expected
+        assert skipped == sum(1 for g in groups for _, d in g if not d)
+
+    fuzz()
+
+
+_FORMATS_TRIED = [".md", ".txt", ".html", ".pdf", ".docx", ".xlsx", ".csv", ""]
+_META_VALUES = ["2024-01-01", "banana", "false", "true", "\"false\"", "1", "2", "[1, 2]", "{a: 1}", "", "null",
+                "2024-13-45", "self", "other.md", "&a [*a]"]
+
+
+def _folder_entry():
+    from hypothesis import strategies as st
+
+    name = st.text(alphabet="abcdef", min_size=1, max_size=4)
+    kind = st.sampled_from(["text", "front_matter", "bytes", "empty", "link_in", "link_out", "link_dir", "fifo", "hidden", "sub"])
+    meta = st.dictionaries(st.sampled_from(["title", "effective_date", "deprecated", "supersedes", "superseded_by", "version"]),
+                           st.sampled_from(_META_VALUES), max_size=3)
+    return st.tuples(name, st.sampled_from(_FORMATS_TRIED), kind, meta, st.binary(max_size=60), st.text(max_size=60))
+
+
+def test_document_folder_fuzz_accounts_for_every_file_or_names_the_problem():
+    """Random folders (text, junk bytes in .pdf/.docx, front matter with bad dates, booleans, self and unknown
+    supersedes, recursive aliases, links inside and outside, a link to a folder, named pipes, hidden files,
+    subfolders): read_documents returns documents with read + skipped + unsupported = every visible entry,
+    or raises a DataError naming the folder or a file in it — never another exception, never a hang."""
+    import tempfile
+
+    from hypothesis import HealthCheck, event, given, settings, strategies as st
+
+    from benchmarks.datasets.files import read_documents
+    from benchmarks.errors import DataError
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(entries=st.lists(_folder_entry(), min_size=1, max_size=8), strict=st.booleans())
+    def fuzz(entries, strict):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "docs"
+            root.mkdir()
+            outside = Path(tmp) / "outside.md"
+            outside.write_text("# Outside\n\ntext\n", encoding="utf-8")
+            visible = set()
+            for i, (stem, ext, kind, meta, raw, text) in enumerate(entries):
+                name = f"{stem}{i}{ext}"
+                where = root / "sub" if kind == "sub" else root
+                where.mkdir(exist_ok=True)
+                path = where / (f".{name}" if kind == "hidden" else name)
+                if kind in ("text", "hidden", "sub"):
+                    path.write_text(f"# {stem}\n\n{text}\n", encoding="utf-8")
+                elif kind == "front_matter":
+                    fm = "".join(f"{k}: {v}\n" for k, v in meta.items()).replace("self", name)
+                    path.write_text(f"---\n{fm}---\n# {stem}\n\n{text}\n", encoding="utf-8")
+                elif kind == "bytes":
+                    path.write_bytes(raw)
+                elif kind == "empty":
+                    path.write_bytes(b"")
+                elif kind == "link_in":
+                    targets = [p for p in root.iterdir() if p.is_file() and not p.is_symlink()]
+                    path.symlink_to(targets[0] if targets else outside)
+                elif kind == "link_out":
+                    path.symlink_to(outside)
+                elif kind == "link_dir":
+                    path.symlink_to(Path(tmp))
+                elif kind == "fifo":
+                    os.mkfifo(path)
+                if kind != "hidden":
+                    visible.add(path.relative_to(root).as_posix())
+            notes: dict[str, int] = {}
+            try:
+                docs = read_documents(root, strict=strict, notes=notes)
+            except DataError as err:
+                assert str(root) in str(err), err
+                event("error")
+                return
+            event(f"read {min(len(docs), 2)}+ docs, strict={strict}")
+            assert notes["files_read"] == len(docs)
+            assert notes["files_read"] + notes["files_skipped"] + notes["files_unsupported"] == len(visible)
+            assert {d.id for d in docs} <= visible
+            for d in docs:
+                assert isinstance(d.metadata.get("deprecated", False), bool)
+                assert d.metadata.get("effective_date") is None or len(d.metadata["effective_date"]) == 10
+
+    fuzz()

@@ -186,7 +186,7 @@ CONFIG_CASES = {
     "strict not boolean": (["dataset.strict=maybe"], r"dataset\.strict: expected true\|false"),
     "fusion method": (["retriever=hybrid", "retriever.fusion=nope"], r"retriever\.fusion: expected one of wsum\|rrf"),
     "fusion norm": (["retriever=hybrid", "retriever.norm=scaled"], r"retriever\.norm: expected one of min-max"),
-    "fusion weights": (["retriever=hybrid", "retriever.weights=[1]"], r"retriever\.weights: expected 2 numbers \(one per retriever: bm25, dense\)"),
+    "fusion weights": (["retriever=hybrid", "retriever.weights=[1]"], r"retriever\.weights: expected 2 numbers >= 0, not all 0 \(one per retriever: bm25, dense\), got \[1\]"),
     "hybrid base k1": (["retriever=hybrid", "retriever.retrievers.bm25.k1=-1"], r"retriever\.retrievers\.bm25\.k1: expected a number >= 0"),
     "dense index": (["retriever=dense", "retriever.index=annoy"], r"retriever\.index: expected one of flat\|hnsw\|ivf"),
     "dense batch size": (["retriever=dense", "retriever.batch_size=0"], r"retriever\.batch_size: expected an integer >= 1"),
@@ -207,7 +207,7 @@ CONFIG_CASES = {
     "aggregate": (["chunker.aggregate=mean"], r"chunker\.aggregate: expected one of max\|sum\|first"),
     "pipeline group": (["pipeline=[decomposer,nothing]"], r"pipeline: expected a list of config groups"),
     "bad override syntax": (["retriever.k1=[1,"], r"config error"),
-    "bad value in a sweep": (["-m", "retriever.k1=0.9,abc"], r"\(with retriever\.k1=abc\)[\s\S]*retriever\.k1: expected a number, got 'abc'"),
+    "bad value in a sweep": (["-m", "retriever.k1=0.9,abc"], r"\(sweep point 2 of 2: retriever\.k1=abc\)[\s\S]*retriever\.k1: expected a number, got 'abc'"),
     "several problems at once": (["retriever.k1=-1", "top_k=0"], r"top_k: expected an integer >= 1[\s\S]*retriever\.k1: expected a number >= 0"),
 }
 

@@ -72,16 +72,17 @@ def read_corpus(path: Path, notes: dict[str, int] | None = None) -> list[Documen
             raise DataError(f"a document of {(len(text) + len(title)) / MB:.0f} MB, more than {size(lim.document_chars)} "
                             "(limits.document_mb)", path=path, line=lineno)
         if did in seen:
-            raise DataError(f"duplicate doc id {did!r} (first on line {seen[did]}; ids are compared without "
-                            "surrounding spaces)", path=path, line=lineno)
-        seen[did] = lineno
+            first_line, first_raw = seen[did]
+            why = "" if first_raw == obj["_id"] else "; ids are compared without surrounding spaces"
+            raise DataError(f"duplicate doc id {did!r} (first on line {first_line}{why})", path=path, line=lineno)
+        seen[did] = (lineno, obj["_id"])
         docs.append(Document(did, title, text, _metadata(obj, path=path, line=lineno)))
     check_corpus(docs, path)
     versioned = {d.id: d.metadata for d in docs if d.metadata.get("supersedes") or d.metadata.get("superseded_by")}
     if versioned:
         problem = version_problem({**{d.id: {} for d in docs}, **versioned})
         if problem:
-            raise DataError(problem[1], path=path, line=seen[problem[0]])
+            raise DataError(problem[1], path=path, line=seen[problem[0]][0])
     _note_stripped(stripped[0], path, notes)
     return docs
 

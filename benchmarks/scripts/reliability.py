@@ -4,7 +4,10 @@
         [--first-runs 12]
 
 1. The battery: runs ``tests/test_reliability.py`` (bad data, bad config, reader fuzz, cache corruption,
-   leftovers, signals, untrusted configs, secrets) and counts its cases from pytest's JUnit report.
+   leftovers, signals, untrusted configs, secrets), ``tests/test_hostile.py`` (bounded reading under a memory
+   limit, pipes/devices/links in folders, broken surroundings, one reading of ids and values, counts that
+   add up, trace and folder fuzzers) and ``tests/test_down_server.py`` (a tracking server that is down or
+   silent), and counts their cases from pytest's JUnit report.
 2. The soak: ``--processes`` concurrent ``rbench`` processes share one cache folder and one SQLite MLflow
    store (BM25 points and static-model dense points that share one embeddings entry); ``--kill`` of them,
    chosen at random, get SIGKILL or SIGTERM at a random moment. The killed points are then launched again
@@ -28,6 +31,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 # scifact (5,183 documents, 300 queries): long enough that a signal lands mid-run; the static-model points
@@ -38,19 +42,51 @@ POINTS = [[*_SCIFACT, "retriever=bm25", f"retriever.k1={k1}"] for k1 in (0.6, 0.
          [[*_SCIFACT, "retriever=dense_static", "retriever.index=hnsw", f"retriever.hnsw_ef_search={ef}"] for ef in (16, 64)]
 
 
-def battery(junit: Path) -> dict[str, int]:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_reliability.py"),
+BATTERY = ("test_reliability.py", "test_hostile.py", "test_down_server.py")
+# test_hostile.py's cases by what they try (name prefixes)
+HOSTILE_GROUPS = {
+    "bounded reading (long lines, big documents, gzip bombs, deep JSON, YAML bombs; memory-limited subprocess)":
+        ("test_a_line", "test_a_document", "test_a_gzip", "test_json_nested", "test_deep_json", "test_no_reader"),
+    "document folders (pipes, devices, links leaving the folder, unsupported files)": ("test_a_hostile_folder", "test_a_folder"),
+    "broken surroundings (non-SQLite store, unwritable home/cache/run folder, --out under a file, store failing mid-run)":
+        ("test_a_tracking_uri", "test_rbench_home", "test_a_read_only", "test_out_under", "test_a_store_failing"),
+    "one reading of ids and values (ids, qrels columns, booleans, dates, version cycles, numeric ranges, sweeps)":
+        ("test_ids", "test_a_qrels", "test_typed", "test_a_string_false", "test_supersedes", "test_version_cycles",
+         "test_audit_numeric", "test_other_tools", "test_new_numeric", "test_every_sweep", "test_malformed_otlp"),
+    "counts that add up": ("test_hotpotqa_counts", "test_the_summary_counts"),
+    "fuzzers (traces: OTLP and span shapes; document folders: files, links, front matter)": ("test_trace_reader_fuzz",
+                                                                                             "test_document_folder_fuzz"),
+}
+
+
+def battery(junit: Path) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *(str(ROOT / "tests" / f) for f in BATTERY),
            f"--junitxml={junit}"]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    suite = ET.parse(junit).getroot()
-    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    cases = suite.findall("testcase")
+    root = ET.parse(junit).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    cases = [c for suite in suites for c in suite.findall("testcase")]
+
+    def status(c: ET.Element) -> str:
+        return "failed" if c.find("failure") is not None or c.find("error") is not None else \
+            "skipped" if c.find("skipped") is not None else "passed"
+
+    def of(fname: str) -> list[ET.Element]:
+        return [c for c in cases if c.get("classname", "").endswith(fname.removesuffix(".py"))]
+
     names = [c.get("name", "") for c in cases]
-    failed = [c.get("name") for c in cases if c.find("failure") is not None or c.find("error") is not None]
-    return {"cases": len(cases), "passed": len(cases) - len(failed) - int(suite.get("skipped", 0)),
-            "failed": len(failed), "failed_names": failed, "exit": res.returncode,
+    failed = [f"{c.get('classname')}::{c.get('name')}" for c in cases if status(c) == "failed"]
+    hostile = of("test_hostile.py")
+    groups = {g: [sum(c.get("name", "").startswith(prefixes) for c in hostile),
+                  sum(c.get("name", "").startswith(prefixes) and status(c) == "passed" for c in hostile)]
+              for g, prefixes in HOSTILE_GROUPS.items()}
+    return {"cases": len(cases), "passed": sum(status(c) == "passed" for c in cases),
+            "skipped": sum(status(c) == "skipped" for c in cases), "failed": len(failed), "failed_names": failed,
+            "exit": res.returncode, "by_file": {f: len(of(f)) for f in BATTERY},
             "bad_data": sum(n.startswith("test_bad_beir_data") for n in names),
-            "bad_config": sum(n.startswith("test_bad_config") for n in names)}
+            "bad_config": sum(n.startswith("test_bad_config") for n in names),
+            "hostile_groups": groups, "down_server": [len(of("test_down_server.py")),
+                                                      sum(status(c) == "passed" for c in of("test_down_server.py"))]}
 
 
 def launch(point: list[str], work: Path, i: int, attempt: int) -> subprocess.Popen:
@@ -161,10 +197,15 @@ def markdown(b: dict, s: dict, machine: str, args: argparse.Namespace, f: dict |
         f"Command: `python -m benchmarks.scripts.reliability --processes {args.processes} --kill {args.kill} "
         f"--seed {args.seed} --first-runs {args.first_runs}`", "",
         "| figure | value |", "|---|---|",
-        f"| cases tried (tests/test_reliability.py) | {b['cases']} |",
+        f"| cases tried ({', '.join(f'tests/{f} {n}' for f, n in b.get('by_file', {}).items()) or 'tests/test_reliability.py'}) "
+        f"| {b['cases']} |",
         f"| of which bad data files through `rbench` (exit 2, file:line named, no traceback) | {b['bad_data']} |",
         f"| of which bad configs through `rbench` (exit 2, key named, < 5 s) | {b['bad_config']} |",
-        f"| clear errors / cases passing | {b['passed']} of {b['cases']} |",
+        *(f"| of which hostile input: {g} | {passed} of {n} pass |" for g, (n, passed) in b.get("hostile_groups", {}).items()),
+        *([f"| of which a tracking server down or silent (`rbench`, `rbench-report`, `rbench-audit` exit 2 in < 10 s) | "
+           f"{b['down_server'][1]} of {b['down_server'][0]} pass |"] if b.get("down_server") else []),
+        f"| clear errors / cases passing | {b['passed']} of {b['cases']}"
+        f"{' (' + str(b['skipped']) + ' skipped: needs root or a tmpfs)' if b.get('skipped') else ''} |",
         f"| soak: concurrent `rbench` processes on one cache and one SQLite store | {s['processes']} |",
         f"| soak: processes signalled after their run started | {len(s['killed'])} "
         f"({', '.join(f'{v} to #{k}' for k, v in sorted(s['killed'].items()))}); exited by the signal: "
@@ -212,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_battery and previous.is_file():  # keep the battery figures of the last full run
         b = json.loads(previous.read_text())["battery"]
     elif args.skip_battery:
-        b = {"cases": 0, "passed": 0, "failed": 0, "failed_names": [], "bad_data": 0, "bad_config": 0}
+        b = {"cases": 0, "passed": 0, "skipped": 0, "failed": 0, "failed_names": [], "bad_data": 0, "bad_config": 0}
     else:
         with tempfile.TemporaryDirectory() as tmp:
             b = battery(Path(tmp) / "junit.xml")
