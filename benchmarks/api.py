@@ -4,7 +4,7 @@
     evaluate({"q1": {"d1": 2.0, "d2": 1.0}}, {"q1": {"d2": 1}}, k=[1, 10])
     evaluate("runs/bm25.trec", "qrels/test.tsv", k=[10, 100])   # TREC run file, TREC or BEIR qrels
 
-Metrics are ranx's (numpy, no JIT; :mod:`benchmarks.metrics`): ``ndcg_at_k``, ``recall_at_k``, ``mrr_at_k``,
+Metrics are ranx's (numpy, no JIT; :mod:`benchmarks.evaluation.metrics`): ``ndcg_at_k``, ``recall_at_k``, ``mrr_at_k``,
 ``map_at_k`` and ``evidence_coverage_at_k`` (every relevant document in the top k), averaged over the
 queries with at least one relevant judgment.
 """
@@ -22,7 +22,7 @@ QrelsLike = Union[Mapping[str, Mapping[str, int]], str, Path]
 
 def _run(run: RunLike) -> Run:
     if isinstance(run, (str, Path)):
-        from benchmarks.trec import read_run
+        from benchmarks.evaluation.trec import read_run
 
         return read_run(Path(run))
     return {str(q): {str(d): float(s) for d, s in hits.items()} for q, hits in run.items()}
@@ -40,7 +40,7 @@ def evaluate(run: RunLike, qrels: QrelsLike, k: Sequence[int] = (1, 5, 10, 100),
              per_query: bool = False) -> dict:
     """Mean of every contract metric at every k (with ``per_query``: ``{"mean": ..., "per_query": {qid: ...},
     "skipped": [...]}``). ``run`` and ``qrels`` are dicts or file paths (a TREC run; TREC or BEIR-tsv qrels)."""
-    from benchmarks.metrics import evaluate as _evaluate
+    from benchmarks.evaluation.metrics import evaluate as _evaluate
 
     ks = [int(x) for x in k]
     if not ks or any(x < 1 for x in ks):
@@ -60,14 +60,13 @@ def run(overrides: Sequence[str] = (), *, config_dir: str | Path | None = None) 
     """
     from hydra import compose, initialize_config_dir
 
-    from benchmarks import runner
+    from benchmarks.run import runner
     from benchmarks.cli import CONF_DIR
 
     with initialize_config_dir(config_dir=str(config_dir or CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
-    runner.run_experiment(cfg)
-    return {"run_id": runner.LAST.get("run_id"), "metrics": dict(runner.LAST.get("metrics", {})),
-            "run": runner.LAST.get("run", {})}
+    result = runner.run_experiment(cfg)
+    return {"run_id": result.run_id, "metrics": dict(result.metrics), "run": result.run}
 
 
 def evaluate_retriever(search, overrides: Sequence[str] = (), *, config_dir: str | Path | None = None) -> dict:

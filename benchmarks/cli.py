@@ -56,7 +56,6 @@ THIRD_PARTY = ("mlflow", "alembic", "sentence_transformers", "transformers", "hu
 def quiet_third_party(verbose: bool) -> None:
     """Third-party INFO chatter and weight-loading bars off, unless asked for."""
     import logging
-    import os
 
     if verbose or os.environ.get("RBENCH_VERBOSE", "").lower() in ("1", "true", "yes"):
         return
@@ -108,7 +107,6 @@ def _full_disk_message(err: BaseException) -> str | None:
         return str(err)
     if not out_of_space(err):
         return None
-    import os
 
     path = getattr(err, "filename", None)
     if path:
@@ -139,9 +137,9 @@ def main(cfg: DictConfig) -> float:
             from benchmarks.story import run_story
 
             return run_story(cfg)
-        from benchmarks.runner import run_experiment
+        from benchmarks.run.runner import run_experiment
 
-        return run_experiment(cfg)
+        return run_experiment(cfg).objective
     except (RbenchError, RetrieverError) as err:
         _fail("rbench", str(err))
     except InstantiationException as err:
@@ -215,7 +213,7 @@ def precheck(argv: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from benchmarks.validate import problems
+    from benchmarks.run.validate import problems
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -306,7 +304,6 @@ def precheck(argv: list[str]) -> str | None:
 
 def sweep_progress() -> str | None:
     """``rbench: sweep point 3/8 (1m20s so far, ETA 2m13s)`` for a point of a multirun; None otherwise."""
-    import os
     import time
 
     try:
@@ -358,7 +355,6 @@ def run() -> None:
     """Console entry ``rbench``: the config is composed and validated first (errors: one message, exit 2, in
     well under a second); SIGTERM and Ctrl-C end a run in progress as KILLED with one line and exit 143 / 130."""
     import logging
-    import os
 
     redact.install()  # every line printed or logged from here on has its secrets masked
     logging.raiseExceptions = False  # a log line lost to a full disk is not a traceback

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from chunkers.types import Document
-from benchmarks.datasets.enterprise import LABELS  # the failure-mode vocabulary, defined once
-from benchmarks.validate import arg_type, integer, number
+from benchmarks.labels import LABELS  # the failure-mode vocabulary, defined once
+from benchmarks.run.validate import arg_type, integer, number
 
 SYSTEM = ("You write evaluation questions for a retrieval system. You are given one or more documents, each "
           "with an id. Reply with a JSON object and nothing else: {\"query\": \"<the question>\", \"evidence\": "
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.errors import RbenchError
     from benchmarks.paths import CONF_DIR
-    from benchmarks.traces import read_corpus_dir
+    from benchmarks.diagnosis.traces import read_corpus_dir
     from retrievers.errors import RetrieverError
     from retrievers.llm import ChatClient
 

@@ -8,7 +8,7 @@
     rbench-report routing --experiment routing [--out results/routing]
     rbench-report gate --experiment multihop_ci --baseline-file results/baselines/multihop_ci.json [--tolerance 0.01] [--update]
 
-Studies live one per module in ``benchmarks/studies/`` and are selected by name (``benchmarks.study``).
+Studies live one per module in ``benchmarks/studies/`` and are selected by name (``benchmarks.studies.registry``).
 Significance is computed from the per-query metrics table every run logs (``per_query.csv``), pairing
 queries by id with the baseline run of the same dataset: a two-sided paired permutation test (sign flips
 of the per-query differences, 10,000 resamples, fixed seed) for graded metrics, and an exact McNemar test
@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks.stats import paired_test, write_outputs
-from benchmarks.store import ReportError, load_runs
-from benchmarks.study import StudyContext, get, studies
-from benchmarks.validate import arg_type, number
+from benchmarks.evaluation.stats import paired_test, write_outputs
+from benchmarks.tracking.store import ReportError, load_runs
+from benchmarks.studies.registry import StudyContext, get, studies
+from benchmarks.run.validate import arg_type, number
 
 __all__ = ["main", "paired_test"]
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from benchmarks.audit import LABELS, VERDICTS
+from benchmarks.labels import LABELS, VERDICTS
+from benchmarks.run.runner import RunResult
 
 
 def _overrides_from_command_line() -> list[str]:
@@ -22,12 +23,12 @@ def _overrides_from_command_line() -> list[str]:
         return []
 
 
-def per_label(result: dict[str, Any]) -> dict[str, dict[str, float]]:
-    from benchmarks.metrics import stale_hit, stale_sets
+def per_label(result: RunResult) -> dict[str, dict[str, float]]:
+    from benchmarks.evaluation.metrics import stale_hit, stale_sets
     from retrievers.base import top_k_of
 
-    ds, ev = result["dataset"], result["evaluation"]
-    rows = {r["query_id"]: r for r in result["audit_rows"]}
+    ds, ev = result.dataset, result.evaluation
+    rows = {r["query_id"]: r for r in result.audit_rows}
     sets = stale_sets(ds.queries, ds.qrels, ds.corpus)
     groups: dict[str, list] = {}
     for q in ds.queries:
@@ -37,7 +38,7 @@ def per_label(result: dict[str, Any]) -> dict[str, dict[str, float]]:
     for label, qs in groups.items():
         n = len(qs)
         spans = [rows[q.id]["span_level_ok"] for q in qs if q.id in rows and "span_level_ok" in rows[q.id]]
-        stale = [stale_hit(list(top_k_of(result["run"].get(q.id, {}))), *sets[q.id]) for q in qs if q.id in sets]
+        stale = [stale_hit(list(top_k_of(result.run.get(q.id, {}))), *sets[q.id]) for q in qs if q.id in sets]
         out[label] = {"n": n, "ndcg_at_10": sum(ev.per_query[q.id]["ndcg_at_10"] for q in qs) / n,
                       "evidence_coverage_at_10": sum(ev.per_query[q.id]["evidence_coverage_at_10"] for q in qs) / n,
                       "span_recall_at_budget": sum(spans) / len(spans) if spans else float("nan"),
@@ -64,8 +65,8 @@ def table(base: dict[str, dict[str, float]], rep: dict[str, dict[str, float]], v
 def run_story(cfg: Any) -> float:
     from hydra import compose
 
-    from benchmarks import runner
-    from benchmarks.groups import GROUPS
+    from benchmarks.run import runner
+    from benchmarks.tracking.groups import GROUPS
     from benchmarks.audit import audit_mlflow_run
 
     extra = _overrides_from_command_line()
@@ -78,23 +79,22 @@ def run_story(cfg: Any) -> float:
         choices = {g: str(full.hydra.runtime.choices[g]) for g in GROUPS
                    if full.hydra.runtime.choices.get(g) not in (None, "null")}
         choices["experiment"] = "story"
-        runner.run_experiment(compose(config_name="config", overrides=overrides), choices=choices)
-        results[name] = dict(runner.LAST)
+        results[name] = runner.run_experiment(compose(config_name="config", overrides=overrides), choices=choices)
     import os
 
     from mlflow.tracking import MlflowClient
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    audit = audit_mlflow_run(MlflowClient(tracking_uri=cfg.tracking.uri), results["baseline"]["run_id"])
+    audit = audit_mlflow_run(MlflowClient(tracking_uri=cfg.tracking.uri), results["baseline"].run_id)
     verdicts: dict[str, Counter] = {}
     for v in audit["verdicts"]:
         verdicts.setdefault(audit["labels"].get(v["query_id"], "all"), Counter())[v["verdict"]] += 1
     base, rep = per_label(results["baseline"]), per_label(results["repaired"])
-    bm, rm = results["baseline"]["metrics"], results["repaired"]["metrics"]
+    bm, rm = results["baseline"].metrics, results["repaired"].metrics
     print("\n" + "=" * 100)
     print("rbench story: the same enterprise questions through a naive pipeline and a repaired one")
-    print(f"  baseline: {' '.join(cfg.story.baseline)}  (run {results['baseline']['run_id'][:8]})")
-    print(f"  repaired: {' '.join(cfg.story.repaired)}  (run {results['repaired']['run_id'][:8]})\n")
+    print(f"  baseline: {' '.join(cfg.story.baseline)}  (run {results['baseline'].run_id[:8]})")
+    print(f"  repaired: {' '.join(cfg.story.repaired)}  (run {results['repaired'].run_id[:8]})\n")
     print(table(base, rep, verdicts))
     print(f"\nall queries: nDCG@10 {bm['ndcg_at_10']:.3f} -> {rm['ndcg_at_10']:.3f}, coverage@10 "
           f"{bm['evidence_coverage_at_10']:.3f} -> {rm['evidence_coverage_at_10']:.3f}, retrieval calls/query "
@@ -102,5 +102,5 @@ def run_story(cfg: Any) -> float:
     n_fail = len(audit["verdicts"])
     counts = Counter(v["verdict"] for v in audit["verdicts"])
     print(f"baseline audit: {n_fail} failed queries — " + ", ".join(f"{v} {counts[v]}" for v in VERDICTS if counts.get(v)))
-    print(f"details: rbench-audit --run-id {results['baseline']['run_id']} --out results/audit_story  (HTML report)")
+    print(f"details: rbench-audit --run-id {results['baseline'].run_id} --out results/audit_story  (HTML report)")
     return float(rm["ndcg_at_10"])

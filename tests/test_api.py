@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_evaluate_dicts_files_and_names(tmp_path):
     from benchmarks import evaluate
-    from benchmarks.trec import write_qrels, write_run
+    from benchmarks.evaluation.trec import write_qrels, write_run
 
     run = {"q1": {"a": 3.0, "b": 2.0}, "q2": {"c": 1.0}}
     qrels = {"q1": {"b": 1}, "q2": {"c": 1, "d": 1}, "q3": {"x": 0}}

@@ -5,9 +5,12 @@ import shutil
 
 from mlflow.tracking import MlflowClient
 
-from benchmarks.audit import agreement, audit_mlflow_run, classify, confusion, html_report, main as audit_main
-from benchmarks.audit_log import audit_rows
-from benchmarks.runner import run_experiment
+from benchmarks.audit import audit_mlflow_run, main as audit_main
+from benchmarks.diagnosis.page import html_report
+from benchmarks.diagnosis.run_audit import agreement, confusion
+from benchmarks.diagnosis.verdicts import classify
+from benchmarks.diagnosis.records import audit_rows
+from benchmarks.run.runner import run_experiment
 from chunkers import Chunk, Document, Query
 from conftest import write_beir
 from test_config import compose_cfg
@@ -111,7 +114,7 @@ def test_verdicts_do_not_depend_on_labels_end_to_end(tmp_path):
                                 "top_k=5", "metrics.k=[1,5]"]))
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("a").experiment_id])
-    from benchmarks.store import download_artifact
+    from benchmarks.tracking.store import download_artifact
 
     rows = [json.loads(x) for x in open(download_artifact(client, run.info.run_id, "audit.jsonl", str(tmp_path / "dl")))]
     assert {r["query_id"] for r in rows} == {"q1", "q2", "q3"} and all("docs" in r for r in rows)

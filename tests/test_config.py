@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from benchmarks.metrics import metric_names
+from benchmarks.evaluation.metrics import metric_names
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 RBENCH = str(Path(sys.executable).parent / "rbench")

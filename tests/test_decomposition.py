@@ -4,7 +4,7 @@ with #k substitution, the wrapper's call counts and records."""
 import pytest
 
 from benchmarks.datasets.base import Dataset
-from benchmarks.retrieval import retrieve
+from benchmarks.run.retrieval import retrieve
 from chunkers import Document, NoChunker, Query
 from retrievers.decomposition import (DecomposingRetriever, GoldDecomposer, HeuristicDecomposer, IterativeDecomposer,
                                       NoDecomposer, fuse_rankings)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.retrieval import retrieve
+from benchmarks.run.retrieval import retrieve
 from benchmarks.datasets.base import Dataset
 from chunkers import Chunk, Document, NoChunker, Query
 from retrievers.cache import Cache

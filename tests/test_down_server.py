@@ -63,7 +63,7 @@ def test_any_answer_counts_as_reachable():
     import http.server
     import threading
 
-    from benchmarks.tracking import check_reachable
+    from benchmarks.tracking.tracker import check_reachable
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.evidence import chunk_stats, evidence_metrics
+from benchmarks.evaluation.evidence import chunk_stats, evidence_metrics
 from chunkers import Chunk, Query
 from chunkers.tokens import TokenCounter
 

@@ -505,12 +505,12 @@ def test_out_under_a_regular_file_is_one_line(tmp_path, capsys):
 
 
 def test_a_store_failing_mid_run_keeps_what_was_computed(tmp_path, capsys, monkeypatch):
-    from benchmarks import tracking
+    from benchmarks.tracking import tracker
 
     def broken(self, metrics):
         raise RuntimeError("the tracking server went away (HTTP 503)")
 
-    monkeypatch.setattr(tracking.Tracker, "log_metrics", broken)
+    monkeypatch.setattr(tracker.Tracker, "log_metrics", broken)
     h = tmp_path / "h"
     code, err = rbench([f"home={h}"], capsys, h)
     assert_clear_error(code, err, r"the tracking store .* failed while logging the run \(RuntimeError: the tracking "
@@ -529,7 +529,7 @@ MEMORY_LIMIT = 1 << 30  # 1 GiB of address space for the reader's process (its i
 def _limited(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     script = tmp_path / "reader.py"
     head = ["import resource, sys", "from pathlib import Path", "from benchmarks.errors import DataError",
-            "import benchmarks.datasets.beir, benchmarks.datasets.files, benchmarks.traces",
+            "import benchmarks.datasets.beir, benchmarks.datasets.files, benchmarks.diagnosis.traces",
             f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT}, {MEMORY_LIMIT}))", "try:"]
     tail = ["except DataError as err:", "    print('DataError:', err)", "    sys.exit(2)",
             "except MemoryError:", "    print('MemoryError')", "    sys.exit(3)"]
@@ -569,7 +569,7 @@ def test_no_reader_exceeds_its_memory_limit_on_the_bomb_cases(case, tmp_path):
     else:
         path = tmp_path / "traces.json"
         path.write_text('{"resourceSpans": ' + "[" * 1_000_000 + "]" * 1_000_000 + "}", encoding="utf-8")
-        code = f"benchmarks.traces.read_traces(Path({str(path)!r}))"
+        code = f"benchmarks.diagnosis.traces.read_traces(Path({str(path)!r}))"
     res = _limited(code, tmp_path)
     assert "MemoryError" not in res.stdout and "Traceback" not in res.stderr, res.stdout + res.stderr
     if case == "yaml bomb":
@@ -654,7 +654,7 @@ def test_trace_reader_fuzz_raises_data_errors_naming_the_file_only():
     from hypothesis import HealthCheck, event, given, settings, strategies as st
 
     from benchmarks.errors import DataError
-    from benchmarks.traces import read_traces
+    from benchmarks.diagnosis.traces import read_traces
 
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(objs=st.lists(_export(), min_size=1, max_size=3), one_document=st.booleans())
@@ -684,7 +684,7 @@ def test_trace_reader_fuzz_finds_every_retriever_span_of_a_well_formed_export():
 
     from hypothesis import given, settings, strategies as st
 
-    from benchmarks.traces import read_traces
+    from benchmarks.diagnosis.traces import read_traces
 
     def attrs(query, docs):
         out = [{"key": "openinference.span.kind", "value": {"stringValue": "RETRIEVER" if docs else "LLM"}},

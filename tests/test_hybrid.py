@@ -8,10 +8,10 @@ from hydra.utils import instantiate
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from benchmarks.datasets.base import Dataset
-from benchmarks.metrics import evaluate
-from benchmarks.store import RunRecord
+from benchmarks.evaluation.metrics import evaluate
+from benchmarks.tracking.store import RunRecord
 from benchmarks.studies.fusion import fusion_points, select_best
-from benchmarks.retrieval import retrieve
+from benchmarks.run.retrieval import retrieve
 from chunkers import Document, NoChunker, Query
 from retrievers.bm25 import BM25Retriever
 from retrievers.dense import DenseRetriever

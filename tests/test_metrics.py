@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from benchmarks.metrics import evaluate, metric_names
+from benchmarks.evaluation.metrics import evaluate, metric_names
 from retrievers.base import aggregate_to_docs, canonical_run
 
 

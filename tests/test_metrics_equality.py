@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from benchmarks.metrics import evaluate
+from benchmarks.evaluation.metrics import evaluate
 
 KS = [1, 2, 3, 5, 10, 20]
 # ids of several lengths (ranx compiles its kernels again for each new maximum id length: a handful of
@@ -63,7 +63,7 @@ def test_tie_order_follows_ranx_quicksort_not_insertion():
     """20 documents with one score (past numba's insertion-sort threshold of 15): ranx's quicksort moves
     them; the numpy path reproduces the exact positions, so nDCG equals ranx's."""
     hits = {"top1": 5.0, "top2": 4.0, "top3": 3.0, **{f"d{i:02d}": 1.0 for i in range(20)}}
-    from benchmarks.metrics import ranx_order
+    from benchmarks.evaluation.metrics import ranx_order
 
     canonical = sorted(hits, key=lambda d: (hits[d], d), reverse=True)
     order = ranx_order({d: hits[d] for d in canonical})

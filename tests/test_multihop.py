@@ -10,11 +10,11 @@ from benchmarks.datasets.base import attach_decompositions
 from benchmarks.datasets.enterprise import EnterpriseLoader
 from benchmarks.errors import ConfigError, DataError
 from benchmarks.report import main as report_main
-from benchmarks.runner import run_experiment
+from benchmarks.run.runner import run_experiment
 from chunkers import Query
 from conftest import write_beir
 from test_config import compose_cfg
-from benchmarks.store import download_artifact
+from benchmarks.tracking.store import download_artifact
 
 QDMR_HEADER = "question_id,question_text,decomposition,operators,split\n"
 

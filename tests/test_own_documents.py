@@ -257,7 +257,7 @@ def test_files_config_errors_are_named(tmp_path):
 
 # ------------------------------------------------------------------------------------------ signals
 def test_signals_each_fire_on_a_hand_built_case():
-    from benchmarks.signals import Corpus, query_signals
+    from benchmarks.diagnosis.signals import Corpus, query_signals
     from chunkers.types import Chunk, Document
 
     text = "# Rules\n\n4.1 Claims are filed within 30 days.\n\n4.2 Late claims need approval from the Finance Director."
@@ -286,7 +286,7 @@ def test_holding_finds_whole_tokens_like_a_scan_of_each_document():
 
     from hypothesis import given, settings, strategies as st
 
-    from benchmarks.signals import Corpus
+    from benchmarks.diagnosis.signals import Corpus
     from chunkers.types import Document
 
     alphabet = st.sampled_from(["a", "b", "E", "-", "7", "1", " ", ".", "\n", "ab", "E-7", "71", "İ"])
@@ -342,7 +342,7 @@ TRACES = [  # (trace, expected verdict with the corpus, expected verdict without
 
 
 def test_traces_get_the_known_verdict_on_each_line(tmp_path):
-    from benchmarks.traces import audit_traces
+    from benchmarks.diagnosis.traces import audit_traces
 
     root = make_folder(tmp_path / "docs", broken=False)
     path = tmp_path / "traces.jsonl"
@@ -367,7 +367,7 @@ def test_traces_get_the_known_verdict_on_each_line(tmp_path):
 
 
 def test_openinference_spans_flat_nested_and_otlp(tmp_path):
-    from benchmarks.traces import audit_traces, read_traces
+    from benchmarks.diagnosis.traces import audit_traces, read_traces
 
     flat = {"name": "retrieve", "context": {"span_id": "s1"}, "attributes": {
         "openinference.span.kind": "RETRIEVER", "input.value": "What does VPN-719 mean?",
@@ -406,7 +406,7 @@ def test_openinference_spans_flat_nested_and_otlp(tmp_path):
     ({"hello": 1}, r"t\.jsonl:2: neither a trace"),
 ])
 def test_bad_traces_name_file_and_line(tmp_path, line, pattern):
-    from benchmarks.traces import read_traces
+    from benchmarks.diagnosis.traces import read_traces
 
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps(TRACES[5][0]) + "\n" + json.dumps(line) + "\n", encoding="utf-8")

@@ -474,7 +474,7 @@ def _interrupted_first_open(tmp_path, monkeypatch, open_store):
 
 
 def test_an_interrupted_store_creation_leaves_no_store(tmp_path, monkeypatch):
-    from benchmarks.tracking import Tracker
+    from benchmarks.tracking.tracker import Tracker
 
     store, uri = _interrupted_first_open(
         tmp_path, monkeypatch, lambda uri: Tracker(uri=uri, experiment="e", artifact_root=str(tmp_path / "art")).client)
@@ -494,7 +494,7 @@ def _half_created_store(tmp_path, monkeypatch):
 def test_a_half_created_store_without_runs_is_created_again(tmp_path, monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
-    from benchmarks.tracking import Tracker
+    from benchmarks.tracking.tracker import Tracker
 
     store, uri = _half_created_store(tmp_path, monkeypatch)
     with pytest.raises(Exception, match="sqlite3.OperationalError"):
@@ -506,7 +506,7 @@ def test_a_half_created_store_without_runs_is_created_again(tmp_path, monkeypatc
 
 
 def test_a_broken_store_that_holds_runs_is_left_alone(tmp_path, monkeypatch):
-    from benchmarks.tracking import Tracker
+    from benchmarks.tracking.tracker import Tracker
 
     store, uri = _half_created_store(tmp_path, monkeypatch)
     with sqlite3.connect(store) as con:

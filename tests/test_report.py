@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.report import main as report_main, paired_test
-from benchmarks.tracking import Tracker
+from benchmarks.tracking.tracker import Tracker
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -133,7 +133,7 @@ def test_chunking_report(tmp_path):
 
 
 def test_holm_by_hand():
-    from benchmarks.stats import holm
+    from benchmarks.evaluation.stats import holm
 
     # sorted 0.005, 0.01, 0.03, 0.04 (m = 4): 4*0.005, 3*0.01, max(2*0.03, ...), max(1*0.04, 0.06)
     assert holm([0.01, 0.04, 0.03, float("nan"), 0.005])[:3] == pytest.approx([0.03, 0.06, 0.06])

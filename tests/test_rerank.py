@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.datasets.base import Dataset
-from benchmarks.retrieval import retrieve
+from benchmarks.run.retrieval import retrieve
 from chunkers import Document, NoChunker, Query
 from chunkers.windows import FixedTokenChunker
 from fakes import CountingEncoder, FixedRetriever

@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from benchmarks.metrics import stale_hit, stale_hit_rate, stale_sets
+from benchmarks.evaluation.metrics import stale_hit, stale_hit_rate, stale_sets
 from chunkers import Document, NoChunker, Query
 from retrievers.routing import QueryRouter, RoutingRetriever
 from retrievers.stage import DocumentRanker

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from benchmarks.metrics import metric_names
-from benchmarks.runner import run_experiment
-from benchmarks.trec import read_run
+from benchmarks.evaluation.metrics import metric_names
+from benchmarks.run.runner import run_experiment
+from benchmarks.evaluation.trec import read_run
 from conftest import TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
 from test_config import RBENCH, compose_cfg
-from benchmarks.store import download_artifact
+from benchmarks.tracking.store import download_artifact
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_enterprise_run_logs_contract(store, tmp_path):
     uri, art = store
     cfg = compose_cfg([f"tracking.uri={uri}", f"tracking.artifact_root={art}", "tracking.experiment=t",
                        "dataset.tune_split=train", "metrics.k=[1,10,100]"])
-    ndcg = run_experiment(cfg)
+    ndcg = run_experiment(cfg).objective
     client, runs = runs_of(uri, "t")
     (run,) = runs
     assert run.info.status == "FINISHED"
@@ -85,7 +85,7 @@ def test_beir_folder_with_spaces_via_path(store, tmp_path):
 
 
 def test_run_names():
-    from benchmarks.tracking import run_name
+    from benchmarks.tracking.tracker import run_name
 
     base = {"retriever": "hybrid", "chunker": "none", "decomposer": "none", "versions": "ignore", "reranker": "none"}
     assert run_name(None, base, "scifact") == "hybrid · scifact"
@@ -114,7 +114,7 @@ def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):
 
 
 def test_run_name_templates_read_config_values_and_sweep_points_differ():
-    from benchmarks.tracking import run_name
+    from benchmarks.tracking.tracker import run_name
 
     base = {"retriever": "bm25", "router": "none", "decomposer": "none", "versions": "ignore", "reranker": "none",
             "chunker": "none"}

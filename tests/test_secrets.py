@@ -124,7 +124,7 @@ def test_console_and_log_records_are_redacted(monkeypatch):
 
 
 def test_a_rotated_secret_is_the_same_run():
-    from benchmarks.provenance import config_fingerprint
+    from benchmarks.tracking.provenance import config_fingerprint
 
     def cfg(pw, key):
         return {"retriever": {"k1": 0.9}, "tracking": {"uri": f"http://a:{pw}@h"}, "llm": {"api_key": key,

@@ -3,7 +3,7 @@
 from collections import Counter
 
 from benchmarks.datasets.base import Dataset
-from benchmarks.metrics import Evaluation
+from benchmarks.evaluation.metrics import Evaluation
 from benchmarks.studies.routing import criterion
 from benchmarks.story import per_label, table
 from chunkers import Document, Query

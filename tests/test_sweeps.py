@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from test_config import RBENCH
-from benchmarks.store import download_artifact
+from benchmarks.tracking.store import download_artifact
 
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
 

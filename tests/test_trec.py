@@ -2,8 +2,8 @@
 
 from hypothesis import given, strategies as st
 
-from benchmarks.metrics import evaluate
-from benchmarks.trec import escape_id, read_run, unescape_id, write_qrels, write_run
+from benchmarks.evaluation.metrics import evaluate
+from benchmarks.evaluation.trec import escape_id, read_run, unescape_id, write_qrels, write_run
 
 
 @given(st.text(min_size=1, max_size=30))

@@ -27,8 +27,8 @@ from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit
 from benchmarks.errors import ConfigError
+from benchmarks.labels import LABELS  # the failure-mode vocabulary, defined once
 
-LABELS = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple")
 SPLITS = ("train", "test", "all")
 
 # ---------------------------------------------------------------------------------------------- vocab

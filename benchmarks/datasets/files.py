@@ -34,7 +34,7 @@ from typing import Any
 from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, kind_of, read_jsonl, require_id, require_text, text_lines
-from benchmarks.datasets.enterprise import LABELS  # the failure-mode vocabulary, defined once
+from benchmarks.labels import LABELS  # the failure-mode vocabulary, defined once
 from benchmarks.datasets.extract import FORMATS, ExtractError, extract, plain
 from benchmarks.datasets.limits import MB, current as current_limits, size
 from benchmarks.datasets.metadata import typed, version_problem

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from benchmarks.datasets.beir import BeirLoader
 from benchmarks.scripts.machine import as_markdown, describe
-from benchmarks.metrics import evaluate
-from benchmarks.retrieval import retrieve
-from benchmarks.trec import write_qrels, write_run
+from benchmarks.evaluation.metrics import evaluate
+from benchmarks.run.retrieval import retrieve
+from benchmarks.evaluation.trec import write_qrels, write_run
 from chunkers.base import NoChunker
 from retrievers.bm25 import BM25Retriever
 

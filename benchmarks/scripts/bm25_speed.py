@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.datasets.beir import BeirLoader
 from benchmarks.scripts.machine import as_markdown, describe
-from benchmarks.metrics import evaluate
+from benchmarks.evaluation.metrics import evaluate
 from chunkers.base import NoChunker
 from retrievers.base import aggregate_to_docs
 from retrievers.bm25 import BM25Retriever

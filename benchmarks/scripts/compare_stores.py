@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.store import IGNORED_PARAM_PREFIXES
+from benchmarks.tracking.store import IGNORED_PARAM_PREFIXES
 
 VOLATILE = ("time_", "queries_per_s", "ms_per_query", "encoded_texts", "index_builds", "cache_", "rerank_",
             "llm_", "dataset_", "train_time")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from benchmarks.datasets.beir import BeirLoader
 from benchmarks.scripts.machine import as_markdown, describe
-from benchmarks.metrics import evaluate
-from benchmarks.retrieval import retrieve
+from benchmarks.evaluation.metrics import evaluate
+from benchmarks.run.retrieval import retrieve
 from chunkers.base import NoChunker
 from retrievers.dense import DenseRetriever
 

@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=1e-9)
     args = parser.parse_args(argv)
     from benchmarks.datasets.beir import BeirLoader
-    from benchmarks.metrics import evaluate
-    from benchmarks.retrieval import retrieve
+    from benchmarks.evaluation.metrics import evaluate
+    from benchmarks.run.retrieval import retrieve
     from chunkers import NoChunker
     from retrievers.bm25 import BM25Retriever
 

@@ -1,1 +1,1 @@
-"""One module per ``rbench-report`` study; each registers itself with :func:`benchmarks.study.register`."""
+"""One module per ``rbench-report`` study; each registers itself with :func:`benchmarks.studies.registry.register`."""

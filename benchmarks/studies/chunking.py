@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stats import PERMUTATION, compare, fmt, fmt_p, markdown
-from benchmarks.store import ReportError, RunRecord
-from benchmarks.study import StudyContext, StudyResult, register
+from benchmarks.evaluation.stats import PERMUTATION, fmt, fmt_p, markdown
+from benchmarks.tracking.store import ReportError, RunRecord
+from benchmarks.studies.registry import StudyContext, StudyResult, register, compare
 
 
 CHUNK_METRICS = ("evidence_split_rate", "span_recall_at_budget", "span_recall_at_10", "ndcg_at_10", "recall_at_100",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from benchmarks.stats import ALPHA, MCNEMAR, PERMUTATION, compare, fmt, fmt_p, holm, markdown
-from benchmarks.store import ReportError, RunRecord, matches, parse_filter, varying_params
-from benchmarks.study import StudyContext, StudyResult, register
+from benchmarks.evaluation.stats import ALPHA, MCNEMAR, PERMUTATION, fmt, fmt_p, holm, markdown
+from benchmarks.tracking.store import ReportError, RunRecord, matches, parse_filter, varying_params
+from benchmarks.studies.registry import StudyContext, StudyResult, register, compare
 
 DEFAULT_METRICS = ("ndcg_at_10", "recall_at_100", "mrr_at_10", "evidence_coverage_at_10")
 

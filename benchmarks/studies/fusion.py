@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmarks.stats import MCNEMAR, PERMUTATION, compare, fmt, fmt_p, markdown
-from benchmarks.store import ReportError, RunRecord, per_query_rows
-from benchmarks.study import StudyContext, StudyResult, register
+from benchmarks.evaluation.stats import MCNEMAR, PERMUTATION, fmt, fmt_p, markdown
+from benchmarks.tracking.store import ReportError, RunRecord, per_query_rows
+from benchmarks.studies.registry import StudyContext, StudyResult, register, compare
 
 
 def fusion_points(records: list[RunRecord]) -> tuple[list[tuple[float, RunRecord]], list[tuple[int, RunRecord]]]:

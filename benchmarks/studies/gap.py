@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmarks.paths import DATA_DIR
-from benchmarks.stats import ALPHA, PERMUTATION, compare, fmt, fmt_p, holm, markdown
-from benchmarks.store import ReportError, RunRecord
-from benchmarks.study import StudyContext, StudyResult, register
+from benchmarks.evaluation.stats import ALPHA, PERMUTATION, fmt, fmt_p, holm, markdown
+from benchmarks.tracking.store import ReportError, RunRecord
+from benchmarks.studies.registry import StudyContext, StudyResult, register, compare
 
 PUBLISHED = DATA_DIR / "published.json"
 

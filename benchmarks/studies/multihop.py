@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmarks.stats import MCNEMAR, fmt, fmt_p, markdown, paired_test
-from benchmarks.store import RunRecord, jsonl_artifact, per_query, per_query_rows
-from benchmarks.study import StudyContext, StudyResult, register
+from benchmarks.evaluation.stats import MCNEMAR, fmt, fmt_p, markdown, paired_test
+from benchmarks.tracking.store import RunRecord, jsonl_artifact, per_query, per_query_rows
+from benchmarks.studies.registry import StudyContext, StudyResult, register
 
 KS = (2, 5, 10, 20)
 COVERAGE = tuple(f"evidence_coverage_at_{k}" for k in KS)

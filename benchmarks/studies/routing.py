@@ -6,9 +6,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stats import MCNEMAR, PERMUTATION, compare, fmt, fmt_p, markdown
-from benchmarks.store import ReportError, RunRecord, jsonl_artifact, per_query_rows
-from benchmarks.study import StudyContext, StudyResult, register
+from benchmarks.evaluation.stats import MCNEMAR, PERMUTATION, fmt, fmt_p, markdown
+from benchmarks.tracking.store import ReportError, RunRecord, jsonl_artifact, per_query_rows
+from benchmarks.studies.registry import StudyContext, StudyResult, register, compare
 
 #: the route a label's query needs: stale and chunk-boundary questions are single-document look-ups whose
 #: fixes are version handling and chunking, not a different retrieval strategy

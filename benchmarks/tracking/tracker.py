@@ -382,7 +382,6 @@ class Tracker:
 
     def log_dataset(self, name: str, digest: str, source: str, context: str = "eval", **profile: Any) -> None:
         """The dataset as an MLflow dataset input (name, digest, source): the UI's Dataset column."""
-        import json
 
         from mlflow.entities import Dataset, DatasetInput, InputTag
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from pathlib import Path
-from typing import Any, Sequence
-
-from benchmarks.store import RunRecord, per_query
+from typing import Mapping, Sequence
 
 BINARY_PREFIXES = ("evidence_coverage_at_", "train_evidence_coverage_at_")
 PERMUTATION = "paired permutation test (two-sided, 10,000 sign flips, seed 0)"
@@ -40,14 +37,14 @@ def paired_test(metric: str, base: Sequence[float], new: Sequence[float]) -> flo
     return float(res.pvalue)
 
 
-def compare(client: Any, base: RunRecord, rec: RunRecord, metric: str) -> tuple[float, float, int]:
-    """(mean difference rec - base, p-value, paired queries) on the queries both runs scored."""
-    a, b = per_query(client, base), per_query(client, rec)
-    common = sorted(set(a) & set(b))
-    if not common or metric not in next(iter(a.values())):
+def paired_difference(base: Mapping[str, Mapping[str, float]], new: Mapping[str, Mapping[str, float]],
+                      metric: str) -> tuple[float, float, int]:
+    """(mean difference new - base, p-value, paired queries) on the queries both per-query tables scored."""
+    common = sorted(set(base) & set(new))
+    if not common or metric not in next(iter(base.values())):
         return float("nan"), float("nan"), 0
-    xs = [b[q][metric] for q in common]
-    ys = [a[q][metric] for q in common]
+    xs = [new[q][metric] for q in common]
+    ys = [base[q][metric] for q in common]
     return sum(xs) / len(xs) - sum(ys) / len(ys), paired_test(metric, ys, xs), len(common)
 
 

@@ -1,21 +1,35 @@
-"""The run-time audit artifact (``audit.jsonl``): what the retrieval layer returned for each query, before a
-model saw it (unjudged queries too, ``judged: false``, so the label-free signals can read them). Written by every run; read back by ``rbench-audit`` (:mod:`benchmarks.audit`)."""
+"""What the verdicts judge, one record per query: a run's audit rows (``audit.jsonl``: what the retrieval
+layer returned for each query before a model saw it, unjudged queries too, ``judged: false``, so the
+label-free signals can read them; written by every run, read back by ``rbench-audit``) and a production
+system's logged retrieval (:class:`Trace`, read by :mod:`benchmarks.diagnosis.traces`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from chunkers.types import Chunk, Query
 from retrievers.base import top_k_of
 from retrievers.types import Run
+from benchmarks.evaluation.evidence import BudgetContext, contains
+
+
+@dataclass
+class Trace:
+    where: int | str  # line number, or "record N" / "span N"
+    id: str
+    query: str
+    contexts: list[dict[str, Any]]
+    reference: list[str] = field(default_factory=list)
+    answer: str | None = None
+    feedback: Any = None
 
 
 def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]], run: Run, chunk_run: Run | None,
                chunks: Sequence[Chunk], records: Mapping[str, Mapping[str, Any]] | None, *, k: int = 10,
                budget: int | None = 512, context: Any = None) -> list[dict[str, Any]]:
     """The run-time audit artifact (one row per query; ``judged`` says whether it has relevant documents). ``context``: the run's
-    :class:`benchmarks.evidence.BudgetContext` (shared with the evidence metrics), else one from ``budget``."""
-    from benchmarks.evidence import BudgetContext, contains
+    :class:`benchmarks.evaluation.evidence.BudgetContext` (shared with the evidence metrics), else one from ``budget``."""
 
     context = context or BudgetContext(chunks, budget)
     by_id = context.by_id

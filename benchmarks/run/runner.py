@@ -7,18 +7,19 @@ import json
 import logging
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from chunkers.types import Query
-from benchmarks import provenance
+from benchmarks.tracking import provenance
 from benchmarks.datasets.base import Dataset
-from benchmarks.groups import group_choices
-from benchmarks.metrics import Evaluation, evaluate, metric_name
-from benchmarks.retrieval import Retrieval, load_dataset, retrieve
+from benchmarks.tracking.groups import group_choices
+from benchmarks.evaluation.metrics import Evaluation, evaluate, metric_name
+from benchmarks.run.retrieval import Retrieval, load_dataset, retrieve
 from benchmarks.datasets import limits
 from benchmarks.errors import ConfigError, TrackingError
-from benchmarks.tracking import check_reachable, check_store
+from benchmarks.tracking.tracker import check_reachable, check_store
 from retrievers.redact import redact_text
 from retrievers.safe_write import unwritable
 
@@ -98,8 +99,8 @@ def exact_term_rule(dataset: Dataset) -> Any:
 def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev: Evaluation | None,
                     ks: Sequence[int], *, budget: int, context: Any = None) -> dict[str, float]:
     """Everything a run logs as MLflow metrics (the contract's names, costs, chunk and evidence metrics).
-    ``context``: the run's :class:`benchmarks.evidence.BudgetContext`, shared with the audit."""
-    from benchmarks.evidence import chunk_stats, evidence_metrics
+    ``context``: the run's :class:`benchmarks.evaluation.evidence.BudgetContext`, shared with the audit."""
+    from benchmarks.evaluation.evidence import chunk_stats, evidence_metrics
 
     metrics: dict[str, float] = dict(ev.mean)
     if tune_ev is not None:
@@ -111,7 +112,7 @@ def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev
     metrics.update({"queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped + unjudged,
                     "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
     metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
-    from benchmarks.metrics import stale_hit_rate, stale_sets
+    from benchmarks.evaluation.metrics import stale_hit_rate, stale_sets
 
     sets = stale_sets(dataset.queries, dataset.qrels, dataset.corpus)
     if sets:
@@ -126,7 +127,7 @@ def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev
 def write_artifacts(folder: Path, dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev: Evaluation | None,
                     ks: Sequence[int], *, tag: str) -> None:
     """TREC run and qrels files (and the tuning split's), and the per-query metrics table."""
-    from benchmarks.trec import write_qrels, write_run
+    from benchmarks.evaluation.trec import write_qrels, write_run
 
     write_run(result.run, folder / "run.trec", tag=tag)
     write_qrels(dataset.qrels, folder / "qrels.trec")
@@ -146,11 +147,11 @@ def write_jsonl(path: Path, rows: Any) -> None:
 
 def write_visuals(folder: Path, metrics: dict[str, float], by_label: dict[str, dict[str, float]], ks: Sequence[int],
                   rows: Sequence[dict[str, Any]], result: Retrieval, dataset: Dataset, title: str) -> None:
-    """The run's plots and audit page (``benchmarks.visuals``); a failure here is reported, never fatal:
+    """The run's plots and audit page (``benchmarks.run.visuals``); a failure here is reported, never fatal:
     the metrics and the other artifacts are logged either way."""
     import sys
 
-    from benchmarks.visuals import audit_page, metric_plots
+    from benchmarks.run.visuals import audit_page, metric_plots
 
     for what, make in (("plots", lambda: metric_plots(folder, metrics, by_label, ks, title)),
                        ("audit.html", lambda: audit_page(folder, rows, result.run, dataset, result.chunks, title))):
@@ -189,15 +190,38 @@ def keep_unlogged(folder: Path, home: Path, fingerprint: str, metrics: dict[str,
     return target
 
 
-def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
-    """The body of ``rbench``: returns nDCG@10 (or the first metric) so Hydra sweepers can optimise it.
-    ``choices``: the option of each config group, when ``cfg`` was composed outside Hydra's main job."""
+@dataclass
+class RunResult:
+    """What one experiment point produced. ``objective`` is what ``rbench`` returns to Hydra's sweepers
+    (nDCG@10, else the first metric). A point skipped because it already has a FINISHED run carries that
+    run's id and metrics, and ``skipped=True`` (nothing else was computed)."""
+
+    run_id: str
+    metrics: dict[str, float]
+    skipped: bool = False
+    dataset: Dataset | None = None
+    evaluation: Evaluation | None = None
+    run: dict[str, dict[str, float]] = field(default_factory=dict)  # the document run of the evaluated split
+    audit_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def objective(self) -> float:
+        if "ndcg_at_10" in self.metrics:
+            return float(self.metrics["ndcg_at_10"])
+        if self.evaluation is not None and self.evaluation.mean:
+            return float(next(iter(self.evaluation.mean.values())))
+        return 0.0
+
+
+def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult:
+    """The body of ``rbench``: one point, validated, run, evaluated and logged. ``choices``: the option of
+    each config group, when ``cfg`` was composed outside Hydra's main job."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from benchmarks.tracking import Tracker, flatten
+    from benchmarks.tracking.tracker import Tracker, flatten
 
-    from benchmarks.validate import validate
+    from benchmarks.run.validate import validate
 
     validate(cfg)  # every key, type, range and option, before anything is loaded or logged
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -241,12 +265,10 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
             print(f"rbench: skipped — experiment '{cfg.tracking.experiment}' already has FINISHED run "
                   f"{done.info.run_id} for this point (config fingerprint {cfg_fp[:12]}); rerun=true runs it again",
                   flush=True)
-            LAST.clear()
-            LAST.update({"run_id": done.info.run_id, "metrics": dict(done.data.metrics), "skipped": True})
-            return float(done.data.metrics.get("ndcg_at_10", 0.0))
+            return RunResult(done.info.run_id, dict(done.data.metrics), skipped=True)
     choices = choices if choices is not None else group_choices(cfg)
-    from benchmarks.groups import GROUPS
-    from benchmarks.tracking import run_name, varied_settings
+    from benchmarks.tracking.groups import GROUPS
+    from benchmarks.tracking.tracker import run_name, varied_settings
 
     tracker.run_name = run_name(cfg.tracking.get("run_name"), choices,
                                 dataset.name if load_error is None else str(resolved["dataset"].get("name", "?")),
@@ -263,7 +285,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
         result = retrieve(dataset, chunker, pipeline, top_k=top_k)
         ev = evaluate(dataset.qrels, result.run, ks)
         tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks) if dataset.tune_queries else None
-        from benchmarks.evidence import BudgetContext
+        from benchmarks.evaluation.evidence import BudgetContext
 
         budget = int(cfg.metrics.get("budget", 512))
         context = BudgetContext(result.chunks, budget)  # token counts shared by the evidence metrics and the audit
@@ -279,7 +301,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
             records = result.ranking.records
             if records:  # decomposer / router: per query sub-queries, route, calls
                 write_jsonl(folder / "decomposition.jsonl", records.values())
-            from benchmarks.audit_log import audit_rows
+            from benchmarks.diagnosis.records import audit_rows
 
             rows = audit_rows(dataset.queries, dataset.qrels, result.run, result.chunk_run, result.chunks, records, k=10,
                               context=context)
@@ -312,11 +334,4 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> float:
         print_summary(dataset, ev, ks, f"rbench: {what} on {dataset.name}{calls}", by_label,
                       f"{span_line(metrics, len(result.chunks), cfg.metrics.get('budget', 512))}\nMLflow run "
                       f"{tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
-    LAST.clear()
-    LAST.update({"run_id": tracker.run_id, "metrics": metrics, "evaluation": ev, "dataset": dataset, "audit_rows": rows,
-                 "run": result.run})
-    return metrics.get("ndcg_at_10", next(iter(ev.mean.values()), 0.0))
-
-
-#: what the latest ``run_experiment`` in this process produced (for jobs that chain runs, e.g. the story)
-LAST: dict[str, Any] = {}
+    return RunResult(tracker.run_id, metrics, dataset=dataset, evaluation=ev, run=result.run, audit_rows=rows)

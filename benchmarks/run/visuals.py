@@ -63,8 +63,9 @@ def metric_plots(folder: Path, metrics: Mapping[str, float], by_label: Mapping[s
 def audit_page(folder: Path, rows: Sequence[Mapping[str, Any]], run: Mapping[str, Mapping[str, float]], dataset: Any,
                chunks: Sequence[Any], title: str) -> str:
     """``audit.html`` for one run, from what the run already has (no companion runs)."""
-    from benchmarks.audit import html_report, run_audit, run_signals, summary_text
-    from benchmarks.signals import Corpus
+    from benchmarks.diagnosis.page import html_report, summary_text
+    from benchmarks.diagnosis.run_audit import run_audit, run_signals
+    from benchmarks.diagnosis.signals import Corpus
 
     meta = {d.id: dict(d.metadata) for d in dataset.corpus}
     verdicts = run_audit(rows, run, meta, {})

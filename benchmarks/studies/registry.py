@@ -9,7 +9,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from benchmarks.store import ReportError, RunRecord
+from benchmarks.evaluation.stats import paired_difference
+from benchmarks.tracking.store import ReportError, RunRecord, per_query
 
 
 @dataclass
@@ -63,8 +64,8 @@ def studies() -> dict[str, Study]:
     import pkgutil
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parent / "studies"  # found by path: this module imports no study
-    for module in pkgutil.iter_modules([str(folder)]):
+    folder = Path(__file__).resolve().parent  # the studies package, found by path: this module imports no study
+    for module in (m for m in pkgutil.iter_modules([str(folder)]) if m.name != "registry"):
         importlib.import_module(f"benchmarks.studies.{module.name}")
     return dict(sorted(_STUDIES.items()))
 
@@ -76,3 +77,9 @@ def get(name: str) -> Study:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ReportError(f"unknown study {name!r}{hint} Studies: {', '.join(known)}")
     return known[name]
+
+
+def compare(client: Any, base: RunRecord, rec: RunRecord, metric: str) -> tuple[float, float, int]:
+    """(mean difference rec - base, p-value, paired queries) on the queries both runs scored (their
+    ``per_query.csv`` artifacts, read back from the store)."""
+    return paired_difference(per_query(client, base), per_query(client, rec), metric)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from benchmarks.errors import ConfigError
-from benchmarks.groups import GROUPS
-from benchmarks.tracking import check_reachable, check_store
+from benchmarks.tracking.groups import GROUPS
+from benchmarks.tracking.tracker import check_reachable, check_store
 
 IGNORED_PARAM_PREFIXES = ("tracking.", "cache.", "hydra", "data_dir", "dataset.data_dir", "retriever.cache_")
 

@@ -1,0 +1,137 @@
+"""Companion runs: the BM25 and dense rankings (and, for router runs, each route's) that the verdicts consult
+to say which fix would have found the evidence. Built with the project's own pipeline builder and caches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from chunkers.types import Chunk, Document, Query
+from retrievers.base import canonical_run, top_k_of
+from retrievers.pipeline import build_pipeline
+from retrievers.types import Run
+from benchmarks.diagnosis.matching import Matcher, normalise
+from benchmarks.paths import CONF_DIR
+
+if TYPE_CHECKING:
+    from benchmarks.diagnosis.records import Trace
+
+
+def _find(node: Any, suffix: str) -> Any:
+    """First config node (depth-first) whose ``_target_`` ends with ``suffix``."""
+
+    if isinstance(node, DictConfig):
+        if str(node.get("_target_", "")).endswith(suffix):
+            return node
+        for key in node:
+            found = _find(node[key], suffix)
+            if found is not None:
+                return found
+    return None
+
+
+def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) -> dict[str, Run]:
+    """Document-level BM25 and dense runs with the run's chunker (settings from the run's own config where it
+    has such a retriever, else the defaults), and per-route runs for router runs; every one is a pipeline
+    from the same builder as the run's."""
+
+
+    out: dict[str, Run] = {}
+    conf = CONF_DIR / "retriever"
+    aggregate = cfg.get("chunker", {}).get("aggregate", "max")
+    for name, suffix in (("bm25", "BM25Retriever"), ("dense", "DenseRetriever")):
+        node = _find(cfg, suffix)
+        if node is None:  # the run has no such retriever: the defaults, with the run's cache
+            node = OmegaConf.merge(OmegaConf.load(conf / f"{name}.yaml"),
+                                   {"cache_dir": cfg.cache.dir, "cache_mode": cfg.cache.mode})
+        stage = build_pipeline(OmegaConf.create({"retriever": node}), aggregate=aggregate, groups=())
+        stage.index(chunks)
+        out[name] = stage.rank(dataset.queries, top_k=top_k).run
+    router = cfg.get("router")
+    if router is not None and router.get("_target_"):
+        for route in router.routes:
+            forced = OmegaConf.merge(cfg, {"router": {"rules": {"force": str(route)}}})
+            stage = build_pipeline(forced, aggregate=aggregate)  # the run's pipeline with the route forced
+            stage.index(chunks)
+            out[f"route:{route}"] = canonical_run(stage.rank(dataset.queries, top_k=top_k).run, top_k)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ traces' corpus
+@dataclass
+class CorpusView:
+    docs: dict[str, Document]
+    companions: dict[str, dict[str, list[str]]]  # name -> trace id -> ranked doc ids
+    section_chunks: dict[str, list[Chunk]]  # doc id -> chunks of chunker=sections
+    flat: dict[str, str] = field(default_factory=dict)  # doc id -> " normalised text ", made once
+    _words: dict[str, set[str]] = field(default_factory=dict)  # doc id -> content words, made when first asked
+
+    def __post_init__(self) -> None:
+        if not self.flat:
+            self.flat = {d: f" {normalise(doc.text)} " for d, doc in self.docs.items()}
+
+    def holds(self, doc: str, text: str) -> bool:
+        """Whether ``doc`` contains ``text`` (normalised containment, as :meth:`Matcher.contained`)."""
+        t = normalise(text)
+        return bool(t) and f" {t} " in self.flat.get(doc, "")
+
+    def locate(self, piece: str, matcher: Matcher) -> list[str]:
+        """Documents holding the piece: contained, else the best content-word recall >= the threshold."""
+        hits = [d for d in self.docs if self.holds(d, piece)]
+        if hits:
+            return hits
+        want = matcher.words(piece)
+        if not want:
+            return []
+        for d in self.docs:
+            if d not in self._words:
+                self._words[d] = matcher.words(self.docs[d].text)
+        best = max(((len(want & self._words[d]) / len(want), d) for d in self.docs), default=(0.0, None))
+        return [best[1]] if best[1] is not None and best[0] >= matcher.threshold else []
+
+    def doc_of(self, ctx: Mapping[str, Any], matcher: Matcher) -> str | None:
+        if ctx.get("doc_id") in self.docs:
+            return ctx["doc_id"]
+        if ctx.get("id") in self.docs:
+            return ctx["id"]
+        head = " ".join(normalise(ctx["text"]).split()[:30])
+        return next((d for d in self.docs if head and head in self.flat[d]), None) if head else None
+
+    def rank(self, name: str, tid: str, doc: str) -> int | None:
+        ranked = self.companions.get(name, {}).get(tid, [])
+        return ranked.index(doc) + 1 if doc in ranked else None
+
+    def whole_in_section_chunk(self, piece: str, doc: str, matcher: Matcher) -> bool:
+        return any(matcher.contained(piece, c.text) for c in self.section_chunks.get(doc, []))
+
+
+def corpus_view(corpus: list[Document], traces: Sequence[Trace], *, k: int = 10,
+                overrides: Sequence[str] = ()) -> CorpusView:
+    """Chunk the corpus with ``chunker=sections`` and run BM25, dense and version-aware BM25 over it for the
+    traces' queries (the project's own pipeline builder and caches)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+
+    queries = [Query(t.id, t.query) for t in traces]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["chunker=sections", "versions=filter", *overrides])
+    chunker = instantiate(cfg.chunker)
+    chunks = [c for d in corpus for c in chunker.chunk(d)]
+    by_doc: dict[str, list[Chunk]] = {}
+    for c in chunks:
+        by_doc.setdefault(c.doc_id, []).append(c)
+    runs: dict[str, dict[str, list[str]]] = {}
+    for name, retriever, groups in (("bm25", "bm25", ()), ("dense", "dense", ()), ("versions=filter", "bm25", ("versions",))):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            rc = compose(config_name="config", overrides=[f"retriever={retriever}", "versions=filter", *overrides])
+        tree = OmegaConf.to_container(rc, resolve=True)
+        stage = build_pipeline(OmegaConf.create({"retriever": tree["retriever"], "versions": tree["versions"]}),
+                               aggregate="max", groups=groups)
+        stage.index(chunks)
+        run = stage.rank(queries, top_k=max(k, 100)).run
+        runs[name] = {q.id: list(top_k_of(run.get(q.id, {}))) for q in queries}
+    return CorpusView({d.id: d for d in corpus}, runs, by_doc)

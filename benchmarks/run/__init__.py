@@ -1,0 +1,1 @@
+"""One experiment point: config validation, retrieval over a dataset, evaluation, logging (``runner``)."""
