@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Protocol, runtime_checkable
+from typing import ClassVar, Iterable, Iterator, Protocol, runtime_checkable
 
 from chunkers.types import Chunk, Document, chunk_id
+from chunkers.options import Options, one_of
 
 
 @runtime_checkable
@@ -19,16 +20,24 @@ def chunk_corpus(chunker: Chunker, docs: Iterable[Document]) -> Iterator[Chunk]:
         yield from chunker.chunk(doc)
 
 
-AGGREGATES = ("max", "sum", "first")
+#: the ``chunker.aggregate`` values (how chunk scores fold into a document score), defined once
+AGGREGATES: tuple[str, ...] = ("max", "sum", "first")
+
+
+def check_aggregate(mode: str) -> str:
+    if mode not in AGGREGATES:
+        raise ValueError(f"chunker.aggregate must be one of {'|'.join(AGGREGATES)}, got {mode!r}")
+    return mode
 
 
 class BaseChunker:
     """Holds the option every chunker shares: how chunk scores fold back into a document score."""
 
+    #: what every chunker accepts (subclasses add theirs; the config validator merges along the MRO)
+    OPTIONS: ClassVar[Options] = {"aggregate": one_of(*AGGREGATES)}
+
     def __init__(self, *, aggregate: str = "max") -> None:
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"chunker.aggregate must be one of {'|'.join(AGGREGATES)}, got {aggregate!r}")
-        self.aggregate = aggregate
+        self.aggregate = check_aggregate(aggregate)
 
 
 class NoChunker(BaseChunker):

@@ -15,6 +15,8 @@ cut. Chunk spans are exact slices of the document and together cover all of its 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import re
 from dataclasses import dataclass
 
@@ -22,6 +24,7 @@ from chunkers.base import BaseChunker
 from chunkers.tokens import DEFAULT, TokenCounter
 from chunkers.types import Chunk, Document
 from chunkers.windows import contiguous, make_chunk, pack, sentence_spans, whole_document
+from chunkers.options import Options, integer
 
 HEADING = [
     re.compile(r"^(#{1,6})\s+\S"),
@@ -107,6 +110,8 @@ def units(text: str, starts: set[str]) -> list[tuple[str, int, int, str]]:
 
 class _Structured(BaseChunker):
     """Shared machinery: heading paths as context, over-long units split by sentences."""
+
+    OPTIONS: ClassVar[Options] = {"size": integer(1)}
 
     starts: set[str] = set()
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from functools import lru_cache
 
 from chunkers.base import BaseChunker
 from chunkers.tokens import DEFAULT, TokenCounter
 from chunkers.types import Chunk, Document, chunk_id
+from chunkers.options import Options, integer
 
 
 def make_chunk(doc: Document, n: int, start: int, end: int, context: str) -> Chunk:
@@ -42,6 +45,8 @@ def whole_document(doc: Document) -> list[Chunk]:
 class FixedTokenChunker(BaseChunker):
     """``chunker=fixed_tokens``: windows of ``size`` tokens overlapping by ``overlap``, cut at token
     boundaries of ``tokenizer`` (the default dense model's WordPiece, offline, or ``whitespace``)."""
+
+    OPTIONS: ClassVar[Options] = {"size": integer(1), "overlap": integer(0)}
 
     def __init__(self, *, size: int = 128, overlap: int = 0, tokenizer: str = DEFAULT, aggregate: str = "max") -> None:
         super().__init__(aggregate=aggregate)
@@ -109,6 +114,8 @@ def pack(spans: list[tuple[int, int]], text: str, budget: int, counter: TokenCou
 
 class SentenceChunker(BaseChunker):
     """``chunker=sentences``: whole sentences (pysbd) packed up to ``size`` tokens."""
+
+    OPTIONS: ClassVar[Options] = {"size": integer(1)}
 
     def __init__(self, *, size: int = 128, tokenizer: str = DEFAULT, aggregate: str = "max") -> None:
         super().__init__(aggregate=aggregate)

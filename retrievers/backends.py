@@ -32,6 +32,8 @@ from retrievers.errors import RetrieverError
 
 BACKENDS = ("torch", "onnx", "openvino")
 PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16", "fp16", "int8")}
+#: every precision some backend takes (``retriever.precision``; ``auto`` besides)
+ALL_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8", "fp16")
 #: passages an OpenVINO int8 export is calibrated on (a seeded sample of the corpus), in batches of CALIBRATION_BATCH
 CALIBRATION_SIZE, CALIBRATION_BATCH = 300, 8
 

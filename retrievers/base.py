@@ -14,15 +14,9 @@ from typing import Literal, Mapping, Protocol, Sequence, runtime_checkable
 from chunkers.types import Chunk, Query
 from retrievers.types import Run
 
+from chunkers.base import AGGREGATES, check_aggregate  # noqa: F401 - ``chunker.aggregate``, defined once
+
 Aggregate = Literal["max", "sum", "first"]
-#: The allowed ``chunker.aggregate`` values (chunk scores -> document score), defined once.
-AGGREGATES: tuple[str, ...] = ("max", "sum", "first")
-
-
-def check_aggregate(mode: str) -> str:
-    if mode not in AGGREGATES:
-        raise ValueError(f"chunker.aggregate must be one of {'|'.join(AGGREGATES)}, got {mode!r}")
-    return mode
 
 
 @runtime_checkable

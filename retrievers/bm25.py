@@ -6,7 +6,7 @@ get identical tokens from :class:`retrievers.text.Tokenizer`, and index ``contex
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 from retrievers.progress import Progress, progress
@@ -20,6 +20,8 @@ from retrievers.cache import Cache
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
 from retrievers.text import Tokenizer
+from chunkers.options import Options, number, one_of, optional, string
+from retrievers.cache import CACHE_MODES
 
 BM25S_VARIANTS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 RANK_BM25_VARIANTS = {"robertson": "BM25Okapi", "bm25l": "BM25L", "bm25+": "BM25Plus"}
@@ -28,6 +30,11 @@ BACKENDS = ("bm25s", "rank_bm25")
 
 class BM25Retriever:
     """``retriever=bm25``. Lucene's BM25 with k1=0.9, b=0.4 reproduces Pyserini's flat BEIR runs."""
+
+    OPTIONS: ClassVar[Options] = {"backend": one_of(*BACKENDS), "k1": number(0), "b": number(0, 1),
+                                  "variant": one_of(*BM25S_VARIANTS), "stemmer": optional(string),
+                                  "stopwords": optional(string), "bm25s_backend": one_of("numpy", "numba"),
+                                  "cache_mode": one_of(*CACHE_MODES)}
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ from retrievers.safe_write import writing
 log = logging.getLogger(__name__)
 
 MODES = ("use", "refresh", "off")
+CACHE_MODES = MODES  #: ``cache.mode`` / ``retriever.cache_mode`` values, defined once
 _JSON_MEMO: dict[tuple[str, int], Any] = {}
 _VERIFIED: set[tuple[str, int, int]] = set()  # (file, size, mtime_ns) checked against its manifest
 _SWEPT: set[str] = set()  # kind folders cleaned of dead writers' leftovers by this process

@@ -10,12 +10,13 @@ stage (decomposition, versions, reranking) like any first stage.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from chunkers.types import Chunk, Query
 from retrievers.base import top_k_of
 from retrievers.errors import RetrieverError
 from retrievers.types import Ranking, Run
+from chunkers.options import Options, integer, string
 
 _REGISTERED: dict[str, Callable[..., Any]] = {}
 
@@ -42,6 +43,8 @@ def resolve(path: str) -> Callable[..., Any]:
 
 class FunctionRetriever:
     """A stage around ``function(query_texts, top_k) -> [{doc_id: score}, ...]``."""
+
+    OPTIONS: ClassVar[Options] = {"function": string, "batch_size": integer(1)}
 
     def __init__(self, *, function: str, batch_size: int = 256) -> None:
         self.fn, self.name, self.batch_size = resolve(function), str(function), int(batch_size)

@@ -26,13 +26,14 @@ sub-queries varies per question, so fusion is a per-question function, not ``ran
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 from chunkers.types import Chunk, Query
 from retrievers.base import top_k_of
 from retrievers.fusion import PER_QUERY, fuse_rankings
 from retrievers.stage import Stage, as_stage, count, owner_lists
 from retrievers.types import Ranking, Run
+from chunkers.options import Options, integer, one_of
 
 FUSIONS = PER_QUERY
 
@@ -41,6 +42,8 @@ class Decomposer:
     """Base class. ``hops`` rounds of sub-queries follow the question's own retrieval; ``subqueries``
     returns the texts to retrieve in round ``hop`` (from 1) given ``history`` — (text, ranked doc ids) of
     every retrieval so far, the question first; ``combine`` turns the rankings into the final one."""
+
+    OPTIONS: ClassVar[Options] = {"fusion": one_of(*FUSIONS), "rrf_k": integer(1)}
 
     hops = 0
     depth = 0  # retrieval depth wanted for the question itself (0: top_k)
@@ -105,6 +108,8 @@ class HeuristicDecomposer(Decomposer):
     predicate would pull the same distractors into every list); bridge questions -> the relative clause
     with its head noun, when it has at least ``min_clause_words`` words; otherwise the question alone."""
 
+    OPTIONS: ClassVar[Options] = {"min_clause_words": integer(1)}
+
     hops = 1
 
     def __init__(self, *, bridge: bool = True, min_clause_words: int = 3, fusion: str = "rrf", rrf_k: int = 60) -> None:
@@ -141,6 +146,9 @@ class IterativeDecomposer(Decomposer):
     retrieval call: the question is retrieved to ``depth`` instead)."""
 
     FOLLOW = ("title", "links")
+    OPTIONS: ClassVar[Options] = {"hops": integer(1), "m": integer(1), "follow": one_of(*FOLLOW), "links": integer(1),
+                                  "depth": integer(1)}
+
 
     def __init__(self, *, hops: int = 2, m: int = 2, follow: str = "title", first_sentence: bool = False,
                  links: int = 2, depth: int = 1000, fusion: str = "rrf", rrf_k: int = 60) -> None:

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Sequence as SequenceABC
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import Calibrated, Encoder, SentenceTransformerEncoder
 from retrievers.fingerprint import installed_versions
+from chunkers.options import Options, device, integer, one_of, optional, string
+from retrievers.cache import CACHE_MODES
+from retrievers.backends import ALL_PRECISIONS, BACKENDS
 
 log = logging.getLogger(__name__)
 INDEXES = ("flat", "hnsw", "ivf")
@@ -54,6 +57,17 @@ ENCODE_BLOCK = 512  # texts per encoder call when encoding a corpus (progress is
 
 class DenseRetriever:
     """``retriever=dense``: exact inner-product search by default, HNSW with ``index=hnsw``."""
+
+    OPTIONS: ClassVar[Options] = {
+        "model": string, "batch_size": integer(1), "device": device, "index": one_of(*INDEXES), "hnsw_m": integer(2),
+        "hnsw_ef_construction": integer(1), "hnsw_ef_search": integer(1), "ivf_nlist": optional(integer(1)),
+        "ivf_nprobe": integer(1), "normalize": one_of("auto", True, False, "true", "false"),
+        "max_seq_length": optional(integer(1)), "cache_mode": one_of(*CACHE_MODES),
+        "encoder_backend": one_of(*BACKENDS), "precision": one_of("auto", *ALL_PRECISIONS),
+        "threads": optional(integer(1)), "processes": optional(integer(1))}
+    #: optional modules it needs beyond the core (``retrievers/extras.py`` names the extra for each); the
+    #: default encoder and the chosen backend add theirs (``retrievers.backends.modules_needed``)
+    REQUIRES: ClassVar[tuple[str, ...]] = ("faiss", "numpy")
 
     def __init__(
         self, *, model: str = "sentence-transformers/all-MiniLM-L6-v2", batch_size: int = 32, device: str = "auto",

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -324,6 +324,8 @@ class StaticModelEncoder:
     """A model2vec static embedding model (token vectors averaged; no transformer): 1M short passages in
     about a minute on 2 cores (results/scale.md), far lower quality than MiniLM. For scale tests and smoke runs.
     ``path``: a local model2vec folder; default the 64-d model of the ``tokenlearn-static-model`` package."""
+
+    REQUIRES: ClassVar[tuple[str, ...]] = ("model2vec",)
 
     def __init__(self, *, path: str | None = None, batch_size: int = 1024) -> None:
         if path is None:

@@ -3,12 +3,15 @@ then fused."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from chunkers.types import Chunk, Query
 from retrievers.fusion import check_fusion, fuse
 from retrievers.stage import Stage, as_stage, sum_stats
 from retrievers.types import Ranking, Run
+from chunkers.options import Options, integer, one_of
+from retrievers.fusion import METHODS, NORMS
+from chunkers.base import AGGREGATES
 
 
 class HybridRetriever:
@@ -18,6 +21,9 @@ class HybridRetriever:
     bases keep their own caches, so a fusion sweep re-encodes and re-indexes nothing once the base runs
     exist. One hybrid search costs one base search per base retriever.
     """
+
+    OPTIONS: ClassVar[Options] = {"fusion": one_of(*METHODS), "norm": one_of(*NORMS, None), "rrf_k": integer(1),
+                                  "aggregate": one_of(*AGGREGATES)}
 
     def __init__(self, *, retrievers: Mapping[str, Any], fusion: str = "wsum", norm: str | None = "min-max",
                  weights: Sequence[float] | None = None, rrf_k: int = 60, aggregate: str = "max") -> None:

@@ -17,13 +17,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from retrievers.decomposition import Decomposer
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import fingerprint
 from retrievers.redact import redact_text
 from retrievers.redact import register as register_secret
+from chunkers.options import Options, integer, number
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,10 @@ class ChatClient:
 
 
 class LLMDecomposer(Decomposer):
+    """``decomposer=llm``: sub-questions from an OpenAI-compatible chat endpoint (cached, key never logged)."""
+
+    OPTIONS: ClassVar[Options] = {"max_subqueries": integer(1), "temperature": number(0),
+                                  "timeout_s": number(0, open_lo=True), "retries": integer(0)}
     hops = 1
 
     def __init__(self, *, base_url: str, model: str, prompt: str, api_key_env: str = "OPENAI_API_KEY",

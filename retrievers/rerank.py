@@ -23,7 +23,7 @@ revision otherwise) and the scoring settings, so a warm re-run makes no model ca
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -34,10 +34,15 @@ from retrievers.encoders import resolve_source, shared_model
 from retrievers.fingerprint import installed_versions
 from retrievers.stage import Stage, as_stage
 from retrievers.types import Ranking, Run
+from chunkers.options import Options, device, integer, optional, string
 
 
 class Reranker:
     """Base class: ``score(pairs) -> scores`` is the model; this class does candidates, cache and folding."""
+
+    OPTIONS: ClassVar[Options] = {"model": string, "top_n": integer(1), "batch_size": integer(1),
+                                  "max_length": optional(integer(1)), "device": device}
+    REQUIRES: ClassVar[tuple[str, ...]] = ("sentence_transformers", "torch")
 
     kind = "reranker"
 

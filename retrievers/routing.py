@@ -11,13 +11,14 @@ its route's retriever (optionally wrapped in a decomposer) and logs the route pe
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from chunkers.types import Chunk, Query
 from retrievers.decomposition import _BRIDGE, _COMPARE
 from retrievers.stage import Stage, compose, count
 from retrievers.types import Ranking, Run
 from retrievers.query_features import IDENTIFIER, QUOTED, SECTION
+from chunkers.options import Options, integer, one_of, optional
 
 ROUTES = ("simple", "exact_term", "multi_hop")
 _WH = re.compile(r"^\s*(what|which|who|whom|whose|when|where|why|how)\b", re.I)
@@ -38,6 +39,10 @@ class QueryRouter:
       (null: off);
     * ``force``: send every query to this route (the fixed strategies the router is compared with).
     """
+
+    OPTIONS: ClassVar[Options] = {"default": one_of(*ROUTES), "force": one_of(None, *ROUTES),
+                                  "min_clause_words": integer(1), "min_entities": integer(1),
+                                  "long_query_words": optional(integer(1))}
 
     def __init__(self, *, comparison: bool = True, relative_clause: bool = True, min_clause_words: int = 3,
                  entities: bool = False, min_entities: int = 2, identifier: bool = True, section_number: bool = True,

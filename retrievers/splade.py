@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -36,6 +36,7 @@ from retrievers.encoders import resolve_device, resolve_source
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
 from retrievers.types import Run
+from chunkers.options import Options, device, integer, optional, string
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ def _csr_load(folder: Path, name: str) -> Any:
 
 class SpladeRetriever:
     """``retriever=splade``: a learned sparse first stage with exact dot-product search."""
+
+    OPTIONS: ClassVar[Options] = {"model": string, "batch_size": integer(1), "device": device,
+                                  "max_seq_length": optional(integer(1)), "threads": optional(integer(1))}
+    REQUIRES: ClassVar[tuple[str, ...]] = ("sentence_transformers", "torch")
 
     def __init__(self, *, model: str = "splade-tiny-msmarco", batch_size: int = 32, device: str = "auto",
                  max_seq_length: int | None = 256, revision: str | None = None, threads: int | None = None,

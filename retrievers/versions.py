@@ -15,12 +15,13 @@ may carry a ``metadata`` object with the same fields. ``versions=`` composes aft
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from chunkers.types import Chunk, Query
 from retrievers.base import top_k_of
 from retrievers.stage import Stage, as_stage
 from retrievers.types import Ranking, Run
+from chunkers.options import Options, number, one_of, optional
 
 MODES = ("ignore", "filter", "decay")
 
@@ -55,10 +56,12 @@ class VersionAwareRetriever:
     behind the chunk -> document adapter). Decay rescales document scores; filter removes chunks of stale
     documents before the stage before it indexes them."""
 
+    OPTIONS: ClassVar[Options] = {"mode": one_of(*MODES), "superseded_factor": number(0, 1),
+                                  "deprecated_factor": number(0, 1), "half_life_days": optional(number(0, open_lo=True))}
+
     def __init__(self, retriever: Any = None, *, mode: str = "decay", superseded_factor: float = 0.5,
                  deprecated_factor: float = 0.25, half_life_days: float | None = None) -> None:
-        if mode not in MODES:
-            raise ValueError(f"versions.mode must be one of {'|'.join(MODES)}, got {mode!r}")
+        _check_mode(mode)
         for key, value in (("superseded_factor", superseded_factor), ("deprecated_factor", deprecated_factor)):
             if not 0 <= float(value) <= 1:
                 raise ValueError(f"versions.{key} must be in [0, 1], got {value}")
@@ -118,11 +121,18 @@ class VersionAwareRetriever:
         return Ranking(out, inner.chunk_lists, None, inner.records, inner.calls, self._stats(inner))
 
 
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"versions.mode must be one of {'|'.join(MODES)}, got {mode!r}")
+    return mode
+
+
 def versions(inner: Any = None, *, mode: str = "decay", **settings: Any) -> Any:
     """The ``versions`` group's factory: ``ignore`` returns the stage before unchanged, ``filter`` and
     ``decay`` wrap it in :class:`VersionAwareRetriever`."""
-    if mode not in MODES:
-        raise ValueError(f"versions.mode must be one of {'|'.join(MODES)}, got {mode!r}")
-    if mode == "ignore":
+    if _check_mode(mode) == "ignore":
         return inner
     return VersionAwareRetriever(inner, mode=mode, **settings)
+
+
+versions.OPTIONS = VersionAwareRetriever.OPTIONS  # type: ignore[attr-defined]  # what the ``versions`` group accepts

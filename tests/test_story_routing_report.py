@@ -24,6 +24,8 @@ def test_criterion_pass_and_fail():
 
 
 def test_story_per_label_by_hand():
+    from benchmarks.run.runner import RunResult
+
     docs = [Document("v1", "", "", {"superseded_by": "v2"}), Document("v2", "", ""), Document("x", "", "")]
     qs = [Query("s1", "a", {"label": "stale_version", "stale_doc_ids": ["v1"], "current_doc_id": "v2"}),
           Query("s2", "b", {"label": "stale_version", "stale_doc_ids": ["v1"], "current_doc_id": "v2"}),
@@ -31,9 +33,9 @@ def test_story_per_label_by_hand():
     ds = Dataset("t", docs, qs, {"s1": {"v2": 1}, "s2": {"v2": 1}, "c1": {"x": 1}})
     per_q = {"s1": {"ndcg_at_10": 0.5, "evidence_coverage_at_10": 1.0}, "s2": {"ndcg_at_10": 1.0, "evidence_coverage_at_10": 1.0},
              "c1": {"ndcg_at_10": 1.0, "evidence_coverage_at_10": 1.0}}
-    result = {"dataset": ds, "evaluation": Evaluation(mean={}, per_query=per_q, n_scored=3, n_skipped=0),
-              "audit_rows": [{"query_id": "c1", "span_level_ok": False}],
-              "run": {"s1": {"v1": 2.0, "v2": 1.0}, "s2": {"v2": 2.0, "v1": 1.0}, "c1": {"x": 1.0}}}
+    result = RunResult("r1", {}, dataset=ds, evaluation=Evaluation(mean={}, per_query=per_q, n_scored=3, n_skipped=0),
+                       audit_rows=[{"query_id": "c1", "span_level_ok": False}],
+                       run={"s1": {"v1": 2.0, "v2": 1.0}, "s2": {"v2": 2.0, "v1": 1.0}, "c1": {"x": 1.0}})
     got = per_label(result)
     assert got["stale_version"]["n"] == 2 and got["stale_version"]["ndcg_at_10"] == 0.75
     assert got["stale_version"]["stale_hit_rate"] == 0.5  # s1: the old version first

@@ -33,30 +33,35 @@ def _find(node: Any, suffix: str) -> Any:
     return None
 
 
+def companion_run(tree: Any, chunks: Sequence[Chunk], queries: Sequence[Query], *, top_k: int,
+                  aggregate: str = "max", groups: Sequence[str] | None = None) -> Run:
+    """The one companion builder: a pipeline from ``tree`` (a config holding ``retriever`` and whatever groups
+    ``groups`` names; None: the config's own ``pipeline``) built by the run's own builder, indexed on
+    ``chunks`` and ranked for ``queries`` (caches are used as in any run)."""
+    node = tree if isinstance(tree, DictConfig) else OmegaConf.create(tree)
+    stage = build_pipeline(node, aggregate=aggregate, groups=groups)
+    stage.index(chunks)
+    return stage.rank(queries, top_k=top_k).run
+
+
 def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) -> dict[str, Run]:
-    """Document-level BM25 and dense runs with the run's chunker (settings from the run's own config where it
-    has such a retriever, else the defaults), and per-route runs for router runs; every one is a pipeline
-    from the same builder as the run's."""
-
-
+    """A run's companions: document-level BM25 and dense runs with the run's chunker (settings from the run's
+    own config where it has such a retriever, else the defaults, with the run's cache), and per-route runs
+    for router runs (the run's pipeline with the route forced)."""
     out: dict[str, Run] = {}
-    conf = CONF_DIR / "retriever"
     aggregate = cfg.get("chunker", {}).get("aggregate", "max")
     for name, suffix in (("bm25", "BM25Retriever"), ("dense", "DenseRetriever")):
         node = _find(cfg, suffix)
         if node is None:  # the run has no such retriever: the defaults, with the run's cache
-            node = OmegaConf.merge(OmegaConf.load(conf / f"{name}.yaml"),
+            node = OmegaConf.merge(OmegaConf.load(CONF_DIR / "retriever" / f"{name}.yaml"),
                                    {"cache_dir": cfg.cache.dir, "cache_mode": cfg.cache.mode})
-        stage = build_pipeline(OmegaConf.create({"retriever": node}), aggregate=aggregate, groups=())
-        stage.index(chunks)
-        out[name] = stage.rank(dataset.queries, top_k=top_k).run
+        out[name] = companion_run({"retriever": node}, chunks, dataset.queries, top_k=top_k, aggregate=aggregate, groups=())
     router = cfg.get("router")
     if router is not None and router.get("_target_"):
         for route in router.routes:
             forced = OmegaConf.merge(cfg, {"router": {"rules": {"force": str(route)}}})
-            stage = build_pipeline(forced, aggregate=aggregate)  # the run's pipeline with the route forced
-            stage.index(chunks)
-            out[f"route:{route}"] = canonical_run(stage.rank(dataset.queries, top_k=top_k).run, top_k)
+            out[f"route:{route}"] = canonical_run(companion_run(forced, chunks, dataset.queries, top_k=top_k,
+                                                                aggregate=aggregate), top_k)
     return out
 
 
@@ -115,7 +120,6 @@ def corpus_view(corpus: list[Document], traces: Sequence[Trace], *, k: int = 10,
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-
     queries = [Query(t.id, t.query) for t in traces]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["chunker=sections", "versions=filter", *overrides])
@@ -129,9 +133,7 @@ def corpus_view(corpus: list[Document], traces: Sequence[Trace], *, k: int = 10,
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             rc = compose(config_name="config", overrides=[f"retriever={retriever}", "versions=filter", *overrides])
         tree = OmegaConf.to_container(rc, resolve=True)
-        stage = build_pipeline(OmegaConf.create({"retriever": tree["retriever"], "versions": tree["versions"]}),
-                               aggregate="max", groups=groups)
-        stage.index(chunks)
-        run = stage.rank(queries, top_k=max(k, 100)).run
+        run = companion_run({"retriever": tree["retriever"], "versions": tree["versions"]}, chunks, queries,
+                            top_k=max(k, 100), groups=groups)
         runs[name] = {q.id: list(top_k_of(run.get(q.id, {}))) for q in queries}
     return CorpusView({d.id: d for d in corpus}, runs, by_doc)

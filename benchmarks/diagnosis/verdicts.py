@@ -1,25 +1,29 @@
-"""The verdict ladder: why a failed query failed, one cause in a fixed order.
+"""The verdict ladder: why a failed query failed, one cause, the first of a fixed order that applies.
 
-dataset and chunks from the logged config, and gives each *failed* query (a gold document missing from
-the top k, a gold span missing from the context, or a superseded version ranked above its current one)
-one verdict, with the evidence for it, checked in this order:
+Runs (``rbench-audit --run-id``: a gold document missing from the top k, a gold span missing from the
+context, or a superseded version ranked above its current one) and production traces (``rbench-audit
+--traces``: a reference that did not reach the context) are judged by the same rules, in this order
+(:data:`LADDER`), over one evidence record (:class:`Evidence`, holding a run's or a trace's facts):
 
-1. ``stale_version`` — a superseded document (corpus metadata ``superseded_by``) ranks above the current
-   version of a gold document, or is in the top k while the current one is not;
-2. ``chunk_boundary`` — a gold document is in the top k but a gold span of it is split across chunks
-   (no single chunk contains it whole);
-3. ``multi_hop`` — some but not all gold documents are in the top k;
-4. ``exact_term`` — a BM25 run finds a gold document in the top k that a dense run misses (the companion
-   runs are computed with the run's chunker, from the cache where possible);
+1. ``stale_version`` — a superseded version outranks the current one (runs: corpus metadata
+   ``superseded_by`` leads from a top-k document to a gold one ranked lower or not at all; traces: a
+   passage comes from a superseded or deprecated document);
+2. ``chunk_boundary`` — the right document was retrieved but the chunk boundary cut the evidence (a gold
+   span split across chunks; a passage ending with the reference's first words or overlapping it);
+3. ``multi_hop`` — some but not all of the evidence reached the top k (gold documents; reference pieces);
+4. ``exact_term`` — BM25 ranks the missed evidence in the top k and dense does not (companion runs), or an
+   identifier of the query is in no passage (traces);
 5. ``routing`` — (router runs) another route ranks this query's gold documents better (nDCG@k);
 6. ``other``.
 
+The verdicts never read a dataset's failure-mode labels (:func:`benchmarks.diagnosis.run_audit.strip_labels`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from benchmarks.datasets.files import locate
 from benchmarks.diagnosis.matching import Matcher, cut_at_edge, normalise
@@ -31,7 +35,8 @@ if TYPE_CHECKING:
     from benchmarks.diagnosis.companions import CorpusView
     from benchmarks.diagnosis.records import Trace
 
-__all__ = ["VERDICTS", "classify", "ndcg_at", "stale_evidence", "successors", "suggest_fix", "trace_cause", "where_evidence"]
+__all__ = ["LADDER", "VERDICTS", "Evidence", "RunFacts", "TraceFacts", "classify", "ndcg_at", "stale_evidence",
+           "successors", "suggest_fix", "trace_cause", "verdict", "where_evidence"]
 
 
 def successors(corpus_meta: Mapping[str, Mapping[str, Any]], doc: str) -> list[str]:
@@ -65,99 +70,208 @@ def ndcg_at(ranking: Sequence[str], gold: set[str], k: int) -> float:
     return dcg / ideal if ideal else 0.0
 
 
-def classify(row: Mapping[str, Any], ranking: Sequence[str], corpus_meta: Mapping[str, Mapping[str, Any]], *,
-             bm25: Sequence[str] | None = None, dense: Sequence[str] | None = None,
-             route_rankings: Mapping[str, Sequence[str]] | None = None) -> tuple[str, str] | None:
-    """(verdict, evidence) for a failed query; None when the query did not fail."""
-    k = int(row["k"])
-    gold = set(row["gold_docs"])
-    top = list(ranking[:k])
-    found = gold & set(top)
-    stale = stale_evidence(ranking, gold, corpus_meta, k)
-    span_fail = row.get("span_level_ok") is False
-    if found == gold and not span_fail and stale is None:
-        return None
-    if stale is not None:
-        return "stale_version", stale
-    split = [s for s in row.get("spans", []) if s["split"] and s["doc_id"] in found]
-    if split:
-        s = split[0]
-        return "chunk_boundary", (f"gold document {s['doc_id']} is at rank {top.index(s['doc_id']) + 1} but its evidence "
-                                  f"span [{s['start']}:{s['end']}] is split across chunks")
-    if found and found != gold:
-        return "multi_hop", f"found {len(found)} of {len(gold)} gold documents in the top {k}; missing {sorted(gold - found)}"
-    missed = gold - found
-    if bm25 is not None and dense is not None and missed:
-        b, d = missed & set(bm25[:k]), missed & set(dense[:k])
-        if b - d:
-            return "exact_term", f"missed {sorted(b - d)}: BM25 puts it in the top {k}, dense does not"
-    if route_rankings and row.get("route") in route_rankings:
-        taken = ndcg_at(route_rankings[row["route"]], gold, k)
-        best = max(route_rankings, key=lambda r: ndcg_at(route_rankings[r], gold, k))
-        best_score = ndcg_at(route_rankings[best], gold, k)
-        if best != row["route"] and best_score > taken:
-            return "routing", f"routed to {row['route']} (nDCG@{k} {taken:.3f}); {best} scores {best_score:.3f}"
-    if found == gold and span_fail:
-        return "other", "gold documents retrieved, spans whole, but the span's chunk is outside the context budget"
-    return "other", f"{len(gold - found)} gold document(s) missing from the top {k}; no cause above applies"
+# ------------------------------------------------------------------------------------------ the evidence
+@dataclass
+class RunFacts:
+    """A run's failed query: its ``audit.jsonl`` row, its document ranking, the corpus metadata and the
+    companion rankings (BM25, dense, each route's)."""
+
+    row: Mapping[str, Any]
+    ranking: Sequence[str]
+    corpus_meta: Mapping[str, Mapping[str, Any]]
+    bm25: Sequence[str] | None = None
+    dense: Sequence[str] | None = None
+    route_rankings: Mapping[str, Sequence[str]] | None = None
+
+    def __post_init__(self) -> None:
+        self.gold = set(self.row["gold_docs"])
+        self.top = list(self.ranking[: int(self.row["k"])])
+        self.found = self.gold & set(self.top)
+        self.span_fail = self.row.get("span_level_ok") is False
 
 
-# ------------------------------------------------------------------------------------------ traces
-def trace_cause(trace: Trace, missed: Sequence[str], pieces: Sequence[tuple[str, bool, str]], texts: Sequence[str],
-           ctx_docs: Sequence[str | None], gold: Mapping[str, list[str]], view: CorpusView | None,
-           k: int) -> tuple[str, str]:
-    """The first cause, in the run audit's order, of a trace whose reference did not reach the context."""
+@dataclass
+class TraceFacts:
+    """A logged retrieval whose reference did not reach the context: its passages (and their documents, where
+    known), the reference pieces (reached or not) and, with a corpus, the documents holding each piece and the
+    companion rankings (:class:`benchmarks.diagnosis.companions.CorpusView`)."""
 
-    meta = (lambda d: view.docs[d].metadata if view and d in view.docs else {})
-    # 1. stale_version: a passage comes from a superseded or deprecated document
-    for i, (c, d) in enumerate(zip(trace.contexts, ctx_docs)):
+    trace: Trace
+    missed: Sequence[str]
+    pieces: Sequence[tuple[str, bool, str]]  # (piece, reached, how)
+    texts: Sequence[str]
+    ctx_docs: Sequence[str | None]
+    gold: Mapping[str, list[str]]  # piece -> documents holding it (empty without a corpus)
+    view: CorpusView | None
+
+    def holders(self) -> list[str]:
+        """The documents holding a missed piece."""
+        return sorted({d for p in self.missed for d in self.gold.get(p, [])})
+
+
+@dataclass
+class Evidence:
+    """One failed query as the rules read it: ``k`` and the facts of a run or of a trace."""
+
+    k: int
+    run: RunFacts | None = None
+    trace: TraceFacts | None = None
+
+
+# ------------------------------------------------------------------------------------------ the rules
+def stale_version(ev: Evidence) -> str | None:
+    """A superseded version outranks the current one (runs: its current version is gold and ranks lower or
+    not at all); a passage comes from a superseded or deprecated document (traces)."""
+    if ev.run is not None:
+        return stale_evidence(ev.run.ranking, ev.run.gold, ev.run.corpus_meta, ev.k)
+    t = ev.trace
+    meta = (lambda d: t.view.docs[d].metadata if t.view and d in t.view.docs else {})
+    for i, (c, d) in enumerate(zip(t.trace.contexts, t.ctx_docs)):
         m = dict(meta(d)) if d else {}
         m.update(c.get("metadata") or {})
         if is_stale(m):
-            holders = sorted({h for p in missed for h in gold.get(p, [])})
+            holders = t.holders()
             newer = m.get("superseded_by")
             if newer and (not holders or newer in holders):
-                return "stale_version", (f"context #{i + 1} is from {d or c['id']}, superseded by {newer}"
-                                         + (" (which holds the reference)" if newer in holders else ""))
+                return (f"context #{i + 1} is from {d or c['id']}, superseded by {newer}"
+                        + (" (which holds the reference)" if newer in holders else ""))
             if not newer and (not holders or d not in holders):
-                return "stale_version", f"context #{i + 1} is from {d or c['id']}, which is deprecated"
-    # 2. chunk_boundary: the right document was retrieved, the passage did not hold the reference whole
+                return f"context #{i + 1} is from {d or c['id']}, which is deprecated"
+    return None
 
-    for p in missed:
-        edge = cut_at_edge(p, texts)
+
+def chunk_boundary(ev: Evidence) -> str | None:
+    """The right document was retrieved but the chunk boundary cut its evidence: a gold span split across
+    chunks (runs); a passage ending with the reference's first words, beginning with its last ones, or
+    overlapping the evidence without holding it (traces)."""
+    if ev.run is not None:
+        split = [s for s in ev.run.row.get("spans", []) if s["split"] and s["doc_id"] in ev.run.found]
+        if not split:
+            return None
+        s = split[0]
+        return (f"gold document {s['doc_id']} is at rank {ev.run.top.index(s['doc_id']) + 1} but its evidence "
+                f"span [{s['start']}:{s['end']}] is split across chunks")
+    t = ev.trace
+    for p in t.missed:
+        edge = cut_at_edge(p, t.texts)
         if edge:
-            return "chunk_boundary", edge
-        for d in gold.get(p, []):
-            span = locate(view.docs[d].text, p) if view else None
-            for i, (c, cd) in enumerate(zip(trace.contexts, ctx_docs)):
-                at = locate(view.docs[d].text, c["text"]) if span and cd == d else None
+            return edge
+        for d in t.gold.get(p, []):
+            span = locate(t.view.docs[d].text, p) if t.view else None
+            for i, (c, cd) in enumerate(zip(t.trace.contexts, t.ctx_docs)):
+                at = locate(t.view.docs[d].text, c["text"]) if span and cd == d else None
                 if at and at[0] < span[1] and span[0] < at[1]:  # the passage overlaps the evidence, without holding it
-                    return "chunk_boundary", (f"context #{i + 1} is the part [{at[0]}:{at[1]}] of {d}, which cuts the "
-                                              f"evidence at [{span[0]}:{span[1]}]")
-    # 3. multi_hop: some evidence reached, some not
-    if len(pieces) > 1 and any(ok for _, ok, _ in pieces):
-        n_ok = sum(ok for _, ok, _ in pieces)
-        where = {d for p in missed for d in gold.get(p, [])}
-        return "multi_hop", (f"{n_ok} of {len(pieces)} reference pieces reached the context; missing "
-                             + (f"evidence in {', '.join(sorted(where))}" if where else repr(missed[0][:60])))
-    # 4. exact_term: an identifier of the query is in no passage (and, with the corpus, BM25 finds the evidence)
-    context = normalise(" ".join(texts))
-    absent = [t for t in identifiers(trace.query) if normalise(t) and f" {normalise(t)} " not in f" {context} "]
-    if view is not None:
-        for p in missed:
-            for d in gold.get(p, []):
-                b, dn = view.rank("bm25", trace.id, d), view.rank("dense", trace.id, d)
+                    return (f"context #{i + 1} is the part [{at[0]}:{at[1]}] of {d}, which cuts the "
+                            f"evidence at [{span[0]}:{span[1]}]")
+    return None
+
+
+def multi_hop(ev: Evidence) -> str | None:
+    """Some of the evidence reached the top k, some did not (gold documents; reference pieces)."""
+    if ev.run is not None:
+        r = ev.run
+        if r.found and r.found != r.gold:
+            return f"found {len(r.found)} of {len(r.gold)} gold documents in the top {ev.k}; missing {sorted(r.gold - r.found)}"
+        return None
+    t = ev.trace
+    if len(t.pieces) > 1 and any(ok for _, ok, _ in t.pieces):
+        n_ok = sum(ok for _, ok, _ in t.pieces)
+        where = set(t.holders())
+        return (f"{n_ok} of {len(t.pieces)} reference pieces reached the context; missing "
+                + (f"evidence in {', '.join(sorted(where))}" if where else repr(t.missed[0][:60])))
+    return None
+
+
+def exact_term(ev: Evidence) -> str | None:
+    """Lexical matching finds what the run missed: BM25 ranks a missed gold document in the top k and dense
+    does not; or an identifier of the query is in no passage (traces; with a corpus, one the evidence holds)."""
+    k = ev.k
+    if ev.run is not None:
+        r = ev.run
+        missed = r.gold - r.found
+        if r.bm25 is not None and r.dense is not None and missed:
+            b, d = missed & set(r.bm25[:k]), missed & set(r.dense[:k])
+            if b - d:
+                return f"missed {sorted(b - d)}: BM25 puts it in the top {k}, dense does not"
+        return None
+    t = ev.trace
+    context = normalise(" ".join(t.texts))
+    absent = [w for w in identifiers(t.trace.query) if normalise(w) and f" {normalise(w)} " not in f" {context} "]
+    if t.view is not None:
+        for p in t.missed:
+            for d in t.gold.get(p, []):
+                b, dn = t.view.rank("bm25", t.trace.id, d), t.view.rank("dense", t.trace.id, d)
                 if b is not None and b <= k and (dn is None or dn > k):
-                    return "exact_term", (f"BM25 ranks {d} #{b}, dense " + (f"#{dn}" if dn else "not at all")
-                                          + (f"; the query's {absent[0]!r} is in no passage" if absent else ""))
-        absent = [t for t in absent if any(view.holds(d, t) for p in missed for d in gold.get(p, []))] if gold else absent
+                    return (f"BM25 ranks {d} #{b}, dense " + (f"#{dn}" if dn else "not at all")
+                            + (f"; the query's {absent[0]!r} is in no passage" if absent else ""))
+        absent = [w for w in absent if any(t.view.holds(d, w) for p in t.missed for d in t.gold.get(p, []))] if t.gold else absent
     if absent:
-        return "exact_term", f"the query's {absent[0]!r} is in none of the {len(texts)} passages"
-    # 5. other
-    holders = sorted({d for p in missed for d in gold.get(p, [])})
-    if view is not None and holders:
-        return "other", f"the reference is in {', '.join(holders)}, which no passage comes from; no cause above applies"
-    return "other", "the reference is in no passage; no cause above applies" + ("" if view else " (give --corpus to look further)")
+        return f"the query's {absent[0]!r} is in none of the {len(t.texts)} passages"
+    return None
+
+
+def routing(ev: Evidence) -> str | None:
+    """(router runs) another route ranks this query's gold documents better (nDCG@k)."""
+    r = ev.run
+    if r is None or not r.route_rankings or r.row.get("route") not in r.route_rankings:
+        return None
+    k, routes, taken_route = ev.k, r.route_rankings, r.row["route"]
+    taken = ndcg_at(routes[taken_route], r.gold, k)
+    best = max(routes, key=lambda name: ndcg_at(routes[name], r.gold, k))
+    best_score = ndcg_at(routes[best], r.gold, k)
+    if best != taken_route and best_score > taken:
+        return f"routed to {taken_route} (nDCG@{k} {taken:.3f}); {best} scores {best_score:.3f}"
+    return None
+
+
+def other(ev: Evidence) -> str:
+    """No cause above applies; says what is known of where the evidence was."""
+    if ev.run is not None:
+        r = ev.run
+        if r.found == r.gold and r.span_fail:
+            return "gold documents retrieved, spans whole, but the span's chunk is outside the context budget"
+        return f"{len(r.gold - r.found)} gold document(s) missing from the top {ev.k}; no cause above applies"
+    t = ev.trace
+    holders = t.holders()
+    if t.view is not None and holders:
+        return f"the reference is in {', '.join(holders)}, which no passage comes from; no cause above applies"
+    return "the reference is in no passage; no cause above applies" + ("" if t.view else " (give --corpus to look further)")
+
+
+Rule = Callable[[Evidence], "str | None"]
+#: the ladder, in the order the rules are tried: the first that applies is the verdict (``other`` always does)
+LADDER: tuple[tuple[str, Rule], ...] = (("stale_version", stale_version), ("chunk_boundary", chunk_boundary),
+                                        ("multi_hop", multi_hop), ("exact_term", exact_term), ("routing", routing),
+                                        ("other", other))
+
+
+def verdict(ev: Evidence) -> tuple[str, str]:
+    """(verdict, evidence): the first rule of :data:`LADDER` that applies."""
+    for name, rule in LADDER:
+        said = rule(ev)
+        if said:
+            return name, said
+    raise AssertionError("the last rule always applies")
+
+
+# ------------------------------------------------------------------------------------------ the two sources
+def classify(row: Mapping[str, Any], ranking: Sequence[str], corpus_meta: Mapping[str, Mapping[str, Any]], *,
+             bm25: Sequence[str] | None = None, dense: Sequence[str] | None = None,
+             route_rankings: Mapping[str, Sequence[str]] | None = None) -> tuple[str, str] | None:
+    """(verdict, evidence) for a run's query; None when it did not fail (every gold document in the top k,
+    every gold span in the context, no superseded version first)."""
+    facts = RunFacts(row, ranking, corpus_meta, bm25, dense, route_rankings)
+    ev = Evidence(int(row["k"]), run=facts)
+    if facts.found == facts.gold and not facts.span_fail and stale_version(ev) is None:
+        return None
+    return verdict(ev)
+
+
+def trace_cause(trace: Trace, missed: Sequence[str], pieces: Sequence[tuple[str, bool, str]], texts: Sequence[str],
+                ctx_docs: Sequence[str | None], gold: Mapping[str, list[str]], view: CorpusView | None,
+                k: int) -> tuple[str, str]:
+    """(verdict, evidence) for a trace whose reference did not reach the context."""
+    return verdict(Evidence(k, trace=TraceFacts(trace, missed, pieces, texts, ctx_docs, gold, view)))
 
 
 def where_evidence(missed: Sequence[str], gold: Mapping[str, list[str]], view: CorpusView | None, matcher: Matcher) -> str:

@@ -22,6 +22,7 @@ from benchmarks.errors import ConfigError, TrackingError
 from benchmarks.tracking.tracker import check_reachable, check_store
 from retrievers.redact import redact_text
 from retrievers.safe_write import unwritable
+from retrievers.pipeline import DEFAULT_PIPELINE
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +329,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
                                     f"run ({type(err).__name__}: {redact_text(str(err))[:300]}); the run is marked "
                                     f"FAILED and its results are kept in {kept}") from err
         shown = ("chunker", "router", "versions", "reranker") if choices.get("router", "none") != "none" else \
-            ("chunker", "retriever", "decomposer", "versions", "reranker")
+            ("chunker", "retriever", *DEFAULT_PIPELINE)
         what = " + ".join(f"{g}={choices[g]}" for g in shown if g in choices)
         calls = f"; {metrics['retrieval_calls_mean']:.2f} retrieval calls per query" if "retrieval_calls_mean" in metrics else ""
         print_summary(dataset, ev, ks, f"rbench: {what} on {dataset.name}{calls}", by_label,

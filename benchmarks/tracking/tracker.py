@@ -13,6 +13,7 @@ from benchmarks.errors import ConfigError
 from retrievers.cache import pid_alive
 from retrievers.redact import redact_text, redact_value
 from retrievers.safe_write import unwritable, writing
+from retrievers.pipeline import DEFAULT_PIPELINE
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ def run_name(template: str | None, choices: Mapping[str, str], dataset: str, *,
         return re.sub(r"\{([^{}]+)\}", lambda m: str(table.get(m.group(1), m.group(0))), str(template))
     first = f"router:{choices['router']}" if choices.get("router", "none") != "none" else choices.get("retriever", "run")
     defaults = {"chunker": "none", "decomposer": "none", "versions": "ignore", "reranker": "none"}
-    parts = [first] + [choices[g] for g in ("decomposer", "versions", "reranker")
+    parts = [first] + [choices[g] for g in DEFAULT_PIPELINE
                        if choices.get(g, defaults[g]) != defaults[g]]
     if choices.get("chunker", "none") != "none":
         parts.append(f"chunks:{choices['chunker']}")
