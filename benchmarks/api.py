@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Mapping, Sequence, Union
 
 from retrievers.types import Qrels, Run
+from benchmarks.evaluation.trec import read_run
+from benchmarks.datasets.beir import read_qrels
+from benchmarks.evaluation.metrics import evaluate as _evaluate
+from benchmarks.run import runner
+from benchmarks.cli import CONF_DIR
+from retrievers import custom
 
 RunLike = Union[Mapping[str, Mapping[str, float]], str, Path]
 QrelsLike = Union[Mapping[str, Mapping[str, int]], str, Path]
@@ -22,7 +28,6 @@ QrelsLike = Union[Mapping[str, Mapping[str, int]], str, Path]
 
 def _run(run: RunLike) -> Run:
     if isinstance(run, (str, Path)):
-        from benchmarks.evaluation.trec import read_run
 
         return read_run(Path(run))
     return {str(q): {str(d): float(s) for d, s in hits.items()} for q, hits in run.items()}
@@ -30,7 +35,6 @@ def _run(run: RunLike) -> Run:
 
 def _qrels(qrels: QrelsLike) -> Qrels:
     if isinstance(qrels, (str, Path)):
-        from benchmarks.datasets.beir import read_qrels
 
         return read_qrels(Path(qrels))[0]
     return {str(q): {str(d): int(s) for d, s in rels.items()} for q, rels in qrels.items()}
@@ -40,7 +44,6 @@ def evaluate(run: RunLike, qrels: QrelsLike, k: Sequence[int] = (1, 5, 10, 100),
              per_query: bool = False) -> dict:
     """Mean of every contract metric at every k (with ``per_query``: ``{"mean": ..., "per_query": {qid: ...},
     "skipped": [...]}``). ``run`` and ``qrels`` are dicts or file paths (a TREC run; TREC or BEIR-tsv qrels)."""
-    from benchmarks.evaluation.metrics import evaluate as _evaluate
 
     ks = [int(x) for x in k]
     if not ks or any(x < 1 for x in ks):
@@ -60,8 +63,6 @@ def run(overrides: Sequence[str] = (), *, config_dir: str | Path | None = None) 
     """
     from hydra import compose, initialize_config_dir
 
-    from benchmarks.run import runner
-    from benchmarks.cli import CONF_DIR
 
     with initialize_config_dir(config_dir=str(config_dir or CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
@@ -80,7 +81,6 @@ def evaluate_retriever(search, overrides: Sequence[str] = (), *, config_dir: str
     In a config, the same is ``retriever._target_=retrievers.custom.FunctionRetriever
     retriever.function=my_module.my_search`` (an import path), or any class with ``index`` + ``search``
     (chunk level) or ``index`` + ``rank`` (a pipeline stage)."""
-    from retrievers import custom
 
     key = custom.register(search)
     return run([*overrides, "retriever=function", f"retriever.function={key}"], config_dir=config_dir)

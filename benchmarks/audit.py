@@ -42,11 +42,17 @@ from benchmarks.diagnosis.signals import Corpus
 from benchmarks.errors import ConfigError, RbenchError
 from benchmarks.labels import LABELS
 from benchmarks.paths import CONF_DIR, default_tracking_uri
-from benchmarks.run.validate import arg_type, integer, number
+from benchmarks.arguments import arg_type, integer, number
 from retrievers.errors import RetrieverError
+from benchmarks.tracking.store import download_artifact
+from benchmarks.run.retrieval import chunk_dataset
+from benchmarks.evaluation.trec import read_run
+from benchmarks.diagnosis.matching import RECALL_THRESHOLD
+from benchmarks.diagnosis.traces import FAILED_WHAT, audit_traces
+from benchmarks.tracking.store import ReportError, load_runs, matches, parse_filter
+from benchmarks.tracking.tracker import check_reachable, check_store
 
 def _download(client: Any, run_id: str, name: str, folder: str) -> Path | None:
-    from benchmarks.tracking.store import download_artifact
 
     try:
         return Path(download_artifact(client, run_id, name, folder))
@@ -104,8 +110,6 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from benchmarks.run.retrieval import chunk_dataset
-    from benchmarks.evaluation.trec import read_run
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = _download(client, run_id, "config.yaml", tmp)
@@ -161,8 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def traces_main(args: argparse.Namespace) -> int:
-    from benchmarks.diagnosis.matching import RECALL_THRESHOLD
-    from benchmarks.diagnosis.traces import FAILED_WHAT, audit_traces
 
     threshold = RECALL_THRESHOLD if args.recall_threshold is None else args.recall_threshold
     if not 0 < threshold <= 1:
@@ -213,8 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         args.tracking_uri = default_tracking_uri()
     from mlflow.tracking import MlflowClient
 
-    from benchmarks.tracking.store import ReportError, load_runs, matches, parse_filter
-    from benchmarks.tracking.tracker import check_reachable, check_store
 
     check_reachable(args.tracking_uri, key="--tracking-uri", hint="--tracking-uri (or MLFLOW_TRACKING_URI)")
     check_store(args.tracking_uri, write=False, key="--tracking-uri")

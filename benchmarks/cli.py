@@ -12,6 +12,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.errors import RbenchError
+from benchmarks.paths import CONF_DIR as _CONF, DATA_DIR
+from benchmarks.run.validate import problems
+from retrievers.extras import message
+from retrievers.progress import fmt_seconds
 from retrievers import redact
 from retrievers.errors import NoSpaceError, RetrieverError, no_space_message, out_of_space
 from retrievers.safe_write import unwritable
@@ -34,15 +38,11 @@ OmegaConf.register_new_resolver("rbench.beir_folders", beir_folders, replace=Tru
 def package_data(relative: str) -> str:
     """``${rbench.package_data:handbook}``: a path among the files shipped with the package (the example
     handbook), wherever it is installed."""
-    from benchmarks.paths import DATA_DIR
-
     return str(DATA_DIR / relative)
 
 
 OmegaConf.register_new_resolver("rbench.package_data", package_data, replace=True)
 
-
-from benchmarks.paths import CONF_DIR as _CONF
 
 CONF_DIR = str(_CONF)
 
@@ -213,8 +213,6 @@ def precheck(argv: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from benchmarks.run.validate import problems
-
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as err:  # noqa: BLE001 - Hydra's own parse errors
@@ -223,8 +221,6 @@ def precheck(argv: list[str]) -> str | None:
         group = o.get_key_element().lstrip("+~")
         folder = Path(CONF_DIR) / group
         if group == "hydra/launcher":
-            from retrievers.extras import message
-
             plugin = LAUNCHER_PLUGINS.get(str(o.value()) if not o.is_sweep_override() else "")
             err = message(f"hydra/launcher={o.value()}", plugin) if plugin else None
             if err:
@@ -319,8 +315,6 @@ def sweep_progress() -> str | None:
     total = os.environ.get("RBENCH_SWEEP_TOTAL") or ""
     start = float(os.environ.get("RBENCH_SWEEP_START") or time.time())
     elapsed = time.time() - start
-    from retrievers.progress import fmt_seconds
-
     eta = ""
     if total.isdigit() and num > 0:
         eta = f", ETA {fmt_seconds(elapsed / num * (int(total) - num))}"

@@ -34,7 +34,16 @@ from typing import Any, Sequence
 
 from chunkers.types import Document
 from benchmarks.labels import LABELS  # the failure-mode vocabulary, defined once
-from benchmarks.run.validate import arg_type, integer, number
+from benchmarks.arguments import arg_type, integer, number
+from retrievers.query_features import identifiers
+from retrievers.versions import is_stale
+from benchmarks.datasets.files import locate
+from benchmarks.errors import RbenchError
+from benchmarks.paths import CONF_DIR
+from benchmarks.diagnosis.traces import read_corpus_dir
+from retrievers.errors import RetrieverError
+from retrievers.llm import ChatClient
+from benchmarks.paths import default_cache_dir
 
 SYSTEM = ("You write evaluation questions for a retrieval system. You are given one or more documents, each "
           "with an id. Reply with a JSON object and nothing else: {\"query\": \"<the question>\", \"evidence\": "
@@ -75,8 +84,6 @@ def _clip(text: str, n: int = 6000) -> str:
 
 def candidates(corpus: Sequence[Document], label: str, rng: random.Random) -> list[tuple[Document, ...]]:
     """Document tuples the template for ``label`` can be asked about, shuffled with ``rng``."""
-    from retrievers.query_features import identifiers
-    from retrievers.versions import is_stale
 
     by_id = {d.id: d for d in corpus}
     current = [d for d in corpus if not is_stale(d.metadata)]
@@ -98,7 +105,6 @@ def candidates(corpus: Sequence[Document], label: str, rng: random.Random) -> li
 
 
 def prompt_for(label: str, docs: tuple[Document, ...], rng: random.Random) -> str:
-    from retrievers.query_features import identifiers
 
     ids = docs[0].id
     term = ""
@@ -123,7 +129,6 @@ def parse_reply(content: str) -> tuple[str, list[str]]:
 def generate(corpus: Sequence[Document], client: Any, *, per_label: int = 5, labels: Sequence[str] = LABELS,
              seed: int = 0, progress: Any = None) -> Outcome:
     """Ask for ``per_label`` validated questions per label (fewer where the corpus has too few fitting documents)."""
-    from benchmarks.datasets.files import locate
 
     rng = random.Random(seed)
     out = Outcome()
@@ -182,11 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from omegaconf import OmegaConf
 
-    from benchmarks.errors import RbenchError
-    from benchmarks.paths import CONF_DIR
-    from benchmarks.diagnosis.traces import read_corpus_dir
-    from retrievers.errors import RetrieverError
-    from retrievers.llm import ChatClient
 
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
     unknown = sorted(set(labels) - set(LABELS))
@@ -198,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dec = OmegaConf.load(CONF_DIR / "decomposer" / "llm.yaml")
     base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    from benchmarks.paths import default_cache_dir
 
     cache_dir = args.cache_dir or str(default_cache_dir() / "llm")
     from tqdm.auto import tqdm

@@ -23,7 +23,8 @@ import sys
 from benchmarks.evaluation.stats import paired_test, write_outputs
 from benchmarks.tracking.store import ReportError, load_runs
 from benchmarks.studies.registry import StudyContext, get, studies
-from benchmarks.run.validate import arg_type, number
+from benchmarks.arguments import arg_type, number
+from benchmarks.paths import default_tracking_uri
 
 __all__ = ["main", "paired_test"]
 
@@ -51,7 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.tracking_uri is None:
-        from benchmarks.paths import default_tracking_uri
 
         args.tracking_uri = default_tracking_uri()
     formats = [f.strip() for f in args.format.split(",") if f.strip()]

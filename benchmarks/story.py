@@ -12,6 +12,11 @@ from typing import Any
 
 from benchmarks.labels import LABELS, VERDICTS
 from benchmarks.run.runner import RunResult
+from benchmarks.evaluation.metrics import stale_hit, stale_sets
+from retrievers.base import top_k_of
+from benchmarks.run import runner
+from benchmarks.tracking.groups import GROUPS
+from benchmarks.audit import audit_mlflow_run
 
 
 def _overrides_from_command_line() -> list[str]:
@@ -24,8 +29,6 @@ def _overrides_from_command_line() -> list[str]:
 
 
 def per_label(result: RunResult) -> dict[str, dict[str, float]]:
-    from benchmarks.evaluation.metrics import stale_hit, stale_sets
-    from retrievers.base import top_k_of
 
     ds, ev = result.dataset, result.evaluation
     rows = {r["query_id"]: r for r in result.audit_rows}
@@ -65,9 +68,6 @@ def table(base: dict[str, dict[str, float]], rep: dict[str, dict[str, float]], v
 def run_story(cfg: Any) -> float:
     from hydra import compose
 
-    from benchmarks.run import runner
-    from benchmarks.tracking.groups import GROUPS
-    from benchmarks.audit import audit_mlflow_run
 
     extra = _overrides_from_command_line()
     results = {}

@@ -71,22 +71,3 @@ def int_list(lo: int = 1) -> Check:
 def device(v: Any) -> str | None:
     ok = isinstance(v, str) and (v in ("cpu", "cuda", "auto", "mps") or v.startswith("cuda:"))
     return None if ok else f"expected cpu|cuda|cuda:N|auto, got {show(v)}"
-
-
-def arg_type(kind: Callable[[str], Any], check: Check) -> Callable[[str], Any]:
-    """An argparse ``type=`` from a rule: ``--k -5`` is ``error: argument --k: expected an integer >= 1, got
-    -5`` (exit 2), with the same wording as the config's keys."""
-    import argparse
-
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        problem = check(value)
-        if problem:
-            raise argparse.ArgumentTypeError(problem)
-        return value
-
-    convert.__name__ = kind.__name__
-    return convert

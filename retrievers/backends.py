@@ -29,6 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from retrievers.errors import RetrieverError
+from retrievers.extras import need
+from retrievers.progress import Progress
 
 BACKENDS = ("torch", "onnx", "openvino")
 PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16", "fp16", "int8")}
@@ -60,7 +62,6 @@ def check(backend: str, precision: str) -> None:
     problem = precision_problem(backend, precision)
     if problem:
         raise RetrieverError(f"retriever.precision={problem}")
-    from retrievers.extras import need
 
     need(f"retriever.encoder_backend={backend}" + (f" precision={precision}" if precision == "int8" else ""),
          *modules_needed(backend, precision))
@@ -212,7 +213,6 @@ class ExportedEncoder:
                 warnings.simplefilter("ignore")
                 import nncf
 
-            from retrievers.progress import Progress
 
             model = core.read_model(str(fp32_xml), str(self.folder / "model.bin"))
             items = []

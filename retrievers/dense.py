@@ -25,6 +25,7 @@ from retrievers.fingerprint import installed_versions
 from chunkers.options import Options, device, integer, one_of, optional, string
 from retrievers.cache import CACHE_MODES
 from retrievers.backends import ALL_PRECISIONS, BACKENDS
+from retrievers.progress import Progress
 
 log = logging.getLogger(__name__)
 INDEXES = ("flat", "hnsw", "ivf")
@@ -124,7 +125,6 @@ class DenseRetriever:
     def _encode_corpus(self, chunks: Sequence[Chunk], identity: dict[str, Any]) -> np.ndarray:
         """Encode in blocks written straight into a memory-mapped ``.npy`` in the cache entry being built
         (never the whole matrix in memory); with ``cache.mode=off`` the blocks are kept in memory instead."""
-        from retrievers.progress import Progress
 
         n, block = len(chunks), ENCODE_BLOCK
         starts = range(0, n, block)
@@ -239,7 +239,6 @@ class DenseRetriever:
         cached = self.cache.load_json("runs", key, "run.json")
         if cached is not None:
             return cached
-        from retrievers.progress import Progress
 
         index = self.faiss_index()
         k = min(int(top_k), len(self._ids))

@@ -19,6 +19,11 @@ import numpy as np
 
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
+from retrievers.hub import go_offline_if_unreachable
+from retrievers.backends import check
+from retrievers.backends import calibration_sample
+from retrievers.fingerprint import fingerprint
+from retrievers.backends import ExportedEncoder
 
 #: Hub names with a copy shipped in a Python package: name -> (module, function returning the path).
 PACKAGED = {
@@ -99,7 +104,6 @@ def resolve_source(name: str, revision: str | None = None, *, key: str) -> dict[
         local = Path(name).expanduser()
     if local is not None:
         return {"path": str(local), "weights": weights_hash(str(local), _stamp(local))}
-    from retrievers.hub import go_offline_if_unreachable
 
     if not go_offline_if_unreachable():
         raise RetrieverError(
@@ -212,7 +216,6 @@ class SentenceTransformerEncoder:
         self.max_seq_length, self.revision = max_seq_length, revision
         self.placement = resolve_placement(device, encoder_backend, precision, processes)
         self.device, self.backend, self.precision = self.placement.device, self.placement.backend, self.placement.precision
-        from retrievers.backends import check
 
         check(self.backend, self.precision)
         self.threads = int(threads) if threads else None
@@ -251,8 +254,6 @@ class SentenceTransformerEncoder:
         """OpenVINO int8 is calibrated on a seeded sample of the corpus being indexed (other settings: no-op)."""
         if (self.backend, self.precision) != ("openvino", "int8"):
             return
-        from retrievers.backends import calibration_sample
-        from retrievers.fingerprint import fingerprint
 
         sample = [self.doc_prefix + t for t in calibration_sample(texts)]  # what encode(kind="doc") will see
         key = fingerprint(sample)
@@ -275,8 +276,6 @@ class SentenceTransformerEncoder:
     def exported(self):
         """The ONNX / OpenVINO copy of the model (made once, cached under ``export_dir``)."""
         if self._exported is None:
-            from retrievers.backends import ExportedEncoder
-            from retrievers.fingerprint import fingerprint
 
             what = {"source": self.source(), "backend": self.backend, "precision": self.precision,
                     "max_seq_length": self.max_seq_length,

@@ -1,3 +1,4 @@
+from retrievers.redact import redact_text
 """Errors raised by retrievers that a user can act on (the CLI prints them without a traceback)."""
 
 
@@ -36,7 +37,6 @@ def out_of_space(err: BaseException | None) -> bool:
 
 
 def no_space_message(path: object, what: str = "") -> str:
-    from retrievers.redact import redact_text
 
     where = f"{what} " if what else ""
     return (f"no space left on the device writing {where}{redact_text(str(path))}; what was stored before is unchanged "

@@ -35,6 +35,7 @@ from retrievers.fingerprint import installed_versions
 from retrievers.stage import Stage, as_stage
 from retrievers.types import Ranking, Run
 from chunkers.options import Options, device, integer, optional, string
+from retrievers.dense import DenseRetriever
 
 
 class Reranker:
@@ -154,7 +155,6 @@ class BiEncoderReranker(Reranker):
 
     def __init__(self, inner: Any = None, **settings: Any) -> None:
         super().__init__(inner, **settings)
-        from retrievers.dense import DenseRetriever
 
         self._dense = DenseRetriever(model=self.name, batch_size=self.batch_size, device=self.device,
                                      max_seq_length=self.max_length, revision=self.revision,

@@ -37,6 +37,8 @@ from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
 from retrievers.types import Run
 from chunkers.options import Options, device, integer, optional, string
+from retrievers.extras import need
+from retrievers.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,6 @@ class SpladeRetriever:
 
     def model(self) -> Any:
         if self._model is None:
-            from retrievers.extras import need
 
             need("retriever=splade", "sentence_transformers", "torch")
             import torch
@@ -149,7 +150,6 @@ class SpladeRetriever:
     def _encode_corpus(self, chunks: Sequence[Chunk]) -> Any:
         from scipy.sparse import vstack
 
-        from retrievers.progress import Progress
 
         parts = []
         with Progress(len(chunks), "splade: encode corpus", "passages") as bar:
@@ -182,7 +182,6 @@ class SpladeRetriever:
         cached = self.cache.load_json("runs", key, "run.json")
         if cached is not None:
             return cached
-        from retrievers.progress import Progress
 
         qv = self._queries(queries)
         docs_t = self._docs.T.tocsc()

@@ -5,6 +5,8 @@ keep the one-off scripts out of the core, and no code may probe stage attributes
 from __future__ import annotations
 
 import ast
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,3 +124,148 @@ def test_no_probing_of_undeclared_stage_attributes():
                     and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and node.args[1].value in UNDECLARED):
                 probes.append(f"{name}:{node.lineno} {node.func.id}(..., {node.args[1].value!r})")
     assert probes == []
+
+
+# ------------------------------------------------------------------------------------------ benchmarks' layers
+#: benchmarks/ by layer, lowest first: a module imports only from a lower layer or its own package. Siblings on
+#: one level (evaluation and tracking; run and studies) do not import each other.
+LAYERS = {
+    "foundation": (0, ("benchmarks.errors", "benchmarks.paths", "benchmarks.labels")),
+    "datasets": (1, ("benchmarks.datasets",)),
+    "evaluation": (2, ("benchmarks.evaluation",)),
+    "tracking": (2, ("benchmarks.tracking",)),
+    "diagnosis": (3, ("benchmarks.diagnosis",)),
+    "run": (4, ("benchmarks.run",)),
+    "studies": (4, ("benchmarks.studies",)),
+    "entry points": (5, ("benchmarks", "benchmarks.cli", "benchmarks.api", "benchmarks.report", "benchmarks.story",
+                         "benchmarks.audit", "benchmarks.generate", "benchmarks.arguments")),
+}
+#: where a function may import a project module: the console dispatcher (each command loads only its own tool,
+#: so ``rbench --help`` stays fast) and the package's lazily loaded API attribute
+DEFERRED_OK = {"benchmarks.cli", "benchmarks"}
+
+
+def layer_of(module: str) -> str | None:
+    best = None
+    for name, (_, prefixes) in LAYERS.items():
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and (best is None or len(p) > best[1]):
+                best = (name, len(p))
+    return best[0] if best else None
+
+
+def test_every_benchmarks_module_has_a_layer():
+    missing = [m for m in graph() if m.startswith("benchmarks") and not m.startswith("benchmarks.scripts")
+               and layer_of(m) is None]
+    assert missing == []
+    assert layer_of("benchmarks.diagnosis.verdicts") == "diagnosis" and layer_of("benchmarks.cli") == "entry points"
+    assert layer_of("benchmarks.datasets.beir") == "datasets" and layer_of("benchmarks") == "entry points"
+
+
+def test_benchmarks_imports_go_down_the_layers():
+    wrong = []
+    for name, deps in graph().items():
+        here = layer_of(name)
+        if here is None or name.startswith("benchmarks.scripts"):
+            continue
+        for d in deps:
+            there = layer_of(d)
+            if there is None or there == here:
+                continue
+            if LAYERS[there][0] >= LAYERS[here][0]:
+                wrong.append(f"{name} ({here}) imports {d} ({there})")
+    assert wrong == []
+
+
+def test_the_layer_check_catches_an_upward_import():
+    assert LAYERS[layer_of("benchmarks.run.runner")][0] > LAYERS[layer_of("benchmarks.diagnosis.page")][0]
+    assert LAYERS[layer_of("benchmarks.evaluation.stats")][0] == LAYERS[layer_of("benchmarks.tracking.store")][0]
+
+
+def test_only_entry_points_parse_command_lines():
+    """argparse is the entry points' business: no run, evaluation, diagnosis, tracking or dataset module
+    imports it, nor any module that does."""
+    users = {name for name, path in modules().items()
+             if any(isinstance(n, ast.Import) and any(a.name == "argparse" for a in n.names)
+                    for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert users and all(layer_of(u) == "entry points" or u.startswith("benchmarks.scripts") for u in users), users
+    for name, deps in graph().items():
+        if layer_of(name) not in (None, "entry points") and not name.startswith("benchmarks.scripts"):
+            assert not deps & users, (name, deps & users)
+
+
+def deferred_project_imports() -> list[str]:
+    out = []
+    for name, path in modules().items():
+        if name in DEFERRED_OK or name.startswith("benchmarks.scripts"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for m in ast.walk(node):
+                    mods = [m.module] if isinstance(m, ast.ImportFrom) and m.module and not m.level else \
+                        [a.name for a in m.names] if isinstance(m, ast.Import) else []
+                    out += [f"{name}:{m.lineno} {x}" for x in mods if x.split(".")[0] in PACKAGES]
+    return out
+
+
+def test_project_modules_are_imported_at_the_top():
+    """Deferred imports are for heavy third-party libraries only (torch, sentence-transformers, mlflow, ...):
+    the project's own modules are imported at the top, so the import graph is what the file says."""
+    assert deferred_project_imports() == []
+
+
+def _code_lines(pattern: str) -> list[str]:
+    import re
+
+    hits = []
+    for name, path in modules().items():
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(pattern, line) and not line.lstrip().startswith("#"):
+                hits.append(f"{name}:{i}")
+    return hits
+
+
+@pytest.mark.parametrize("what,pattern", [
+    ("chunker.aggregate values", r"\(\s*\"max\",\s*\"sum\",\s*\"first\"\s*\)"),
+    ("versions modes", r"\(\s*\"ignore\",\s*\"filter\",\s*\"decay\"\s*\)"),
+    ("the stage order", r"\"decomposer\",\s*\"versions\",\s*\"reranker\""),
+    ("encoder backends", r"\(\s*\"torch\",\s*\"onnx\",\s*\"openvino\"\s*\)"),
+    ("cache modes", r"\(\s*\"use\",\s*\"refresh\",\s*\"off\"\s*\)"),
+    ("BM25 variants", r"\(\s*\"lucene\",\s*\"robertson\""),
+    ("dense indexes", r"\(\s*\"flat\",\s*\"hnsw\",\s*\"ivf\"\s*\)"),
+    ("failure-mode labels", r"\(\s*\"chunk_boundary\",\s*\"exact_term\",\s*\"multi_hop\",\s*\"stale_version\",\s*\"simple\""),
+    ("the verdict ladder", r"^LADDER\b"),
+    ("the companion builder", r"^def companion_run\b"),
+])
+def test_defined_once(what, pattern):
+    hits = _code_lines(pattern)
+    assert len(hits) == 1, f"{what}: {hits}"
+
+
+def test_the_validator_keeps_no_option_lists_of_its_own():
+    """Component options are declared next to their classes (``OPTIONS``) and the validator reads them."""
+    import benchmarks.run.validate as v
+
+    assert not hasattr(v, "RULES") and not hasattr(v, "PREFIX_RULES") and not hasattr(v, "NEEDS")
+    options, requires = v.declared("retrievers.dense.DenseRetriever")
+    from retrievers.dense import DenseRetriever
+
+    assert options == dict(DenseRetriever.OPTIONS) and requires == DenseRetriever.REQUIRES
+    # merged along the class hierarchy: a fixed-size chunker takes the base class's aggregate too
+    chunker_options, _ = v.declared("chunkers.windows.FixedTokenChunker")
+    assert {"aggregate", "size", "overlap"} <= set(chunker_options)
+    assert v.declared("shutil.copyfile") == ({}, ())
+
+
+def test_the_verdict_ladder_covers_the_vocabulary_in_order():
+    from benchmarks.diagnosis.verdicts import LADDER
+    from benchmarks.labels import VERDICTS
+
+    names = [n for n, _ in LADDER]
+    assert sorted(names) == sorted(VERDICTS) and names[0] == "stale_version" and names[-1] == "other"
+
+
+def test_no_module_global_carries_run_results():
+    import benchmarks.run.runner as runner
+
+    assert not hasattr(runner, "LAST")

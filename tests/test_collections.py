@@ -107,10 +107,31 @@ def test_hf_source_reads_the_hub_layout(tmp_path):
     assert ds.source == "hf:BeIR/tiny"
     with pytest.raises(DataError, match="no folder for this hub repository"):
         BeirLoader(name="other", source="hf", hf_root=str(root)).load()
-    with pytest.raises(DataError, match="none of train.tsv"):
+    with pytest.raises(DataError, match=r"tiny-qrels/train\.tsv: no qrels for split 'train'; dataset\.split must be one of: test"):
         BeirLoader(name="tiny", source="hf", hf_root=str(root), split="train").load()
     (root / "BeIR" / "tiny-qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tnowhere\t1\n", encoding="utf-8")
     with pytest.raises(DataError, match="doc id 'nowhere' is not in"):
+        BeirLoader(name="tiny", source="hf", hf_root=str(root)).load()
+
+
+def test_hf_source_goes_through_the_disk_readers_checks(tmp_path):
+    """One reader fed by two sources: the hub's files get the checks a BEIR folder gets — a tuning split, a
+    pair judged twice, a malformed line named by file and line, ids read without surrounding spaces."""
+    from benchmarks.datasets.beir import BeirLoader
+
+    root = hub_layout(tmp_path / "hub")
+    qrels = root / "BeIR" / "tiny-qrels"
+    (qrels / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq3\td3\t1\n", encoding="utf-8")
+    ds = BeirLoader(name="tiny", source="hf", hf_root=str(root), tune_split="train").load()
+    assert ds.tune_qrels == {"q3": {"d3": 1}} and [q.id for q in ds.tune_queries] == ["q3"]
+    (qrels / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\t2\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"test\.tsv:3: query 'q1' judges doc 'd1' 2 here and 1 on line 2"):
+        BeirLoader(name="tiny", source="hf", hf_root=str(root)).load()
+    (qrels / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\t d1 \t1\n", encoding="utf-8")
+    assert BeirLoader(name="tiny", source="hf", hf_root=str(root)).load().qrels == {"q1": {"d1": 1}}
+    with gzip.open(root / "BeIR" / "tiny" / "corpus.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write(json.dumps({"_id": "d1", "title": "", "text": "x"}) + "\n{not json\n")
+    with pytest.raises(DataError, match=r"BeIR/tiny/corpus\.jsonl\.gz:2: malformed JSON"):
         BeirLoader(name="tiny", source="hf", hf_root=str(root)).load()
 
 

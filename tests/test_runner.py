@@ -111,6 +111,24 @@ def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):
     client, (run,) = runs_of(uri, "bad")
     assert run.info.status == "FAILED"
     assert client.list_artifacts(run.info.run_id) == []
+    # the dataset's name is known before loading: the failed run is labelled with the folder, not the yaml's default
+    assert run.data.tags["dataset"] == "bad" and "· bad" in run.data.tags["mlflow.runName"], run.data.tags
+
+
+def test_every_loader_names_its_dataset_before_loading(tmp_path):
+    from benchmarks.datasets.beir import BeirLoader
+    from benchmarks.datasets.enterprise import EnterpriseLoader
+    from benchmarks.datasets.files import FilesLoader
+    from benchmarks.datasets.multihop import HotpotQALoader
+
+    folder = write_beir(tmp_path / "my set", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    beir = BeirLoader(name="scifact", path=str(folder))
+    assert beir.dataset_name() == "my set" == beir.load().name
+    assert EnterpriseLoader(seed=3).dataset_name() == "enterprise-seed3" == EnterpriseLoader(seed=3, limit=2).load().name
+    assert BeirLoader(name="nfcorpus").dataset_name() == "nfcorpus"  # not on disk: named without a download
+    assert HotpotQALoader(path=str(tmp_path / "absent.json")).dataset_name() == "hotpotqa"
+    (tmp_path / "docs").mkdir()
+    assert FilesLoader(path=str(tmp_path / "docs")).dataset_name() == "docs"
 
 
 def test_run_name_templates_read_config_values_and_sweep_points_differ():

@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -22,6 +23,9 @@ from benchmarks.datasets.base import (Dataset, apply_limit, attach_decomposition
 from benchmarks.datasets.limits import MB, current as current_limits, size
 from benchmarks.datasets.metadata import VERSION_KEYS, typed, version_problem
 from benchmarks.errors import DataError
+from retrievers.extras import installed
+from benchmarks.paths import DATA_DIR
+from retrievers.hub import go_offline_if_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -208,9 +212,25 @@ def validate_qrels(
     return out
 
 
-def load_split(folder: Path, split: str, queries: dict[str, Query], doc_ids: set[str], *, strict: bool,
+@dataclass(frozen=True)
+class BeirFiles:
+    """Where one BEIR collection's files are: ``corpus.jsonl``, ``queries.jsonl`` (each also ``.gz``) and a
+    folder of ``<split>.tsv`` qrels. A folder on disk has them as ``<folder>/{corpus,queries}.jsonl`` and
+    ``<folder>/qrels/``; the Hugging Face hub as ``BeIR/<name>`` and ``BeIR/<name>-qrels``. Both are read by
+    the same readers, with the same checks."""
+
+    corpus: Path
+    queries: Path
+    qrels_dir: Path
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> "BeirFiles":
+        return cls(folder / "corpus.jsonl", folder / "queries.jsonl", folder / "qrels")
+
+
+def load_split(files: BeirFiles, split: str, queries: dict[str, Query], doc_ids: set[str], *, strict: bool,
                notes: dict[str, int]) -> tuple[list[Query], Qrels]:
-    qrels_dir = folder / "qrels"
+    qrels_dir = files.qrels_dir
     path = data_file(qrels_dir / f"{split}.tsv")
     if not path.exists():
         available = sorted({p.name.split(".")[0] for p in qrels_dir.glob("*.tsv*")}) if qrels_dir.is_dir() else []
@@ -221,7 +241,7 @@ def load_split(folder: Path, split: str, queries: dict[str, Query], doc_ids: set
     raw, where = read_qrels(path)
     qrels = validate_qrels(
         raw, where, path=path, doc_ids=doc_ids, query_ids=set(queries), strict=strict, notes=notes,
-        queries_path=folder / "queries.jsonl", corpus_path=folder / "corpus.jsonl",
+        queries_path=data_file(files.queries), corpus_path=data_file(files.corpus),
     )
     # queries.jsonl order, only those judged in this split
     return [q for qid, q in queries.items() if qid in qrels], qrels
@@ -240,7 +260,6 @@ def download(name: str, data_dir: Path, url_template: str = BEIR_URL) -> Path:
             f"dataset {name!r} is not on disk and cannot be downloaded there: {target_root} is not writable "
             f"({err.strerror}). Set RBENCH_DATA_DIR (data_dir) to a writable folder, or pass dataset.path.",
         ) from None
-    from retrievers.extras import installed
 
     if not installed("beir"):
         raise DataError(f"dataset {name!r} is not under {target_root}, and downloading it needs the beir package: "
@@ -278,7 +297,6 @@ def published_md5(name: str) -> str | None:
     """The MD5 BEIR publishes for ``<name>.zip`` (``benchmarks/data/beir_md5.json``), if any."""
     import json
 
-    from benchmarks.paths import DATA_DIR
 
     table = json.loads((DATA_DIR / "beir_md5.json").read_text(encoding="utf-8"))
     return table.get(name)
@@ -366,6 +384,11 @@ class BeirLoader:
         self.decompositions = decompositions
         self.data_dir, self.url, self.tune_split = Path(data_dir), url, tune_split
 
+    def dataset_name(self) -> str:
+        """The name runs are labelled with, known before anything is read: the folder's name for
+        ``dataset.path``, else ``dataset.name``."""
+        return Path(self.path).name if self.path else str(self.name or "beir")
+
     def folder(self) -> Path:
         if self.path:
             folder = Path(self.path)
@@ -390,7 +413,6 @@ class BeirLoader:
                 if not f.is_dir():
                     raise DataError("dataset.hf_root has no folder for this hub repository", path=f)
             return folders  # type: ignore[return-value]
-        from retrievers.hub import go_offline_if_unreachable
 
         if not go_offline_if_unreachable():
             raise DataError(f"dataset.source=hf: the Hugging Face hub is unreachable and {repos[0]} is not in a local copy; "
@@ -406,70 +428,25 @@ class BeirLoader:
                             f"{str(err)[:160]}); check dataset.name") from None
         return Path(data), Path(qrels)
 
-    def load_hf(self) -> tuple[list[Document], dict[str, Query], Qrels, dict[tuple[str, str], int], Path, Path]:
-        """Corpus, queries and the split's qrels from the hub's files, parsed with ``datasets``."""
-        from datasets import Features, Value, load_dataset
-
-        data, qrels_dir = self.hf_folders()
-
-        def first(folder: Path, *names: str) -> Path:
-            for n in names:
-                if (folder / n).is_file():
-                    return folder / n
-            raise DataError(f"none of {', '.join(names)} in the hub repository's files", path=folder)
-
-        def rows(path: Path, **kw: Any) -> Any:
-            fmt = "csv" if path.name.endswith((".tsv", ".tsv.gz")) else "json"
-            return load_dataset(fmt, data_files=str(path), split="train", streaming=True, **kw)
-
-        corpus_path = first(data, "corpus.jsonl.gz", "corpus.jsonl")
-        corpus, seen = [], set()
-        for i, obj in enumerate(rows(corpus_path), 1):
-            did = require_id(obj, "_id", path=corpus_path, line=f"record {i}")
-            if did in seen:
-                raise DataError(f"duplicate doc id {did!r}", path=corpus_path, line=f"record {i}")
-            seen.add(did)
-            corpus.append(Document(did, require_text(obj, "title", path=corpus_path, line=f"record {i}", optional=True),
-                                   require_text(obj, "text", path=corpus_path, line=f"record {i}"),
-                                   _metadata(obj, path=corpus_path, line=f"record {i}")))
-        check_corpus(corpus, corpus_path)
-        queries_path = first(data, "queries.jsonl.gz", "queries.jsonl")
-        queries = {}
-        for i, obj in enumerate(rows(queries_path), 1):
-            qid = require_id(obj, "_id", path=queries_path, line=f"record {i}")
-            queries[qid] = Query(qid, require_text(obj, "text", path=queries_path, line=f"record {i}"),
-                                 _metadata(obj, path=queries_path, line=f"record {i}"))
-        qrels_path = first(qrels_dir, f"{self.split}.tsv", f"{self.split}.tsv.gz")
-        features = Features({"query-id": Value("string"), "corpus-id": Value("string"), "score": Value("int64")})
-        qrels: Qrels = {}
-        where: dict[tuple[str, str], int] = {}
-        for i, row in enumerate(rows(qrels_path, delimiter="\t", features=features), 2):
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-            where.setdefault((row["query-id"], row["corpus-id"]), i)
-        return corpus, queries, qrels, where, queries_path, corpus_path
+    def files(self) -> BeirFiles:
+        """The collection's files, from either source."""
+        if self.source == "hf":
+            data, qrels_dir = self.hf_folders()
+            return BeirFiles(data / "corpus.jsonl", data / "queries.jsonl", qrels_dir)
+        return BeirFiles.in_folder(self.folder())
 
     def load(self) -> Dataset:
-        if self.source == "hf":
-            corpus, queries, raw, where, queries_path, corpus_path = self.load_hf()
-            notes: dict[str, int] = {}
-            qrels = validate_qrels(raw, where, path=Path(f"BeIR/{self.name}-qrels/{self.split}.tsv"),
-                                   doc_ids={d.id for d in corpus}, query_ids=set(queries), strict=self.strict,
-                                   notes=notes, queries_path=queries_path, corpus_path=corpus_path)
-            split_queries, qrels = apply_limit([q for qid, q in queries.items() if qid in qrels], qrels, self.limit)
-            notes["queries_without_judgments"] = sum(1 for qid in queries if qid not in qrels)
-            return Dataset(name=str(self.name), corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
-                           source=f"hf:BeIR/{self.name}", notes=notes)
-        folder = self.folder()
+        files = self.files()
         notes: dict[str, int] = {}
-        corpus = read_corpus(folder / "corpus.jsonl", notes)
-        queries = read_queries(folder / "queries.jsonl", notes)
+        corpus = read_corpus(files.corpus, notes)
+        queries = read_queries(files.queries, notes)
         doc_ids = {d.id for d in corpus}
-        split_queries, qrels = load_split(folder, self.split, queries, doc_ids, strict=self.strict, notes=notes)
+        split_queries, qrels = load_split(files, self.split, queries, doc_ids, strict=self.strict, notes=notes)
         split_queries, qrels = apply_limit(split_queries, qrels, self.limit)
         tune_queries: list[Query] = []
         tune_qrels: Qrels = {}
         if self.tune_split:
-            tune_queries, tune_qrels = load_split(folder, self.tune_split, queries, doc_ids, strict=self.strict, notes=notes)
+            tune_queries, tune_qrels = load_split(files, self.tune_split, queries, doc_ids, strict=self.strict, notes=notes)
             tune_queries, tune_qrels = apply_limit(tune_queries, tune_qrels, self.limit)
         if self.decompositions:
             split_queries, n = attach_decompositions(split_queries, self.decompositions)
@@ -478,7 +455,7 @@ class BeirLoader:
         judged = set(qrels) | set(tune_qrels)
         notes["queries_without_judgments"] = sum(1 for qid in queries if qid not in judged)
         return Dataset(
-            name=folder.name if self.path else (self.name or folder.name), corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
-            tune_queries=tune_queries, tune_qrels=tune_qrels, tune_split=self.tune_split, source=str(folder),
-            notes=notes,
+            name=self.dataset_name(), corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
+            tune_queries=tune_queries, tune_qrels=tune_qrels, tune_split=self.tune_split,
+            source=f"hf:BeIR/{self.name}" if self.source == "hf" else str(files.corpus.parent), notes=notes,
         )

@@ -553,6 +553,10 @@ class EnterpriseLoader:
             raise ConfigError(f"dataset.labels: unknown label(s) {unknown}; allowed: {'|'.join(LABELS)}")
         self.labels = list(labels) if labels else None
 
+
+    def dataset_name(self) -> str:
+        """The name runs are labelled with, known before the corpus is generated."""
+        return f"{self.name}-seed{self.seed}"
     def load(self) -> Dataset:
         docs, queries, qrels = generate(self.seed)
 
@@ -565,5 +569,5 @@ class EnterpriseLoader:
 
         test_q, test_rel = select(self.split)
         tune_q, tune_rel = select(self.tune_split)
-        return Dataset(name=f"{self.name}-seed{self.seed}", corpus=docs, queries=test_q, qrels=test_rel, split=self.split,
+        return Dataset(name=self.dataset_name(), corpus=docs, queries=test_q, qrels=test_rel, split=self.split,
                        tune_queries=tune_q, tune_qrels=tune_rel, tune_split=self.tune_split, source=f"generated:seed={self.seed}")

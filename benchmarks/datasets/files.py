@@ -379,6 +379,10 @@ class FilesLoader:
         self.name = name or self.root.resolve().name
         self.strict, self.limit, self.split = bool(strict), limit, split
 
+    def dataset_name(self) -> str:
+        """The name runs are labelled with: ``dataset.name``, else the folder's name."""
+        return self.name
+
     def load(self) -> Dataset:
         if not self.root.is_dir():
             raise DataError("dataset.path: not a folder", path=self.root)

@@ -19,6 +19,7 @@ from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit, check_corpus
 from benchmarks.errors import ConfigError, DataError
+from retrievers.extras import need
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ class IrdsLoader:
         self.id, self.name, self.split, self.strict, self.limit = str(id), name, split, bool(strict), limit
 
     def _open(self) -> Any:
-        from retrievers.extras import need
 
         need("dataset=irds", "ir_datasets")
         import ir_datasets
@@ -66,6 +66,10 @@ class IrdsLoader:
             raise ConfigError(f"dataset.id={self.id!r} has no {' or '.join(lacking)}; choose an id with docs, queries and "
                               "qrels (for BEIR and many others that is a split id such as beir/scifact/test)")
         return ds
+
+    def dataset_name(self) -> str:
+        """The name runs are labelled with: ``dataset.name``, else the ir_datasets id with ``-`` for ``/``."""
+        return self.name or self.id.replace("/", "-")
 
     def load(self) -> Dataset:
         from tqdm.auto import tqdm
@@ -108,5 +112,5 @@ class IrdsLoader:
         judged = [queries[q] for q in queries if any(s > 0 for s in qrels.get(q, {}).values())]
         notes["queries_without_judgments"] = len(queries) - len(judged)
         chosen, qrels = apply_limit(judged, {q.id: qrels[q.id] for q in judged}, self.limit)
-        return Dataset(name=self.name or self.id.replace("/", "-"), corpus=corpus, queries=chosen, qrels=qrels,
+        return Dataset(name=self.dataset_name(), corpus=corpus, queries=chosen, qrels=qrels,
                        split=self.split, source=f"ir_datasets:{self.id}", notes=notes)

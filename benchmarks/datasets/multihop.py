@@ -17,6 +17,7 @@ from retrievers.types import Qrels
 from benchmarks.datasets.base import (Dataset, apply_limit, attach_decompositions, check_corpus, paragraph_id,
                                       read_json_records, require, require_id, require_text)
 from benchmarks.errors import DataError
+from retrievers.hub import go_offline_if_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,10 @@ class HotpotQALoader:
         self.path, self.hub_id, self.config, self.split, self.limit = path, hub_id, config, split, limit
         self.name, self.data_dir, self.strict = name, data_dir, strict
 
+    def dataset_name(self) -> str:
+        """The name runs are labelled with (``dataset.name``)."""
+        return self.name
+
     def load(self) -> Dataset:
         if self.path:
             path = Path(self.path)
@@ -136,7 +141,6 @@ class HotpotQALoader:
         return ds
 
     def _from_hub(self) -> Dataset:
-        from retrievers.hub import go_offline_if_unreachable
 
         # HotpotQA's test split has no answers or supporting facts: "test" means the labelled dev set.
         hf_split = "validation" if self.split == "test" else self.split
@@ -214,6 +218,10 @@ class MuSiQueLoader:
     def __init__(self, *, path: str | None = None, split: str = "test", limit: int | None = None,
                  strict: bool = True, name: str = "musique", data_dir: str = ".", tune_split: str | None = None) -> None:
         self.path, self.split, self.limit, self.name = path, split, limit, name
+
+    def dataset_name(self) -> str:
+        """The name runs are labelled with (``dataset.name``)."""
+        return self.name
 
     def load(self) -> Dataset:
         if not self.path:

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from chunkers.types import Chunk, Document
+from chunkers.structure import heading_level, units
+from retrievers.query_features import identifiers
+from retrievers.versions import is_stale
 
 SIGNALS = ("retriever_disagreement", "missing_identifier", "stale_in_top_k", "cut_unit", "low_margin")
 DESCRIPTIONS = {
@@ -41,7 +44,6 @@ def _term_pattern(term: str) -> re.Pattern:
 def structural_units(text: str) -> list[tuple[str, int, int]]:
     """``(kind, start, end)`` of every section (heading to the next heading of the same or a higher level),
     numbered clause, step, Q&A pair and list item of a document."""
-    from chunkers.structure import heading_level, units
 
     out: list[tuple[str, int, int]] = []
     found = units(text, {"clause", "step", "question"})
@@ -141,8 +143,6 @@ def query_signals(query: str, docs: Sequence[str], scores: Sequence[float], corp
     """Every signal that fires for one query, as ``{"signal", "evidence"}``. ``docs``/``scores``: the
     ranked documents; the context is ``context_chunks`` (the top-k chunks) or ``context_texts`` (a trace's
     passages), else the top-k documents' text."""
-    from retrievers.query_features import identifiers
-    from retrievers.versions import is_stale
 
     out: list[dict[str, str]] = []
     if bm25 is not None and dense is not None:

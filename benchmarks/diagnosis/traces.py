@@ -36,6 +36,9 @@ from benchmarks.diagnosis.records import Trace
 from benchmarks.diagnosis.signals import Corpus, query_signals
 from benchmarks.diagnosis.verdicts import suggest_fix, trace_cause, where_evidence
 from benchmarks.errors import DataError
+from benchmarks.datasets.base import data_file
+from benchmarks.datasets.beir import read_corpus
+from benchmarks.datasets.files import read_documents
 
 FAILED_WHAT = "its reference is not in the retrieved context"
 _DOC_KEY = re.compile(r"^retrieval\.documents\.(\d+)\.document\.(id|content|score|metadata)$")
@@ -213,16 +216,13 @@ def read_traces(path: str | Path) -> tuple[list[Trace], int]:
 
 
 def read_corpus_dir(path: str | Path) -> list[Document]:
-    from benchmarks.datasets.base import data_file
 
     root = Path(path)
     if not root.is_dir():
         raise DataError("--corpus: not a folder", path=root)
     if data_file(root / "corpus.jsonl").is_file():
-        from benchmarks.datasets.beir import read_corpus
 
         return read_corpus(root / "corpus.jsonl")
-    from benchmarks.datasets.files import read_documents
 
     return read_documents(root)
 

@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 from chunkers.types import Document, Query
 from retrievers.types import Qrels, Run
 from retrievers.base import canonical_run
+from retrievers.base import top_k_of
 
 MEASURES = ("ndcg", "recall", "mrr", "map")
 COVERAGE = "evidence_coverage"
@@ -244,7 +245,6 @@ def stale_hit(ranking: Sequence[str], stale: set[str], current: set[str], k: int
 
 def stale_hit_rate(sets: dict[str, tuple[set[str], set[str]]], run: Run, k: int = 10) -> float:
     """Share of version queries (see :func:`stale_sets`) with a stale hit (:func:`stale_hit`)."""
-    from retrievers.base import top_k_of
 
     if not sets:
         return float("nan")

@@ -16,6 +16,9 @@ from chunkers.types import Chunk
 from retrievers.base import canonical_run
 from retrievers.stage import Stage
 from retrievers.types import Ranking, Run
+from retrievers.base import chunk_view
+from retrievers.stage import as_stage
+from retrievers.fingerprint import fingerprint
 
 
 @dataclass
@@ -51,7 +54,6 @@ def doc_chunks(chunks: Sequence[Chunk]) -> dict[str, list[str]]:
 def chunk_rankings(ranking: Ranking, qids: Sequence[str], by_doc: dict[str, list[str]]) -> Run:
     """Per query, the chunk ranking behind the document ranking: the stage's own chunk run when it has one,
     else the chunk view of its documents and chunk lists (:func:`retrievers.base.chunk_view`)."""
-    from retrievers.base import chunk_view
 
     if ranking.chunk_run is not None:
         return {q: ranking.chunk_run.get(q, {}) for q in qids}
@@ -62,7 +64,6 @@ def retrieve(dataset: Dataset, chunker: Chunker, stage: Stage | Any, *, top_k: i
     """Chunk the corpus, index once, rank the tuning split and then the evaluated split (so the evaluated
     split's result carries the stage's counters for all the work done). ``stage``: a pipeline stage, or a
     chunk-level retriever (put behind the chunk -> document adapter with ``chunker.aggregate``)."""
-    from retrievers.stage import as_stage
 
     stage = as_stage(stage, aggregate=getattr(chunker, "aggregate", "max"))
     t0 = time.perf_counter()
@@ -89,7 +90,6 @@ _DATASETS: dict[str, Dataset] = {}
 def load_dataset(loader: Any, dataset_cfg: dict[str, Any]) -> Dataset:
     """Load once per process per dataset config: the points of a sweep share the (read-only) dataset.
     A file edited between two sweep points in one process is not re-read; a new process re-reads it."""
-    from retrievers.fingerprint import fingerprint
 
     key = fingerprint(dataset_cfg)
     if key not in _DATASETS:

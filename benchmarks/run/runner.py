@@ -23,6 +23,21 @@ from benchmarks.tracking.tracker import check_reachable, check_store
 from retrievers.redact import redact_text
 from retrievers.safe_write import unwritable
 from retrievers.pipeline import DEFAULT_PIPELINE
+from retrievers.query_features import ExactTermRule
+from benchmarks.evaluation.evidence import chunk_stats, evidence_metrics
+from benchmarks.evaluation.metrics import stale_hit_rate, stale_sets
+from benchmarks.evaluation.trec import write_qrels, write_run
+from benchmarks.run.visuals import audit_page, metric_plots
+from benchmarks.tracking.tracker import Tracker, flatten
+from benchmarks.run.validate import validate
+from retrievers.pipeline import build_pipeline
+from benchmarks.tracking.groups import GROUPS
+from benchmarks.tracking.tracker import run_name, varied_settings
+from benchmarks.evaluation.evidence import BudgetContext
+from retrievers.safe_write import writing
+from benchmarks.diagnosis.records import audit_rows
+from retrievers.redact import redact_config
+from retrievers.errors import out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +104,6 @@ _RULES: dict[str, Any] = {}
 def exact_term_rule(dataset: Dataset) -> Any:
     """The exact-term rule with this corpus's document frequencies (built once per process per corpus,
     so the points of a sweep share it)."""
-    from retrievers.query_features import ExactTermRule
 
     key = dataset.fingerprint()
     if key not in _RULES:
@@ -101,7 +115,6 @@ def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev
                     ks: Sequence[int], *, budget: int, context: Any = None) -> dict[str, float]:
     """Everything a run logs as MLflow metrics (the contract's names, costs, chunk and evidence metrics).
     ``context``: the run's :class:`benchmarks.evaluation.evidence.BudgetContext`, shared with the audit."""
-    from benchmarks.evaluation.evidence import chunk_stats, evidence_metrics
 
     metrics: dict[str, float] = dict(ev.mean)
     if tune_ev is not None:
@@ -113,7 +126,6 @@ def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev
     metrics.update({"queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped + unjudged,
                     "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
     metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
-    from benchmarks.evaluation.metrics import stale_hit_rate, stale_sets
 
     sets = stale_sets(dataset.queries, dataset.qrels, dataset.corpus)
     if sets:
@@ -128,7 +140,6 @@ def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev
 def write_artifacts(folder: Path, dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev: Evaluation | None,
                     ks: Sequence[int], *, tag: str) -> None:
     """TREC run and qrels files (and the tuning split's), and the per-query metrics table."""
-    from benchmarks.evaluation.trec import write_qrels, write_run
 
     write_run(result.run, folder / "run.trec", tag=tag)
     write_qrels(dataset.qrels, folder / "qrels.trec")
@@ -152,7 +163,6 @@ def write_visuals(folder: Path, metrics: dict[str, float], by_label: dict[str, d
     the metrics and the other artifacts are logged either way."""
     import sys
 
-    from benchmarks.run.visuals import audit_page, metric_plots
 
     for what, make in (("plots", lambda: metric_plots(folder, metrics, by_label, ks, title)),
                        ("audit.html", lambda: audit_page(folder, rows, result.run, dataset, result.chunks, title))):
@@ -220,9 +230,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from benchmarks.tracking.tracker import Tracker, flatten
 
-    from benchmarks.run.validate import validate
 
     validate(cfg)  # every key, type, range and option, before anything is loaded or logged
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -231,7 +239,6 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
     # build components first: a wrong config fails before any data is read or run is logged
     loader = instantiate(cfg.dataset)
     chunker = instantiate(cfg.chunker)
-    from retrievers.pipeline import build_pipeline
 
     pipeline = build_pipeline(cfg, aggregate=getattr(chunker, "aggregate", "max"))
 
@@ -247,6 +254,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
                       artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
     # the point's identity (config fingerprint) needs the dataset's content hash: load it first; a load error
     # is raised inside the run below, so it is still logged as a FAILED run
+    dataset_name = loader.dataset_name()  # set once, known before loading: a failed load is labelled right too
     t0 = time.perf_counter()
     load_error: Exception | None = None
     try:
@@ -254,11 +262,11 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
     except Exception as err:  # noqa: BLE001 - re-raised inside the tracked run
         load_error = err
     load_s = time.perf_counter() - t0
-    identity: dict[str, str] = {}
+    identity: dict[str, str] = {"dataset": dataset_name}
     if load_error is None:
         ds_fp = dataset.fingerprint()
         cfg_fp = provenance.config_fingerprint(resolved, ds_fp)
-        identity = {"dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp, "dataset": dataset.name,
+        identity = {"dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp, "dataset": dataset_name,
                     "split": dataset.split}
         tracker.reap_dead(cfg_fp)
         done = None if cfg.get("rerun", False) else tracker.finished_run(cfg_fp)
@@ -268,12 +276,9 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
                   flush=True)
             return RunResult(done.info.run_id, dict(done.data.metrics), skipped=True)
     choices = choices if choices is not None else group_choices(cfg)
-    from benchmarks.tracking.groups import GROUPS
-    from benchmarks.tracking.tracker import run_name, varied_settings
 
-    tracker.run_name = run_name(cfg.tracking.get("run_name"), choices,
-                                dataset.name if load_error is None else str(resolved["dataset"].get("name", "?")),
-                                values=flatten(resolved), varied=varied_settings(GROUPS))
+    tracker.run_name = run_name(cfg.tracking.get("run_name"), choices, dataset_name, values=flatten(resolved),
+                                varied=varied_settings(GROUPS))
     with tracker:
         tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
                        **{f"version.{k}": v for k, v in provenance.package_versions().items()}, **identity})
@@ -286,14 +291,12 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
         result = retrieve(dataset, chunker, pipeline, top_k=top_k)
         ev = evaluate(dataset.qrels, result.run, ks)
         tune_ev = evaluate(dataset.tune_qrels, result.tune_run, ks) if dataset.tune_queries else None
-        from benchmarks.evaluation.evidence import BudgetContext
 
         budget = int(cfg.metrics.get("budget", 512))
         context = BudgetContext(result.chunks, budget)  # token counts shared by the evidence metrics and the audit
         metrics = collect_metrics(dataset, result, ev, tune_ev, ks, budget=budget, context=context)
         metrics["time_load_s"] = load_s
         by_label = breakdown(dataset.queries, ev)
-        from retrievers.safe_write import writing
 
         with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp, \
                 writing(tmp, "the run's artifacts (a temporary folder)"):
@@ -302,7 +305,6 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
             records = result.ranking.records
             if records:  # decomposer / router: per query sub-queries, route, calls
                 write_jsonl(folder / "decomposition.jsonl", records.values())
-            from benchmarks.diagnosis.records import audit_rows
 
             rows = audit_rows(dataset.queries, dataset.qrels, result.run, result.chunk_run, result.chunks, records, k=10,
                               context=context)
@@ -310,7 +312,6 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
             if cfg.tracking.get("visuals", True):
                 write_visuals(folder, metrics, by_label, ks, rows, result, dataset,
                               tracker.run_name or run_name(None, choices, dataset.name))
-            from retrievers.redact import redact_config
 
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(redact_config(resolved)), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
@@ -320,7 +321,6 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
                 tracker.log_metrics(metrics)
                 tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
             except Exception as err:
-                from retrievers.errors import out_of_space
 
                 kept = keep_unlogged(folder, Path(str(cfg.get("home", "."))), cfg_fp, metrics)
                 if out_of_space(err) or kept is None:

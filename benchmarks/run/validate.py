@@ -13,9 +13,11 @@ from typing import Any, Mapping
 
 from benchmarks.datasets.limits import RANGES as LIMIT_RANGES
 from benchmarks.errors import ConfigError
-from chunkers.options import Check, arg_type, boolean, int_list, integer, number, one_of, optional, show, string  # noqa: F401 - arg_type: the tools' ranges
+from chunkers.options import Check, boolean, int_list, integer, number, one_of, optional, show, string
 from retrievers.cache import CACHE_MODES
 from retrievers.pipeline import DEFAULT_PIPELINE
+from retrievers.backends import modules_needed, precision_problem
+from retrievers.extras import message
 
 TOP: dict[str, Check] = {
     "top_k": integer(1), "metrics.k": int_list(1), "metrics.budget": integer(1), "rerun": boolean,
@@ -61,7 +63,6 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
             needs = list(requires)
             if target == "retrievers.dense.DenseRetriever" and not isinstance(node.get("encoder"), Mapping):
                 needs += ["sentence_transformers", "torch"]  # the default encoder (a static one needs model2vec only)
-                from retrievers.backends import modules_needed, precision_problem
 
                 backend, precision = str(node.get("encoder_backend", "torch")), str(node.get("precision", "auto"))
                 needs += modules_needed(backend, precision)
@@ -69,7 +70,6 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
                 if problem:
                     problems.append(f"{path}.precision: {problem}")
             if needs:
-                from retrievers.extras import message
 
                 what = f"{path or 'config'} ({target.rsplit('.', 1)[-1]})"
                 err = message(what, *needs)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+from benchmarks.diagnosis.page import html_report, summary_text
+from benchmarks.diagnosis.run_audit import run_audit, run_signals
+from benchmarks.diagnosis.signals import Corpus
 
 
 def metric_plots(folder: Path, metrics: Mapping[str, float], by_label: Mapping[str, Mapping[str, float]],
@@ -63,9 +66,6 @@ def metric_plots(folder: Path, metrics: Mapping[str, float], by_label: Mapping[s
 def audit_page(folder: Path, rows: Sequence[Mapping[str, Any]], run: Mapping[str, Mapping[str, float]], dataset: Any,
                chunks: Sequence[Any], title: str) -> str:
     """``audit.html`` for one run, from what the run already has (no companion runs)."""
-    from benchmarks.diagnosis.page import html_report, summary_text
-    from benchmarks.diagnosis.run_audit import run_audit, run_signals
-    from benchmarks.diagnosis.signals import Corpus
 
     meta = {d.id: dict(d.metadata) for d in dataset.corpus}
     verdicts = run_audit(rows, run, meta, {})

@@ -12,6 +12,7 @@ from typing import Sequence
 from benchmarks.tracking.store import ReportError, RunRecord
 from benchmarks.studies.multihop import GATED, key_text, latest_by_key
 from benchmarks.studies.registry import StudyContext, StudyResult, register
+from benchmarks.tracking.provenance import git_commit
 
 
 def current_values(records: Sequence[RunRecord]) -> dict[str, dict[str, float]]:
@@ -24,7 +25,6 @@ def gate(records: list[RunRecord], baseline_file: str, tolerance: float, *, expe
     current = current_values(records)
     path = Path(baseline_file)
     if update:
-        from benchmarks.tracking.provenance import git_commit
 
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"experiment": experiment, "metrics": list(GATED), "updated": _dt.date.today().isoformat(),

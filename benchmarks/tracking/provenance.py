@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from retrievers.fingerprint import fingerprint, installed_versions
+from retrievers.redact import redact_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_DIRS = ("chunkers", "retrievers", "benchmarks", "conf")
@@ -62,7 +63,6 @@ def config_fingerprint(cfg: Mapping[str, Any], dataset_fingerprint: str, code: s
     """A run's identity: resolved config minus output paths + dataset fingerprint + code version. Secrets are
     masked first (the structural rule only, the same in every environment): a rotated password or key is the
     same run."""
-    from retrievers.redact import redact_config
 
     identity = redact_config(identity_config(cfg), values=False)
     return fingerprint({"config": identity, "dataset": dataset_fingerprint, "code": code or code_version()})

@@ -14,6 +14,7 @@ from retrievers.cache import pid_alive
 from retrievers.redact import redact_text, redact_value
 from retrievers.safe_write import unwritable, writing
 from retrievers.pipeline import DEFAULT_PIPELINE
+from retrievers.errors import out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -432,7 +433,6 @@ class Tracker:
         try:
             self.end(status)
         except Exception as err:
-            from retrievers.errors import out_of_space
 
             if exc_type is None or not out_of_space(err):
                 raise
