@@ -141,3 +141,18 @@ def test_run_name_templates_read_config_values_and_sweep_points_differ():
     assert run_name("{nope}", base, "x") == "{nope}"  # an unknown key is left as written
     assert run_name(None, base, "scifact", varied=["retriever.k1=0.9"]) == "bm25 · scifact · retriever.k1=0.9"
     assert run_name(None, base, "s", varied=[f"a{i}=1" for i in range(6)]).endswith("a3=1 …")
+
+
+def test_every_dataset_option_builds_a_loader():
+    """Every ``conf/dataset/*.yaml`` builds an object with ``dataset_name()`` and ``load()`` (the Loader protocol)."""
+    from hydra.utils import instantiate
+
+    from benchmarks.datasets.base import Loader
+    from benchmarks.paths import CONF_DIR
+
+    required = {"files": ["dataset.path=docs"], "irds": ["dataset.id=beir/scifact/test"], "musique": ["dataset.path=m.jsonl"]}
+    for yaml in sorted((CONF_DIR / "dataset").glob("*.yaml")):
+        cfg = compose_cfg([f"dataset={yaml.stem}", *required.get(yaml.stem, [])])
+        loader = instantiate(cfg.dataset)
+        assert isinstance(loader, Loader), yaml.stem
+        assert loader.dataset_name(), yaml.stem

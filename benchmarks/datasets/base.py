@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 from chunkers.types import Document, Query
 from retrievers.types import Qrels
@@ -53,6 +53,16 @@ class Dataset:
                 fp.update(qrels)
             self._fingerprint = fp.hexdigest()
         return self._fingerprint
+
+
+@runtime_checkable
+class Loader(Protocol):
+    """What a ``dataset`` group's ``_target_`` builds: a name known before anything is read (runs, failed ones
+    too, are labelled with it) and the dataset itself, whose ``name`` is that name."""
+
+    def dataset_name(self) -> str: ...
+
+    def load(self) -> Dataset: ...
 
 
 def data_file(path: Path) -> Path:

@@ -49,7 +49,9 @@ class RunRecord:
 
     @property
     def dataset(self) -> str:
-        return self.tags.get("dataset") or str(self.setting("dataset.name", "?"))
+        """The name the run was labelled with when it started (the loader's, set once; every run since the
+        ``dataset`` tag exists has it, a failed one too)."""
+        return self.tags.get("dataset", "?")
 
     @property
     def split(self) -> str:
