@@ -38,7 +38,7 @@ from typing import Any, Mapping
 from benchmarks.diagnosis.companions import companion_runs
 from benchmarks.diagnosis.page import html_report, summary_text, write_outputs
 from benchmarks.diagnosis.run_audit import run_audit, run_signals, strip_labels
-from benchmarks.diagnosis.signals import Corpus
+from benchmarks.diagnosis.signals import Corpus, not_computed
 from benchmarks.errors import ConfigError, RbenchError
 from benchmarks.labels import LABELS
 from benchmarks.paths import CONF_DIR, default_tracking_uri
@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     traces.add_argument("--corpus", default=None, metavar="DIR",
                         help="with --traces: the documents folder (or BEIR folder) the system retrieves from; locates "
                              "the evidence and reruns BM25, dense and versions=filter over it")
+    traces.add_argument("--references", default=None, metavar="FILE",
+                        help="with --traces: references to judge the traces by (.jsonl/.json/.csv: reference, and "
+                             "span_id, trace_id or query to join on); they replace a trace's own")
     traces.add_argument("--recall-threshold", type=arg_type(float, number(0, 1, open_lo=True)), default=None,
                         help="with --traces: content-word recall at which a reference counts as reached (default 0.8)")
     return parser
@@ -171,7 +174,8 @@ def traces_main(args: argparse.Namespace) -> int:
         print(f"rbench-audit: error: --recall-threshold must be in (0, 1], got {threshold}", file=sys.stderr)
         return 2
     try:
-        result = audit_traces(args.traces, corpus_dir=args.corpus, k=args.k or 10, threshold=threshold)
+        result = audit_traces(args.traces, corpus_dir=args.corpus, k=args.k or 10, threshold=threshold,
+                              references=args.references)
     except (RbenchError, RetrieverError) as err:
         print(f"rbench-audit: error: {err}", file=sys.stderr)
         return 2
@@ -179,12 +183,15 @@ def traces_main(args: argparse.Namespace) -> int:
     name = f"{Path(args.traces).name} ({result['n_traces']} traces" + (f", corpus {args.corpus})" if args.corpus else ")")
     how = (f"{FAILED_WHAT}: not contained in one passage, and under {threshold:g} of its content words in the "
            "passages together")
-    text = summary_text(name, rows, result["verdicts"], {}, result["signals"], failed_what=how)
+    text = summary_text(name, rows, result["verdicts"], {}, result["signals"], failed_what=how,
+                        not_computed=result["not_computed"])
     reached = sum(1 for r in rows if r.get("reached"))
     judged = sum(1 for r in rows if r["judged"])
-    text += (f"\nReference reached the context in {reached} of {judged} traces with a reference"
-             + (f"; {result['skipped_spans']} spans without retrieval documents skipped" if result["skipped_spans"] else "")
-             + ".\n")
+    joined = result["references"]
+    text += (f"\nReference reached the context in {reached} of {judged} traces with a reference. "
+             f"Read: {result['read'].line()}."
+             + (f" References ({args.references}): {joined['references']} read, {joined['traces_given']} traces given one, "
+                f"{joined['unmatched']} matched no trace." if joined else "") + "\n")
     misses = [r for r in rows if "verdict" in r]
     if misses:
         text += "\n| line | trace | verdict | evidence | fix |\n|---|---|---|---|---|\n" + "".join(
@@ -198,7 +205,8 @@ def traces_main(args: argparse.Namespace) -> int:
         write_outputs(Path(args.out), text, ["line", "query_id", "reached", "verdict", "evidence", "where", "fix"], table,
                       result["signals"],
                       html_report(f"Trace audit — {name}", rows, result["verdicts"], {}, result["docs"], text,
-                                  per_verdict=args.examples, signals=result["signals"]))
+                                  per_verdict=args.examples, signals=result["signals"],
+                                  not_computed=result["not_computed"]))
     return 0
 
 
@@ -206,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.traces:
         return traces_main(args)
-    if args.corpus:
-        print("rbench-audit: error: --corpus goes with --traces", file=sys.stderr)
+    if args.corpus or args.references:
+        print(f"rbench-audit: error: {'--corpus' if args.corpus else '--references'} goes with --traces", file=sys.stderr)
         return 2
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if args.tracking_uri is None:
@@ -246,12 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rbench-audit: error: {err}", file=sys.stderr)
         return 2
     name = f"{result['dataset']} (run {run_id[:8]})"
-    text = summary_text(name, result["rows"], result["verdicts"], result["labels"], result["signals"])
+    skipped = not_computed(answers=False)
+    text = summary_text(name, result["rows"], result["verdicts"], result["labels"], result["signals"], not_computed=skipped)
     print(text)
     if args.out:
         table = [{"query_id": v["query_id"], "label": result["labels"].get(v["query_id"], ""), "verdict": v["verdict"],
                   "evidence": v["evidence"]} for v in result["verdicts"]]
         write_outputs(Path(args.out), text, ["query_id", "label", "verdict", "evidence"], table, result["signals"],
                       html_report(f"Retrieval audit — {name}", result["rows"], result["verdicts"], result["labels"],
-                                  result["docs"], text, per_verdict=args.examples, signals=result["signals"]))
+                                  result["docs"], text, per_verdict=args.examples, signals=result["signals"],
+                                  not_computed=skipped))
     return 0

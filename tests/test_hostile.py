@@ -663,13 +663,13 @@ def test_trace_reader_fuzz_raises_data_errors_naming_the_file_only():
             path = Path(tmp) / ("traces.json" if one_document else "traces.jsonl")
             path.write_text(json.dumps(objs[0]) if one_document else "\n".join(json.dumps(o) for o in objs), encoding="utf-8")
             try:
-                traces, skipped = read_traces(path)
+                traces, report = read_traces(path)
             except DataError as err:
                 assert str(path) in str(err), err
                 event("error")
                 return
             event("read")
-            assert traces and skipped >= 0
+            assert traces and report.retriever_spans + report.formats["trace record"] == len(traces)
             for t in traces:
                 assert isinstance(t.query, str) and t.query.strip() == t.query and t.query
                 assert all(isinstance(c["text"], str) for c in t.contexts)
@@ -710,10 +710,11 @@ def test_trace_reader_fuzz_finds_every_retriever_span_of_a_well_formed_export():
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "export.json"
             path.write_text(json.dumps(export), encoding="utf-8")
-            traces, skipped = read_traces(path)
+            traces, report = read_traces(path)
         expected = [(q.strip(), [t for t, _ in d]) for g in groups for q, d in g if d]
         assert [(t.query, [c["text"] for c in t.contexts]) for t in traces] == expected
-        assert skipped == sum(1 for g in groups for _, d in g if not d)
+        assert sum(report.skipped.values()) == sum(1 for g in groups for _, d in g if not d)
+        assert report.spans == sum(len(g) for g in groups) and report.retriever_spans == len(expected)
 
     fuzz()
 

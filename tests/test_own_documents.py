@@ -379,8 +379,8 @@ def test_openinference_spans_flat_nested_and_otlp(tmp_path):
         {"document": {"id": "notes.txt", "content": "The canteen opens at 8.", "score": 1.5}}]}}}
     path = tmp_path / "spans.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in (flat, llm, nested)) + "\n", encoding="utf-8")
-    traces, skipped = read_traces(path)
-    assert skipped == 1 and [t.id for t in traces] == ["s1", "span-3"]
+    traces, report = read_traces(path)
+    assert report.skipped == {"LLM": 1} and report.retriever_spans == 2 and [t.id for t in traces] == ["s1", "span-3"]
     assert [c["text"] for c in traces[0].contexts] == ["Install the client.", "Plain notes."]
     assert traces[0].contexts[0]["score"] == 0.4 and traces[1].query == "canteen?"
     otlp = {"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "ab12", "attributes": [
@@ -402,7 +402,7 @@ def test_openinference_spans_flat_nested_and_otlp(tmp_path):
     ({"query": "q", "contexts": [{"id": "a"}]}, r"t\.jsonl:2: contexts\[0\] must be an object with a string 'text'"),
     ({"query": "q", "contexts": [{"id": "a", "text": "t", "score": "high"}]}, r"t\.jsonl:2: contexts\[0\]\.score must be a number"),
     ({"query": "q", "contexts": [], "reference": 3}, r"t\.jsonl:2: field 'reference' must be a string or a list"),
-    ({"attributes": {"retrieval.documents.0.document.content": "x"}}, r"t\.jsonl:2: retriever span without a string 'input.value'"),
+    ({"attributes": {"retrieval.documents.0.document.content": "x"}}, r"t\.jsonl:2: retriever span without a query \(no input\.value"),
     ({"hello": 1}, r"t\.jsonl:2: neither a trace"),
 ])
 def test_bad_traces_name_file_and_line(tmp_path, line, pattern):

@@ -18,7 +18,8 @@ from retrievers.safe_write import write_text
 
 def summary_text(name: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]],
                  labels: Mapping[str, str], signals: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
-                 failed_what: str | None = None) -> str:
+                 failed_what: str | None = None,
+                 not_computed: Mapping[str, str] | None = None) -> str:
     counts = Counter(v["verdict"] for v in verdicts)
     judged = [r for r in rows if r.get("judged", True)]
     unjudged = len(rows) - len(judged)
@@ -40,7 +41,7 @@ def summary_text(name: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
             lines.append(f"| {lab} | " + " | ".join(str(row.get(v, 0)) for v in VERDICTS) + f" | {sum(row.values())} |")
     if signals is not None:
 
-        lines += [""] + signal_table(signals, len(rows))
+        lines += [""] + signal_table(signals, len(rows), not_computed)
     return "\n".join(lines) + "\n"
 
 
@@ -61,7 +62,8 @@ COLORS = {"chunk_boundary": "#8e44ad", "exact_term": "#d35400", "multi_hop": "#2
 
 def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]],
                 labels: Mapping[str, str], docs: Mapping[str, Any], summary_md: str, *, per_verdict: int = 3,
-                signals: Mapping[str, Sequence[Mapping[str, str]]] | None = None) -> str:
+                signals: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+                not_computed: Mapping[str, str] | None = None) -> str:
     """Self-contained HTML (inline CSS, no scripts or external assets). A retrieved item may carry its own
     ``text`` (a trace's passage) instead of pointing into ``docs``; a row may carry ``trace`` (reference,
     where the evidence was, which fix finds it)."""
@@ -143,8 +145,9 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
         fired = Counter(name for sigs in signals.values() for name in {x["signal"] for x in sigs})
         parts.append(f"<h2>Label-free signals</h2><div class='sub'>computed for all {len(rows)} queries, judged or not</div>"
                      "<table><tr><th>signal</th><th>queries</th><th>what it means</th></tr>")
-        parts += [f"<tr><td>{n}</td><td>{fired.get(n, 0)}</td><td style='text-align:left'>{esc(DESCRIPTIONS[n])}</td></tr>"
-                  for n in SIGNALS]
+        skip = not_computed or {}
+        parts += [f"<tr><td>{n}</td><td>{'not computed' if n in skip else fired.get(n, 0)}</td><td style='text-align:left'>"
+                  f"{esc(DESCRIPTIONS[n])}{' — ' + esc(skip[n]) if n in skip else ''}</td></tr>" for n in SIGNALS]
         parts.append("</table>")
         for name in SIGNALS:
             shown = [(qid, x) for qid, sigs in signals.items() for x in sigs if x["signal"] == name][:per_verdict]

@@ -23,6 +23,9 @@ class Trace:
     reference: list[str] = field(default_factory=list)
     answer: str | None = None
     feedback: Any = None
+    trace_id: str | None = None  # the tracing tool's trace id (spans), for joining references
+    span_id: str | None = None
+    source: str = "trace record"  # which format it came from (trace record, otlp, phoenix, langsmith, ...)
 
 
 def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]], run: Run, chunk_run: Run | None,

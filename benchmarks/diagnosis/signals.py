@@ -11,7 +11,14 @@ query of a production system). Each signal is a (name, evidence) pair with the e
 * ``cut_unit`` — a retrieved chunk's boundary falls inside a structural unit (a section, numbered clause,
   step, list item or Q&A pair) that would have fit in the chunk whole;
 * ``low_margin`` — the top two documents' scores differ by less than ``min_margin`` (relative), so the
-  order at the top is a coin toss.
+  order at the top is a coin toss;
+* ``answer_unsupported`` — (traces with a generated answer) what the answer states is not in the contexts the
+  model was given: a number, an identifier or a named entity of the answer that no context holds, or fewer
+  than ``min_support`` (0.6) of its content words in the contexts. The unsupported pieces are shown.
+
+A signal that cannot be computed for any query (no corpus for ``missing_identifier``/``cut_unit``, no companion
+runs for ``retriever_disagreement``, no scores for ``low_margin``, no answers for ``answer_unsupported``) is
+reported as *not computed*, with the reason, never as 0.
 """
 
 from __future__ import annotations
@@ -25,14 +32,57 @@ from chunkers.structure import heading_level, units
 from retrievers.query_features import identifiers
 from retrievers.versions import is_stale
 
-SIGNALS = ("retriever_disagreement", "missing_identifier", "stale_in_top_k", "cut_unit", "low_margin")
+SIGNALS = ("retriever_disagreement", "missing_identifier", "stale_in_top_k", "cut_unit", "low_margin", "answer_unsupported")
 DESCRIPTIONS = {
     "retriever_disagreement": "BM25 and dense disagree (low overlap@k)",
     "missing_identifier": "an identifier of the query is in the corpus but not in the context",
     "stale_in_top_k": "a superseded or deprecated document is in the top k",
     "cut_unit": "a retrieved chunk cuts a section, clause, step or list item",
     "low_margin": "the top two scores are nearly tied",
+    "answer_unsupported": "the generated answer states something the contexts do not hold",
 }
+MIN_SUPPORT = 0.6
+_CAPITALISED = re.compile(r"[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*")
+_SENTENCE = re.compile(r"(?<=[.!?:;])\s+|\n+")
+#: capitalised words that are not names
+_STOP = frozenset("the a an i in on at if for yes no it its this that these those we you they he she please note "
+                  "however also and or but so then there here when where what which who why how all any each our your "
+                  "their my his her to of by with from as be is are was were".split())
+
+
+def _normalised(text: str) -> str:
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " " + " ".join(re.sub(r"[^\w]+", " ", text).split()) + " "
+
+
+def answer_claims(answer: str) -> list[str]:
+    """The checkable pieces of an answer: identifiers and numbers (``retrievers.query_features.identifiers``),
+    then named entities (capitalised runs not opening a sentence), without repeats."""
+    found = list(identifiers(answer))
+    for sentence in _SENTENCE.split(answer):
+        words = sentence.strip()
+        first = re.match(r"\W*\w+", words)
+        rest = words[first.end():] if first else words  # a sentence's first word is capitalised anyway
+        for m in _CAPITALISED.finditer(rest):
+            name = " ".join(w for w in m.group(0).split() if w.lower() not in _STOP)
+            if name and not any(name in f or f in name for f in found):
+                found.append(name)
+    return found
+
+
+def unsupported(answer: str, contexts: Sequence[str], tokenizer: Any = None) -> tuple[list[str], float]:
+    """(claims of the answer that no context holds, share of the answer's content words the contexts hold)."""
+    from retrievers.text import Tokenizer
+
+    joined = _normalised("\n".join(contexts))
+    missing = [c for c in answer_claims(answer) if _normalised(c).strip() and _normalised(c) not in joined]
+    tok = tokenizer or Tokenizer()
+    want = set(tok(answer))
+    have = set(tok("\n".join(contexts)))
+    return missing, (len(want & have) / len(want) if want else 1.0)
+
 
 
 def _term_pattern(term: str) -> re.Pattern:
@@ -139,7 +189,8 @@ def cut_units(chunks: Sequence[Chunk], corpus: Corpus) -> list[str]:
 def query_signals(query: str, docs: Sequence[str], scores: Sequence[float], corpus: Corpus, *, k: int = 10,
                   context_chunks: Sequence[Chunk] | None = None, context_texts: Sequence[str] | None = None,
                   bm25: Sequence[str] | None = None, dense: Sequence[str] | None = None,
-                  min_overlap: float = 0.3, min_margin: float = 0.02) -> list[dict[str, str]]:
+                  min_overlap: float = 0.3, min_margin: float = 0.02, answer: str | None = None,
+                  min_support: float = MIN_SUPPORT) -> list[dict[str, str]]:
     """Every signal that fires for one query, as ``{"signal", "evidence"}``. ``docs``/``scores``: the
     ranked documents; the context is ``context_chunks`` (the top-k chunks) or ``context_texts`` (a trace's
     passages), else the top-k documents' text."""
@@ -182,17 +233,50 @@ def query_signals(query: str, docs: Sequence[str], scores: Sequence[float], corp
         if margin < min_margin:
             out.append({"signal": "low_margin", "evidence": f"top two scores {s1:.4g} ({docs[0]}) and {s2:.4g} ({docs[1]}): "
                                                             f"margin {margin:.1%}"})
+    if answer and context_texts is not None:
+        missing, support = unsupported(answer, context_texts)
+        if missing or support < min_support:
+            shown = ", ".join(repr(m) for m in missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+            out.append({"signal": "answer_unsupported",
+                        "evidence": (f"the answer states {shown}, in none of the {len(context_texts)} contexts; " if missing else "")
+                                    + f"{support:.0%} of its content words are in the contexts"})
     return out
 
 
-def signal_table(per_query: Mapping[str, Sequence[Mapping[str, str]]], n_queries: int) -> list[str]:
-    """Markdown lines: each signal, how many queries it fired for, and one example."""
+def not_computed(*, corpus: bool = True, companions: bool = True, scores: bool = True, answers: bool = True,
+                 chunks: bool = True) -> dict[str, str]:
+    """The signals that cannot be computed with what is at hand (name -> why), for :func:`signal_table`."""
+    out: dict[str, str] = {}
+    if not companions:
+        out["retriever_disagreement"] = ("needs BM25 and dense companion runs (rbench-audit --run-id, or --traces "
+                                         "with --corpus)")
+    if not corpus:
+        out["missing_identifier"] = "needs the corpus the identifiers would be found in (--corpus)"
+        out["stale_in_top_k"] = "needs the corpus's version metadata (--corpus)"
+    if not corpus or not chunks:
+        out["cut_unit"] = "needs the documents the passages come from (--corpus)"
+    if not scores:
+        out["low_margin"] = "no retrieval scores in the input"
+    if not answers:
+        out["answer_unsupported"] = ("no generated answers (a run has none; a trace's answer is its LLM span's "
+                                     "output or an 'answer' field)")
+    return out
+
+
+def signal_table(per_query: Mapping[str, Sequence[Mapping[str, str]]], n_queries: int,
+                 not_computed: Mapping[str, str] | None = None) -> list[str]:
+    """Markdown lines: each signal, how many queries it fired for, and one example; a signal in
+    ``not_computed`` (name -> why) is shown as not computed, never as 0."""
     from collections import Counter
 
+    not_computed = not_computed or {}
     counts = Counter(s["signal"] for sigs in per_query.values() for s in {x["signal"]: x for x in sigs}.values())
     lines = [f"Label-free signals ({n_queries} queries, judged or not):", "",
              "| signal | queries | share | what it means | example |", "|---|---|---|---|---|"]
     for name in SIGNALS:
+        if name in not_computed:
+            lines.append(f"| {name} | not computed | — | {DESCRIPTIONS[name]} | {not_computed[name]} |")
+            continue
         example = next((f"{qid}: {s['evidence']}" for qid, sigs in per_query.items() for s in sigs if s["signal"] == name), "")
         lines.append(f"| {name} | {counts.get(name, 0)} | {counts.get(name, 0) / max(1, n_queries):.0%} | "
                      f"{DESCRIPTIONS[name]} | {example.replace('|', '/')[:140]} |")

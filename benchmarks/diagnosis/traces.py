@@ -6,10 +6,10 @@
 * optional: ``answer``, ``reference`` (a reference answer or evidence text, or a list of evidence texts),
   ``feedback``, ``_id``.
 
-It also reads retrieval spans exported in the OpenInference / OpenTelemetry convention: a span whose
-attributes hold ``input.value`` and ``retrieval.documents.<i>.document.{id,content,score}`` — as flat keys,
-nested objects, or OTLP ``{"key", "value": {"stringValue": ...}}`` lists, one span per line or an OTLP JSON
-export (``resourceSpans``). Spans without retrieval documents (LLM, chain spans) are skipped and counted.
+It also reads what tracing tools export, as they write it — OTLP JSON in both spellings, Phoenix's span
+downloads and dataframes (JSON lines or parquet), OpenInference attributes flat or nested, LangSmith runs,
+Langfuse observations, OpenLLMetry vector-DB spans (:mod:`benchmarks.diagnosis.trace_formats`): every
+retriever span becomes a trace with its trace's answer and reference; other spans are counted by kind.
 
 For each trace with a reference the audit decides whether the reference reached the context: a piece is
 *reached* when its normalised text (case, punctuation and whitespace folded) is contained in one context,
@@ -23,101 +23,31 @@ it, and BM25, dense and version-aware (``versions=filter``) companions are run o
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from chunkers.types import Chunk, Document
 from benchmarks.datasets.base import read_json_records
 from benchmarks.datasets.files import locate
 from benchmarks.diagnosis.companions import CorpusView, corpus_view
-from benchmarks.diagnosis.matching import RECALL_THRESHOLD, Matcher
+from benchmarks.diagnosis.matching import RECALL_THRESHOLD, Matcher, normalise
 from benchmarks.diagnosis.records import Trace
-from benchmarks.diagnosis.signals import Corpus, query_signals
+from benchmarks.diagnosis.signals import Corpus, not_computed, query_signals
 from benchmarks.diagnosis.verdicts import suggest_fix, trace_cause, where_evidence
+from benchmarks.diagnosis.trace_formats import (ANSWER_KEYS, EXPECTED, QUERY_KEYS, ReadReport, Span, expand, query_of, text_or_none,
+                                                read_parquet, spans_of)
 from benchmarks.errors import DataError
 from benchmarks.datasets.base import data_file
 from benchmarks.datasets.beir import read_corpus
 from benchmarks.datasets.files import read_documents
 
 FAILED_WHAT = "its reference is not in the retrieved context"
-_DOC_KEY = re.compile(r"^retrieval\.documents\.(\d+)\.document\.(id|content|score|metadata)$")
 
 
 
 
 # ------------------------------------------------------------------------------------------ reading
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested attribute objects and lists as dotted keys (``retrieval.documents.0.document.id``)."""
-    out: dict[str, Any] = {}
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(node, list) and prefix.endswith("documents"):
-        for i, v in enumerate(node):
-            out.update(_flatten(v, f"{prefix}.{i}"))
-    else:
-        out[prefix] = node
-    return out
-
-
-def _otlp_value(value: Any) -> Any:
-    """An OTLP ``AnyValue`` as Python; ValueError for one that does not hold what its key says."""
-    if isinstance(value, dict):
-        for key in ("stringValue", "intValue", "doubleValue", "boolValue"):
-            if key in value:
-                v = value[key]
-                if key == "intValue":  # protobuf JSON writes 64-bit integers as strings
-                    if isinstance(v, bool) or not isinstance(v, (int, str)) or not str(v).lstrip("-").isdigit():
-                        raise ValueError(f"intValue {v!r} is not an integer")
-                    return int(v)
-                return v
-        if "arrayValue" in value:
-            arr = value["arrayValue"]
-            values = arr.get("values", []) if isinstance(arr, dict) else None
-            if not isinstance(values, list):
-                raise ValueError("arrayValue must be an object with a list 'values'")
-            return [_otlp_value(v) for v in values]
-    return value
-
-
-def span_attributes(span: Mapping[str, Any]) -> dict[str, Any]:
-    attrs = span.get("attributes", span)
-    if isinstance(attrs, list):  # OTLP: [{"key": ..., "value": {"stringValue": ...}}]
-        attrs = {a.get("key"): _otlp_value(a.get("value")) for a in attrs if isinstance(a, dict)}
-    return _flatten(attrs) if isinstance(attrs, dict) else {}
-
-
-def trace_from_span(span: Mapping[str, Any], where: int | str, path: Path) -> Trace | None:
-    """A retriever span as a trace; None for a span with no retrieval documents."""
-    if not isinstance(span, Mapping):
-        raise DataError(f"a span must be a JSON object, got {type(span).__name__}", path=path, line=where)
-    try:
-        attrs = span_attributes(span)
-    except ValueError as err:
-        raise DataError(f"span attribute: {err}", path=path, line=where) from None
-    docs: dict[int, dict[str, Any]] = {}
-    for key, value in attrs.items():
-        m = _DOC_KEY.match(key)
-        if m:
-            docs.setdefault(int(m.group(1)), {})[m.group(2)] = value
-    if not docs:
-        return None
-    query = attrs.get("input.value")
-    if not isinstance(query, str) or not query.strip():
-        raise DataError("retriever span without a string 'input.value' (the query)", path=path, line=where)
-    contexts = []
-    for rank, i in enumerate(sorted(docs), 1):
-        d = docs[i]
-        if not isinstance(d.get("content"), str):
-            raise DataError(f"retrieval.documents.{i}.document.content is missing or not a string", path=path, line=where)
-        contexts.append({"id": str(d.get("id", f"doc{i}")), "text": d["content"], "doc_id": str(d["id"]) if d.get("id") else None,
-                         "score": d.get("score"), "rank": rank})
-    sid = span.get("context", {}).get("span_id") if isinstance(span.get("context"), dict) else None
-    sid = sid or span.get("spanId") or span.get("span_id")
-    return Trace(where, str(sid or f"span-{where}"), query.strip(), contexts)
-
-
 def _record(obj: Mapping[str, Any], where: int | str, path: Path) -> Trace:
     query = obj.get("query")
     if not isinstance(query, str) or not query.strip():
@@ -152,67 +82,146 @@ def _record(obj: Mapping[str, Any], where: int | str, path: Path) -> Trace:
     return Trace(where, tid, query.strip(), out, pieces, obj.get("answer"), obj.get("feedback"))
 
 
-def _list_of(node: Any, key: str, where: int | str, path: Path) -> list[Any]:
-    """``node[key]`` of an OTLP export as a list of objects (absent or null: empty); anything else is an error."""
-    if not isinstance(node, Mapping):
-        raise DataError(f"OTLP export: expected an object holding {key!r}, got {type(node).__name__}", path=path, line=where)
-    value = node.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise DataError(f"OTLP export: {key!r} must be a list of objects, got "
-                        f"{type(value).__name__ if not isinstance(value, list) else 'a list holding other values'}",
-                        path=path, line=where)
-    return value
-
-
-def _from_object(obj: Mapping[str, Any], where: int | str, path: Path, skipped: list[int]) -> Iterable[Trace]:
-    if "resourceSpans" in obj:
-        n = 0
-        for rs in _list_of(obj, "resourceSpans", where, path):
-            scope_key = "scopeSpans" if "scopeSpans" in rs else "instrumentationLibrarySpans"
-            for ss in _list_of(rs, scope_key, where, path):
-                for span in _list_of(ss, "spans", where, path):
-                    n += 1
-                    t = trace_from_span(span, f"{where}, span {n}" if where else f"span {n}", path)
-                    if t is None:
-                        skipped[0] += 1
-                    else:
-                        yield t
-    elif "query" in obj or "contexts" in obj:
-        yield _record(obj, where, path)
-    elif "attributes" in obj or any(str(k).startswith(("input.", "retrieval.")) for k in obj):
-        t = trace_from_span(obj, where, path)
-        if t is None:
-            skipped[0] += 1
+def _walk_records(path: Path) -> Iterator[tuple[int | str, Mapping[str, Any]]]:
+    records = read_parquet(path) if path.suffix.lower() == ".parquet" else read_json_records(path)
+    for where, obj in records:
+        inner = expand(obj)
+        if inner is None:
+            yield where, obj
         else:
-            yield t
-    else:
-        raise DataError("neither a trace (query, contexts) nor an OpenInference span (attributes with input.value "
-                        f"and retrieval.documents.*); fields: {', '.join(sorted(map(str, obj)))[:120]}", path=path, line=where)
+            for i, item in enumerate(inner, 1):
+                yield (f"{where}, data {i}" if where else f"data {i}"), item
 
 
-def read_traces(path: str | Path) -> tuple[list[Trace], int]:
-    """The traces of a file, and how many spans were skipped (no retrieval documents)."""
+def _spans(obj: Mapping[str, Any], where: int | str, path: Path) -> list[Span] | None:
+    try:
+        found = spans_of(obj, where)
+        return None if found is None else list(found)
+    except ValueError as err:
+        what = "OTLP export" if "must be a list of objects" in str(err) else "span attribute"
+        raise DataError(f"{what}: {err}", path=path, line=getattr(err, "where", where)) from None
 
+
+def _query_from_entity_input(value: Any) -> str | None:
+    """Traceloop's ``traceloop.entity.input``: JSON of the call's ``{"args": [...], "kwargs": {...}}`` (or an input)."""
+    obj = value
+    if isinstance(value, str):
+        try:
+            obj = json.loads(value)
+        except ValueError:
+            return value.strip() or None
+    if isinstance(obj, dict):
+        for key in ("inputs", "kwargs"):
+            got = query_of(obj.get(key)) if isinstance(obj.get(key), dict) else None
+            if got:
+                return got
+        args = obj.get("args")
+        if isinstance(args, list):
+            return next((a for a in args if isinstance(a, str) and a.strip()), None)
+        return query_of(obj)
+    return None
+
+
+def _query(span: Span, by_id: Mapping[str, Span]) -> str | None:
+    """The span's query: its own (``input.value``, ``db.query.text``, a run's ``inputs.query``), else its nearest
+    ancestor's input (``traceloop.entity.input``, ``input.value``)."""
+    got = span.query or next((v for k in QUERY_KEYS if (v := text_or_none(span.attrs.get(k)))), None)
+    if got:
+        return got
+    seen: set[str] = set()
+    node = by_id.get(span.parent_id or "")
+    while node is not None and node.span_id not in seen:
+        seen.add(node.span_id or "")
+        got = _query_from_entity_input(node.attrs.get("traceloop.entity.input")) or text_or_none(node.attrs.get("input.value"))
+        if got:
+            return got
+        node = by_id.get(node.parent_id or "")
+    return None
+
+
+def _answer(span: Span) -> str | None:
+    if span.answer:
+        return span.answer
+    if span.kind == "LLM":
+        for key in ANSWER_KEYS:
+            value = span.attrs.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+    return None
+
+
+def traces_from_spans(spans: Sequence[Span], path: Path, report: ReadReport) -> list[Trace]:
+    """The retriever spans as traces, each with its trace's answer (its last LLM span's) and reference (the
+    retriever span's own, else the first span of the trace that carries one)."""
+    by_trace: dict[str, list[Span]] = {}
+    for s in spans:
+        by_trace.setdefault(s.trace_id or f"span:{s.span_id or s.where}", []).append(s)
+    by_id = {s.span_id: s for s in spans if s.span_id}
+    out: list[Trace] = []
+    for s in spans:
+        if not s.is_retriever():
+            report.skipped[s.kind] += 1
+            continue
+        docs = s.docs()
+        if not docs:
+            report.skipped[f"{s.kind} without documents"] += 1
+            continue
+        report.retriever_spans += 1
+        query = _query(s, by_id)
+        if not query:
+            raise DataError("retriever span without a query (no input.value, db.query.text, run inputs or an "
+                            "ancestor's traceloop.entity.input)", path=path, line=s.where)
+        contexts = []
+        for rank, d in enumerate(docs, 1):
+            if not isinstance(d.get("content"), str):
+                raise DataError(f"retrieval.documents.{rank - 1}.document.content is missing or not a string",
+                                path=path, line=s.where)
+            score = d.get("score")
+            contexts.append({"id": str(d["id"]) if d.get("id") not in (None, "") else f"{s.span_id or 'span'}#{rank - 1}",
+                             "text": d["content"], "doc_id": str(d["id"]) if d.get("id") not in (None, "") else None,
+                             "score": score if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
+                             "rank": rank, "metadata": d.get("metadata") or {}})
+        group = by_trace[s.trace_id or f"span:{s.span_id or s.where}"]
+        reference = s.reference() or next((r for r in (x.reference() for x in group) if r), [])
+        answers = [a for a in (_answer(x) for x in group) if a]
+        tid = s.span_id or (f"span-{s.where}" if isinstance(s.where, int) else str(s.where).replace(" ", "-"))
+        out.append(Trace(s.where, tid, query.strip(), contexts, list(reference), answers[-1] if answers else None,
+                         trace_id=s.trace_id, span_id=s.span_id, source=s.source))
+    return out
+
+
+def read_traces(path: str | Path) -> tuple[list[Trace], ReadReport]:
+    """Every trace of a file (trace records, and the retriever spans of whatever tracing tool wrote it; see
+    :mod:`benchmarks.diagnosis.trace_formats`) and a report of what was read."""
     path = Path(path)
     if not path.exists():
         raise DataError("traces file not found", path=path)
-    skipped = [0]
-    out: list[Trace] = []
+    report = ReadReport()
+    traces: list[Trace] = []
+    spans: list[Span] = []
+    for where, obj in _walk_records(path):
+        report.records += 1
+        if "query" in obj or "contexts" in obj:
+            traces.append(_record(obj, where, path))
+            report.formats["trace record"] += 1
+            continue
+        found = _spans(obj, where, path)
+        if found is None:
+            raise DataError(f"neither a trace (query, contexts) nor a span of a known format; fields: "
+                            f"{', '.join(sorted(map(str, obj)))[:160]}; expected {EXPECTED}", path=path, line=where)
+        for s in found:
+            report.spans += 1
+            report.formats[s.source] += 1
+        spans += found
+    traces += traces_from_spans(spans, path, report)
+    if not traces:
+        raise DataError(f"no traces: {report.line()}; expected {EXPECTED}", path=path)
     seen: dict[str, int | str] = {}
-    for where, obj in read_json_records(path):
-        for t in _from_object(obj, where, path, skipped):
-            if t.id in seen:
-                t.id = f"{t.id}@{where}"
-            seen[t.id] = where
-            out.append(t)
-    if not out:
-        raise DataError("no traces (and no retriever spans) in the file", path=path)
-    return out, skipped[0]
-
-
-# ------------------------------------------------------------------------------------------ corpus side
+    for t in traces:
+        if t.id in seen:
+            t.id = f"{t.id}@{t.where}"
+        seen[t.id] = t.where
+    return traces, report
 
 
 def read_corpus_dir(path: str | Path) -> list[Document]:
@@ -259,10 +268,12 @@ def judge(trace: Trace, matcher: Matcher, view: CorpusView | None, k: int) -> di
 
 # ------------------------------------------------------------------------------------------ the audit
 def audit_traces(path: str | Path, *, corpus_dir: str | Path | None = None, k: int = 10,
-                 threshold: float = RECALL_THRESHOLD, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Read, judge and diagnose every trace: rows, verdicts, signals, documents (for the report)."""
-
-    traces, skipped = read_traces(path)
+                 threshold: float = RECALL_THRESHOLD, overrides: Sequence[str] = (),
+                 references: str | Path | None = None) -> dict[str, Any]:
+    """Read, judge and diagnose every trace: rows, verdicts, signals, documents (for the report).
+    ``references``: a file of references joined to the traces (:func:`attach_references`)."""
+    traces, report = read_traces(path)
+    joined = attach_references(traces, references) if references else None
     matcher = Matcher(threshold)
     corpus = read_corpus_dir(corpus_dir) if corpus_dir else []
     view = corpus_view(corpus, traces, k=k, overrides=overrides) if corpus else None
@@ -285,6 +296,66 @@ def audit_traces(path: str | Path, *, corpus_dir: str | Path | None = None, k: i
         signals[t.id] = query_signals(
             t.query, [h["doc_id"] for h in r["docs"]], scores if all(isinstance(s, (int, float)) for s in scores) else [],
             sig_corpus, k=k, context_chunks=chunks or None, context_texts=[c["text"] for c in t.contexts],
-            bm25=view.companions["bm25"].get(t.id) if view else None, dense=view.companions["dense"].get(t.id) if view else None)
-    return {"rows": rows, "verdicts": verdicts, "signals": signals, "skipped_spans": skipped,
-            "docs": {d.id: d for d in corpus}, "threshold": threshold, "n_traces": len(traces)}
+            bm25=view.companions["bm25"].get(t.id) if view else None, dense=view.companions["dense"].get(t.id) if view else None,
+            answer=t.answer if isinstance(t.answer, str) else None)
+    scored = any(len(t.contexts) >= 2 and all(isinstance(c["score"], (int, float)) for c in t.contexts) for t in traces)
+    skipped_signals = not_computed(corpus=view is not None, companions=view is not None, scores=scored,
+                                   answers=any(isinstance(t.answer, str) and t.answer.strip() for t in traces))
+    return {"rows": rows, "verdicts": verdicts, "signals": signals, "read": report, "references": joined,
+            "not_computed": skipped_signals, "docs": {d.id: d for d in corpus}, "threshold": threshold,
+            "n_traces": len(traces)}
+
+
+# ------------------------------------------------------------------------------------------ references
+def read_references(path: str | Path) -> list[dict[str, Any]]:
+    """``--references FILE`` (``.jsonl``, ``.json`` or ``.csv``): one reference per record, ``reference`` (a string,
+    or a list of evidence strings; in a CSV one string) and at least one of ``span_id``, ``trace_id``, ``query``
+    to join it on."""
+    import csv
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError("references file not found", path=path)
+    if path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            records = [(i, dict(row)) for i, row in enumerate(csv.DictReader(fh), 2)]
+    else:
+        records = list(read_json_records(path))
+    out = []
+    for where, obj in records:
+        ref = obj.get("reference", obj.get("expected_output"))
+        if isinstance(ref, str) and ref.strip():
+            pieces = [ref]
+        elif isinstance(ref, list) and ref and all(isinstance(x, str) and x.strip() for x in ref):
+            pieces = list(ref)
+        else:
+            raise DataError("field 'reference' must be a non-empty string or a list of non-empty strings",
+                            path=path, line=where)
+        keys = {k: str(obj[k]).strip() for k in ("span_id", "trace_id", "query") if obj.get(k) not in (None, "")}
+        if not keys:
+            raise DataError("a reference needs span_id, trace_id or query to be joined to a trace "
+                            f"(fields present: {', '.join(sorted(obj))})", path=path, line=where)
+        out.append({"where": where, "reference": pieces, **keys})
+    return out
+
+
+def attach_references(traces: Sequence[Trace], path: str | Path) -> dict[str, int]:
+    """Give each trace the reference of ``path`` that names its span id, else its trace id, else its query text
+    (normalised); a trace's own reference is replaced. Returns counts: references read, traces given one,
+    references that matched no trace."""
+    refs = read_references(path)
+    by = {key: {} for key in ("span_id", "trace_id", "query")}
+    for r in refs:
+        for key in by:
+            if key in r:
+                by[key].setdefault(normalise(r[key]) if key == "query" else r[key], r)
+    used: set[int] = set()
+    given = 0
+    for t in traces:
+        hit = (by["span_id"].get(t.span_id or t.id) or (by["trace_id"].get(t.trace_id) if t.trace_id else None)
+               or by["query"].get(normalise(t.query)))
+        if hit is not None:
+            t.reference = list(hit["reference"])
+            used.add(id(hit))
+            given += 1
+    return {"references": len(refs), "traces_given": given, "unmatched": sum(1 for r in refs if id(r) not in used)}

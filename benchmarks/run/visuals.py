@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from benchmarks.diagnosis.page import html_report, summary_text
 from benchmarks.diagnosis.run_audit import run_audit, run_signals
-from benchmarks.diagnosis.signals import Corpus
+from benchmarks.diagnosis.signals import Corpus, not_computed
 
 
 def metric_plots(folder: Path, metrics: Mapping[str, float], by_label: Mapping[str, Mapping[str, float]],
@@ -71,8 +71,9 @@ def audit_page(folder: Path, rows: Sequence[Mapping[str, Any]], run: Mapping[str
     verdicts = run_audit(rows, run, meta, {})
     labels = {q.id: q.metadata["label"] for q in dataset.queries if q.metadata.get("label")}
     signals = run_signals(rows, chunks, Corpus.of(dataset.corpus), {})
-    text = summary_text(title, rows, verdicts, labels, signals)
+    skipped = not_computed(companions=False, answers=False)
+    text = summary_text(title, rows, verdicts, labels, signals, not_computed=skipped)
     page = html_report(f"Retrieval audit — {title}", rows, verdicts, labels, {d.id: d for d in dataset.corpus}, text,
-                       signals=signals)
+                       signals=signals, not_computed=skipped)
     (folder / "audit.html").write_text(page, encoding="utf-8")
     return "audit.html"
