@@ -8,4 +8,5 @@ from __future__ import annotations
 LABELS: tuple[str, ...] = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple")
 
 #: verdicts of the audit (runs and traces), in report order; ``routing`` only for router runs
-VERDICTS: tuple[str, ...] = ("chunk_boundary", "exact_term", "multi_hop", "stale_version", "routing", "other")
+VERDICTS: tuple[str, ...] = ("chunk_boundary", "wrong_passage", "exact_term", "multi_hop", "stale_version", "routing",
+                             "other")

@@ -56,7 +56,7 @@ border-radius:10px;padding:1px 9px;font-size:12px;color:#fff;margin-right:6px}.e
 .hit.gold{border-color:#2e9d5b;background:#eef8f1}.miss{border-color:#c0392b;background:#fbefed}.t{color:#5b6577}"""
 
 
-COLORS = {"chunk_boundary": "#8e44ad", "exact_term": "#d35400", "multi_hop": "#2471a3", "stale_version": "#b7950b",
+COLORS = {"chunk_boundary": "#8e44ad", "wrong_passage": "#c0392b", "exact_term": "#d35400", "multi_hop": "#2471a3", "stale_version": "#b7950b",
           "routing": "#16a085", "other": "#7f8c8d"}
 
 

@@ -60,9 +60,13 @@ def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]],
             spans = q.metadata.get("evidence") or []
             if spans:
                 window = context(ranked)
+                row["context_chunks"], row["budget"] = len(window), context.budget
                 row["spans"] = [{**{k_: s[k_] for k_ in ("doc_id", "start", "end")},
                                  "split": not any(contains(c, s) for c in by_doc.get(s["doc_id"], ())),
-                                 "in_context": any(contains(c, s) for c in window)} for s in spans]
+                                 "in_context": any(contains(c, s) for c in window),
+                                 # the rank of the best chunk holding the span whole (None: no retrieved chunk does)
+                                 "chunk_rank": next((i + 1 for i, cid in enumerate(ranked) if by_id[cid].doc_id == s["doc_id"]
+                                                     and contains(by_id[cid], s)), None)} for s in spans]
                 row["span_level_ok"] = all(s["in_context"] for s in row["spans"])
         rows.append(row)
     return rows

@@ -24,12 +24,14 @@ reported as *not computed*, with the reason, never as 0.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from chunkers.types import Chunk, Document
 from chunkers.structure import heading_level, units
 from retrievers.query_features import identifiers
+from retrievers.text import Tokenizer
 from retrievers.versions import is_stale
 
 SIGNALS = ("retriever_disagreement", "missing_identifier", "stale_in_top_k", "cut_unit", "low_margin", "answer_unsupported")
@@ -51,8 +53,6 @@ _STOP = frozenset("the a an i in on at if for yes no it its this that these thos
 
 
 def _normalised(text: str) -> str:
-    import unicodedata
-
     text = unicodedata.normalize("NFKC", text).lower()
     return " " + " ".join(re.sub(r"[^\w]+", " ", text).split()) + " "
 
@@ -74,8 +74,6 @@ def answer_claims(answer: str) -> list[str]:
 
 def unsupported(answer: str, contexts: Sequence[str], tokenizer: Any = None) -> tuple[list[str], float]:
     """(claims of the answer that no context holds, share of the answer's content words the contexts hold)."""
-    from retrievers.text import Tokenizer
-
     joined = _normalised("\n".join(contexts))
     missing = [c for c in answer_claims(answer) if _normalised(c).strip() and _normalised(c) not in joined]
     tok = tokenizer or Tokenizer()

@@ -13,8 +13,14 @@ context, or a superseded version ranked above its current one) and production tr
 3. ``multi_hop`` — some but not all of the evidence reached the top k (gold documents; reference pieces);
 4. ``exact_term`` — BM25 ranks the missed evidence in the top k and dense does not (companion runs), or an
    identifier of the query is in no passage (traces);
-5. ``routing`` — (router runs) another route ranks this query's gold documents better (nDCG@k);
-6. ``other``.
+5. ``wrong_passage`` — the evidence's document is in the top k but the passage holding the evidence is not
+   (its chunk ranks outside the top k chunks; a trace's passage of the right document that does not hold it);
+6. ``routing`` — (router runs) another route ranks this query's gold documents better (nDCG@k);
+7. ``other`` — with the ranks it is based on (the missing documents' ranks; the evidence chunk's rank and
+   the context budget).
+
+Every explanation names the ranks it rests on, and a trace's suggested fix (:func:`suggest_fix`) is offered
+only when the companion run for that fix ranks the evidence higher than the trace did (both ranks shown).
 
 The verdicts never read a dataset's failure-mode labels (:func:`benchmarks.diagnosis.run_audit.strip_labels`).
 """
@@ -149,8 +155,8 @@ def chunk_boundary(ev: Evidence) -> str | None:
         if not split:
             return None
         s = split[0]
-        return (f"gold document {s['doc_id']} is at rank {ev.run.top.index(s['doc_id']) + 1} but its evidence "
-                f"span [{s['start']}:{s['end']}] is split across chunks")
+        return (f"gold document {s['doc_id']} is at rank {ev.run.top.index(s['doc_id']) + 1} of the top {ev.k}, but no "
+                f"chunk holds its evidence span [{s['start']}:{s['end']}] whole: it is split across chunks")
     t = ev.trace
     for p in t.missed:
         edge = cut_at_edge(p, t.texts)
@@ -163,6 +169,39 @@ def chunk_boundary(ev: Evidence) -> str | None:
                 if at and at[0] < span[1] and span[0] < at[1]:  # the passage overlaps the evidence, without holding it
                     return (f"context #{i + 1} is the part [{at[0]}:{at[1]}] of {d}, which cuts the "
                             f"evidence at [{span[0]}:{span[1]}]")
+    return None
+
+
+def wrong_passage(ev: Evidence) -> str | None:
+    """The evidence's document is in the top k, but the passage holding the evidence is not: runs, a gold span
+    whose chunk ranks outside the top k chunks (or was not retrieved) while another chunk of its document was;
+    traces, a passage of the document holding the reference that neither holds nor overlaps it."""
+    k = ev.k
+    if ev.run is not None:
+        r = ev.run
+        for s in r.row.get("spans", []):
+            if s["in_context"] or s["split"] or s["doc_id"] not in r.found or "chunk_rank" not in s:
+                continue
+            rank = s["chunk_rank"]
+            if rank is None or rank > k:
+                where = f"at chunk rank {rank}, outside the top {k} chunks" if rank else "not among the retrieved chunks"
+                return (f"gold document {s['doc_id']} is at rank {r.top.index(s['doc_id']) + 1} of the top {k} through "
+                        f"another of its chunks, but the chunk holding its evidence [{s['start']}:{s['end']}] is {where}")
+        return None
+    t = ev.trace
+    if t.view is None:
+        return None
+    for p in t.missed:
+        for d in t.gold.get(p, []):
+            ctx = [(i, c) for i, (c, cd) in enumerate(zip(t.trace.contexts, t.ctx_docs)) if cd == d]
+            if not ctx:
+                continue
+            span = locate(t.view.docs[d].text, p)
+            i, c = ctx[0]
+            at = locate(t.view.docs[d].text, c["text"])
+            part = f"the part [{at[0]}:{at[1]}]" if at else "another passage of it"
+            return (f"context #{i + 1} is from {d}, which holds the reference" + (f" at [{span[0]}:{span[1]}]" if span else "")
+                    + f", but it is {part}: the passage holding the evidence is not among the {len(t.texts)} contexts")
     return None
 
 
@@ -192,7 +231,12 @@ def exact_term(ev: Evidence) -> str | None:
         if r.bm25 is not None and r.dense is not None and missed:
             b, d = missed & set(r.bm25[:k]), missed & set(r.dense[:k])
             if b - d:
-                return f"missed {sorted(b - d)}: BM25 puts it in the top {k}, dense does not"
+                doc = sorted(b - d)[0]
+                more = f" (and {len(b - d) - 1} more)" if len(b - d) > 1 else ""
+                dense_rank = f"#{list(r.dense).index(doc) + 1}" if doc in r.dense else f"not in its top {len(r.dense)}"
+                here = f"#{list(r.ranking).index(doc) + 1}" if doc in r.ranking else "not retrieved"
+                return (f"missed {doc}{more} (this run: {here}): BM25 ranks it #{list(r.bm25).index(doc) + 1}, in the top {k}; "
+                        f"dense {dense_rank}")
         return None
     t = ev.trace
     context = normalise(" ".join(t.texts))
@@ -200,6 +244,8 @@ def exact_term(ev: Evidence) -> str | None:
     if t.view is not None:
         for p in t.missed:
             for d in t.gold.get(p, []):
+                if d in t.ctx_docs:  # the document was retrieved: a lexical match would not have found more of it
+                    continue
                 b, dn = t.view.rank("bm25", t.trace.id, d), t.view.rank("dense", t.trace.id, d)
                 if b is not None and b <= k and (dn is None or dn > k):
                     return (f"BM25 ranks {d} #{b}, dense " + (f"#{dn}" if dn else "not at all")
@@ -229,8 +275,18 @@ def other(ev: Evidence) -> str:
     if ev.run is not None:
         r = ev.run
         if r.found == r.gold and r.span_fail:
+            out = [s for s in r.row.get("spans", []) if not s["in_context"]]
+            s = out[0] if out else {}
+            if s.get("chunk_rank"):
+                budget = r.row.get("budget")
+                return (f"gold documents retrieved and spans whole, but the chunk holding {s['doc_id']}'s evidence "
+                        f"[{s['start']}:{s['end']}] is at chunk rank {s['chunk_rank']}; the "
+                        + (f"{budget}-token " if budget else "") + f"context budget holds the top {r.row.get('context_chunks')} chunks")
             return "gold documents retrieved, spans whole, but the span's chunk is outside the context budget"
-        return f"{len(r.gold - r.found)} gold document(s) missing from the top {ev.k}; no cause above applies"
+        missing = sorted(r.gold - r.found)
+        shown = ", ".join(f"{d} (" + (f"rank {list(r.ranking).index(d) + 1}" if d in r.ranking else "not retrieved") + ")"
+                          for d in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        return f"{len(missing)} gold document(s) missing from the top {ev.k}: {shown}; no cause above applies"
     t = ev.trace
     holders = t.holders()
     if t.view is not None and holders:
@@ -241,8 +297,8 @@ def other(ev: Evidence) -> str:
 Rule = Callable[[Evidence], "str | None"]
 #: the ladder, in the order the rules are tried: the first that applies is the verdict (``other`` always does)
 LADDER: tuple[tuple[str, Rule], ...] = (("stale_version", stale_version), ("chunk_boundary", chunk_boundary),
-                                        ("multi_hop", multi_hop), ("exact_term", exact_term), ("routing", routing),
-                                        ("other", other))
+                                        ("multi_hop", multi_hop), ("exact_term", exact_term),
+                                        ("wrong_passage", wrong_passage), ("routing", routing), ("other", other))
 
 
 def verdict(ev: Evidence) -> tuple[str, str]:
@@ -291,22 +347,33 @@ def where_evidence(missed: Sequence[str], gold: Mapping[str, list[str]], view: C
 
 
 def suggest_fix(verdict: str, trace: Trace, missed: Sequence[str], gold: Mapping[str, list[str]], view: CorpusView | None,
-         matcher: Matcher, k: int) -> str:
+                matcher: Matcher, k: int) -> str:
+    """Where the evidence's document ranks here and in each companion run (BM25, dense, ``versions=filter``, all
+    over ``chunker=sections`` chunks), and a fix only when the companion run for that fix ranks it higher than
+    this trace did and within ``k``."""
     if view is None:
-        return {"stale_version": "versions=filter or versions=decay (with version metadata on the corpus)",
-                "chunk_boundary": "chunker=sections (structure-aware chunks)",
-                "multi_hop": "decomposer=heuristic or decomposer=llm",
-                "exact_term": "retriever=bm25 or retriever=hybrid"}.get(verdict, "")
+        return ""
     docs = sorted({d for p in missed for d in gold.get(p, [])})
     if not docs:
         return "the evidence is not in the corpus: no retrieval setting can find it"
     d = docs[0]
+    here = next((i + 1 for i, c in enumerate(trace.contexts) if view.doc_of(c, matcher) == d), None)
     ranks = {n: view.rank(n, trace.id, d) for n in ("bm25", "dense", "versions=filter")}
     shown = ", ".join(f"{n} #{r}" if r else f"{n} not in the top 100" for n, r in ranks.items())
-    found = [n for n, r in ranks.items() if r is not None and r <= k]
     whole = all(view.whole_in_section_chunk(p, dd, matcher) for p in missed for dd in gold.get(p, [])[:1])
-    advice = {"stale_version": "versions=filter", "chunk_boundary": "chunker=sections" if whole else "a larger chunker.size",
-              "exact_term": "retriever=bm25 or retriever=hybrid", "multi_hop": "decomposer=heuristic (one search per hop)"}
-    first = advice.get(verdict) or (f"retriever={found[0]}" if found else "")
-    return (f"{d}: {shown} (chunker=sections)" + ("; a chunker=sections chunk holds the reference whole" if whole else "")
-            + (f"; try {first}" if first else ""))
+
+    def better(name: str) -> bool:
+        r = ranks.get(name)
+        return r is not None and r <= k and (here is None or r < here)
+
+    candidates = {"stale_version": [("versions=filter", "versions=filter")],
+                  "chunk_boundary": [("chunker=sections", n) for n in ("bm25", "dense") if whole],
+                  "wrong_passage": [("chunker=sections", n) for n in ("bm25", "dense") if whole],
+                  "exact_term": [("retriever=bm25 or retriever=hybrid", "bm25")],
+                  "other": [(f"retriever={n}", n) for n in ("bm25", "dense")]}.get(verdict, [])
+    offer = next(((fix, n) for fix, n in candidates if better(n)), None)
+    where = f"here #{here}" if here else f"here not among the {len(trace.contexts)} contexts"
+    return (f"{d}: {where}; {shown} (chunker=sections)"
+            + ("; a chunker=sections chunk holds the reference whole" if whole else "")
+            + (f"; try {offer[0]} ({offer[1]} ranks it #{ranks[offer[1]]})" if offer else
+               "; no companion run ranks it higher" if verdict != "multi_hop" else "; no companion run checks decomposition"))
