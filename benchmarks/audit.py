@@ -142,6 +142,10 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
             "dataset": dataset.name, "config": cfg, "signals": signals}
 
 
+COMPANION_CHOICES = {"bm25,dense": ("bm25", "dense"), "dense,bm25": ("bm25", "dense"), "bm25": ("bm25",),
+                     "dense": ("dense",), "none": ()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbench-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-id", default=None)
@@ -159,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     traces.add_argument("--corpus", default=None, metavar="DIR",
                         help="with --traces: the documents folder (or BEIR folder) the system retrieves from; locates "
                              "the evidence and reruns BM25, dense and versions=filter over it")
+    traces.add_argument("--companions", default="bm25,dense", choices=sorted(COMPANION_CHOICES),
+                        help="with --corpus: the companion runs (bm25: BM25 and versions=filter; dense encodes the "
+                             "corpus, which can take minutes; the cost is printed first)")
     traces.add_argument("--references", default=None, metavar="FILE",
                         help="with --traces: references to judge the traces by (.jsonl/.json/.csv: reference, and "
                              "span_id, trace_id or query to join on); they replace a trace's own")
@@ -175,7 +182,7 @@ def traces_main(args: argparse.Namespace) -> int:
         return 2
     try:
         result = audit_traces(args.traces, corpus_dir=args.corpus, k=args.k or 10, threshold=threshold,
-                              references=args.references)
+                              references=args.references, companions=COMPANION_CHOICES[args.companions])
     except (RbenchError, RetrieverError) as err:
         print(f"rbench-audit: error: {err}", file=sys.stderr)
         return 2

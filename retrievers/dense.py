@@ -103,6 +103,13 @@ class DenseRetriever:
         self.encoded_texts += len(texts)
         return self.encoder.encode(texts, kind=kind)
 
+    def cached(self, chunks: Sequence[Chunk]) -> bool:
+        """Whether these chunks' embeddings are in the cache already (indexing them would encode nothing)."""
+        if isinstance(self.encoder, Calibrated) or self.cache.mode != "use" or not chunks:
+            return False
+        key = Cache.key({"what": "doc-embeddings", "chunks": chunks_digest(chunks), "encoder": self.encoder.identity()})
+        return self.cache.get("embeddings", key) is not None
+
     def index(self, chunks: Sequence[Chunk]) -> None:
         if not chunks:
             raise ValueError("cannot index an empty corpus")

@@ -255,7 +255,7 @@ def test_openllmetry_vector_db_span(tmp_path):
 # ------------------------------------------------------------------------------------------ reports
 def test_a_file_with_no_retriever_span_says_what_it_saw_and_what_it_expected(tmp_path):
     spans = [s for s in phoenix_rest_spans() if s["span_kind"] != "RETRIEVER"]
-    with pytest.raises(DataError, match=r"no traces: 2 spans read \(phoenix 2\), 0 retriever spans; skipped by kind: "
+    with pytest.raises(DataError, match=r"no traces: 2 records \(phoenix 2\): 2 spans, 0 retriever spans; skipped by kind: "
                                         r"CHAIN 1, LLM 1; expected .*LangSmith runs"):
         read_traces(write(tmp_path / "llm-only.jsonl", spans))
     with pytest.raises(DataError, match=r"x\.jsonl:1: neither a trace .*fields: colour, size; expected a trace record"):
@@ -311,3 +311,33 @@ def test_signals_that_cannot_be_computed_are_shown_as_not_computed(tmp_path, cap
         assert f"| {name} | not computed |" in text, name
     assert "| low_margin | 0 | 0% |" in text  # computed (two scores per trace), and it did not fire
     assert "not computed" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------ cost of --corpus
+def test_the_companion_plan_says_what_dense_costs_and_notices_the_cache(tmp_path):
+    from benchmarks.diagnosis.companions import companion_run, plan
+    from chunkers.types import Chunk, Query
+
+    chunks = [Chunk(f"d{i}#0", f"d{i}", "", f"passage number {i} about leave", 0, 30) for i in range(30)]
+    tree = {"retriever": {"_target_": "retrievers.dense.DenseRetriever", "model": "static",
+                          "encoder": {"_target_": "retrievers.encoders.StaticModelEncoder", "path": None},
+                          "cache_dir": str(tmp_path / "cache"), "cache_mode": "use"}}
+    first = plan(chunks, 30, {"dense": tree, "bm25": {}})
+    assert "companion runs over 30 chunker=sections chunks of 30 documents: BM25 and versions=filter (about 1 s), " \
+           "dense (30 passages to encode, about 1 min on a CPU; --companions bm25 skips it)" == first
+    companion_run(tree, chunks, [Query("q", "leave")], top_k=5, groups=())  # encodes once, into the cache
+    assert plan(chunks, 30, {"dense": tree}).endswith("dense (embeddings cached)")
+    assert plan(chunks, 30, {}).startswith("no companion runs (--companions none)")
+
+
+def test_companions_bm25_skips_dense(tmp_path, capsys):
+    from benchmarks.audit import main
+    from benchmarks.paths import DATA_DIR
+
+    handbook = DATA_DIR / "handbook"
+    assert main(["--traces", str(handbook / "traces.jsonl"), "--corpus", str(handbook), "--companions", "bm25",
+                 "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "companion runs over" in err and "BM25 and versions=filter" in err and "dense (" not in err
+    text = (tmp_path / "a.md").read_text(encoding="utf-8")
+    assert "| retriever_disagreement | not computed |" in text and "dense #" not in text

@@ -117,14 +117,15 @@ def test_a_trace_fix_is_offered_only_when_its_companion_ranks_the_evidence_highe
     contexts = [{"id": f"c{i}", "text": "x", "doc_id": "gold" if here == i + 1 else f"other{i}"} for i in range(5)]
     trace = Trace(1, "t1", "q", contexts, ["the reference"])
     text = suggest_fix(verdict, trace, ["the reference"], {"the reference": ["gold"]}, View(["gold"], ranks, whole), None, k)
-    shown_here = re.search(r"here (?:#(\d+)|not among)", text)
-    assert shown_here and (int(shown_here[1]) if shown_here[1] else None) == here
+    shown_here = re.search(r"here (?:#(\d+)|not among|no context holds)", text)
+    passage_level = verdict in ("chunk_boundary", "wrong_passage")
+    assert shown_here and (int(shown_here[1]) if shown_here[1] else None) == (None if passage_level else here)
     for name, r in ranks.items():
         assert (f"{name} #{r}" if r else f"{name} not in the top 100") in text
     offer = re.search(r"try (.+) \((\S+) ranks it #(\d+)\)", text)
     if offer:
         name, r = offer[2], int(offer[3])
-        assert ranks[name] == r <= k and (here is None or r < here)
+        assert ranks[name] == r <= k and (here is None or passage_level or r < here)
         assert verdict != "multi_hop"
         if offer[1] == "chunker=sections":
             assert whole
@@ -152,8 +153,9 @@ def test_wrong_passage_and_chunk_boundary_are_told_apart_on_a_trace():
                   [reference])
     row = judge(wrong, Matcher(), view, 5)
     assert row["verdict"] == "wrong_passage" and "context #1 is from leave.md, which holds the reference at [" in row["evidence"]
-    # BM25 over sections ranks leave.md #1, as the trace already did: no fix is claimed
-    assert row["trace"]["fix"].startswith("leave.md: here #1; bm25 #1") and row["trace"]["fix"].endswith("no companion run ranks it higher")
+    # no context holds the evidence whole; BM25 over chunker=sections chunks ranks leave.md #1 with a chunk that does
+    assert row["trace"]["fix"].startswith("leave.md: here no context holds the evidence whole; bm25 #1")
+    assert row["trace"]["fix"].endswith("try chunker=sections (bm25 ranks it #1)")
     cut = Trace(2, "t", "When does leave expire?", [{"id": "c2", "text": "Carry-over. Unused leave days expire on 31 March",
                                                      "doc_id": "leave.md", "score": 1.0, "rank": 1}], [reference])
     row = judge(cut, Matcher(), view, 5)

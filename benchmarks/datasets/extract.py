@@ -3,8 +3,13 @@
 Each reader returns an :class:`Extracted`: the document text with its headings written as markdown
 ``#`` lines (so ``chunker=sections|auto`` splits on them whatever the source format), the first heading,
 and the metadata the file itself declares (front matter, PDF document info). Parsing uses well-kept
-libraries — BeautifulSoup for HTML (a real parser, not regexes), pypdf for PDF (outline entries and
-bold-font lines become headings), python-docx for DOCX (``Heading N`` styles) — and PyYAML for front matter.
+libraries — markdown-it-py for markdown (rendered to text: link text kept, URLs, inline HTML and template
+tags — Liquid ``{% %}``/``{{ }}``, Hugo shortcodes — dropped), BeautifulSoup for HTML (a real parser, not
+regexes), pypdf for PDF (outline entries, and lines set in a font larger than the body's, become headings;
+a line that is a number or a fragment never does), python-docx for DOCX (``Title`` / ``Heading N`` styles) —
+and PyYAML for front matter. A title the file declares is used unless it is a placeholder ("Untitled",
+"Microsoft Word - x.doc", "Word Document", the file's own name); then the PDF's largest text on its first
+page, the first heading, or (DOCX) the first paragraph.
 A reader raises :class:`ExtractError` with a reason a user can act on; the loader lists, counts and skips
 such files (or stops, with ``dataset.strict=true``).
 """
@@ -12,7 +17,9 @@ such files (or stops, with ``dataset.strict=true``).
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -50,6 +57,28 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+_PLACEHOLDER = re.compile(r"^(untitled.*|word document|microsoft (word|powerpoint|excel) - .*|document\d*|"
+                          r"presentation\d*|slide \d+|title|no title|.*\.(docx?|pdf|rtf|odt|pptx?|txt|md|html?))$", re.I)
+
+
+def placeholder(title: Any, path: Path | None = None) -> bool:
+    """A title that says nothing about the document: empty, "Untitled", "Microsoft Word - x.doc", "Word Document",
+    "Document1", or a file name with its extension (``scan_0001.pdf``, the file's own)."""
+    text = " ".join(str(title or "").split())
+    if not text or _PLACEHOLDER.match(text):
+        return True
+    return path is not None and text.lower() == path.name.lower()
+
+
+def _fragment(line: str) -> bool:
+    """A line that cannot be a heading: a number, more digits than letters (a phone or fax number, a date), a
+    sentence's middle (starts lower case, ends with a comma or hyphen), or too short."""
+    letters = sum(ch.isalpha() for ch in line)
+    digits = sum(ch.isdigit() for ch in line)
+    return (letters < 2 or digits > letters or line[:1].islower() or line.rstrip()[-1:] in ",;-–"
+            or len(line.split()) > 12)
+
+
 def _first_heading(text: str) -> str | None:
     m = re.search(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M)
     return m.group(1).strip() if m else None
@@ -76,13 +105,93 @@ def split_front_matter(raw: str) -> tuple[dict[str, Any], str]:
     return plain(meta), raw[m.end():]
 
 
+#: template tags of static-site generators: Liquid/Jekyll ``{% ... %}`` and ``{{ ... }}``, Hugo shortcodes
+#: ``{{< ... >}}`` / ``{{% ... %}}`` (removed before parsing; text between an opening and closing tag is kept)
+_TEMPLATE = re.compile(r"\{\{[<%].*?[%>]\}\}|\{%-?.*?-?%\}|\{\{-?.*?-?\}\}", re.S)
+_URL = re.compile(r"<?\bhttps?://[^\s<>()]+>?")
+
+
+def render_markdown(body: str) -> str:
+    """Markdown as the text a reader sees, through markdown-it-py (CommonMark + tables): headings kept as ``#``
+    lines, list items as ``- `` / ``N. `` lines, link and image text kept with their URLs dropped, inline and
+    block HTML reduced to its text, code kept, template tags removed."""
+    from markdown_it import MarkdownIt
+
+    body = _TEMPLATE.sub("", body)
+    tokens = MarkdownIt("commonmark", {"html": True}).enable("table").parse(body)
+    out: list[str] = []
+    prefix: list[str] = []  # list markers waiting for the item's first block
+    stack: list[tuple[str, int]] = []  # (list type, next number)
+    cells: list[str] | None = None
+
+    def inline_text(tok: Any) -> str:
+        parts: list[str] = []
+        for child in tok.children or []:
+            if child.type in ("text", "code_inline"):
+                parts.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                parts.append("\n")
+            elif child.type == "image":
+                parts.append(child.content)  # the alt text
+            elif child.type == "html_inline":
+                continue  # a tag; the text around it is kept
+        text = "".join(parts)
+        return _URL.sub("", text) if "http" in text else text
+
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open":
+            prefix.append("#" * int(tok.tag[1]) + " ")
+        elif tok.type in ("bullet_list_open", "ordered_list_open"):
+            start = int(tok.attrs.get("start", 1) or 1) if tok.type == "ordered_list_open" else 0
+            stack.append((tok.type, start))
+        elif tok.type in ("bullet_list_close", "ordered_list_close"):
+            stack.pop()
+            out.append("")
+        elif tok.type == "list_item_open":
+            kind, n = stack[-1]
+            if kind == "ordered_list_open":
+                prefix.append(f"{tok.info or n}. ")
+                stack[-1] = (kind, n + 1)
+            else:
+                prefix.append("- ")
+        elif tok.type == "tr_open":
+            cells = []
+        elif tok.type == "tr_close":
+            out.append(" | ".join(c for c in (cells or []) if c))
+            cells = None
+        elif tok.type == "inline":
+            text = inline_text(tok)
+            if cells is not None:
+                cells.append(" ".join(text.split()))
+            elif text.strip():
+                out.append("".join(prefix) + text.strip())
+                prefix.clear()
+        elif tok.type in ("fence", "code_block"):
+            out.append("".join(prefix) + tok.content.rstrip("\n"))
+            prefix.clear()
+        elif tok.type == "html_block":
+            from bs4 import BeautifulSoup
+
+            text = BeautifulSoup(tok.content, "html.parser").get_text("\n")
+            text = "\n".join(ln.strip() for ln in text.split("\n") if ln.strip())
+            if text:
+                out.append(text)
+        elif tok.type in ("paragraph_close", "heading_close", "blockquote_close", "hr", "table_close"):
+            if not stack or tok.type != "paragraph_close":
+                out.append("")
+    return _tidy("\n".join(out))
+
+
 def read_markdown(path: Path) -> Extracted:
     try:
         raw = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise ExtractError(f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); save it as UTF-8") from None
     meta, body = split_front_matter(raw)
-    text = body.replace("\r\n", "\n").strip("\n")
+    if path.suffix.lower() in (".md", ".markdown"):
+        text = render_markdown(body)
+    else:  # plain text stays as it was written
+        text = body.replace("\r\n", "\n").strip("\n")
     return Extracted(text, _first_heading(text), meta)
 
 
@@ -169,25 +278,31 @@ def read_pdf(path: Path) -> Extracted:
             except Exception:  # noqa: BLE001
                 raise ExtractError("encrypted PDF (no empty user password); decrypt it first") from None
         pages: list[str] = []
-        bold: set[str] = set()
+        sized: list[list[tuple[str, float]]] = []  # per page: (line, its largest font size)
         for page in reader.pages:
-            runs: list[tuple[str, bool]] = []
+            runs: list[tuple[str, float]] = []
 
             def visit(text: str, cm: Any, tm: Any, font: Any, size: Any, runs: list = runs) -> None:
-                name = str((font or {}).get("/BaseFont", "")) if hasattr(font, "get") else ""
-                runs.append((text, "bold" in name.lower()))
+                try:
+                    scale = math.hypot(float(tm[2]), float(tm[3])) * math.hypot(float(cm[2]), float(cm[3]))
+                except (TypeError, ValueError, IndexError):
+                    scale = 1.0
+                runs.append((text, float(size or 0) * (scale or 1.0)))
 
             pages.append(page.extract_text(visitor_text=visit) or "")
-            line, all_bold = "", True
-            for text, is_bold in runs + [("\n", True)]:
+            lines: list[tuple[str, float]] = []
+            line, biggest = "", 0.0
+            for text, size in runs + [("\n", 0.0)]:
                 for piece in re.split(r"(\n)", text):
                     if piece == "\n":
-                        if line.strip() and all_bold and len(line.strip()) <= 100:
-                            bold.add(" ".join(line.split()))
-                        line, all_bold = "", True
+                        if line.strip():
+                            lines.append((" ".join(line.split()), biggest))
+                        line, biggest = "", 0.0
                     elif piece:
                         line += piece
-                        all_bold = all_bold and (is_bold or not piece.strip())
+                        if piece.strip():
+                            biggest = max(biggest, size)
+            sized.append(lines)
     except ExtractError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as err:
@@ -195,18 +310,33 @@ def read_pdf(path: Path) -> Extracted:
     text = _tidy("\n\n".join(pages))
     if not text:
         raise ExtractError("no text in the PDF (a scanned image? run OCR first)")
+    # the body's size: the size most characters are set in; headings are set larger (by 10% or more)
+    weight: Counter = Counter()
+    for lines in sized:
+        for ln, size in lines:
+            weight[round(size, 1)] += len(ln)
+    body = weight.most_common(1)[0][0] if weight else 0.0
+    larger = sorted({round(sz, 1) for lines in sized for _, sz in lines if body and sz >= body * 1.1}, reverse=True)
+    size_level = {sz: min(i + 1, 6) for i, sz in enumerate(larger)}
+    by_line = {ln: size_level.get(round(sz, 1)) for lines in sized for ln, sz in lines
+               if round(sz, 1) in size_level and not _fragment(ln)}
     levels = {title: level for level, title in reversed(_outline(reader))}
-    lines = []
+    out = []
     for ln in text.split("\n"):
         key = " ".join(ln.split())
-        level = levels.pop(key, None) or (1 if key in bold and not key.startswith("#") and len(key.split()) <= 12 else None)
-        lines.append(f"{'#' * level} {key}" if level else ln)
-    text = "\n".join(lines)
+        level = levels.pop(key, None) or by_line.get(key)
+        out.append(f"{'#' * level} {key}" if level and not key.startswith("#") else ln)
+    text = "\n".join(out)
     info = reader.metadata or {}
     meta: dict[str, Any] = {}
     title = str(info.get("/Title") or "").strip() if hasattr(info, "get") else ""
-    if title:
+    if title and not placeholder(title, path):
         meta["title"] = title
+    elif sized and sized[0]:
+        top = max(sz for _, sz in sized[0])
+        first = [ln for ln, sz in sized[0] if sz == top and not _fragment(ln)]
+        if first and (not body or top > body):
+            meta["title"] = " ".join(first[:2])  # a title set over two lines
     return Extracted(text, _first_heading(text), meta)
 
 
@@ -237,7 +367,13 @@ def read_docx(path: Path) -> Extracted:
             blocks.append(words)
     text = "\n\n".join(blocks)
     props = document.core_properties
-    meta = {"title": props.title} if props.title else {}
+    meta: dict[str, Any] = {}
+    if props.title and not placeholder(props.title, path):
+        meta["title"] = props.title
+    elif not _first_heading(text):
+        first = next((b for b in blocks if b.strip() and not _fragment(b.lstrip("- "))), None)
+        if first:
+            meta["title"] = first.lstrip("- ")  # no title and no heading: the first paragraph names it
     return Extracted(text, _first_heading(text), meta)
 
 

@@ -35,7 +35,7 @@ from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, kind_of, read_jsonl, require_id, require_text, text_lines
 from benchmarks.labels import LABELS  # the failure-mode vocabulary, defined once
-from benchmarks.datasets.extract import FORMATS, ExtractError, extract, plain
+from benchmarks.datasets.extract import FORMATS, ExtractError, extract, placeholder, plain
 from benchmarks.datasets.limits import MB, current as current_limits, size
 from benchmarks.datasets.metadata import typed, version_problem
 from benchmarks.errors import ConfigError, DataError
@@ -153,7 +153,8 @@ def read_documents(root: Path, *, strict: bool = False, notes: dict[str, int] | 
                 raise DataError(f"{err} (dataset.strict=true; set it to false to skip unreadable files)", path=path) from None
             skipped.append((doc_id, str(err)))
             continue
-        title = str(meta.pop("title", "") or got.heading or path.stem)
+        declared = meta.pop("title", "")
+        title = str(declared if not placeholder(declared, path) else got.heading or path.stem)
         if not meta.get("effective_date"):
             stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date().isoformat()
             meta.update({"effective_date": stamp, "date_source": "mtime"})
@@ -226,10 +227,18 @@ def _link_versions(docs: dict[str, dict[str, Any]], root: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- queries
+#: typographic variants read as their plain form when evidence is located (one character for one, so offsets map)
+TYPOGRAPHY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+                            "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+                            "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
+                            "\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u00ad": " "})
+
+
 def _ws_index(text: str) -> tuple[str, list[int]]:
-    """``text`` with each whitespace run as one space, and the original offset of every kept character."""
+    """``text`` with typographic variants plain (curly quotes, dashes, non-breaking spaces) and each whitespace run
+    as one space, and the original offset of every kept character."""
     out, pos, prev_space = [], [], False
-    for i, ch in enumerate(text):
+    for i, ch in enumerate(text.translate(TYPOGRAPHY)):
         if ch.isspace():
             if prev_space:
                 continue
@@ -243,7 +252,8 @@ def _ws_index(text: str) -> tuple[str, list[int]]:
 
 
 def locate(text: str, needle: str) -> tuple[int, int] | None:
-    """Where ``needle`` occurs in ``text``: verbatim, else ignoring differences in whitespace."""
+    """Where ``needle`` occurs in ``text``: verbatim, else ignoring differences in whitespace and typography
+    (curly vs straight quotes, dashes, non-breaking spaces); the offsets point into the original ``text``."""
     needle = needle.strip()
     if not needle:
         return None
@@ -251,7 +261,7 @@ def locate(text: str, needle: str) -> tuple[int, int] | None:
     if at >= 0:
         return at, at + len(needle)
     flat, pos = _ws_index(text)
-    want = " ".join(needle.split())
+    want = " ".join(needle.translate(TYPOGRAPHY).split())
     at = flat.find(want)
     if at < 0:
         return None

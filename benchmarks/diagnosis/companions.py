@@ -4,6 +4,7 @@ to say which fix would have found the evidence. Built with the project's own pip
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -113,10 +114,21 @@ class CorpusView:
         return any(matcher.contained(piece, c.text) for c in self.section_chunks.get(doc, []))
 
 
-def corpus_view(corpus: list[Document], traces: Sequence[Trace], *, k: int = 10,
-                overrides: Sequence[str] = ()) -> CorpusView:
-    """Chunk the corpus with ``chunker=sections`` and run BM25, dense and version-aware BM25 over it for the
-    traces' queries (the project's own pipeline builder and caches)."""
+#: the companion runs over a traces' corpus: name -> (retriever, stage groups); ``--companions`` picks by retriever
+TRACE_COMPANIONS = {"bm25": ("bm25", ()), "dense": ("dense", ()), "versions=filter": ("bm25", ("versions",))}
+BM25_CHUNKS_PER_S = 5000  # indexing and searching, conservatively, on one core (results/bm25_speed.md is faster)
+DENSE_PASSAGES_PER_S = 40  # all-MiniLM-L6-v2 on two CPU cores (../results/encode_speed.md)
+
+
+def _say(msg: str) -> None:
+    print(f"rbench-audit: {msg}", file=sys.stderr, flush=True)
+
+
+def corpus_view(corpus: list[Document], traces: Sequence[Trace], *, k: int = 10, overrides: Sequence[str] = (),
+                companions: Sequence[str] = ("bm25", "dense")) -> CorpusView:
+    """Chunk the corpus with ``chunker=sections`` and run the companions over it for the traces' queries (the
+    project's own pipeline builder and caches): ``bm25`` (BM25 and version-aware BM25) and ``dense``. What they
+    will cost is said before they start (BM25 seconds; dense: passages to encode, or cached)."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -128,12 +140,38 @@ def corpus_view(corpus: list[Document], traces: Sequence[Trace], *, k: int = 10,
     by_doc: dict[str, list[Chunk]] = {}
     for c in chunks:
         by_doc.setdefault(c.doc_id, []).append(c)
-    runs: dict[str, dict[str, list[str]]] = {}
-    for name, retriever, groups in (("bm25", "bm25", ()), ("dense", "dense", ()), ("versions=filter", "bm25", ("versions",))):
+    chosen = [n for n, (retriever, _) in TRACE_COMPANIONS.items() if retriever in companions]
+    trees: dict[str, Any] = {}
+    for name in chosen:
+        retriever, _ = TRACE_COMPANIONS[name]
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             rc = compose(config_name="config", overrides=[f"retriever={retriever}", "versions=filter", *overrides])
-        tree = OmegaConf.to_container(rc, resolve=True)
+        trees[name] = OmegaConf.to_container(rc, resolve=True)
+    _say(plan(chunks, len(corpus), trees))
+    runs: dict[str, dict[str, list[str]]] = {}
+    for name in chosen:
+        tree = trees[name]
         run = companion_run({"retriever": tree["retriever"], "versions": tree["versions"]}, chunks, queries,
-                            top_k=max(k, 100), groups=groups)
+                            top_k=max(k, 100), groups=TRACE_COMPANIONS[name][1])
         runs[name] = {q.id: list(top_k_of(run.get(q.id, {}))) for q in queries}
     return CorpusView({d.id: d for d in corpus}, runs, by_doc)
+
+
+def plan(chunks: Sequence[Chunk], n_docs: int, trees: Mapping[str, Any]) -> str:
+    """One line saying what the companion runs will cost, before they run."""
+    parts = []
+    if "bm25" in trees:
+        seconds = 2 * len(chunks) / BM25_CHUNKS_PER_S
+        parts.append(f"BM25 and versions=filter (about {max(1, round(seconds))} s)")
+    if "dense" in trees:
+        from hydra.utils import instantiate
+
+        retriever = instantiate(trees["dense"]["retriever"])
+        cached = getattr(retriever, "cached", lambda _: False)(chunks)
+        minutes = len(chunks) / DENSE_PASSAGES_PER_S / 60
+        parts.append("dense (embeddings cached)" if cached else
+                     f"dense ({len(chunks)} passages to encode, about {max(1, round(minutes))} min on a CPU; "
+                     "--companions bm25 skips it)")
+    if not parts:
+        return f"no companion runs (--companions none): {len(chunks)} chunker=sections chunks of {n_docs} documents"
+    return f"companion runs over {len(chunks)} chunker=sections chunks of {n_docs} documents: " + ", ".join(parts)

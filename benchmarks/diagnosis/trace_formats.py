@@ -134,7 +134,9 @@ class ReadReport:
     def line(self) -> str:
         skipped = ", ".join(f"{k or 'no kind'} {n}" for k, n in self.skipped.most_common())
         fmts = ", ".join(f"{f} {n}" for f, n in self.formats.most_common())
-        return (f"{self.spans} spans read ({fmts or 'none'}), {self.retriever_spans} retriever spans"
+        if not self.spans:
+            return f"{self.records} records ({fmts or 'none'})"
+        return (f"{self.records} records ({fmts}): {self.spans} spans, {self.retriever_spans} retriever spans"
                 + (f"; skipped by kind: {skipped}" if skipped else "")
                 + (f"; {self.unrecognised} records of no known format (keys: {_keys(self.keys)})" if self.unrecognised else ""))
 

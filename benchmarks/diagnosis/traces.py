@@ -269,14 +269,14 @@ def judge(trace: Trace, matcher: Matcher, view: CorpusView | None, k: int) -> di
 # ------------------------------------------------------------------------------------------ the audit
 def audit_traces(path: str | Path, *, corpus_dir: str | Path | None = None, k: int = 10,
                  threshold: float = RECALL_THRESHOLD, overrides: Sequence[str] = (),
-                 references: str | Path | None = None) -> dict[str, Any]:
+                 references: str | Path | None = None, companions: Sequence[str] = ("bm25", "dense")) -> dict[str, Any]:
     """Read, judge and diagnose every trace: rows, verdicts, signals, documents (for the report).
     ``references``: a file of references joined to the traces (:func:`attach_references`)."""
     traces, report = read_traces(path)
     joined = attach_references(traces, references) if references else None
     matcher = Matcher(threshold)
     corpus = read_corpus_dir(corpus_dir) if corpus_dir else []
-    view = corpus_view(corpus, traces, k=k, overrides=overrides) if corpus else None
+    view = corpus_view(corpus, traces, k=k, overrides=overrides, companions=companions) if corpus else None
     rows = [judge(t, matcher, view, k) for t in traces]
     verdicts = [{"query_id": r["query_id"], "verdict": r["verdict"], "evidence": r["evidence"], "line": r["line"]}
                 for r in rows if "verdict" in r]
@@ -296,10 +296,12 @@ def audit_traces(path: str | Path, *, corpus_dir: str | Path | None = None, k: i
         signals[t.id] = query_signals(
             t.query, [h["doc_id"] for h in r["docs"]], scores if all(isinstance(s, (int, float)) for s in scores) else [],
             sig_corpus, k=k, context_chunks=chunks or None, context_texts=[c["text"] for c in t.contexts],
-            bm25=view.companions["bm25"].get(t.id) if view else None, dense=view.companions["dense"].get(t.id) if view else None,
+            bm25=view.companions["bm25"].get(t.id) if view and "bm25" in view.companions else None,
+            dense=view.companions["dense"].get(t.id) if view and "dense" in view.companions else None,
             answer=t.answer if isinstance(t.answer, str) else None)
     scored = any(len(t.contexts) >= 2 and all(isinstance(c["score"], (int, float)) for c in t.contexts) for t in traces)
-    skipped_signals = not_computed(corpus=view is not None, companions=view is not None, scores=scored,
+    both = view is not None and {"bm25", "dense"} <= set(view.companions)
+    skipped_signals = not_computed(corpus=view is not None, companions=both, scores=scored,
                                    answers=any(isinstance(t.answer, str) and t.answer.strip() for t in traces))
     return {"rows": rows, "verdicts": verdicts, "signals": signals, "read": report, "references": joined,
             "not_computed": skipped_signals, "docs": {d.id: d for d in corpus}, "threshold": threshold,

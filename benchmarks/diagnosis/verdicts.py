@@ -357,9 +357,11 @@ def suggest_fix(verdict: str, trace: Trace, missed: Sequence[str], gold: Mapping
     if not docs:
         return "the evidence is not in the corpus: no retrieval setting can find it"
     d = docs[0]
-    here = next((i + 1 for i, c in enumerate(trace.contexts) if view.doc_of(c, matcher) == d), None)
-    ranks = {n: view.rank(n, trace.id, d) for n in ("bm25", "dense", "versions=filter")}
-    shown = ", ".join(f"{n} #{r}" if r else f"{n} not in the top 100" for n, r in ranks.items())
+    passage_level = verdict in ("chunk_boundary", "wrong_passage")  # the document was retrieved, the evidence whole was not
+    here = None if passage_level else next((i + 1 for i, c in enumerate(trace.contexts) if view.doc_of(c, matcher) == d), None)
+    ran = [n for n in ("bm25", "dense", "versions=filter") if n in getattr(view, "companions", {n: None})]
+    ranks = {n: view.rank(n, trace.id, d) for n in ran}
+    shown = ", ".join(f"{n} #{r}" if r else f"{n} not in the top 100" for n, r in ranks.items()) or "no companion runs"
     whole = all(view.whole_in_section_chunk(p, dd, matcher) for p in missed for dd in gold.get(p, [])[:1])
 
     def better(name: str) -> bool:
@@ -372,7 +374,8 @@ def suggest_fix(verdict: str, trace: Trace, missed: Sequence[str], gold: Mapping
                   "exact_term": [("retriever=bm25 or retriever=hybrid", "bm25")],
                   "other": [(f"retriever={n}", n) for n in ("bm25", "dense")]}.get(verdict, [])
     offer = next(((fix, n) for fix, n in candidates if better(n)), None)
-    where = f"here #{here}" if here else f"here not among the {len(trace.contexts)} contexts"
+    where = (f"here #{here}" if here else "here no context holds the evidence whole" if passage_level
+             else f"here not among the {len(trace.contexts)} contexts")
     return (f"{d}: {where}; {shown} (chunker=sections)"
             + ("; a chunker=sections chunk holds the reference whole" if whole else "")
             + (f"; try {offer[0]} ({offer[1]} ranks it #{ranks[offer[1]]})" if offer else
