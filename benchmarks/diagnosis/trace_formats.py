@@ -135,8 +135,8 @@ class ReadReport:
         skipped = ", ".join(f"{k or 'no kind'} {n}" for k, n in self.skipped.most_common())
         fmts = ", ".join(f"{f} {n}" for f, n in self.formats.most_common())
         if not self.spans:
-            return f"{self.records} records ({fmts or 'none'})"
-        return (f"{self.records} records ({fmts}): {self.spans} spans, {self.retriever_spans} retriever spans"
+            return f"{self.records} record{'s' if self.records != 1 else ''} ({fmts or 'none'})"
+        return (f"{self.records} record{'s' if self.records != 1 else ''} ({fmts}): {self.spans} spans, {self.retriever_spans} retriever spans"
                 + (f"; skipped by kind: {skipped}" if skipped else "")
                 + (f"; {self.unrecognised} records of no known format (keys: {_keys(self.keys)})" if self.unrecognised else ""))
 
