@@ -2,7 +2,7 @@
 refactor left every number where it was.
 
     python -m benchmarks.scripts.compare_stores --before sqlite:///old.db --after sqlite:///results/mlflow.db \
-        --experiments beir_gap,routing --tolerance 1e-4 [--out results/regeneration.md]
+        --experiments beir_gap,routing --tolerance 1e-4 [--ignore dataset.path] [--out results/regeneration.md]
 
 Runs are paired by their logged settings, less output locations and keys only one side has (a new config
 group with its default option); cost metrics (times, cache counters) are not compared. Exits 1 when any
@@ -19,10 +19,10 @@ from benchmarks.tracking.store import IGNORED_PARAM_PREFIXES
 
 VOLATILE = ("time_", "queries_per_s", "ms_per_query", "encoded_texts", "index_builds", "cache_", "rerank_",
             "llm_", "dataset_", "train_time")
-IGNORED_PARAMS = (*IGNORED_PARAM_PREFIXES, "rerun")
+IGNORED_PARAMS = (*IGNORED_PARAM_PREFIXES, "rerun", "home")
 
 
-def runs(uri: str, experiment: str) -> dict[frozenset, dict[str, float]]:
+def runs(uri: str, experiment: str, ignore: tuple[str, ...] = ()) -> dict[frozenset, dict[str, float]]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -34,7 +34,7 @@ def runs(uri: str, experiment: str) -> dict[frozenset, dict[str, float]]:
                                 order_by=["attributes.start_time ASC"], max_results=50000):
         # class paths (_target_) may move in a refactor; the group options and settings identify a point
         params = {k: v for k, v in r.data.params.items()
-                  if not k.startswith(IGNORED_PARAMS) and "cache_dir" not in k and not k.endswith("_target_")}
+                  if not k.startswith((*IGNORED_PARAMS, *ignore)) and "cache_dir" not in k and not k.endswith("_target_")}
         out[frozenset(params.items())] = dict(r.data.metrics)  # the latest run of a point wins
     return out
 
@@ -60,10 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiments", required=True)
     parser.add_argument("--tolerance", type=float, default=1e-4)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--ignore", default="", help="more param prefixes to leave out of pairing, comma-separated "
+                                                     "(e.g. dataset.path when the two checkouts live in different folders)")
     args = parser.parse_args(argv)
     lines, worst_all, bad = [], 0.0, []
     for exp in args.experiments.split(","):
-        before, after = runs(args.before, exp), runs(args.after, exp)
+        ignore = tuple(x for x in args.ignore.split(",") if x)
+        before, after = runs(args.before, exp, ignore), runs(args.after, exp, ignore)
         pairs = pair(before, after)
         worst, n_metrics = 0.0, 0
         for bm, am, label in pairs:
