@@ -97,8 +97,8 @@ def test_bad_qrels_columns(tiny_beir):
 def test_unknown_name_with_unwritable_data_dir(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")  # works even as root, unlike chmod
-    with pytest.raises(DataError, match=r"dataset 'nosuch' is not on disk and cannot be downloaded there: .* not writable"):
-        BeirLoader(name="nosuch", data_dir=str(blocker / "data")).load()
+    with pytest.raises(DataError, match=r"dataset 'nfcorpus' is not on disk and cannot be downloaded there: .* not writable"):
+        BeirLoader(name="nfcorpus", data_dir=str(blocker / "data")).load()
 
 
 def test_unknown_name_download_fails_clearly(tmp_path):
@@ -232,3 +232,20 @@ def test_a_zip_bomb_is_stopped_while_extracting(tmp_path):
         zf.writestr("bomb/corpus.jsonl", b"0" * (300 << 20))  # 300 MB of zeros: ~300 KB compressed
     with pytest.raises(DataError, match="expands to more than 100 times its size"):
         safe_extract(archive, tmp_path / "out", "file://bomb.zip")
+
+
+def test_an_unknown_name_gets_the_closest_local_and_beir_names_before_any_download(tmp_path, monkeypatch):
+    """``dataset.name=scifakt`` is a typo, not a download (#24): the message offers the folders on disk and the
+    collections the BEIR mirror publishes; nothing is fetched."""
+    import benchmarks.datasets.beir as beir
+
+    (tmp_path / "beir" / "scifact").mkdir(parents=True)
+    monkeypatch.setattr(beir, "download", lambda *a, **k: pytest.fail("a download was tried"))
+    with pytest.raises(DataError, match=r"dataset\.name: 'scifakt' is neither a folder under .*beir nor a BEIR "
+                                        r"collection; did you mean 'scifact'\? On disk: scifact\. BEIR: arguana"):
+        beir.BeirLoader(name="scifakt", data_dir=str(tmp_path)).load()
+    called = []
+    monkeypatch.setattr(beir, "download", lambda name, *a, **k: called.append(name) or (tmp_path / "beir" / "scifact"))
+    with pytest.raises(DataError):  # a known BEIR name is downloaded (here: the stand-in, whose folder is empty)
+        beir.BeirLoader(name="nfcorpus", data_dir=str(tmp_path)).load()
+    assert called == ["nfcorpus"]

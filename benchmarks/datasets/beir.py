@@ -7,6 +7,7 @@ downloading and unzipping the official dataset zips when a named dataset is not 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -293,10 +294,27 @@ def download(name: str, data_dir: Path, url_template: str = BEIR_URL) -> Path:
     return final
 
 
+def known_beir_names() -> list[str]:
+    """The collections the BEIR mirror publishes (those ``benchmarks/data/beir_md5.json`` lists)."""
+    table = json.loads((DATA_DIR / "beir_md5.json").read_text(encoding="utf-8"))
+    return sorted(k for k in table if not k.startswith("_"))
+
+
+def unknown_name_message(name: str, root: Path) -> str:
+    """``dataset.name`` names neither a folder on disk nor a BEIR collection: the closest of both, before any
+    download is tried."""
+    import difflib
+
+    local = sorted(p.name for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    known = known_beir_names()
+    close = difflib.get_close_matches(name, list(dict.fromkeys(local + known)), n=3, cutoff=0.6)
+    return (f"dataset.name: {name!r} is neither a folder under {root} nor a BEIR collection"
+            + (f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "")
+            + (f" On disk: {', '.join(local)}." if local else "") + f" BEIR: {', '.join(known)}.")
+
+
 def published_md5(name: str) -> str | None:
     """The MD5 BEIR publishes for ``<name>.zip`` (``benchmarks/data/beir_md5.json``), if any."""
-    import json
-
 
     table = json.loads((DATA_DIR / "beir_md5.json").read_text(encoding="utf-8"))
     return table.get(name)
@@ -400,6 +418,8 @@ class BeirLoader:
         folder = self.data_dir / "beir" / self.name
         if folder.is_dir():
             return folder
+        if self.url == BEIR_URL and self.name not in known_beir_names():
+            raise DataError(unknown_name_message(self.name, self.data_dir / "beir"))
         return download(self.name, self.data_dir, self.url)
 
     def hf_folders(self) -> tuple[Path, Path]:
