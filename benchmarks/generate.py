@@ -187,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from omegaconf import OmegaConf
 
-
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
     unknown = sorted(set(labels) - set(LABELS))
     if unknown or not labels:
@@ -198,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dec = OmegaConf.load(CONF_DIR / "decomposer" / "llm.yaml")
     base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    key_env = args.api_key_env or str(dec.api_key_env)
+    if not (args.base_url or os.environ.get("OPENAI_BASE_URL")) and not os.environ.get(key_env):
+        print(f"rbench-generate: error: no LLM endpoint is configured: ${key_env} is not set and neither --base-url nor "
+              "$OPENAI_BASE_URL names another endpoint. Set the key (OpenAI), or point --base-url at an "
+              "OpenAI-compatible server (a local one needs no key)", file=sys.stderr)
+        return 2
 
     cache_dir = args.cache_dir or str(default_cache_dir() / "llm")
     from tqdm.auto import tqdm
@@ -205,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         corpus = read_corpus_dir(args.corpus)
         client = ChatClient(base_url=base_url, model=args.model or str(dec.model),
-                            api_key_env=args.api_key_env or str(dec.api_key_env), temperature=float(dec.temperature),
+                            api_key_env=key_env, temperature=float(dec.temperature),
                             timeout_s=args.timeout_s or float(dec.timeout_s), retries=int(dec.retries), cache_dir=cache_dir,
                             what="rbench-generate", hint="--model, --base-url")
         with tqdm(desc="generate", unit=" requests", disable=None) as bar:

@@ -533,3 +533,16 @@ def test_docx_headings_and_title(tmp_path):
     assert got.metadata["title"] == "Onboarding" and got.heading == "First week"
     assert got.text.split("\n\n") == ["# First week", "Collect your badge at reception.", "## Accounts",
                                       "- Your laptop account is created on day one."]
+
+
+def test_generate_without_a_key_or_endpoint_says_what_is_missing(tmp_path, capsys, monkeypatch):
+    """#24: not a retry loop against api.openai.com ending in 'no answer after 4 attempts'."""
+    from benchmarks.generate import main
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    root = make_folder(tmp_path / "docs", broken=False)
+    assert main(["--corpus", str(root), "--out", str(tmp_path / "q.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "no LLM endpoint is configured: $OPENAI_API_KEY is not set" in err and "--base-url" in err
+    assert not (tmp_path / "q.jsonl").exists()
