@@ -263,7 +263,10 @@ def precheck(argv: list[str]) -> str | None:
             try:
                 cfg = compose(config_name="config", overrides=combo, return_hydra_config=i == 0)
             except Exception as err:  # noqa: BLE001 - unknown option, key typo, bad override: Hydra's message
-                return f"config error: {str(err).strip()}{_key_hint(combo, compose)}"
+                hint = _key_hint(combo, compose)
+                if hint:  # a key that does not exist: name the right one, not Hydra's "use +key=value" advice
+                    return f"config error: {hint.strip()}"
+                return f"config error: {str(err).strip()}"
             if i == 0:
                 from omegaconf import open_dict
 
