@@ -237,6 +237,21 @@ def precheck(argv: list[str]) -> str | None:
             if v is not None and str(v) != "null" and str(v) not in options:
                 return (f"config error: no option {str(v)!r} in config group {group!r}; options: {', '.join(options)} "
                         f"(files in conf/{group}/)")
+    if multirun:  # a preset's own sweep (hydra.sweeper.params): its points count and are checked like the command line's
+        try:
+            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+                base = compose(config_name="config", overrides=[o.input_line for o in parsed if not o.is_sweep_override()],
+                               return_hydra_config=True)
+            params = dict(base.hydra.sweeper.get("params") or {})
+        except Exception:  # noqa: BLE001 - a broken config: the checks below report it
+            params = {}
+        given = {o.get_key_element().lstrip("+~") for o in parsed}
+        preset = [f"{k}={v}" for k, v in params.items() if str(k) not in given]
+        if preset:
+            try:
+                parsed = [*parsed, *OverridesParser.create().parse_overrides(preset)]
+            except Exception as err:  # noqa: BLE001
+                return f"config error: hydra.sweeper.params: {err}"
     combos: list[list[str]] = [[]]
     swept: set[str] = set()
     total = 1

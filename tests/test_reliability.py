@@ -210,6 +210,8 @@ CONFIG_CASES = {
     "pipeline group": (["pipeline=[decomposer,nothing]"], r"pipeline: expected a list of config groups"),
     "bad override syntax": (["retriever.k1=[1,"], r"config error"),
     "bad value in a sweep": (["-m", "retriever.k1=0.9,abc"], r"\(sweep point 2 of 2: retriever\.k1=abc\)[\s\S]*retriever\.k1: expected a number, got 'abc'"),
+    "bad value in a preset's sweep": (["-m", "experiment=handbook", "top_k=0"],
+                                      r"\(sweep point 1 of 8: .*retriever=bm25.*\)[\s\S]*top_k: expected an integer >= 1"),
     "several problems at once": (["retriever.k1=-1", "top_k=0"], r"top_k: expected an integer >= 1[\s\S]*retriever\.k1: expected a number >= 0"),
 }
 
@@ -655,3 +657,15 @@ def test_no_third_party_chatter_unless_verbose(tmp_path):
     loud = subprocess.run([RBENCH, f"tracking.uri=sqlite:///{tmp_path}/b.db", *common, "hydra.verbose=true"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
     assert loud.returncode == 0 and "Creating initial MLflow database tables" in loud.stderr + loud.stdout
+
+
+def test_a_presets_own_sweep_gives_the_progress_its_total(monkeypatch):
+    """``rbench -m experiment=handbook`` sweeps in the preset's yaml (hydra.sweeper.params): the progress line
+    knows its 8 points (it said 'sweep point 3/?'), and every point is checked before the first runs."""
+    import benchmarks.cli as cli
+
+    monkeypatch.delenv("RBENCH_SWEEP_TOTAL", raising=False)
+    assert cli.precheck(["-m", "experiment=handbook"]) is None
+    assert os.environ["RBENCH_SWEEP_TOTAL"] == "8"
+    assert cli.precheck(["-m", "experiment=handbook", "retriever=bm25"]) is None  # the command line wins, as in Hydra
+    assert os.environ["RBENCH_SWEEP_TOTAL"] == "4"
