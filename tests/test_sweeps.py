@@ -77,6 +77,8 @@ def test_killed_sweep_resumes_with_one_finished_run_per_point(tmp_path):
     assert 2 <= done_before < 6
     out = rbench(tmp_path, points)
     assert out.count("rbench: skipped") == done_before
+    # a skipped point prints its stored results (#24), not only that it was skipped
+    assert out.count("Its stored results:") == done_before and "ndcg " in out.split("Its stored results:")[1]
     after = statuses(db)
     finished = sorted(int(v) for s, v in after if s == "FINISHED")
     assert finished == list(range(3, 9))  # exactly one FINISHED run per point, no duplicates

@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from chunkers.types import Query
 from benchmarks.tracking import provenance
@@ -77,15 +77,22 @@ def print_summary(dataset: Dataset, ev: Evaluation, ks: Sequence[int], title: st
     for key, value in dataset.notes.items():
         if value:
             out.append(f"  note: {key.replace('_', ' ')}: {value}")
-    out.append(f"{'':18}" + "".join(f"{'@' + str(k):>9}" for k in ks))
-    for m in ("ndcg", "recall", "mrr", "map", "evidence_coverage"):
-        out.append(f"{m:18}" + "".join(f"{ev.mean.get(metric_name(m, k), float('nan')):>9.4f}" for k in ks))
+    out += metric_table(ev.mean, ks)
     if len(by_label) > 1:
         out.append(f"\n{'by label':18}{'queries':>9}{'ndcg@10':>9}{'cov@10':>9}")
         for label, row in sorted(by_label.items()):
             out.append(f"{label:18}{int(row['n']):>9}{row['ndcg_at_10']:>9.4f}{row['evidence_coverage_at_10']:>9.4f}")
     out.append(footer)
     print("\n".join(out), flush=True)
+
+
+def metric_table(metrics: Mapping[str, float], ks: Sequence[int]) -> list[str]:
+    """The metrics-by-k lines of the summary (``nan`` where a metric was not logged)."""
+    ks = sorted(ks)
+    out = [f"{'':18}" + "".join(f"{'@' + str(k):>9}" for k in ks)]
+    for m in ("ndcg", "recall", "mrr", "map", "evidence_coverage"):
+        out.append(f"{m:18}" + "".join(f"{metrics.get(metric_name(m, k), float('nan')):>9.4f}" for k in ks))
+    return out
 
 
 def breakdown(queries: Sequence[Query], ev: Evaluation) -> dict[str, dict[str, float]]:
@@ -271,9 +278,12 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
         tracker.reap_dead(cfg_fp)
         done = None if cfg.get("rerun", False) else tracker.finished_run(cfg_fp)
         if done is not None:  # resumable sweeps: this point already has a FINISHED run
-            print(f"rbench: skipped — experiment '{cfg.tracking.experiment}' already has FINISHED run "
-                  f"{done.info.run_id} for this point (config fingerprint {cfg_fp[:12]}); rerun=true runs it again",
-                  flush=True)
+            stored = dict(done.data.metrics)
+            print("\n".join([f"rbench: skipped — experiment '{cfg.tracking.experiment}' already has FINISHED run "
+                              f"{done.info.run_id} for this point (config fingerprint {cfg_fp[:12]}); rerun=true runs it "
+                              f"again. Its stored results:",
+                              f"{dataset.name} [{dataset.split}]: {int(stored.get('queries_scored', 0))} queries scored",
+                              *metric_table(stored, ks)]), flush=True)
             return RunResult(done.info.run_id, dict(done.data.metrics), skipped=True)
     choices = choices if choices is not None else group_choices(cfg)
 
