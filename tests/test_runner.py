@@ -108,11 +108,29 @@ def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):
     )
     assert out.returncode == 2
     assert f"{folder}/corpus.jsonl:6: malformed JSON" in out.stderr
+    # bad data stops the point before a run exists (#24): the experiment holds no FAILED run for a typo in a file
+    client, runs = runs_of(uri, "bad")
+    assert runs == [] and "MLflow run" not in out.stderr
+
+
+def test_a_failure_after_loading_is_a_failed_run_labelled_with_the_dataset(tmp_path, monkeypatch):
+    """Anything that breaks once the run exists is marked FAILED, logs no artifacts and is labelled with the
+    dataset's name known before loading (the folder, not the yaml's default)."""
+    import benchmarks.run.runner as runner
+
+    folder = write_beir(tmp_path / "mine", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the index could not be built")
+
+    monkeypatch.setattr(runner, "retrieve", broken)
+    with pytest.raises(RuntimeError):
+        run_experiment(compose_cfg(["dataset=beir", f"dataset.path={folder}", f"tracking.uri={uri}",
+                                    f"tracking.artifact_root={tmp_path}/art", "tracking.experiment=bad"]))
     client, (run,) = runs_of(uri, "bad")
-    assert run.info.status == "FAILED"
-    assert client.list_artifacts(run.info.run_id) == []
-    # the dataset's name is known before loading: the failed run is labelled with the folder, not the yaml's default
-    assert run.data.tags["dataset"] == "bad" and "· bad" in run.data.tags["mlflow.runName"], run.data.tags
+    assert run.info.status == "FAILED" and client.list_artifacts(run.info.run_id) == []
+    assert run.data.tags["dataset"] == "mine" and "· mine" in run.data.tags["mlflow.runName"], run.data.tags
 
 
 def test_every_loader_names_its_dataset_before_loading(tmp_path):

@@ -18,7 +18,7 @@ from benchmarks.tracking.groups import group_choices
 from benchmarks.evaluation.metrics import Evaluation, evaluate, metric_name
 from benchmarks.run.retrieval import Retrieval, load_dataset, retrieve
 from benchmarks.datasets import limits
-from benchmarks.errors import ConfigError, TrackingError
+from benchmarks.errors import ConfigError, RbenchError, TrackingError
 from benchmarks.tracking.tracker import check_reachable, check_store
 from retrievers.redact import redact_text
 from retrievers.safe_write import unwritable
@@ -37,7 +37,7 @@ from benchmarks.evaluation.evidence import BudgetContext
 from retrievers.safe_write import writing
 from benchmarks.diagnosis.records import audit_rows
 from retrievers.redact import redact_config
-from retrievers.errors import out_of_space
+from retrievers.errors import RetrieverError, out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -259,13 +259,16 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
     limits.configure(resolved.get("limits"))  # bounded reading of every input file (benchmarks.datasets.limits)
     tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
                       artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
-    # the point's identity (config fingerprint) needs the dataset's content hash: load it first; a load error
-    # is raised inside the run below, so it is still logged as a FAILED run
-    dataset_name = loader.dataset_name()  # set once, known before loading: a failed load is labelled right too
+    # the point's identity (config fingerprint) needs the dataset's content hash: load it first. Bad data (a
+    # DataError naming the file and line) stops here, before a run exists, so the experiment holds no FAILED run
+    # for it; any other failure while loading is raised inside the run below and logged as a FAILED run
+    dataset_name = loader.dataset_name()  # set once, known before loading
     t0 = time.perf_counter()
     load_error: Exception | None = None
     try:
         dataset = load_dataset(loader, resolved["dataset"])
+    except (RbenchError, RetrieverError):
+        raise
     except Exception as err:  # noqa: BLE001 - re-raised inside the tracked run
         load_error = err
     load_s = time.perf_counter() - t0
