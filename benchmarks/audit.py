@@ -41,6 +41,7 @@ from benchmarks.diagnosis.run_audit import run_audit, run_signals, strip_labels
 from benchmarks.diagnosis.signals import Corpus, not_computed
 from benchmarks.errors import ConfigError, RbenchError
 from benchmarks.labels import LABELS
+from benchmarks.tracking.groups import GROUPS, describe
 from benchmarks.paths import CONF_DIR, default_tracking_uri
 from benchmarks.arguments import arg_type, integer, number
 from retrievers.errors import RetrieverError
@@ -138,8 +139,10 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
     verdicts = run_audit(rows, run, meta, companions)
 
     signals = run_signals(rows, chunks, Corpus.of(dataset.corpus), companions)
+    params = client.get_run(run_id).data.params
+    pipeline = describe({g: str(params[g]) for g in GROUPS if g in params})
     return {"rows": rows, "verdicts": verdicts, "labels": labels, "docs": {d.id: d for d in dataset.corpus},
-            "dataset": dataset.name, "config": cfg, "signals": signals}
+            "dataset": dataset.name, "config": cfg, "signals": signals, "pipeline": pipeline}
 
 
 COMPANION_CHOICES = {"bm25,dense": ("bm25", "dense"), "dense,bm25": ("bm25", "dense"), "bm25": ("bm25",),
@@ -260,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RbenchError, RetrieverError) as err:
         print(f"rbench-audit: error: {err}", file=sys.stderr)
         return 2
-    name = f"{result['dataset']} (run {run_id[:8]})"
+    name = f"{result['dataset']} · {result['pipeline']} (run {run_id[:8]})"
     skipped = not_computed(answers=False)
     text = summary_text(name, result["rows"], result["verdicts"], result["labels"], result["signals"], not_computed=skipped)
     print(text)

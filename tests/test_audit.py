@@ -1,6 +1,8 @@
 """#7 audit: each verdict on constructed cases, the run-time artifact, and label-free verdicts end to end."""
 
 import json
+
+import pytest
 import shutil
 
 from mlflow.tracking import MlflowClient
@@ -128,9 +130,24 @@ def test_verdicts_do_not_depend_on_labels_end_to_end(tmp_path):
     assert first["verdicts"] == second["verdicts"] and first["verdicts"]
     assert {v["verdict"] for v in first["verdicts"]} <= {"stale_version", "multi_hop", "exact_term", "other"}
     assert first["labels"] == {"q1": "stale_version", "q2": "multi_hop", "q3": "exact_term"}  # joined afterwards
+    assert first["pipeline"] == "retriever=bm25"  # the audit's title names the pipeline it describes (#24)
     page = html_report("t", first["rows"], first["verdicts"], first["labels"], first["docs"], "")
     assert "<script" not in page and "http" not in page.replace("http-equiv", "")  # self-contained
     out = tmp_path / "rep" / "audit"
     assert audit_main(["--run-id", run.info.run_id, "--tracking-uri", uri, "--k", "1", "--out", str(out)]) == 0
     assert (tmp_path / "rep" / "audit.html").stat().st_size > 1000
     assert audit_main(["--run-id", "nope", "--tracking-uri", uri]) == 2
+
+
+@pytest.mark.parametrize("choices, named", [
+    ({"chunker": "fixed_tokens", "retriever": "dense", "decomposer": "none", "router": "none", "versions": "ignore",
+      "reranker": "none"}, "chunker=fixed_tokens + retriever=dense"),
+    ({"chunker": "auto", "retriever": "bm25", "decomposer": "none", "router": "rules", "versions": "decay"},
+     "chunker=auto + router=rules + versions=decay"),  # a router replaces the retriever it does not use
+    ({"chunker": "none", "retriever": "hybrid", "decomposer": "iterative", "reranker": "bi_encoder"},
+     "retriever=hybrid + decomposer=iterative + reranker=bi_encoder"),
+])
+def test_a_pipeline_is_named_by_the_options_that_change_something(choices, named):
+    from benchmarks.tracking.groups import describe
+
+    assert describe(choices) == named

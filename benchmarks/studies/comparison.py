@@ -31,7 +31,9 @@ def comparison(client: Any, records: list[RunRecord], baseline: dict[str, str], 
         base = max(same, key=lambda b: sum(b.value(k) == rec.value(k) for k in similar), default=None)
         params = "; ".join([f"{g}={rec.choice(g)}" for g in shown_groups]
                            + [f"{k}={rec.value(k)}" for k in varying if rec.value(k) is not None])
-        entry = {"run_id": rec.run_id, "dataset": rec.dataset, "retriever": rec.choice("retriever", ""),
+        routed = rec.choice("router", "none") != "none"  # a router replaces the retriever: name it
+        entry = {"run_id": rec.run_id, "dataset": rec.dataset,
+                 "retriever": f"router={rec.choice('router')}" if routed else rec.choice("retriever", ""),
                  "params": params, "queries": int(rec.metrics.get("queries_scored", 0)),
                  "baseline_run_id": base.run_id if base is not None else ""}
         cells = [rec.dataset, entry["retriever"], params or "—", str(entry["queries"])]

@@ -4,7 +4,7 @@ select runs by option, never by parsing settings."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from benchmarks.paths import CONF_DIR
 
@@ -58,3 +58,18 @@ def _option_for(group: str, node: Any) -> str | None:
         if all(node.get(k) == spec[k] for k in keys) and len(keys) > best_n:
             best, best_n = path.stem, len(keys)
     return best
+
+
+#: each stage group's option that changes nothing (left out of a pipeline's description)
+NEUTRAL = {"chunker": "none", "decomposer": "none", "router": "none", "versions": "ignore", "reranker": "none"}
+
+
+def describe(choices: Mapping[str, str]) -> str:
+    """The pipeline a run's group options make, as a person names it: ``chunker=sections + router=rules`` or
+    ``chunker=fixed_tokens + retriever=dense + versions=decay`` (options that change nothing left out; a router
+    replaces the retriever and decomposer, which its routes choose)."""
+    routed = choices.get("router", "none") not in ("none", "None", "null", "")
+    first = ("router",) if routed else ("retriever", "decomposer")
+    parts = [f"{g}={choices[g]}" for g in ("chunker", *first, "versions", "reranker")
+             if choices.get(g) not in (None, "None", "null", "") and (g in first[:1] or choices[g] != NEUTRAL.get(g))]
+    return " + ".join(parts) or "?"

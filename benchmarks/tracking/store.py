@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from benchmarks.errors import ConfigError
-from benchmarks.tracking.groups import GROUPS
+from benchmarks.tracking.groups import GROUPS, describe
 from benchmarks.tracking.tracker import check_reachable, check_store
 
 IGNORED_PARAM_PREFIXES = ("tracking.", "cache.", "hydra", "data_dir", "dataset.data_dir", "retriever.cache_")
@@ -61,6 +61,10 @@ class RunRecord:
         """The option of config group ``group`` this run used (``"bm25"``), ``default`` if not logged."""
         value = self.params.get(group)
         return default if value in (None, "None", "null") else value
+
+    def pipeline(self) -> str:
+        """The run's pipeline as a person names it (``chunker=auto + router=rules + versions=decay``)."""
+        return describe({g: self.choice(g, "") for g in GROUPS})
 
     def setting(self, key: str, default: Any = None) -> Any:
         """The resolved config value at dotted ``key`` as a Python value (``default`` if absent or null)."""
