@@ -134,7 +134,11 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
                 parts.append(f"<div class='hit miss'><b>{esc(d)}</b> <span class='t'>gold document not in the top {row['k']}</span><br>{snippet(d)}</div>")
             for s in row.get("spans", []):
                 if not s["in_context"]:
-                    why = "split across chunks" if s["split"] else "outside the context budget"
+                    rank = s.get("chunk_rank", 0)  # runs logged before #21 carry no chunk rank
+                    why = ("split across chunks" if s["split"] else "outside the context budget" if rank == 0
+                           else "in no retrieved chunk" if rank is None
+                           else f"in the chunk at rank {rank}, outside the top {row['k']} chunks" if rank > row["k"]
+                           else f"in the chunk at rank {rank}, beyond the context budget")
                     parts.append(f"<div class='hit miss'><b>{esc(s['doc_id'])} [{s['start']}:{s['end']}]</b> <span class='t'>gold span "
                                  f"{why}</span><br>{snippet(s['doc_id'], s['start'], s['end'])}</div>")
             if not trace and not missing and not any(not s["in_context"] for s in row.get("spans", [])):
