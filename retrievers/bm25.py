@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import ClassVar, Sequence
 
 import numpy as np
+
 from retrievers.progress import Progress, progress
 
 import json

@@ -6,6 +6,7 @@ import csv
 import io
 import sys
 from typing import Mapping, Sequence
+
 from retrievers.safe_write import write_text
 
 BINARY_PREFIXES = ("evidence_coverage_at_", "train_evidence_coverage_at_")

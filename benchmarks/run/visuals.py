@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
 from benchmarks.diagnosis.page import html_report, summary_text
 from benchmarks.diagnosis.run_audit import run_audit, run_signals
 from benchmarks.diagnosis.signals import Corpus, not_computed
