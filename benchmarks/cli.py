@@ -58,6 +58,8 @@ def quiet_third_party(verbose: bool) -> None:
     import logging
 
     if verbose or os.environ.get("RBENCH_VERBOSE", "").lower() in ("1", "true", "yes"):
+        for name in ("retrievers", "benchmarks", "chunkers"):  # the project's own debug lines (cache hits, ...)
+            logging.getLogger(name).setLevel(logging.DEBUG)
         return
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" bars
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -123,7 +123,7 @@ class DenseRetriever:
             hit = self.cache.get("embeddings", self._emb_key)
             if hit is not None:
                 self._emb = np.load(hit / "embeddings.npy", mmap_mode="r")
-                log.info("dense: %d chunk embeddings from cache %s", len(self._ids), hit)
+                log.debug("dense: %d chunk embeddings from cache %s", len(self._ids), hit)  # a warm run prints nothing (RBENCH_VERBOSE shows it)
             else:
                 self._emb = self._encode_corpus(chunks, identity)
         # what dependent entries (indexes, runs) key on: the embeddings' own checksum, so none outlives them

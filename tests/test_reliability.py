@@ -669,3 +669,18 @@ def test_a_presets_own_sweep_gives_the_progress_its_total(monkeypatch):
     assert os.environ["RBENCH_SWEEP_TOTAL"] == "8"
     assert cli.precheck(["-m", "experiment=handbook", "retriever=bm25"]) is None  # the command line wins, as in Hydra
     assert os.environ["RBENCH_SWEEP_TOTAL"] == "4"
+
+
+def test_a_warm_dense_run_prints_no_info_lines(tmp_path):
+    """#24: the cache hit of a warm dense run is a debug line, shown with RBENCH_VERBOSE=1 only."""
+    common = [RBENCH, "retriever=dense_static", f"tracking.uri=sqlite:///{tmp_path}/a.db",
+              f"tracking.artifact_root={tmp_path}/art", f"cache.dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/h",
+              "dataset.limit=3", "rerun=true"]
+    env = {k: v for k, v in os.environ.items() if k != "RBENCH_VERBOSE"}
+    first = subprocess.run(common, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr
+    warm = subprocess.run(common, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
+    assert warm.returncode == 0 and "[INFO]" not in warm.stderr + warm.stdout, warm.stderr
+    loud = subprocess.run(common, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**env, "RBENCH_VERBOSE": "1"})
+    assert "chunk embeddings from cache" in loud.stderr + loud.stdout
