@@ -256,7 +256,7 @@ def test_openllmetry_vector_db_span(tmp_path):
 def test_a_file_with_no_retriever_span_says_what_it_saw_and_what_it_expected(tmp_path):
     spans = [s for s in phoenix_rest_spans() if s["span_kind"] != "RETRIEVER"]
     with pytest.raises(DataError, match=r"no traces: 2 records \(phoenix 2\): 2 spans, 0 retriever spans; skipped by kind: "
-                                        r"CHAIN 1, LLM 1; expected .*LangSmith runs"):
+                                        r"CHAIN 1, LLM 1; attribute keys seen: .*input\.value.*; expected .*LangSmith runs"):
         read_traces(write(tmp_path / "llm-only.jsonl", spans))
     with pytest.raises(DataError, match=r"x\.jsonl:1: neither a trace .*fields: colour, size; expected a trace record"):
         read_traces(write(tmp_path / "x.jsonl", [{"colour": "red", "size": 3}]))

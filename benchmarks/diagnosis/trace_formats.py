@@ -128,8 +128,7 @@ class ReadReport:
     retriever_spans: int = 0
     skipped: Counter = field(default_factory=Counter)  # kind -> spans that are not retriever spans
     formats: Counter = field(default_factory=Counter)
-    keys: Counter = field(default_factory=Counter)  # top-level keys of records no format recognised
-    unrecognised: int = 0
+    keys: Counter = field(default_factory=Counter)  # attribute keys (first two parts) of the spans read
 
     def line(self) -> str:
         skipped = ", ".join(f"{k or 'no kind'} {n}" for k, n in self.skipped.most_common())
@@ -137,15 +136,10 @@ class ReadReport:
         if not self.spans:
             return f"{self.records} record{'s' if self.records != 1 else ''} ({fmts or 'none'})"
         return (f"{self.records} record{'s' if self.records != 1 else ''} ({fmts}): {self.spans} spans, {self.retriever_spans} retriever spans"
-                + (f"; skipped by kind: {skipped}" if skipped else "")
-                + (f"; {self.unrecognised} records of no known format (keys: {_keys(self.keys)})" if self.unrecognised else ""))
+                + (f"; skipped by kind: {skipped}" if skipped else ""))
 
 
 # ------------------------------------------------------------------------------------------ values
-def _keys(counter: Counter) -> str:
-    return ", ".join(k for k, _ in counter.most_common(12))
-
-
 def _json_object(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value

@@ -212,10 +212,12 @@ def read_traces(path: str | Path) -> tuple[list[Trace], ReadReport]:
         for s in found:
             report.spans += 1
             report.formats[s.source] += 1
+            report.keys.update({".".join(k.split(".")[:2]) for k in s.attrs})
         spans += found
     traces += traces_from_spans(spans, path, report)
     if not traces:
-        raise DataError(f"no traces: {report.line()}; expected {EXPECTED}", path=path)
+        seen = f"; attribute keys seen: {', '.join(k for k, _ in report.keys.most_common(12))}" if report.keys else ""
+        raise DataError(f"no traces: {report.line()}{seen}; expected {EXPECTED}", path=path)
     seen: dict[str, int | str] = {}
     for t in traces:
         if t.id in seen:
