@@ -54,7 +54,6 @@ from benchmarks.tracking.store import ReportError, load_runs, matches, parse_fil
 from benchmarks.tracking.tracker import check_reachable, check_store
 
 def _download(client: Any, run_id: str, name: str, folder: str) -> Path | None:
-
     try:
         return Path(download_artifact(client, run_id, name, folder))
     except Exception:
@@ -178,7 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def traces_main(args: argparse.Namespace) -> int:
-
     threshold = RECALL_THRESHOLD if args.recall_threshold is None else args.recall_threshold
     if not 0 < threshold <= 1:
         print(f"rbench-audit: error: --recall-threshold must be in (0, 1], got {threshold}", file=sys.stderr)

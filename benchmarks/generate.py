@@ -105,7 +105,6 @@ def candidates(corpus: Sequence[Document], label: str, rng: random.Random) -> li
 
 
 def prompt_for(label: str, docs: tuple[Document, ...], rng: random.Random) -> str:
-
     ids = docs[0].id
     term = ""
     if label == "exact_term":

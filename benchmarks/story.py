@@ -29,7 +29,6 @@ def _overrides_from_command_line() -> list[str]:
 
 
 def per_label(result: RunResult) -> dict[str, dict[str, float]]:
-
     ds, ev = result.dataset, result.evaluation
     rows = {r["query_id"]: r for r in result.audit_rows}
     sets = stale_sets(ds.queries, ds.qrels, ds.corpus)

@@ -37,7 +37,6 @@ def out_of_space(err: BaseException | None) -> bool:
 
 
 def no_space_message(path: object, what: str = "") -> str:
-
     where = f"{what} " if what else ""
     return (f"no space left on the device writing {where}{redact_text(str(path))}; what was stored before is unchanged "
             f"-- free some space and run the same command again")

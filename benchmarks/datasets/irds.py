@@ -50,7 +50,6 @@ class IrdsLoader:
         self.id, self.name, self.split, self.strict, self.limit = str(id), name, split, bool(strict), limit
 
     def _open(self) -> Any:
-
         need("dataset=irds", "ir_datasets")
         import ir_datasets
 

@@ -141,7 +141,6 @@ class HotpotQALoader:
         return ds
 
     def _from_hub(self) -> Dataset:
-
         # HotpotQA's test split has no answers or supporting facts: "test" means the labelled dev set.
         hf_split = "validation" if self.split == "test" else self.split
         if not go_offline_if_unreachable():

@@ -178,7 +178,6 @@ def write_outputs(out: Path, text: str, fields: Sequence[str], table: Sequence[M
 
 
 def _csv(fields: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(fields))
     w.writeheader()
@@ -187,6 +186,5 @@ def _csv(fields: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def write_signals(out: Path, signals: Mapping[str, Sequence[Mapping[str, str]]]) -> None:
-
     write_text(out.with_suffix(".signals.csv"), _csv(["query_id", "signal", "evidence"], as_rows(signals)),
                what="the audit")

@@ -227,7 +227,6 @@ def read_traces(path: str | Path) -> tuple[list[Trace], ReadReport]:
 
 
 def read_corpus_dir(path: str | Path) -> list[Document]:
-
     root = Path(path)
     if not root.is_dir():
         raise DataError("--corpus: not a folder", path=root)

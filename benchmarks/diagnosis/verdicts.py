@@ -70,7 +70,6 @@ def stale_evidence(ranking: Sequence[str], gold: set[str], corpus_meta: Mapping[
 
 
 def ndcg_at(ranking: Sequence[str], gold: set[str], k: int) -> float:
-
     dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(ranking[:k]) if d in gold)
     ideal = sum(1 / math.log2(i + 2) for i in range(min(k, len(gold))))
     return dcg / ideal if ideal else 0.0
