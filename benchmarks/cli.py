@@ -98,6 +98,39 @@ class RedactRunFolder(Callback):
             raise
 
 
+class SweepSummary(Callback):
+    """Hydra callback (``hydra.callbacks.summary``): when a sweep ends, one closing table of its points — each
+    point's nDCG@10 and Recall@100, best first — read back from the store, instead of leaving the reader to
+    scroll through a table per point."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:  # noqa: ARG002 - Hydra's callback signature
+        import time
+
+        start = float(os.environ.get("RBENCH_SWEEP_START") or 0)
+        try:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(tracking_uri=str(config.tracking.uri))
+            exp = client.get_experiment_by_name(str(config.tracking.experiment))
+            runs = client.search_runs([exp.experiment_id], filter_string=f"attributes.start_time >= {int(start * 1000)}",
+                                      max_results=5000) if exp is not None and start else []
+        except Exception:  # noqa: BLE001 - the summary is a courtesy; the points' own output stands
+            return
+        done = [r for r in runs if r.info.status == "FINISHED"]
+        if not runs:
+            return
+        done.sort(key=lambda r: -r.data.metrics.get("ndcg_at_10", float("-inf")))
+        lines = [f"\nrbench: sweep done in {fmt_seconds(time.time() - start)}: {len(done)} of {len(runs)} points FINISHED"
+                 + (f" ({len(runs) - len(done)} FAILED or KILLED)" if len(done) < len(runs) else "")
+                 + "; nDCG@10 and Recall@100 per point, best first:",
+                 f"  {'nDCG@10':>8} {'R@100':>7}  run"]
+        for i, r in enumerate(done):
+            m = r.data.metrics
+            lines.append(f"  {m.get('ndcg_at_10', float('nan')):>8.4f} {m.get('recall_at_100', float('nan')):>7.4f}  "
+                         f"{r.info.run_name} ({r.info.run_id[:8]})" + ("  <- best" if i == 0 and len(done) > 1 else ""))
+        print("\n".join(lines), flush=True)
+
+
 def _fail(prog: str, message: str, code: int = 2) -> None:
     print(f"{prog}: error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -314,7 +347,7 @@ def precheck(argv: list[str]) -> str | None:
         import time
 
         os.environ["RBENCH_SWEEP_TOTAL"] = str(total) if swept else os.environ.get("RBENCH_SWEEP_TOTAL", "")
-        os.environ.setdefault("RBENCH_SWEEP_START", str(time.time()))
+        os.environ["RBENCH_SWEEP_START"] = str(time.time())  # this sweep's own start (the closing table reads runs since)
     return None
 
 

@@ -135,3 +135,17 @@ def test_cluster_launcher_configs_compose(tmp_path):
     out = subprocess.run([RBENCH, "hydra/launcher=local_parallel", "--cfg", "hydra"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=120)
     assert "JoblibLauncher" in out.stdout and "n_jobs: 2" in out.stdout
+
+
+def test_a_sweep_ends_with_one_table_of_its_points_best_first(tmp_path):
+    """#24: a closing table (each point's nDCG@10 and Recall@100, best first) instead of only a table per point."""
+    out = subprocess.run([str(Path(sys.executable).parent / "rbench"), "-m", "experiment=handbook", "retriever=bm25",
+                          f"tracking.uri=sqlite:///{tmp_path}/m.db", f"tracking.artifact_root={tmp_path}/art",
+                          f"cache.dir={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/sweep"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    tail = out.stdout.split("rbench: sweep done in", 1)[1]
+    assert "4 of 4 points FINISHED" in tail
+    scores = [float(line.split()[0]) for line in tail.splitlines()[2:] if line.strip()]
+    assert len(scores) == 4 and scores == sorted(scores, reverse=True)
+    assert tail.splitlines()[2].endswith("<- best")
