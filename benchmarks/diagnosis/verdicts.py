@@ -358,7 +358,8 @@ def suggest_fix(verdict: str, trace: Trace, missed: Sequence[str], gold: Mapping
     d = docs[0]
     passage_level = verdict in ("chunk_boundary", "wrong_passage")  # the document was retrieved, the evidence whole was not
     here = None if passage_level else next((i + 1 for i, c in enumerate(trace.contexts) if view.doc_of(c, matcher) == d), None)
-    ran = [n for n in ("bm25", "dense", "versions=filter") if n in getattr(view, "companions", {n: None})]
+    companions = getattr(view, "companions", None)  # the runs --companions kept (all, where a view does not say)
+    ran = [n for n in ("bm25", "dense", "versions=filter") if companions is None or n in companions]
     ranks = {n: view.rank(n, trace.id, d) for n in ran}
     shown = ", ".join(f"{n} #{r}" if r else f"{n} not in the top 100" for n, r in ranks.items()) or "no companion runs"
     whole = all(view.whole_in_section_chunk(p, dd, matcher) for p in missed for dd in gold.get(p, [])[:1])
