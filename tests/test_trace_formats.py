@@ -179,6 +179,14 @@ def test_phoenix_spans_dataframe_as_parquet(tmp_path):
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match=r"broken\.parquet: not a readable parquet file"):
         read_traces(tmp_path / "broken.parquet")
+    from benchmarks.datasets import limits
+
+    limits.configure({"json_file_mb": 0.001})  # a parquet file is read whole: bounded like a .json file
+    try:
+        with pytest.raises(DataError, match=r"spans\.parquet: a \.parquet file larger than .*limits\.json_file_mb"):
+            read_traces(tmp_path / "spans.parquet")
+    finally:
+        limits.configure(None)
 
 
 # ------------------------------------------------------------------------------------------ LangSmith

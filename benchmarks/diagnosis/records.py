@@ -28,6 +28,19 @@ class Trace:
     source: str = "trace record"  # which format it came from (trace record, otlp, phoenix, langsmith, ...)
 
 
+def reference_pieces(value: Any) -> list[str] | None:
+    """A reference as evidence pieces, one reading for trace records, span attributes and ``--references``
+    files: [] when absent or blank, ``[text]`` for a string, the list for a list of non-blank strings, None
+    for anything else (the caller says what is wrong)."""
+    if value is None or isinstance(value, str) and not value.strip():
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(x, str) and x.strip() for x in value):
+        return list(value)
+    return None
+
+
 def audit_rows(queries: Sequence[Query], qrels: Mapping[str, Mapping[str, int]], run: Run, chunk_run: Run | None,
                chunks: Sequence[Chunk], records: Mapping[str, Mapping[str, Any]] | None, *, k: int = 10,
                budget: int | None = 512, context: Any = None) -> list[dict[str, Any]]:

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from benchmarks.datasets.limits import current as current_limits, size
+from benchmarks.diagnosis.records import reference_pieces
 from benchmarks.errors import DataError
 
 RETRIEVER = "RETRIEVER"
@@ -113,7 +115,7 @@ class Span:
     def reference(self) -> list[str]:
         for key in REFERENCE_KEYS:
             value = self.attrs.get(key)
-            pieces = _pieces(value)
+            pieces = reference_pieces(value)
             if pieces:
                 return pieces
         return []
@@ -156,14 +158,6 @@ def _metadata(doc: Mapping[str, Any]) -> dict[str, Any]:
     meta = _json_object(doc.get("metadata"))
     meta.update({k.split(".", 1)[1]: v for k, v in doc.items() if k.startswith("metadata.")})
     return meta
-
-
-def _pieces(value: Any) -> list[str]:
-    if isinstance(value, str) and value.strip():
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(x, str) and x.strip() for x in value):
-        return list(value)
-    return []
 
 
 def any_value(value: Any) -> Any:
@@ -252,17 +246,9 @@ def _otlp_span(span: Mapping[str, Any], where: int | str, source: str = "otlp") 
 def _phoenix_span(obj: Mapping[str, Any], where: int | str) -> Span:
     """A Phoenix REST span (``context``, ``span_kind``, ``attributes`` dict) or a spans-dataframe row
     (``context.span_id``, ``attributes.input.value``, ...), or a bare OpenInference attribute object."""
-    flat = flatten(obj)
-    attrs: dict[str, Any] = {}
+    flat = flatten(obj)  # also parses retrieval.documents and metadata held as JSON strings (a dataframe cell)
     if isinstance(obj.get("attributes"), dict) or any(k.startswith("attributes.") for k in flat):
-        for k, v in flat.items():
-            if k.startswith("attributes."):
-                attrs[k[len("attributes."):]] = v
-        attrs = flatten({k: v for k, v in attrs.items()}) if attrs else {}
-        # a dataframe cell holding retrieval.documents as a list of {"document.content": ...} flattens as above;
-        # as a JSON string it is parsed here
-        for k in [k for k in attrs if k.endswith("retrieval.documents") and isinstance(attrs[k], str)]:
-            attrs.update(flatten(attrs.pop(k), k))
+        attrs = {k[len("attributes."):]: v for k, v in flat.items() if k.startswith("attributes.")}
         source = "phoenix"
     else:
         attrs, source = flat, "openinference"
@@ -420,6 +406,10 @@ def read_parquet(path: Path) -> Iterable[tuple[int | str, dict[str, Any]]]:
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError("reading .parquet traces needs pyarrow (pip install pyarrow)", path=path) from None
+    lim = current_limits()
+    if path.stat().st_size > lim.json_file_bytes:  # read whole, like a .json file: bounded by the same limit
+        raise DataError(f"a .parquet file larger than {size(lim.json_file_bytes)} (limits.json_file_mb; write the spans "
+                        "as JSON lines to read them a line at a time)", path=path)
     try:
         table = pq.read_table(path)
     except Exception as err:  # noqa: BLE001 - a damaged or foreign file

@@ -14,8 +14,9 @@ retriever span becomes a trace with its trace's answer and reference; other span
 For each trace with a reference the audit decides whether the reference reached the context: a piece is
 *reached* when its normalised text (case, punctuation and whitespace folded) is contained in one context,
 or when the contexts together hold at least ``recall_threshold`` (default 0.8) of its content words
-(stemmed, stopwords removed) and every number it contains (``EUR 150`` does not reach a ``EUR 180`` reference). A miss gets one cause, in the run audit's vocabulary and order:
-``stale_version``, ``chunk_boundary``, ``multi_hop``, ``exact_term``, ``other``. With ``--corpus`` the
+(stemmed, stopwords removed) and every number it contains (``EUR 150`` does not reach a ``EUR 180`` reference). A miss gets one cause from the verdict ladder runs use
+(:mod:`benchmarks.diagnosis.verdicts`): ``stale_version``, ``chunk_boundary``, ``multi_hop``, ``exact_term``,
+``wrong_passage``, ``other``. With ``--corpus`` the
 corpus is read (a documents folder, as ``dataset=files``, or a BEIR folder), the reference is located in
 it, and BM25, dense and version-aware (``versions=filter``) companions are run over it with
 ``chunker=sections`` to say where the evidence was and which fix would have found it.
@@ -28,23 +29,19 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from chunkers.types import Chunk, Document
-from benchmarks.datasets.base import read_json_records
-from benchmarks.datasets.files import locate
+from benchmarks.datasets.base import data_file, read_json_records
+from benchmarks.datasets.beir import read_corpus
+from benchmarks.datasets.files import locate, read_documents
 from benchmarks.diagnosis.companions import CorpusView, corpus_view
 from benchmarks.diagnosis.matching import RECALL_THRESHOLD, Matcher, normalise
-from benchmarks.diagnosis.records import Trace
+from benchmarks.diagnosis.records import Trace, reference_pieces
 from benchmarks.diagnosis.signals import Corpus, not_computed, query_signals
+from benchmarks.diagnosis.trace_formats import (ANSWER_KEYS, EXPECTED, QUERY_KEYS, ReadReport, Span, expand, query_of,
+                                                read_parquet, spans_of, text_or_none)
 from benchmarks.diagnosis.verdicts import suggest_fix, trace_cause, where_evidence
-from benchmarks.diagnosis.trace_formats import (ANSWER_KEYS, EXPECTED, QUERY_KEYS, ReadReport, Span, expand, query_of, text_or_none,
-                                                read_parquet, spans_of)
 from benchmarks.errors import DataError
-from benchmarks.datasets.base import data_file
-from benchmarks.datasets.beir import read_corpus
-from benchmarks.datasets.files import read_documents
 
 FAILED_WHAT = "its reference is not in the retrieved context"
-
-
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -69,14 +66,8 @@ def _record(obj: Mapping[str, Any], where: int | str, path: Path) -> Trace:
         out.append({"id": str(ctx["id"]), "text": ctx["text"], "doc_id": str(ctx["doc_id"]) if ctx.get("doc_id") else None,
                     "score": score, "rank": ctx.get("rank", i + 1), "metadata": ctx.get("metadata") or {}})
     out.sort(key=lambda c: (c["rank"] if isinstance(c["rank"], (int, float)) else 1e9))
-    ref = obj.get("reference")
-    if ref is None or ref == "":
-        pieces: list[str] = []
-    elif isinstance(ref, str):
-        pieces = [ref]
-    elif isinstance(ref, list) and all(isinstance(x, str) and x.strip() for x in ref):
-        pieces = list(ref)
-    else:
+    pieces = reference_pieces(obj.get("reference"))
+    if pieces is None:
         raise DataError("field 'reference' must be a string or a list of non-empty strings", path=path, line=where)
     tid = str(obj.get("_id") or obj.get("id") or (f"line-{where}" if isinstance(where, int) else str(where).replace(" ", "-")))
     return Trace(where, tid, query.strip(), out, pieces, obj.get("answer"), obj.get("feedback"))
@@ -231,9 +222,7 @@ def read_corpus_dir(path: str | Path) -> list[Document]:
     if not root.is_dir():
         raise DataError("--corpus: not a folder", path=root)
     if data_file(root / "corpus.jsonl").is_file():
-
         return read_corpus(root / "corpus.jsonl")
-
     return read_documents(root)
 
 
@@ -326,12 +315,8 @@ def read_references(path: str | Path) -> list[dict[str, Any]]:
         records = list(read_json_records(path))
     out = []
     for where, obj in records:
-        ref = obj.get("reference", obj.get("expected_output"))
-        if isinstance(ref, str) and ref.strip():
-            pieces = [ref]
-        elif isinstance(ref, list) and ref and all(isinstance(x, str) and x.strip() for x in ref):
-            pieces = list(ref)
-        else:
+        pieces = reference_pieces(obj.get("reference", obj.get("expected_output")))
+        if not pieces:
             raise DataError("field 'reference' must be a non-empty string or a list of non-empty strings",
                             path=path, line=where)
         keys = {k: str(obj[k]).strip() for k in ("span_id", "trace_id", "query") if obj.get(k) not in (None, "")}
