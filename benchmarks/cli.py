@@ -50,7 +50,18 @@ CONF_DIR = str(_CONF)
 #: loggers of libraries whose INFO lines ("Creating initial MLflow database tables", "Loading SentenceTransformer
 #: model", "Use pytorch device") are noise in a run's output; shown with hydra.verbose=true or RBENCH_VERBOSE=1
 THIRD_PARTY = ("mlflow", "alembic", "sentence_transformers", "transformers", "huggingface_hub", "datasets", "faiss",
-               "numba", "urllib3", "filelock", "bm25s", "httpx", "git")
+               "numba", "urllib3", "filelock", "bm25s", "httpx", "git", "model2vec")
+
+#: loggers whose INFO lines a run prints; any other library's INFO/DEBUG lines are dropped at the handlers too
+#: (a library not named above, or one that renames its logger between versions: model2vec 0.7's ``hf_utils``)
+OWN_LOGGERS = ("benchmarks", "retrievers", "chunkers", "rbench", "__main__", "hydra")
+
+
+class _OwnInfoOnly:
+    """A handler filter: warnings from anyone, INFO and below only from the project's own loggers."""
+
+    def filter(self, record) -> bool:  # noqa: ANN001 - logging.LogRecord
+        return record.levelno >= 30 or record.name.split(".")[0] in OWN_LOGGERS
 
 
 def quiet_third_party(verbose: bool) -> None:
@@ -66,6 +77,9 @@ def quiet_third_party(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     for name in THIRD_PARTY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:  # Hydra's console and job-log handlers
+        if not any(isinstance(f, _OwnInfoOnly) for f in handler.filters):
+            handler.addFilter(_OwnInfoOnly())
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # a damaged PDF is reported once, by the files reader
 
 

@@ -684,3 +684,32 @@ def test_a_warm_dense_run_prints_no_info_lines(tmp_path):
     loud = subprocess.run(common, capture_output=True, text=True, cwd=tmp_path, timeout=300,
                           env={**env, "RBENCH_VERBOSE": "1"})
     assert "chunk embeddings from cache" in loud.stderr + loud.stdout
+
+
+def test_info_lines_of_a_library_not_named_are_dropped_too():
+    """CI's lowest set: model2vec 0.7 logs "No cached model found" at INFO from a logger the quiet list did not name.
+    Any library's INFO line is dropped at the handlers; the project's own INFO and everyone's warnings pass."""
+    import io
+    import logging
+
+    import benchmarks.cli as cli
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        cli.quiet_third_party(False)
+        cli.quiet_third_party(False)  # twice: one filter, not two
+        assert sum(isinstance(f, cli._OwnInfoOnly) for f in handler.filters) == 1
+        logging.getLogger("some_unnamed_library.hf_utils").info("no cached model found")
+        logging.getLogger("benchmarks.run.runner").info("own line")
+        logging.getLogger("some_unnamed_library").warning("a real warning")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    printed = stream.getvalue()
+    assert "no cached model found" not in printed
+    assert "own line" in printed and "a real warning" in printed
