@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks.errors import RbenchError
 from benchmarks.paths import CONF_DIR as _CONF, DATA_DIR
 from benchmarks.run.validate import problems
+from benchmarks.tracking import layout
 from retrievers.extras import message
 from retrievers.progress import fmt_seconds
 from retrievers import redact
@@ -133,14 +134,17 @@ class SweepSummary(Callback):
         done = [r for r in runs if r.info.status == "FINISHED"]
         if not runs:
             return
-        done.sort(key=lambda r: -r.data.metrics.get("ndcg_at_10", float("-inf")))
+        ks = [int(k) for k in config.metrics.k]
+        first, second = layout.headline(ks, config.metrics.get("headline_k"))[:2]
+        shown = [layout.label(first), layout.label(second)]
+        done.sort(key=lambda r: -layout.contract_metrics(r.data.metrics).get(first, float("-inf")))
         lines = [f"\nrbench: sweep done in {fmt_seconds(time.time() - start)}: {len(done)} of {len(runs)} points FINISHED"
                  + (f" ({len(runs) - len(done)} FAILED or KILLED)" if len(done) < len(runs) else "")
-                 + "; nDCG@10 and Recall@100 per point, best first:",
-                 f"  {'nDCG@10':>8} {'R@100':>7}  run"]
+                 + f"; {shown[0]} and {shown[1]} per point, best first:",
+                 f"  {shown[0]:>9} {shown[1]:>10}  run"]
         for i, r in enumerate(done):
-            m = r.data.metrics
-            lines.append(f"  {m.get('ndcg_at_10', float('nan')):>8.4f} {m.get('recall_at_100', float('nan')):>7.4f}  "
+            m = layout.contract_metrics(r.data.metrics)
+            lines.append(f"  {m.get(first, float('nan')):>9.4f} {m.get(second, float('nan')):>10.4f}  "
                          f"{r.info.run_name} ({r.info.run_id[:8]})" + ("  <- best" if i == 0 and len(done) > 1 else ""))
         print("\n".join(lines), flush=True)
 

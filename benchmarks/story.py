@@ -71,7 +71,7 @@ def run_story(cfg: Any) -> float:
     extra = _overrides_from_command_line()
     results = {}
     for name in ("baseline", "repaired"):
-        overrides = [*cfg.story[name], *extra, f"tracking.experiment={cfg.tracking.experiment}", f"tracking.run_name={name}",
+        overrides = [*cfg.story[name], *extra, f"tracking.experiment={cfg.tracking.experiment}", f"tracking.run_name='{name} · {{pipeline}} · {{dataset}}'",
                      "rerun=true"]
         print(f"\n=== story: {name}: {' '.join(str(o) for o in cfg.story[name])}", flush=True)
         full = compose(config_name="config", overrides=overrides, return_hydra_config=True)

@@ -84,9 +84,9 @@ def test_decomposers_run_from_config_and_multihop_report(hop_data, tmp_path, cap
     runs = client.search_runs([client.get_experiment_by_name("mh").experiment_id])
     by_dec = {r.data.params["decomposer"]: r for r in runs}
     assert set(by_dec) == {"none", "iterative_links", "gold"}
-    assert by_dec["gold"].data.metrics["retrieval_calls_mean"] == pytest.approx(2.0)  # q1: 1 + 2 steps; q2: 1
-    assert by_dec["gold"].data.metrics["decomposed_queries"] == 1
-    assert by_dec["none"].data.metrics["retrieval_calls_mean"] == 1  # the plain retriever, unwrapped
+    assert by_dec["gold"].data.metrics["cost/retrieval_calls_mean"] == pytest.approx(2.0)  # q1: 1 + 2 steps; q2: 1
+    assert by_dec["gold"].data.metrics["cost/decomposed_queries"] == 1
+    assert by_dec["none"].data.metrics["cost/retrieval_calls_mean"] == 1  # the plain retriever, unwrapped
     path = download_artifact(client, by_dec["gold"].info.run_id, "decomposition.jsonl", str(tmp_path / "dl"))
     rows = {r["query_id"]: r for r in map(json.loads, open(path))}
     assert rows["q1"]["subqueries"][0] == "actress who portrayed Corliss Archer in Kiss and Tell"

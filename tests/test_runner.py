@@ -1,6 +1,7 @@
 """End to end: a run logs the contract's metrics, params, tags and artifacts; a failed run is FAILED."""
 
 import csv
+import json
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from benchmarks.evaluation.trec import read_run
 from conftest import TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
 from test_config import RBENCH, compose_cfg
 from benchmarks.tracking.store import download_artifact
+from benchmarks.tracking.layout import contract_metrics
 
 
 @pytest.fixture
@@ -34,13 +36,15 @@ def test_enterprise_run_logs_contract(store, tmp_path):
     client, runs = runs_of(uri, "t")
     (run,) = runs
     assert run.info.status == "FINISHED"
-    m = run.data.metrics
+    m = contract_metrics(run.data.metrics)
     for name in metric_names([1, 10, 100]) + metric_names([1, 10, 100], prefix="train_"):
         assert name in m, name
     assert m["ndcg_at_10"] == pytest.approx(ndcg)
     assert run.data.params["retriever.k1"] == "0.9" and run.data.params["dataset.seed"] == "0"
-    for tag in ("dataset_fingerprint", "config_fingerprint", "git_commit", "version.ranx", "version.bm25s"):
+    for tag in ("dataset_fingerprint", "config_fingerprint", "git_commit"):
         assert run.data.tags.get(tag), tag
+    versions = json.loads(run.data.tags["versions"])
+    assert versions["ranx"] and versions["bm25s"] and not any(t.startswith("version.") for t in run.data.tags)
     local = Path(download_artifact(client, run.info.run_id, "", str(tmp_path / "dl")))
     assert {"run.trec", "qrels.trec", "per_query.csv", "config.yaml", "summary.json", "run_train.trec"} <= {
         p.name for p in local.iterdir()}
@@ -74,7 +78,7 @@ def test_beir_folder_with_spaces_via_path(store, tmp_path):
     client, (run,) = runs_of(uri, "tiny")
     local = Path(download_artifact(client, run.info.run_id, "run.trec", str(tmp_path / "dl")))
     assert "doc with spaces" in read_run(local)["q2"]
-    assert run.data.metrics["queries_scored"] == 2
+    assert run.data.metrics["stats/queries_scored"] == 2
     # named after what ran and on what (the folder, not the default dataset.name); the dataset is an input;
     # the experiment opens on runs in MLflow 3's UI
     assert run.info.run_name == "bm25 · any-beir" and run.data.tags["dataset"] == "any-beir"
@@ -94,6 +98,9 @@ def test_run_names():
     assert run_name(None, {**base, "router": "rules", "versions": "decay"}, "e") == "router:rules + decay · e"
     assert run_name("{retriever}@{dataset}", base, "cisi") == "hybrid@cisi"
     assert run_name("baseline", base, "x") == "baseline"
+    assert run_name("baseline · {pipeline} · {dataset}", {**base, "chunker": "auto"}, "x") == "baseline · hybrid + chunks:auto · x"
+    # a sweep point's own settings lead: sibling runs differ at the start of their names, not after a cut
+    assert run_name(None, base, "e", varied=["retriever.weights=[0.6,0.4]"]) == "retriever.weights=[0.6,0.4] · hybrid · e"
 
 
 def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):
@@ -157,8 +164,8 @@ def test_run_name_templates_read_config_values_and_sweep_points_differ():
     assert run_name("{retriever} k1={retriever.k1} · {dataset}", base, "scifact",
                     values={"retriever.k1": 1.2}) == "bm25 k1=1.2 · scifact"
     assert run_name("{nope}", base, "x") == "{nope}"  # an unknown key is left as written
-    assert run_name(None, base, "scifact", varied=["retriever.k1=0.9"]) == "bm25 · scifact · retriever.k1=0.9"
-    assert run_name(None, base, "s", varied=[f"a{i}=1" for i in range(6)]).endswith("a3=1 …")
+    assert run_name(None, base, "scifact", varied=["retriever.k1=0.9"]) == "retriever.k1=0.9 · bm25 · scifact"
+    assert run_name(None, base, "s", varied=[f"a{i}=1" for i in range(6)]).startswith("a0=1, a1=1, a2=1, a3=1 … · bm25")
 
 
 def test_every_dataset_option_builds_a_loader():

@@ -28,10 +28,11 @@ from benchmarks.evaluation.evidence import chunk_stats, evidence_metrics
 from benchmarks.evaluation.metrics import stale_hit_rate, stale_sets
 from benchmarks.evaluation.trec import write_qrels, write_run
 from benchmarks.run.visuals import audit_page, metric_plots
+from benchmarks.tracking import layout
 from benchmarks.tracking.tracker import Tracker, flatten
 from benchmarks.run.validate import validate
 from retrievers.pipeline import build_pipeline
-from benchmarks.tracking.groups import GROUPS
+from benchmarks.tracking.groups import GROUPS, describe
 from benchmarks.tracking.tracker import run_name, varied_settings
 from benchmarks.evaluation.evidence import BudgetContext
 from retrievers.safe_write import writing
@@ -281,21 +282,25 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
         tracker.reap_dead(cfg_fp)
         done = None if cfg.get("rerun", False) else tracker.finished_run(cfg_fp)
         if done is not None:  # resumable sweeps: this point already has a FINISHED run
-            stored = dict(done.data.metrics)
+            stored = layout.contract_metrics(done.data.metrics)
             print("\n".join([f"rbench: skipped — experiment '{cfg.tracking.experiment}' already has FINISHED run "
                               f"{done.info.run_id} for this point (config fingerprint {cfg_fp[:12]}); rerun=true runs it "
                               f"again. Its stored results:",
                               f"{dataset.name} [{dataset.split}]: {int(stored.get('queries_scored', 0))} queries scored",
                               *metric_table(stored, ks)]), flush=True)
-            return RunResult(done.info.run_id, dict(done.data.metrics), skipped=True)
+            return RunResult(done.info.run_id, stored, skipped=True)
     choices = choices if choices is not None else group_choices(cfg)
 
+    varied = varied_settings(GROUPS)
+    heads = layout.headline(ks, cfg.metrics.get("headline_k"))
+    params = {**flatten(resolved), **choices}
     tracker.run_name = run_name(cfg.tracking.get("run_name"), choices, dataset_name, values=flatten(resolved),
-                                varied=varied_settings(GROUPS))
+                                varied=varied)
     with tracker:
         tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
-                       **{f"version.{k}": v for k, v in provenance.package_versions().items()}, **identity})
-        tracker.log_params({**flatten(resolved), **choices})
+                       "versions": json.dumps(provenance.package_versions(), sort_keys=True),
+                       "components": layout.components(params), **identity})
+        tracker.log_params(layout.ordered_params(params))
         if load_error is None:
             tracker.log_dataset(f"{dataset.name} [{dataset.split}]", ds_fp, dataset.source or dataset.name,
                                 num_documents=len(dataset.corpus), num_queries=len(dataset.queries))
@@ -331,7 +336,12 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,
                  "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")
             try:
-                tracker.log_metrics(metrics)
+                tracker.log_metrics(layout.logged_metrics(metrics, heads))
+                tracker.set_tags({"mlflow.note.content": layout.description(
+                    pipeline=describe(choices), dataset=dataset.name, split=dataset.split, queries=ev.n_scored,
+                    documents=len(dataset.corpus), metrics=metrics, heads=heads, varied=varied, fingerprint=cfg_fp)})
+                columns = [g for g in layout.STAGES if g in choices] + [v.split("=", 1)[0] for v in varied]
+                tracker.set_view(lambda previous: layout.view_state(heads, columns, previous))
                 tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
             except Exception as err:
 
@@ -347,5 +357,6 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
         calls = f"; {metrics['retrieval_calls_mean']:.2f} retrieval calls per query" if "retrieval_calls_mean" in metrics else ""
         print_summary(dataset, ev, ks, f"rbench: {what} on {dataset.name}{calls}", by_label,
                       f"{span_line(metrics, len(result.chunks), cfg.metrics.get('budget', 512))}\nMLflow run "
-                      f"{tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})")
+                      f"{tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})\n" +
+                      "\n".join(layout.print_urls(str(cfg.tracking.uri), tracker.experiment_id(), tracker.run_id)))
     return RunResult(tracker.run_id, metrics, dataset=dataset, evaluation=ev, run=result.run, audit_rows=rows)

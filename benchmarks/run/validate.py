@@ -20,7 +20,7 @@ from retrievers.backends import modules_needed, precision_problem
 from retrievers.extras import message
 
 TOP: dict[str, Check] = {
-    "top_k": integer(1), "metrics.k": int_list(1), "metrics.budget": integer(1), "rerun": boolean,
+    "top_k": integer(1), "metrics.k": int_list(1), "metrics.headline_k": optional(integer(1)), "metrics.budget": integer(1), "rerun": boolean,
     "cache.mode": one_of(*CACHE_MODES), "cache.dir": string, "tracking.uri": string,
     "tracking.experiment": string, "dataset.split": string, "dataset.limit": optional(integer(1)),
     "dataset.strict": boolean, "dataset.tune_split": optional(string), "dataset.seed": integer(0),
@@ -118,6 +118,9 @@ def problems(cfg: Any) -> list[str]:
     top_k = _get(tree, "top_k")[1]
     if not int_list(1)(ks or None) and isinstance(top_k, int) and top_k < max(ks):
         out.append(f"top_k: must be >= the largest metrics.k ({max(ks)}), got {top_k}")
+    head_k = _get(tree, "metrics.headline_k")[1]
+    if not int_list(1)(ks or None) and isinstance(head_k, int) and head_k not in ks:
+        out.append(f"metrics.headline_k: must be one of metrics.k ({', '.join(map(str, ks))}), got {head_k}")
     router_set = bool((_get(tree, "router._target_")[1]))
     dec = str(_get(tree, "decomposer._target_")[1] or "")
     if router_set and dec and not dec.endswith("NoDecomposer"):

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks.scripts.machine import as_markdown, describe
+from benchmarks.tracking.layout import contract_metrics
 
 
 def sweep(extra: list[str], cache: Path) -> tuple[float, int]:
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     exp = client.get_experiment_by_name("beir_gap")
     warm_runs = [r for r in client.search_runs([exp.experiment_id]) if r.info.start_time >= warm_start]
     dense = [r for r in warm_runs if r.data.params.get("retriever") == "dense"]
-    encoded = int(sum(r.data.metrics.get("encoded_texts", 0) for r in dense))
-    builds = int(sum(r.data.metrics.get("index_builds", 0) for r in dense))
+    encoded = int(sum(contract_metrics(r.data.metrics).get("encoded_texts", 0) for r in dense))
+    builds = int(sum(contract_metrics(r.data.metrics).get("index_builds", 0) for r in dense))
     ok = bool(dense) and encoded == 0 and builds == 0
     out = {"cold_s": cold_s, "warm_s": warm_s, "speedup": cold_s / warm_s, "warm_runs": len(warm_runs),
            "warm_dense_runs": len(dense), "warm_encoder_calls": encoded, "warm_index_builds": builds,

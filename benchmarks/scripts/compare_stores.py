@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.tracking.store import IGNORED_PARAM_PREFIXES
+from benchmarks.tracking.layout import contract_metrics
 
 VOLATILE = ("time_", "queries_per_s", "ms_per_query", "encoded_texts", "index_builds", "cache_", "rerank_",
             "llm_", "dataset_", "train_time")
@@ -35,7 +36,7 @@ def runs(uri: str, experiment: str, ignore: tuple[str, ...] = ()) -> dict[frozen
         # class paths (_target_) may move in a refactor; the group options and settings identify a point
         params = {k: v for k, v in r.data.params.items()
                   if not k.startswith((*IGNORED_PARAMS, *ignore)) and "cache_dir" not in k and not k.endswith("_target_")}
-        out[frozenset(params.items())] = dict(r.data.metrics)  # the latest run of a point wins
+        out[frozenset(params.items())] = contract_metrics(r.data.metrics)  # the latest run of a point wins
     return out
 
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from benchmarks.scripts.machine import as_markdown, describe
+from benchmarks.tracking.layout import contract_metrics
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
@@ -49,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     client = MlflowClient(tracking_uri=args.tracking_uri)
     exp = client.get_experiment_by_name("fusion_cost")
     runs = [r for r in client.search_runs([exp.experiment_id]) if r.info.start_time >= start]
-    encoded = int(sum(r.data.metrics.get("encoded_texts", 0) for r in runs))
-    builds = int(sum(r.data.metrics.get("index_builds", 0) for r in runs))
+    encoded = int(sum(contract_metrics(r.data.metrics).get("encoded_texts", 0) for r in runs))
+    builds = int(sum(contract_metrics(r.data.metrics).get("index_builds", 0) for r in runs))
     cold = bm25_s + dense_s
     ok = len(runs) == 14 and encoded == 0 and builds == 0 and sweep_s < 0.10 * cold
     out = {"dataset": args.dataset, "cold_bm25_s": bm25_s, "cold_dense_s": dense_s, "cold_total_s": cold,

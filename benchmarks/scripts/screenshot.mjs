@@ -8,8 +8,12 @@ const [url, out, ...clicks] = process.argv.slice(2);
 const browser = await puppeteer.launch({ args: chromium.args, executablePath: await chromium.executablePath(), headless: true });
 try {
   const page = await browser.newPage();
-  await page.setViewport({ width: 1440, height: 1000, deviceScaleFactor: 1 });
+  await page.setViewport({ width: Number(process.env.SHOT_WIDTH || 1440), height: Number(process.env.SHOT_HEIGHT || 1000),
+    deviceScaleFactor: 1 });
   await page.goto(url, { waitUntil: "networkidle0", timeout: 60000 });
+  await new Promise((r) => setTimeout(r, 2000));
+  const close = await page.$('button[aria-label="Close"]');  // MLflow 3's assistant side panel, when it opens
+  if (close) await close.click().catch(() => {});
   for (const text of clicks) {
     const handle = await page.waitForFunction(
       (t) => [...document.querySelectorAll("span,a,div,button,label,li")].reverse().find((e) =>

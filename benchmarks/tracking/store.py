@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from benchmarks.errors import ConfigError
 from benchmarks.tracking.groups import GROUPS, describe
+from benchmarks.tracking.layout import contract_metrics
 from benchmarks.tracking.tracker import check_reachable, check_store
 
 IGNORED_PARAM_PREFIXES = ("tracking.", "cache.", "hydra", "data_dir", "dataset.data_dir", "retriever.cache_")
@@ -67,7 +68,14 @@ class RunRecord:
         return describe({g: self.choice(g, "") for g in GROUPS})
 
     def setting(self, key: str, default: Any = None) -> Any:
-        """The resolved config value at dotted ``key`` as a Python value (``default`` if absent or null)."""
+        """The resolved config value at dotted ``key`` as a Python value (``default`` if absent or null). A
+        ``_target_`` class path is read from the run's ``components`` tag (runs before it: from its params)."""
+        if key.endswith("._target_") and key not in self.params:
+            try:
+                classes = json.loads(self.tags.get("components") or "{}")
+            except ValueError:
+                classes = {}
+            return classes.get(key[: -len("._target_")], default) if isinstance(classes, dict) else default
         value = parse_value(self.params.get(key))
         return default if value is None else value
 
@@ -100,7 +108,7 @@ def load_runs(uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
     for r in runs:
         key = r.data.tags.get("config_fingerprint", r.info.run_id)
         if key not in latest:
-            latest[key] = RunRecord(r.info.run_id, dict(r.data.params), dict(r.data.metrics), dict(r.data.tags),
+            latest[key] = RunRecord(r.info.run_id, dict(r.data.params), contract_metrics(r.data.metrics), dict(r.data.tags),
                                     r.info.start_time)
     if not latest:
         raise ReportError(f"experiment {experiment!r} has no FINISHED runs")

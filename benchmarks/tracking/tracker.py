@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from benchmarks.errors import ConfigError
+from benchmarks.tracking.layout import VIEW_TAG
 from retrievers.cache import pid_alive
 from retrievers.redact import redact_text, redact_value
 from retrievers.safe_write import unwritable, writing
@@ -202,24 +203,26 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 def run_name(template: str | None, choices: Mapping[str, str], dataset: str, *,
              values: Mapping[str, Any] | None = None, varied: Sequence[str] = ()) -> str:
-    """What ran, e.g. ``bm25 · scifact`` or ``hybrid + iterative_links + bi_encoder · hotpotqa-dev500`` (options
-    at their defaults are left out), plus the command line's own settings (``varied``, e.g. a sweep point's
-    ``retriever.k1=1.2``). ``tracking.run_name`` may be a template over the group options, ``{dataset}`` and
-    any resolved config value by its dotted key, e.g. ``"{retriever} k1={retriever.k1} · {dataset}"``."""
-    if template:
-        import re
-
-        table = {**(values or {}), **choices, "dataset": dataset}
-        return re.sub(r"\{([^{}]+)\}", lambda m: str(table.get(m.group(1), m.group(0))), str(template))
+    """What ran, led by what differs between sibling runs: a sweep point's own command-line settings first
+    (``varied``, e.g. ``retriever.k1=1.2 · bm25 · scifact``), then the pipeline (options at their defaults left
+    out: ``hybrid + iterative_links + bi_encoder``) and the dataset. ``tracking.run_name`` may be a template
+    over the group options, ``{pipeline}``, ``{dataset}`` and any resolved config value by its dotted key, e.g.
+    ``"{retriever} k1={retriever.k1} · {dataset}"``."""
     first = f"router:{choices['router']}" if choices.get("router", "none") != "none" else choices.get("retriever", "run")
     defaults = {"chunker": "none", "decomposer": "none", "versions": "ignore", "reranker": "none"}
     parts = [first] + [choices[g] for g in DEFAULT_PIPELINE
                        if choices.get(g, defaults[g]) != defaults[g]]
     if choices.get("chunker", "none") != "none":
         parts.append(f"chunks:{choices['chunker']}")
-    name = f"{' + '.join(parts)} · {dataset}"
+    pipeline = " + ".join(parts)
+    if template:
+        import re
+
+        table = {**(values or {}), **choices, "dataset": dataset, "pipeline": pipeline}
+        return re.sub(r"\{([^{}]+)\}", lambda m: str(table.get(m.group(1), m.group(0))), str(template))
+    name = f"{pipeline} · {dataset}"
     if varied:
-        name += " · " + ", ".join(varied[:4]) + (" …" if len(varied) > 4 else "")
+        name = ", ".join(varied[:4]) + (" …" if len(varied) > 4 else "") + " · " + name
     return name
 
 
@@ -361,6 +364,12 @@ class Tracker:
                 n += 1
         return n
 
+    def set_view(self, state_of) -> None:  # noqa: ANN001 - a function of the previous view state (or None)
+        """The experiment's shared runs-table view (``benchmarks.tracking.layout.view_state``)."""
+        exp_id = self._call(self.experiment_id)
+        previous = self._call(self.client.get_experiment, exp_id).tags.get(VIEW_TAG)
+        self._call(self.client.set_experiment_tag, exp_id, VIEW_TAG, state_of(previous))
+
     def log_params(self, params: Mapping[str, str]) -> None:
         from mlflow.entities import Param
 
@@ -442,3 +451,6 @@ class Tracker:
             return
         if status == "FAILED":
             print(f"rbench: MLflow run {self.run_id} marked FAILED", file=sys.stderr)
+        elif status == "KILLED":
+            print(f"rbench: interrupted; MLflow run {self.run_id} marked KILLED (finished encoder blocks stay in the "
+                  "cache: the same command resumes from them)", file=sys.stderr, flush=True)

@@ -1,0 +1,174 @@
+"""How a run reads in MLflow: the headline metrics under their contract names at the top level, every other
+metric in a group (``at_k/recall_at_10``, ``cost/time_search_s``, ``stats/num_chunks``), params without
+``_target_`` paths and in the order a person varies them, a description, and the experiment's default view
+(the runs table with the pipeline and the headline columns), opened by the URL ``rbench`` prints.
+
+A metric's contract name is its logged name after the last ``/`` (:func:`contract_metrics`): readers of the
+store (reports, studies, gates) see the contract's names whatever the grouping, and stores written before the
+grouping read the same."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Mapping, Sequence
+from urllib.parse import quote
+
+from benchmarks.tracking.groups import GROUPS
+from retrievers.pipeline import DEFAULT_PIPELINE
+from retrievers.redact import redact_text
+
+#: the headline measures, in the order the runs table and the description show them; recall is read at the
+#: largest k (BEIR's Recall@100), the others at ``metrics.headline_k``
+HEADLINE_MEASURES = ("ndcg", "recall", "mrr", "evidence_coverage")
+LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR", "evidence_coverage": "Coverage"}
+#: metrics about what a run cost (time, encoder and index work, retrieval calls), grouped under ``cost/``
+_COST = re.compile(r"^(time_|retrieval_calls|encoded_|index_builds|cache_|llm_|decomposed_)")
+_AT_K = re.compile(r"_at_(\d+|budget)$")
+
+#: the experiment tag MLflow's UI reads a shared view from (``?viewStateShareKey=rbench``), and the URL
+#: parameter that opens MLflow 3's model-training pages instead of its GenAI overview
+VIEW_KEY = "rbench"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+WORKFLOW = "workflowType=machine_learning"
+RUN_NAME_COLUMN = "attributes.`Run Name`"
+
+
+def headline_k(ks: Sequence[int], configured: int | None = None) -> int:
+    """``metrics.headline_k``, or 10 when it is listed, else the nearest listed k (the smaller on a tie)."""
+    if configured is not None:
+        return int(configured)
+    return min(ks, key=lambda k: (abs(k - 10), k))
+
+
+def headline(ks: Sequence[int], configured: int | None = None) -> list[str]:
+    """The headline metrics' contract names: ``ndcg_at_10, recall_at_100, mrr_at_10, evidence_coverage_at_10``."""
+    k = headline_k(ks, configured)
+    return [f"{m}_at_{max(ks) if m == 'recall' else k}" for m in HEADLINE_MEASURES]
+
+
+def label(name: str) -> str:
+    """``ndcg_at_10`` -> ``nDCG@10``, ``evidence_coverage_at_10`` -> ``Coverage@10``."""
+    measure, _, k = name.rpartition("_at_")
+    return f"{LABELS.get(measure, measure)}@{k}" if measure else name
+
+
+def logged_name(name: str, heads: Sequence[str]) -> str:
+    """The name a contract metric is logged under: a headline at the top level, the rest in a group."""
+    if name in heads:
+        return name
+    if _AT_K.search(name):
+        return f"at_k/{name}"
+    if _COST.match(name):
+        return f"cost/{name}"
+    return f"stats/{name}"
+
+
+def logged_metrics(metrics: Mapping[str, float], heads: Sequence[str]) -> dict[str, float]:
+    """Headline metrics first, then the groups; insertion order is the order they are logged in."""
+    named = {logged_name(k, heads): v for k, v in metrics.items()}
+    return {k: named[k] for k in sorted(named, key=lambda k: (k not in heads, heads.index(k) if k in heads else 0, k))}
+
+
+def contract_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Logged names back to the contract's (``at_k/recall_at_10`` -> ``recall_at_10``); older runs unchanged."""
+    return {k.rsplit("/", 1)[-1]: v for k, v in metrics.items() if not k.startswith("system/")}
+
+
+#: the group options in the order a person varies them (the first stage, then the stages around it)
+STAGES = ("retriever", "router", "chunker", *DEFAULT_PIPELINE)
+
+
+def _rank(key: str) -> tuple[int, int, str]:
+    """Params in the order a person varies them: the stage options, the other group options (dataset,
+    experiment), each stage's settings, the dataset's, then everything else (outputs and limits last)."""
+    if key in STAGES:
+        return (0, STAGES.index(key), key)
+    if key in GROUPS:
+        return (1, 0, key)
+    order = [*STAGES, "dataset", "top_k", "metrics"]
+    head = key.split(".", 1)[0]
+    return (2, order.index(head), key) if head in order else (3, 0, key)
+
+
+def ordered_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Without ``_target_`` class paths (they are in the ``components`` tag), in the order of :func:`_rank`."""
+    kept = {k: v for k, v in params.items() if not k.endswith("_target_")}
+    return {k: kept[k] for k in sorted(kept, key=_rank)}
+
+
+def components(params: Mapping[str, str]) -> str:
+    """The classes the run built, one JSON tag (``{"retriever": "retrievers.bm25.BM25Retriever", ...}``)."""
+    return json.dumps({k[: -len("._target_")]: v for k, v in params.items() if k.endswith("._target_")},
+                      sort_keys=True)
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def description(*, pipeline: str, dataset: str, split: str, queries: int, documents: int,
+                metrics: Mapping[str, float], heads: Sequence[str], varied: Sequence[str] = (),
+                fingerprint: str = "") -> str:
+    """The run page's description (MLflow's ``mlflow.note.content``, markdown): what ran, on what, and the
+    headline metrics rounded to four places."""
+    cols = [label(h) for h in heads]
+    lines = [f"**{pipeline}** on **{dataset}** [{split}]: {queries:,} queries scored, {documents:,} documents.", "",
+             "| " + " | ".join(cols) + " |", "|" + "---:|" * len(cols),
+             "| " + " | ".join(_fmt(metrics.get(h)) for h in heads) + " |", ""]
+    if varied:
+        lines.append("This point's own settings: " + ", ".join(f"`{v}`" for v in varied) + ".")
+    lines.append("Other metrics: `at_k/` (every k), `cost/` (time, encoding, calls), `stats/` (corpus and chunks). "
+                 "Artifacts: `per_query.csv`, `run.trec`, `audit.html`, plots." +
+                 (f" Config fingerprint `{fingerprint[:12]}`." if fingerprint else ""))
+    return "\n".join(lines)
+
+
+def view_state(heads: Sequence[str], param_columns: Sequence[str], previous: str | None = None) -> str:
+    """The experiment's shared view: the runs table showing the group options and a sweep's varied keys, then
+    the headline metrics, sorted by the first headline metric. Param columns of earlier runs are kept."""
+    cols: list[str] = []
+    try:
+        old = json.loads(previous) if previous else {}
+        cols = [c for c in old.get("selectedColumns", []) if c.startswith("params.")]
+    except (ValueError, AttributeError):
+        cols = []
+    for p in param_columns:
+        c = f"params.`{p}`"
+        if c not in cols:
+            cols.append(c)
+    cols.sort(key=lambda c: _rank(c[len("params.`"):-1]))
+    metrics = [f"metrics.`{h}`" for h in heads]
+    state = {"selectedColumns": ["attributes.`Dataset`", *cols, *metrics],
+             # the headline metrics right after the run's name, then the pipeline; names wide enough to read
+             "columnOrder": [RUN_NAME_COLUMN, *metrics, *cols, "attributes.`Dataset`"],
+             "columnWidths": {RUN_NAME_COLUMN: 340},
+             "orderByKey": metrics[0], "orderByAsc": False, "runsHiddenMode": "SHOW_ALL"}
+    return json.dumps(state)
+
+
+def ui_base(uri: str) -> tuple[str, str | None]:
+    """Where the MLflow UI of a tracking URI is, and the command that serves it when none runs yet."""
+    if uri.startswith(("http://", "https://")):
+        return redact_text(uri).rstrip("/"), None
+    return "http://127.0.0.1:5000", f"mlflow ui --backend-store-uri {redact_text(uri)}"
+
+
+def run_url(uri: str, experiment_id: str, run_id: str) -> str:
+    base, _ = ui_base(uri)
+    return f"{base}/#/experiments/{quote(str(experiment_id))}/runs/{run_id}?{WORKFLOW}"
+
+
+def table_url(uri: str, experiment_id: str) -> str:
+    base, _ = ui_base(uri)
+    return f"{base}/#/experiments/{quote(str(experiment_id))}/runs?{WORKFLOW}&viewStateShareKey={VIEW_KEY}"
+
+
+def print_urls(uri: str, experiment_id: str, run_id: str) -> list[str]:
+    """The lines ``rbench`` prints after a run: the run page, the runs table, and how to serve a local store."""
+    _, serve = ui_base(uri)
+    lines = [f"MLflow: {run_url(uri, experiment_id, run_id)}",
+             f"        runs table: {table_url(uri, experiment_id)}"]
+    if serve:
+        lines.append(f"        (serve it first: {serve})")
+    return lines

@@ -1,0 +1,95 @@
+"""#24: an MLflow run that reads at a glance, read back from the store: headline metrics at the top level and
+the rest grouped, a description, params in the order a person varies them without class paths, the
+experiment's runs-table view, the UI URL printed; readers see the contract's names whatever the grouping."""
+
+import json
+import subprocess
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from benchmarks.evaluation.metrics import metric_names
+from benchmarks.run.runner import run_experiment
+from benchmarks.tracking import layout
+from benchmarks.tracking.store import load_runs
+from test_config import RBENCH, compose_cfg
+
+
+def test_headline_names_follow_the_configured_ks():
+    assert layout.headline([1, 2, 5, 10, 20, 100]) == ["ndcg_at_10", "recall_at_100", "mrr_at_10",
+                                                       "evidence_coverage_at_10"]
+    assert layout.headline([1, 5]) == ["ndcg_at_5", "recall_at_5", "mrr_at_5", "evidence_coverage_at_5"]
+    assert layout.headline([1, 12, 8]) == ["ndcg_at_8", "recall_at_12", "mrr_at_8", "evidence_coverage_at_8"]
+    assert layout.headline([1, 10, 100], 1)[0] == "ndcg_at_1"
+
+
+def test_logged_names_round_trip_to_the_contract():
+    heads = layout.headline([1, 10, 100])
+    contract = {"ndcg_at_10": 0.5, "ndcg_at_1": 0.25, "train_recall_at_100": 0.9, "span_recall_at_budget": 0.1,
+                "time_search_s": 1.5, "retrieval_calls_mean": 2.0, "num_chunks": 7.0, "recall_at_100": 0.8}
+    logged = layout.logged_metrics(contract, heads)
+    assert list(logged)[:2] == ["ndcg_at_10", "recall_at_100"]  # headline first, in the headline's order
+    assert logged["at_k/ndcg_at_1"] == 0.25 and logged["at_k/train_recall_at_100"] == 0.9
+    assert logged["at_k/span_recall_at_budget"] == 0.1 and logged["cost/time_search_s"] == 1.5
+    assert logged["cost/retrieval_calls_mean"] == 2.0 and logged["stats/num_chunks"] == 7.0
+    assert layout.contract_metrics(logged) == contract
+    assert layout.contract_metrics({"ndcg_at_10": 0.1, "system/cpu": 3}) == {"ndcg_at_10": 0.1}  # older stores
+
+
+def test_a_run_reads_at_a_glance(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = compose_cfg([f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path}/art", "tracking.experiment=glance",
+                       "dataset.limit=6", "chunker=fixed_64", "metrics.k=[1,10,100]"])
+    result = run_experiment(cfg)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("glance")
+    (run,) = client.search_runs([exp.experiment_id])
+    m = run.data.metrics
+    heads = ["ndcg_at_10", "recall_at_100", "mrr_at_10", "evidence_coverage_at_10"]
+    assert [k for k in m if "/" not in k] == [k for k in heads if k in m] and set(heads) <= set(m)
+    assert {k.split("/")[0] for k in m if "/" in k} == {"at_k", "cost", "stats"}
+    assert m["ndcg_at_10"] == pytest.approx(result.metrics["ndcg_at_10"])
+    assert "at_k/ndcg_at_1" in m and "ndcg_at_1" not in m
+    # params: no class paths (they are one tag), and the stage options first
+    params = run.data.params
+    assert not [k for k in params if k.endswith("_target_")]
+    assert json.loads(run.data.tags["components"])["chunker"].startswith("chunkers.")
+    assert list(params)[:2] == ["retriever", "chunker"], list(params)[:8]
+    # the description names the pipeline and the dataset and shows the headline metrics rounded
+    note = run.data.tags["mlflow.note.content"]
+    assert "chunker=fixed_64 + retriever=bm25" in note and "enterprise-seed0" in note and "[test]" in note
+    assert f"{result.metrics['ndcg_at_10']:.4f}" in note and "nDCG@10" in note and "Recall@100" in note
+    # the experiment's runs-table view: pipeline columns, then the headline metrics, best first
+    view = json.loads(exp.tags[layout.VIEW_TAG])
+    cols = view["selectedColumns"]
+    assert cols.index("params.`retriever`") < cols.index("params.`chunker`") < cols.index("metrics.`ndcg_at_10`")
+    assert view["orderByKey"] == "metrics.`ndcg_at_10`" and view["orderByAsc"] is False
+    # readers (reports, studies) see the contract's names and the class paths as settings
+    _, (rec,) = load_runs(uri, "glance")
+    assert set(metric_names([1, 10, 100])) <= set(rec.metrics) and rec.metrics["ndcg_at_1"] == m["at_k/ndcg_at_1"]
+    assert rec.setting("chunker._target_") == "chunkers.fixed.FixedTokenChunker" or \
+        rec.setting("chunker._target_").startswith("chunkers.")
+
+
+def test_the_view_keeps_earlier_param_columns():
+    first = layout.view_state(["ndcg_at_10"], ["retriever", "retriever.k1"])
+    second = json.loads(layout.view_state(["ndcg_at_10"], ["retriever", "chunker"], first))
+    assert [c for c in second["selectedColumns"] if c.startswith("params.")] == [
+        "params.`retriever`", "params.`chunker`", "params.`retriever.k1`"]
+    assert layout.view_state(["ndcg_at_10"], ["retriever"], "not json")  # a hand-edited tag is replaced
+
+
+def test_rbench_prints_the_ui_urls(tmp_path):
+    uri = f"sqlite:///{tmp_path}/m.db"
+    out = subprocess.run([RBENCH, f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path}/a", "dataset.limit=3",
+                          f"cache.dir={tmp_path}/c", f"hydra.run.dir={tmp_path}/h"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    exp = MlflowClient(tracking_uri=uri).get_experiment_by_name("rbench")
+    (run,) = MlflowClient(tracking_uri=uri).search_runs([exp.experiment_id])
+    assert (f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs/{run.info.run_id}"
+            "?workflowType=machine_learning") in out.stdout
+    assert f"#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey=rbench" in out.stdout
+    assert f"mlflow ui --backend-store-uri {uri}" in out.stdout
+    assert layout.run_url("http://alice:pw@mlflow.internal:5000/", "3", "abc") == \
+        "http://alice:***@mlflow.internal:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
