@@ -232,12 +232,25 @@ class Cache:
         folder = self.dir / kind
         folder.mkdir(parents=True, exist_ok=True)
         self.sweep(kind)
-        with open(folder / f".{key}.lock", "w") as fh:
+        path = folder / f".{key}.lock"
+        while True:  # the lock file is removed on release: lock the file that is at ``path`` now, not an unlinked one
+            fh = open(path, "a")
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            fh.close()
+        try:
+            yield
+        finally:  # Ctrl-C included: no lock file stays behind
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
 
     def load_json(self, kind: str, key: str, filename: str) -> Any | None:
         """The parsed JSON file of a complete entry, or None. Parsed files are memoised per process

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Sequence as SequenceABC
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -26,6 +27,7 @@ from chunkers.options import Options, device, integer, one_of, optional, string
 from retrievers.cache import CACHE_MODES
 from retrievers.backends import ALL_PRECISIONS, BACKENDS
 from retrievers.progress import Progress
+from retrievers import shards
 
 log = logging.getLogger(__name__)
 INDEXES = ("flat", "hnsw", "ivf")
@@ -53,7 +55,7 @@ class _IndexedTexts(SequenceABC):
         return [c.indexed_text for c in self.chunks[i]] if isinstance(i, slice) else self.chunks[i].indexed_text
 
 
-ENCODE_BLOCK = 512  # texts per encoder call when encoding a corpus (progress is reported per block)
+ENCODE_BLOCK = 512  # queries per encoder call when searching (progress is reported per block)
 
 
 class DenseRetriever:
@@ -129,39 +131,41 @@ class DenseRetriever:
         # what dependent entries (indexes, runs) key on: the embeddings' own checksum, so none outlives them
         self._emb_sum = self.cache.checksum("embeddings", self._emb_key, "embeddings.npy") if self.cache.mode != "off" else None
 
+    def _call_size(self) -> int:
+        """Texts per encoder call: small enough for the progress bar to move every few seconds on a loaded CPU,
+        large enough to keep a multi-process pool (one process per GPU) busy."""
+        pool = getattr(getattr(self.encoder, "placement", None), "pool", ()) or ()
+        return max(shards.STEP, 4 * int(getattr(self.encoder, "batch_size", 32)) * len(pool))
+
     def _encode_corpus(self, chunks: Sequence[Chunk], identity: dict[str, Any]) -> np.ndarray:
-        """Encode in blocks written straight into a memory-mapped ``.npy`` in the cache entry being built
-        (never the whole matrix in memory); with ``cache.mode=off`` the blocks are kept in memory instead."""
-
-        n, block = len(chunks), ENCODE_BLOCK
-        starts = range(0, n, block)
-
-        def blocks():  # (start, embeddings) per block, with progress in passages (a bar, or log lines off-terminal)
-            with Progress(n, "dense: encode corpus", "passages") as bar:
-                for i in starts:
-                    part = chunks[i:i + block]
-                    yield i, np.asarray(self._encode([c.indexed_text for c in part], "doc"), dtype=np.float32)
-                    bar.update(len(part))
-
+        """Encode shard by shard (:mod:`retrievers.shards`): each finished shard is its own cache entry, so an
+        interrupted encode resumes from the shards it finished; then the shards are joined into one memory-mapped
+        ``.npy`` (never the whole matrix in memory). With ``cache.mode=off`` the shards are kept in memory."""
+        n, step = len(chunks), self._call_size()
+        plan = shards.plan(chunks, identity)
+        encode = lambda texts: self._encode(texts, "doc")  # noqa: E731
         if self.cache.mode == "off":
-            return np.concatenate([emb for _, emb in blocks()])
+            with Progress(n, "dense: encode corpus", "passages") as bar:
+                return np.concatenate([shards.encode_texts(encode, [c.indexed_text for c in chunks[s.start:s.stop]],
+                                                           step=step, on_step=bar.update) for s in plan])
+        todo = shards.missing(self.cache, plan)
+        if len(todo) < len(plan):
+            done = n - sum(len(s) for s in todo)
+            print(f"rbench: dense: resuming — {len(plan) - len(todo)} of {len(plan)} shards ({done:,} of {n:,} "
+                  f"passages) already encoded in {self.cache.dir / shards.KIND}", file=sys.stderr, flush=True)
+        with Progress(sum(len(s) for s in todo), "dense: encode corpus", "passages") as bar:
+            for shard in todo:
+                shards.write_shard(self.cache, shard, chunks, encode, identity, step=step, on_step=bar.update)
+        self._dim = 0
 
         def write(folder: Path) -> None:
-            out = None
-            for i, emb in blocks():
-                if out is None:
-                    out = np.lib.format.open_memmap(folder / "embeddings.npy", mode="w+", dtype=np.float32,
-                                                    shape=(n, emb.shape[1]))
-                out[i:i + len(emb)] = emb
-            out.flush()
-            self._dim = int(out.shape[1])
-            del out
+            self._dim = shards.join(self.cache, plan, self._ids, folder / "embeddings.npy")
             (folder / "ids.json").write_text(json.dumps(self._ids), encoding="utf-8")
 
-        self._dim = 0
         entry = self.cache.put("embeddings", self._emb_key, write, {
             "what": "float32 chunk embeddings, row i = ids.json[i]", "rows": n, "encoder": identity,
-            "chunks_digest": chunks_digest(chunks), "block": block})
+            "chunks_digest": chunks_digest(chunks), "shards": len(plan), "step": step})
+        shards.drop(self.cache, plan)
         return np.load(entry / "embeddings.npy", mmap_mode="r")
 
     # ------------------------------------------------------------------ index

@@ -56,7 +56,7 @@ def test_two_processes_encode_the_same_corpus_once(tmp_path):
 def test_corpus_encoded_in_blocks_into_a_memory_map(tmp_path, monkeypatch):
     import retrievers.dense as dense
 
-    monkeypatch.setattr(dense, "ENCODE_BLOCK", 16)
+    monkeypatch.setattr(dense.shards, "STEP", 16)
     enc = CountingEncoder()
     r = DenseRetriever(encoder=enc, cache_dir=str(tmp_path))
     r.index([c for d in DOCS for c in NoChunker().chunk(d)])

@@ -39,7 +39,7 @@ def test_enterprise_run_logs_contract(store, tmp_path):
     m = contract_metrics(run.data.metrics)
     for name in metric_names([1, 10, 100]) + metric_names([1, 10, 100], prefix="train_"):
         assert name in m, name
-    assert m["ndcg_at_10"] == pytest.approx(ndcg)
+    assert m["ndcg_at_10"] == round(ndcg, 4)  # the store holds four places; the run returns the exact value
     assert run.data.params["retriever.k1"] == "0.9" and run.data.params["dataset.seed"] == "0"
     for tag in ("dataset_fingerprint", "config_fingerprint", "git_commit"):
         assert run.data.tags.get(tag), tag
@@ -53,7 +53,7 @@ def test_enterprise_run_logs_contract(store, tmp_path):
     assert len(test_rows) == m["queries_scored"]
     assert {r["label"] for r in test_rows} == {"chunk_boundary", "exact_term", "multi_hop", "stale_version", "simple"}
     mean = sum(float(r["ndcg_at_10"]) for r in test_rows) / len(test_rows)
-    assert mean == pytest.approx(m["ndcg_at_10"], abs=1e-5)
+    assert mean == pytest.approx(m["ndcg_at_10"], abs=6e-5)
     run_file = read_run(local / "run.trec")
     assert len(run_file) == m["queries_scored"] and all(len(h) <= 100 for h in run_file.values())
 

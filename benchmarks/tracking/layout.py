@@ -64,9 +64,14 @@ def logged_name(name: str, heads: Sequence[str]) -> str:
     return f"stats/{name}"
 
 
+#: decimal places of a logged metric (what the runs table shows); the exact values are in the run's
+#: ``summary.json`` and ``per_query.csv`` artifacts and in what ``rbench``/the Python API return
+PLACES = 4
+
+
 def logged_metrics(metrics: Mapping[str, float], heads: Sequence[str]) -> dict[str, float]:
-    """Headline metrics first, then the groups; insertion order is the order they are logged in."""
-    named = {logged_name(k, heads): v for k, v in metrics.items()}
+    """Headline metrics first, then the groups, rounded to :data:`PLACES`; insertion order is logging order."""
+    named = {logged_name(k, heads): round(float(v), PLACES) for k, v in metrics.items()}
     return {k: named[k] for k in sorted(named, key=lambda k: (k not in heads, heads.index(k) if k in heads else 0, k))}
 
 
@@ -119,6 +124,7 @@ def description(*, pipeline: str, dataset: str, split: str, queries: int, docume
     if varied:
         lines.append("This point's own settings: " + ", ".join(f"`{v}`" for v in varied) + ".")
     lines.append("Other metrics: `at_k/` (every k), `cost/` (time, encoding, calls), `stats/` (corpus and chunks). "
+                 "Values are rounded to four places; exact ones are in `summary.json`. "
                  "Artifacts: `per_query.csv`, `run.trec`, `audit.html`, plots." +
                  (f" Config fingerprint `{fingerprint[:12]}`." if fingerprint else ""))
     return "\n".join(lines)
