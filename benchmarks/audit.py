@@ -138,8 +138,11 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
     verdicts = run_audit(rows, run, meta, companions)
 
     signals = run_signals(rows, chunks, Corpus.of(dataset.corpus), companions)
-    params = client.get_run(run_id).data.params
+    data = client.get_run(run_id).data
+    params = data.params
     pipeline = describe({g: str(params[g]) for g in GROUPS if g in params})
+    if data.tags.get("routes"):  # a routed run: its routes too
+        pipeline += f" (routes: {data.tags['routes']})"
     return {"rows": rows, "verdicts": verdicts, "labels": labels, "docs": {d.id: d for d in dataset.corpus},
             "dataset": dataset.name, "config": cfg, "signals": signals, "pipeline": pipeline}
 

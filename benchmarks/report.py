@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="write <out>.md and <out>.csv (and <out>.png where the study plots)")
     parser.add_argument("--format", default="md,csv",
                         help="comma-separated output formats for --out: md, csv, latex (a .tex with booktabs tables)")
+    parser.add_argument("--include-unfinished", action="store_true",
+                        help="also FAILED, KILLED and RUNNING runs (by default reports read FINISHED runs only)")
     parser.add_argument("--baseline-file", default=None, help="gate: the committed baseline (JSON)")
     parser.add_argument("--tolerance", type=arg_type(float, number(0)), default=0.01, help="gate: allowed drop below the baseline")
     parser.add_argument("--update", action="store_true", help="gate: rewrite the baseline file from the current runs")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         study = get(args.command)
-        client, records = load_runs(args.tracking_uri, args.experiment)
+        client, records = load_runs(args.tracking_uri, args.experiment, unfinished=args.include_unfinished)
         result = study.run(StudyContext(client, records, args.experiment, out=args.out, baseline=args.baseline,
                                         metrics=args.metrics, baseline_file=args.baseline_file,
                                         tolerance=args.tolerance, update=args.update))

@@ -94,3 +94,47 @@ def test_rbench_prints_the_ui_urls(tmp_path):
     assert f"mlflow ui --backend-store-uri {uri}" in out.stdout
     assert layout.run_url("http://alice:pw@mlflow.internal:5000/", "3", "abc") == \
         "http://alice:***@mlflow.internal:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
+
+
+def test_a_routed_run_names_its_router_and_routes(tmp_path):
+    """#24 point 5: a routed run's description, plot title, tag and report row show the router and its routes."""
+    from benchmarks.tracking.groups import routes
+
+    cfg = compose_cfg(["router=rules", "retriever=bm25"])
+    from omegaconf import OmegaConf
+
+    text = routes(OmegaConf.to_container(cfg, resolve=True))
+    assert text == "simple→dense; exact_term→hybrid; multi_hop→hybrid+iterative_links"
+    assert routes(OmegaConf.to_container(compose_cfg([]), resolve=True)) == ""
+    # end to end: the run's tag and description, and the report's row
+    uri = f"sqlite:///{tmp_path}/m.db"
+    run_experiment(compose_cfg(["router=rules", f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path}/a",
+                                f"cache.dir={tmp_path}/c", "tracking.experiment=routed", "dataset.limit=4"]))
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("routed").experiment_id])
+    assert run.data.tags["routes"] == text and f"router=rules (routes: {text})" in run.data.tags["mlflow.note.content"]
+    from benchmarks.report import main as report_main
+
+    assert report_main(["--tracking-uri", uri, "--experiment", "routed", "--out", str(tmp_path / "rep")]) == 0
+    assert f"router=rules ({text})" in (tmp_path / "rep.md").read_text()
+
+
+def test_reports_read_finished_runs_unless_asked(tmp_path):
+    """#24 point 4: a FAILED run stays out of reports; ``--include-unfinished`` lists it, marked."""
+    from benchmarks.report import main as report_main
+    from benchmarks.tracking.tracker import Tracker
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    run_experiment(compose_cfg([f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path}/a", "dataset.limit=3",
+                                "tracking.experiment=mixed"]))
+    tracker = Tracker(uri=uri, experiment="mixed", artifact_root=str(tmp_path / "a"), run_name="broken")
+    with pytest.raises(RuntimeError):
+        with tracker:
+            tracker.start({"config_fingerprint": "f" * 16, "dataset": "enterprise-seed0"})
+            tracker.log_params({"retriever": "dense"})
+            raise RuntimeError("boom")
+    out = tmp_path / "r"
+    assert report_main(["--tracking-uri", uri, "--experiment", "mixed", "--out", str(out)]) == 0
+    assert "FAILED" not in out.with_suffix(".md").read_text() and "| dense" not in out.with_suffix(".md").read_text()
+    assert report_main(["--tracking-uri", uri, "--experiment", "mixed", "--out", str(out), "--include-unfinished"]) == 0
+    assert "dense [FAILED]" in out.with_suffix(".md").read_text()

@@ -32,7 +32,7 @@ from benchmarks.tracking import layout
 from benchmarks.tracking.tracker import Tracker, flatten
 from benchmarks.run.validate import validate
 from retrievers.pipeline import build_pipeline
-from benchmarks.tracking.groups import GROUPS, describe
+from benchmarks.tracking.groups import GROUPS, describe, routes
 from benchmarks.tracking.tracker import run_name, varied_settings
 from benchmarks.evaluation.evidence import BudgetContext
 from retrievers.safe_write import writing
@@ -292,6 +292,8 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
     choices = choices if choices is not None else group_choices(cfg)
 
     varied = varied_settings(GROUPS)
+    route_text = routes(resolved)  # a routed run's routes: in its tags, description, plots and report rows
+    pipeline_text = describe(choices) + (f" (routes: {route_text})" if route_text else "")
     heads = layout.headline(ks, cfg.metrics.get("headline_k"))
     params = {**flatten(resolved), **choices}
     tracker.run_name = run_name(cfg.tracking.get("run_name"), choices, dataset_name, values=flatten(resolved),
@@ -299,7 +301,8 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
     with tracker:
         tracker.start({"git_commit": provenance.git_commit(), "code_version": provenance.code_version(),
                        "versions": json.dumps(provenance.package_versions(), sort_keys=True),
-                       "components": layout.components(params), **identity})
+                       "components": layout.components(params), **({"routes": route_text} if route_text else {}),
+                       **identity})
         tracker.log_params(layout.ordered_params(params))
         if load_error is None:
             tracker.log_dataset(f"{dataset.name} [{dataset.split}]", ds_fp, dataset.source or dataset.name,
@@ -329,7 +332,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
             write_jsonl(folder / "audit.jsonl", rows)
             if cfg.tracking.get("visuals", True):
                 write_visuals(folder, metrics, by_label, ks, rows, result, dataset,
-                              tracker.run_name or run_name(None, choices, dataset.name))
+                              f"{pipeline_text} on {dataset.name} [{dataset.split}]")
 
             (folder / "config.yaml").write_text(OmegaConf.to_yaml(redact_config(resolved)), encoding="utf-8")
             (folder / "summary.json").write_text(json.dumps(
@@ -338,7 +341,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
             try:
                 tracker.log_metrics(layout.logged_metrics(metrics, heads))
                 tracker.set_tags({"mlflow.note.content": layout.description(
-                    pipeline=describe(choices), dataset=dataset.name, split=dataset.split, queries=ev.n_scored,
+                    pipeline=pipeline_text, dataset=dataset.name, split=dataset.split, queries=ev.n_scored,
                     documents=len(dataset.corpus), metrics=metrics, heads=heads, varied=varied, fingerprint=cfg_fp)})
                 columns = [g for g in layout.STAGES if g in choices] + [v.split("=", 1)[0] for v in varied]
                 tracker.set_view(lambda previous: layout.view_state(heads, columns, previous))

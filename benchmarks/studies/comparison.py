@@ -33,9 +33,13 @@ def comparison(client: Any, records: list[RunRecord], baseline: dict[str, str], 
                            + [f"{k}={rec.value(k)}" for k in varying if rec.value(k) is not None])
         routed = rec.choice("router", "none") != "none"  # a router replaces the retriever: name it
         entry = {"run_id": rec.run_id, "dataset": rec.dataset,
-                 "retriever": f"router={rec.choice('router')}" if routed else rec.choice("retriever", ""),
+                 "retriever": (f"router={rec.choice('router')}" + (f" ({rec.tags['routes']})" if rec.tags.get("routes") else ""))
+                 if routed else rec.choice("retriever", ""),
                  "params": params, "queries": int(rec.metrics.get("queries_scored", 0)),
                  "baseline_run_id": base.run_id if base is not None else ""}
+        if rec.status != "FINISHED":  # listed with --include-unfinished
+            entry["retriever"] += f" [{rec.status}]"
+        entry["status"] = rec.status
         cells = [rec.dataset, entry["retriever"], params or "—", str(entry["queries"])]
         for m in metrics:
             value = rec.metrics.get(m, float("nan"))

@@ -73,3 +73,24 @@ def describe(choices: Mapping[str, str]) -> str:
     parts = [f"{g}={choices[g]}" for g in ("chunker", *first, "versions", "reranker")
              if choices.get(g) not in (None, "None", "null", "") and (g in first[:1] or choices[g] != NEUTRAL.get(g))]
     return " + ".join(parts) or "?"
+
+
+def routes(resolved: Mapping[str, Any]) -> str:
+    """A routed run's routes as a person reads them: ``simple→dense; exact_term→hybrid;
+    multi_hop→hybrid+iterative_links`` (each route's retriever option and its decomposer, if any); "" unrouted."""
+    router = resolved.get("router") or {}
+    table = router.get("routes") if isinstance(router, Mapping) else None
+    if not isinstance(table, Mapping) or not router.get("_target_"):
+        return ""
+    parts = []
+    for name, route in table.items():
+        route = route if isinstance(route, Mapping) else {}
+        steps = []
+        for group in ("retriever", "decomposer"):
+            node = route.get(group)
+            if isinstance(node, Mapping) and node.get("_target_"):
+                option = _option_for(group, node) or str(node["_target_"]).rsplit(".", 1)[-1]
+                if option != NEUTRAL.get(group):
+                    steps.append(option)
+        parts.append(f"{name}→{'+'.join(steps) or '?'}")
+    return "; ".join(parts)

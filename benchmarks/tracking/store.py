@@ -46,6 +46,7 @@ class RunRecord:
     metrics: dict[str, float]
     tags: dict[str, str]
     start_time: int
+    status: str = "FINISHED"
     _rows: list[dict[str, str]] | None = field(default=None, repr=False)
 
     @property
@@ -87,8 +88,9 @@ class RunRecord:
 
 
 # ------------------------------------------------------------------------------------------ loading
-def load_runs(uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
-    """FINISHED runs of ``experiment``; of several runs with one config fingerprint, the latest."""
+def load_runs(uri: str, experiment: str, *, unfinished: bool = False) -> tuple[Any, list[RunRecord]]:
+    """FINISHED runs of ``experiment`` (``unfinished``: FAILED, KILLED and RUNNING ones too); of several runs
+    with one config fingerprint, the latest."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
@@ -102,16 +104,17 @@ def load_runs(uri: str, experiment: str) -> tuple[Any, list[RunRecord]]:
     if exp is None:
         names = [e.name for e in client.search_experiments()]
         raise ReportError(f"no experiment {experiment!r} in {uri}; experiments there: {', '.join(names) or 'none'}")
-    runs = client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
+    runs = client.search_runs([exp.experiment_id], filter_string="" if unfinished else "attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"], max_results=50000)
     latest: dict[str, RunRecord] = {}
     for r in runs:
         key = r.data.tags.get("config_fingerprint", r.info.run_id)
         if key not in latest:
             latest[key] = RunRecord(r.info.run_id, dict(r.data.params), contract_metrics(r.data.metrics), dict(r.data.tags),
-                                    r.info.start_time)
+                                    r.info.start_time, r.info.status)
     if not latest:
-        raise ReportError(f"experiment {experiment!r} has no FINISHED runs")
+        raise ReportError(f"experiment {experiment!r} has no {'' if unfinished else 'FINISHED '}runs"
+                          + ("" if unfinished else " (--include-unfinished lists FAILED and KILLED ones)"))
     return client, sorted(latest.values(), key=lambda rec: rec.start_time)
 
 
