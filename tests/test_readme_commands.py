@@ -1,4 +1,5 @@
-"""Every ``rbench``/``rbench-report``/``rbench-audit``/``rbench-generate`` command in the README's and results/README's code blocks
+"""Every ``rbench``/``rbench-report``/``rbench-audit``/``rbench-generate`` command in the code blocks of the README and
+the reference pages it links (conf/README.md, benchmarks/README.md, results/README.md)
 parses: ``rbench`` commands compose and validate (the same precheck the CLI runs, no data read), report and
 audit commands pass their argument parsers. A renamed key, option or flag in the docs fails here (#16)."""
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", ROOT / "results" / "README.md"]
+#: the README and the reference pages it links (the contract beside conf/, the tools beside benchmarks/, results)
+DOCS = [ROOT / "README.md", ROOT / "conf" / "README.md", ROOT / "benchmarks" / "README.md", ROOT / "results" / "README.md"]
 
 
 def commands() -> list[tuple[str, list[str]]]:
@@ -30,7 +32,7 @@ def commands() -> list[tuple[str, list[str]]]:
                 while words and re.match(r"^[A-Z_]+=", words[0]):  # env assignments
                     words = words[1:]
                 if words and words[0].split("/")[-1] in ("rbench", "rbench-report", "rbench-audit", "rbench-generate"):
-                    found.append((f"{doc.name}: {line[:90]}", [words[0].split("/")[-1], *words[1:]]))
+                    found.append((f"{doc.relative_to(ROOT)}: {line[:90]}", [words[0].split("/")[-1], *words[1:]]))
     return found
 
 
@@ -40,6 +42,10 @@ COMMANDS = commands()
 def test_the_docs_have_commands():
     names = {argv[0] for _, argv in COMMANDS}
     assert {"rbench", "rbench-report", "rbench-audit", "rbench-generate"} <= names and len(COMMANDS) > 30
+    for doc in DOCS:  # every page has commands, and the README links every reference page
+        assert any(where.startswith(f"{doc.relative_to(ROOT)}: ") for where, _ in COMMANDS), doc
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert all(f"]({d.relative_to(ROOT)})" in readme for d in DOCS[1:])
 
 
 @pytest.mark.parametrize("where,argv", COMMANDS, ids=[w for w, _ in COMMANDS])
