@@ -23,14 +23,16 @@ from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import Calibrated, Encoder, SentenceTransformerEncoder
 from retrievers.fingerprint import installed_versions
-from chunkers.options import Options, device, integer, one_of, optional, string
+from chunkers.options import Options, device, integer, number, one_of, optional, string
+from retrievers.engines import ENGINES, SLURM_CLUSTERS, make_engine
+from retrievers.errors import RetrieverError
 from retrievers.cache import CACHE_MODES
 from retrievers.backends import ALL_PRECISIONS, BACKENDS
 from retrievers.progress import Progress
 from retrievers import shards
 
 log = logging.getLogger(__name__)
-INDEXES = ("flat", "hnsw", "ivf")
+INDEXES = ("flat", "exact", "hnsw", "ivf", "ivfpq")
 
 
 def _faiss_version() -> str:
@@ -67,7 +69,11 @@ class DenseRetriever:
         "ivf_nprobe": integer(1), "normalize": one_of("auto", True, False, "true", "false"),
         "max_seq_length": optional(integer(1)), "cache_mode": one_of(*CACHE_MODES),
         "encoder_backend": one_of(*BACKENDS), "precision": one_of("auto", *ALL_PRECISIONS),
-        "threads": optional(integer(1)), "processes": optional(integer(1))}
+        "threads": optional(integer(1)), "processes": optional(integer(1)),
+        "engine": one_of(*ENGINES), "engine_address": optional(string), "engine_workers": optional(integer(1)),
+        "engine_gpus": number(0), "slurm_cluster": one_of(*SLURM_CLUSTERS), "slurm_partition": optional(string),
+        "slurm_timeout_min": integer(1), "slurm_array_parallelism": integer(1),
+        "search_block": integer(1), "pq_m": integer(1), "pq_bits": integer(1, 16), "ann_check_queries": integer(0)}
     #: optional modules it needs beyond the core (``retrievers/extras.py`` names the extra for each); the
     #: default encoder and the chosen backend add theirs (``retrievers.backends.modules_needed``)
     REQUIRES: ClassVar[tuple[str, ...]] = ("faiss", "numpy")
@@ -80,6 +86,10 @@ class DenseRetriever:
         revision: str | None = None, cache_dir: str | None = None, cache_mode: str = "use",
         encoder: Encoder | None = None, encoder_backend: str = "torch", precision: str = "auto",
         threads: int | None = None, processes: int | None = None,
+        engine: str = "local", engine_address: str | None = None, engine_workers: int | None = None,
+        engine_gpus: float = 0, slurm_cluster: str | None = None, slurm_partition: str | None = None,
+        slurm_timeout_min: int = 120, slurm_array_parallelism: int = 64,
+        search_block: int = 65536, pq_m: int = 16, pq_bits: int = 8, ann_check_queries: int = 100,
     ) -> None:
         if index not in INDEXES:
             raise ValueError(f"retriever.index must be one of {'|'.join(INDEXES)}, got {index!r}")
@@ -92,6 +102,15 @@ class DenseRetriever:
                                              "ef_search": int(hnsw_ef_search)}
         self.ivf = {"nlist": int(ivf_nlist) if ivf_nlist else None, "nprobe": int(ivf_nprobe)}
         self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
+        if engine != "local" and self.cache.mode != "use":
+            raise RetrieverError(f"retriever.engine={engine} writes each encoded shard to cache.dir for the run to join: "
+                                 f"it needs cache.mode=use (got {self.cache.mode})")
+        self.engine = make_engine(engine, address=engine_address, workers=engine_workers, gpus=engine_gpus,
+                                  slurm_cluster=slurm_cluster, slurm_partition=slurm_partition,
+                                  slurm_timeout_min=slurm_timeout_min, slurm_array_parallelism=slurm_array_parallelism)
+        self.search_block, self.pq = int(search_block), {"m": int(pq_m), "bits": int(pq_bits)}
+        self.ann_check_queries = int(ann_check_queries)
+        self.ann_recall: dict[str, float] = {}
         self.encoded_texts = 0   # texts sent to the encoder (0 on a fully cached run)
         self.index_builds = 0    # faiss indexes built (0 on a fully cached run)
         self._ids: list[str] = []
@@ -153,9 +172,11 @@ class DenseRetriever:
             done = n - sum(len(s) for s in todo)
             print(f"rbench: dense: resuming — {len(plan) - len(todo)} of {len(plan)} shards ({done:,} of {n:,} "
                   f"passages) already encoded in {self.cache.dir / shards.KIND}", file=sys.stderr, flush=True)
-        with Progress(sum(len(s) for s in todo), "dense: encode corpus", "passages") as bar:
-            for shard in todo:
-                shards.write_shard(self.cache, shard, chunks, encode, identity, step=step, on_step=bar.update)
+        if todo:
+            self.engine.run(todo, chunks, cache=self.cache, encode=encode, encoder=self.encoder, identity=identity,
+                            step=step)
+            if self.engine.name != "local":  # encoded elsewhere: counted here
+                self.encoded_texts += sum(len(s) for s in todo)
         self._dim = 0
 
         def write(folder: Path) -> None:
@@ -175,12 +196,14 @@ class DenseRetriever:
             settings.update(self.hnsw)
         elif self.index_kind == "ivf":
             settings.update({"nlist": self._nlist(), "train": "sample of 64 x nlist rows, seed 0"})
+        elif self.index_kind == "ivfpq":
+            settings.update({"nlist": self._nlist(), "pq": dict(self.pq), "train": "sample, seed 0"})
         return settings
 
     def _search_settings(self) -> dict[str, Any]:
         """Index settings plus search-time ones (what a run depends on)."""
         settings = self._index_settings()
-        if self.index_kind == "ivf":
+        if self.index_kind in ("ivf", "ivfpq"):
             settings["nprobe"] = self.ivf["nprobe"]
         return settings
 
@@ -197,6 +220,8 @@ class DenseRetriever:
         import faiss
 
         dim = int(self._emb.shape[1])
+        if self.index_kind == "exact":
+            return None  # searched block by block over the memory-mapped embeddings (:meth:`exact_top_k`)
         if self.index_kind == "flat":
             self.index_builds += 1
             index = faiss.IndexFlatIP(dim)
@@ -232,8 +257,14 @@ class DenseRetriever:
             index.hnsw.efConstruction = self.hnsw["ef_construction"]
         else:
             nlist = self._nlist()
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            rows = np.random.default_rng(0).choice(len(self._ids), size=min(len(self._ids), 64 * nlist), replace=False)
+            if self.index_kind == "ivfpq":  # compressed codes: pq_m sub-vectors of pq_bits each (memory, not exactness)
+                m = self.pq["m"] if dim % self.pq["m"] == 0 else next(d for d in range(min(self.pq["m"], dim), 0, -1)
+                                                                       if dim % d == 0)
+                index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, self.pq["bits"], faiss.METRIC_INNER_PRODUCT)
+            else:
+                index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            need = max(64 * nlist, (2 ** self.pq["bits"]) * 39 if self.index_kind == "ivfpq" else 0)
+            rows = np.random.default_rng(0).choice(len(self._ids), size=min(len(self._ids), need), replace=False)
             index.train(np.ascontiguousarray(self._emb[np.sort(rows)], dtype=np.float32))
         self._add(index)
         return index
@@ -254,19 +285,49 @@ class DenseRetriever:
         index = self.faiss_index()
         k = min(int(top_k), len(self._ids))
         run: Run = {}
+        checked: list[float] = []
         with Progress(len(queries), "dense: search", "queries") as bar:  # encode + search, a block at a time
             for start in range(0, len(queries), ENCODE_BLOCK):
                 part = queries[start:start + ENCODE_BLOCK]
-                scores, rows = index.search(self._encode([q.text for q in part], "query"), k)
+                qv = np.ascontiguousarray(self._encode([q.text for q in part], "query"), dtype=np.float32)
+                scores, rows = self.exact_top_k(qv, k) if index is None else index.search(qv, k)
                 for q, srow, irow in zip(part, scores, rows):
                     run[q.id] = top_k_of({self._ids[i]: float(s) for s, i in zip(srow, irow) if i >= 0})
+                if index is not None and self.index_kind != "flat" and len(checked) < self.ann_check_queries:
+                    m = min(len(part), self.ann_check_queries - len(checked))  # an approximate index: recall@k vs exact
+                    _, exact = self.exact_top_k(qv[:m], k)
+                    checked += [len(set(a[a >= 0]) & set(e)) / max(1, len(e)) for a, e in zip(rows[:m], exact)]
                 bar.update(len(part))
+        if checked:
+            self.ann_recall = {f"ann_recall_at_{k}": float(np.mean(checked)), "ann_checked_queries": float(len(checked))}
         self.cache.put("runs", key, lambda folder: (folder / "run.json").write_text(json.dumps(run), encoding="utf-8"),
                        {"what": "chunk-level run", "queries": len(queries), "top_k": int(top_k),
                         "embeddings_key": self._emb_key, "index": self._search_settings()})
         return run
 
+    def exact_top_k(self, qv: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner-product top-k over the memory-mapped embeddings, ``search_block`` rows at a time: each
+        block's candidates (every row tied with its k-th score included) merged into the running top-k, ties
+        broken by the lower row. Memory is one block, whatever the corpus's size; the result does not depend on
+        the block size (tested against one block, and against faiss's flat index up to float ties)."""
+        n, nq = len(self._ids), len(qv)
+        best_s = [np.empty(0, dtype=np.float32) for _ in range(nq)]
+        best_i = [np.empty(0, dtype=np.int64) for _ in range(nq)]
+        for start in range(0, n, self.search_block):
+            block = np.asarray(self._emb[start:start + self.search_block], dtype=np.float64)
+            # float64 sums rounded to float32: a row's score does not depend on the shape of the block it sits in
+            scores = (qv.astype(np.float64) @ block.T).astype(np.float32)
+            kk = min(k, scores.shape[1])
+            kth = np.partition(scores, scores.shape[1] - kk, axis=1)[:, scores.shape[1] - kk]
+            for r in range(nq):
+                cand = np.flatnonzero(scores[r] >= kth[r])
+                s_all = np.concatenate([best_s[r], scores[r, cand]])
+                i_all = np.concatenate([best_i[r], cand + start])
+                order = np.lexsort((i_all, -s_all))[:k]
+                best_s[r], best_i[r] = s_all[order], i_all[order]
+        return np.stack(best_s), np.stack(best_i)
+
     def stats(self) -> dict[str, float]:
-        return {"encoded_texts": self.encoded_texts, "index_builds": self.index_builds,
+        return {**self.ann_recall, "encoded_texts": self.encoded_texts, "index_builds": self.index_builds,
                 "cache_hits": self.cache.hits, "cache_misses": self.cache.misses,
                 "cache_quarantined": self.cache.quarantined}

@@ -228,6 +228,13 @@ class SentenceTransformerEncoder:
         self._calibration_key: str | None = None
         self.calls = 0  # texts encoded by this instance
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a Ray actor or a SLURM job receives: the settings, not the loaded model (each worker loads its
+        own, once) — the same resolved backend and precision, so its vectors match the cache key's."""
+        state = dict(self.__dict__)
+        state.update({"_model": None, "_exported": None, "_pool": None})
+        return state
+
     # ------------------------------------------------------------------ resolution
     def source(self) -> dict[str, Any]:
         """Where the weights come from, resolved without loading them."""

@@ -89,18 +89,18 @@ def encode_texts(encode: Callable[[Sequence[str]], np.ndarray], texts: Sequence[
     return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
 
 
-def write_shard(cache: Cache, shard: Shard, chunks: Sequence[Chunk], encode: Callable[[Sequence[str]], np.ndarray],
-                identity: Any, *, step: int = STEP, on_step: Callable[[int], None] | None = None) -> Path | None:
-    """Encode one shard (``chunks`` is the whole corpus) and publish it as its own cache entry."""
-    part = chunks[shard.start:shard.stop]
-    emb = encode_texts(encode, [c.indexed_text for c in part], step=step, on_step=on_step)
+def write_shard(cache: Cache, shard: Shard, texts: Sequence[str], ids: Sequence[str],
+                encode: Callable[[Sequence[str]], np.ndarray], identity: Any, *, step: int = STEP,
+                on_step: Callable[[int], None] | None = None) -> Path | None:
+    """Encode one shard (its passages' ``texts`` and ``ids``) and publish it as its own cache entry."""
+    emb = encode_texts(encode, list(texts), step=step, on_step=on_step)
 
     def write(folder: Path) -> None:
         np.save(folder / "embeddings.npy", emb)
-        (folder / "ids.json").write_text(json.dumps([c.id for c in part]), encoding="utf-8")
+        (folder / "ids.json").write_text(json.dumps(list(ids)), encoding="utf-8")
 
     return cache.put(KIND, shard.key, write, {"what": "float32 embeddings of one shard, row i = ids.json[i]",
-                                               "rows": len(part), "start": shard.start, "encoder": identity})
+                                               "rows": len(ids), "start": shard.start, "encoder": identity})
 
 
 def present(cache: Cache, shard: Shard) -> bool:

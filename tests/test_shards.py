@@ -96,6 +96,7 @@ def test_a_shard_with_other_passages_is_refused(tmp_path):
     ident = CountingEncoder().identity()
     plan = shards.plan(CHUNKS[:50], ident, target=1000)
     enc = CountingEncoder()
-    shards.write_shard(cache, plan[0], CHUNKS[:50], lambda t: enc.encode(t, kind="doc"), ident)
+    shards.write_shard(cache, plan[0], [c.indexed_text for c in CHUNKS[:50]], [c.id for c in CHUNKS[:50]],
+                       lambda t: enc.encode(t, kind="doc"), ident)
     with pytest.raises(RuntimeError, match="other passages"):
         shards.join(cache, plan, [c.id for c in CHUNKS[1:51]], tmp_path / "out.npy")

@@ -1,0 +1,183 @@
+"""Who encodes a corpus's missing shards (``retriever.engine``): this process, a Ray cluster, or a SLURM job array.
+
+The shards and their cache entries are decided once (:mod:`retrievers.shards`); an engine only runs
+:func:`encode_one` for each missing shard, wherever it runs, writing the shard's entry into the shared
+``cache.dir``. The dense retriever then joins the shards. So every engine gives the same embeddings, an
+interrupted run resumes from the shards present, and engines can be mixed (a SLURM array finishes what a
+laptop started).
+
+* ``local``: in this process, one shard after another.
+* ``ray``: one Ray actor per worker (``engine_workers``; each with ``engine_gpus`` GPUs, or one CPU), fed
+  the missing shards through an actor pool. ``engine_address`` (or ``$RAY_ADDRESS``) reaches an existing
+  cluster; without one a local Ray is started, so the same command runs on a laptop. A worker killed
+  mid-shard is restarted by Ray and the shard retried (``max_restarts``/``max_task_retries``); only that shard
+  is redone.
+* ``slurm``: a submitit job array, one job per missing shard (``slurm_array_parallelism`` at a time), its
+  log folder under ``<cache.dir>/submitit``; ``slurm_cluster=local`` runs the same array as local processes
+  (submitit's local executor), ``debug`` in this process. The run waits for the array, then joins.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from chunkers.types import Chunk
+from retrievers.cache import Cache
+from retrievers.errors import RetrieverError
+from retrievers.progress import Progress
+from retrievers import shards as sh
+
+ENGINES = ("local", "ray", "slurm")
+SLURM_CLUSTERS = (None, "slurm", "local", "debug")
+
+
+def encode_one(cache_dir: str, shard: sh.Shard, texts: Sequence[str], ids: Sequence[str], encoder: Any,
+               identity: Any, step: int) -> tuple[int, int, float]:
+    """Encode one shard and publish its cache entry (what every engine runs, wherever): (index, rows, seconds).
+    A shard already present (another worker, an earlier run) is not encoded again."""
+    t0 = time.perf_counter()
+    cache = Cache(cache_dir, "use")
+    if not sh.present(cache, shard):
+        with cache.claim(sh.KIND, shard.key):
+            if not sh.present(cache, shard):
+                sh.write_shard(cache, shard, texts, ids, lambda t: encoder.encode(t, kind="doc"), identity, step=step)
+    return shard.index, len(shard), time.perf_counter() - t0
+
+
+def _inputs(chunks: Sequence[Chunk], shard: sh.Shard) -> tuple[list[str], list[str]]:
+    part = chunks[shard.start:shard.stop]
+    return [c.indexed_text for c in part], [c.id for c in part]
+
+
+class LocalEngine:
+    """In this process (``engine=local``, the default)."""
+
+    name = "local"
+
+    def run(self, todo: Sequence[sh.Shard], chunks: Sequence[Chunk], *, cache: Cache, encode: Callable, encoder: Any,
+            identity: Any, step: int) -> None:
+        with Progress(sum(len(s) for s in todo), "dense: encode corpus", "passages") as bar:
+            for shard in todo:
+                texts, ids = _inputs(chunks, shard)
+                sh.write_shard(cache, shard, texts, ids, encode, identity, step=step, on_step=bar.update)
+
+
+class RayEngine:
+    """Ray actors over the missing shards (``engine=ray``)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None, gpus: float = 0.0) -> None:
+        self.address, self.workers, self.gpus = address or os.environ.get("RAY_ADDRESS") or None, workers, float(gpus or 0)
+
+    def run(self, todo: Sequence[sh.Shard], chunks: Sequence[Chunk], *, cache: Cache, encode: Callable, encoder: Any,
+            identity: Any, step: int) -> None:
+        try:
+            import ray
+            from ray.util import ActorPool
+        except ImportError:
+            raise RetrieverError("retriever.engine=ray needs Ray: pip install 'retrieval-bench[cluster]'") from None
+        started = False
+        if not ray.is_initialized():
+            kw: dict[str, Any] = {"address": self.address, "include_dashboard": False, "log_to_driver": False,
+                                  "configure_logging": False}
+            if self.address is None and self.workers:  # a local Ray sized for the workers asked for
+                kw["num_cpus"] = max(int(self.workers), 1)
+            try:
+                ray.init(**kw)
+            except Exception as err:  # noqa: BLE001 - a cluster that cannot be reached: say where
+                raise RetrieverError(f"retriever.engine_address: cannot reach Ray at {self.address or 'a new local Ray'}"
+                                     f" ({type(err).__name__}: {str(err)[:200]})") from None
+            started = True
+        try:
+            n = int(self.workers or max(1, int(ray.cluster_resources().get("GPU" if self.gpus else "CPU", 1) //
+                                                 max(self.gpus, 1))))
+            n = max(1, min(n, len(todo)))
+            actor = ray.remote(num_cpus=0 if self.gpus else 1, num_gpus=self.gpus, max_restarts=3,
+                               max_task_retries=3)(_ShardWorker)
+            # the encoder travels with each actor's creation (settings only: each actor loads the model once),
+            # so a restarted actor is created again from the same arguments
+            actors = [actor.remote(str(cache.dir), encoder, identity, step) for _ in range(n)]
+            pool = ActorPool(actors)
+            jobs = [(s, *_inputs(chunks, s)) for s in todo]
+            label = f"dense: encode corpus on Ray ({n} workers)"
+            with Progress(sum(len(s) for s in todo), label, "passages") as bar:
+                for _, rows, _ in pool.map_unordered(lambda a, job: a.encode.remote(*job), jobs):
+                    bar.update(rows)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+class _ShardWorker:
+    """A Ray actor: loads the encoder once, encodes the shards it is given."""
+
+    def __init__(self, cache_dir: str, encoder: Any, identity: Any, step: int) -> None:
+        self.cache_dir, self.encoder, self.identity, self.step = cache_dir, encoder, identity, step
+
+    def encode(self, shard: sh.Shard, texts: Sequence[str], ids: Sequence[str]) -> tuple[int, int, float]:
+        return encode_one(self.cache_dir, shard, texts, ids, self.encoder, self.identity, self.step)
+
+
+class SlurmEngine:
+    """A submitit job array over the missing shards (``engine=slurm``)."""
+
+    name = "slurm"
+
+    def __init__(self, cluster: str | None = None, partition: str | None = None, timeout_min: int = 120,
+                 array_parallelism: int = 64, gpus: int = 0, cpus: int = 4) -> None:
+        self.cluster, self.partition, self.timeout_min = cluster, partition, int(timeout_min)
+        self.array_parallelism, self.gpus, self.cpus = int(array_parallelism), int(gpus or 0), int(cpus)
+
+    def run(self, todo: Sequence[sh.Shard], chunks: Sequence[Chunk], *, cache: Cache, encode: Callable, encoder: Any,
+            identity: Any, step: int) -> None:
+        try:
+            import submitit
+        except ImportError:
+            raise RetrieverError("retriever.engine=slurm needs submitit: pip install 'retrieval-bench[cluster]'") from None
+        folder = Path(cache.dir) / "submitit" / "%j"
+        executor = submitit.AutoExecutor(folder=str(folder), cluster=self.cluster)
+        params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.cpus}
+        if executor.cluster == "slurm":
+            params.update({"slurm_array_parallelism": self.array_parallelism, "gpus_per_node": self.gpus})
+            if self.partition:
+                params["slurm_partition"] = self.partition
+        executor.update_parameters(**params)
+        args = [(str(cache.dir), s, *_inputs(chunks, s), encoder, identity, step) for s in todo]
+        jobs = executor.map_array(encode_one, *zip(*args))
+        print(f"rbench: dense: {len(jobs)} shard jobs submitted ({executor.cluster}; logs in {folder.parent})",
+              file=sys.stderr, flush=True)
+        with Progress(sum(len(s) for s in todo), f"dense: encode corpus on {executor.cluster}", "passages") as bar:
+            pending = list(zip(jobs, todo))
+            while pending:
+                still = []
+                for job, shard in pending:
+                    if job.done():
+                        try:
+                            job.result()
+                        except Exception as err:  # noqa: BLE001 - the job's own error, with its log folder
+                            raise RetrieverError(f"shard {shard.index} failed in job {job.job_id} ({type(err).__name__}: "
+                                                 f"{str(err)[-300:]}); the shards finished so far are kept, the same "
+                                                 "command resumes") from None
+                        bar.update(len(shard))
+                    else:
+                        still.append((job, shard))
+                pending = still
+                if pending:
+                    time.sleep(0.5)
+
+
+def make_engine(engine: str = "local", *, address: str | None = None, workers: int | None = None, gpus: float = 0,
+                slurm_cluster: str | None = None, slurm_partition: str | None = None, slurm_timeout_min: int = 120,
+                slurm_array_parallelism: int = 64) -> Any:
+    if engine == "local":
+        return LocalEngine()
+    if engine == "ray":
+        return RayEngine(address, workers, gpus)
+    if engine == "slurm":
+        return SlurmEngine(slurm_cluster, slurm_partition, slurm_timeout_min, slurm_array_parallelism, int(gpus or 0))
+    raise RetrieverError(f"retriever.engine must be one of {'|'.join(ENGINES)}, got {engine!r}")
