@@ -190,6 +190,10 @@ def main(cfg: DictConfig) -> float:
             from benchmarks.story import run_story
 
             return run_story(cfg)
+        if cfg.get("beir_full"):
+            from benchmarks.beir_full import run_beir_full
+
+            return run_beir_full(cfg)
         from benchmarks.run.runner import run_experiment
 
         return run_experiment(cfg).objective
@@ -438,7 +442,12 @@ def run() -> None:
     except KeyboardInterrupt as err:
         code = 143 if isinstance(err, Terminated) else 130
         what = "terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)"
-        print(f"rbench: {what}; the run in progress (if any) is marked KILLED", file=sys.stderr)
+        run_id = getattr(err, "rbench_killed_run", None)  # set by the tracker that marked its run
+        if run_id:
+            print(f"rbench: {what}; MLflow run {run_id} is marked KILLED; finished encoder shards stay in the cache: "
+                  "the same command resumes from them", file=sys.stderr)
+        else:
+            print(f"rbench: {what}; the run in progress (if any) is marked KILLED", file=sys.stderr)
         sys.exit(code)
 
 

@@ -33,11 +33,64 @@ from retrievers.extras import need
 from retrievers.progress import Progress
 
 BACKENDS = ("torch", "onnx", "openvino")
+#: ``encoder_backend`` values: a backend, or ``auto`` (with ``precision=auto``: the fastest within tolerance)
+BACKEND_OPTIONS = ("auto", *BACKENDS)
 PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16", "fp16", "int8")}
 #: every precision some backend takes (``retriever.precision``; ``auto`` besides)
 ALL_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8", "fp16")
 #: passages an OpenVINO int8 export is calibrated on (a seeded sample of the corpus), in batches of CALIBRATION_BATCH
 CALIBRATION_SIZE, CALIBRATION_BATCH = 300, 8
+
+
+#: the documented tolerance a setting ``precision=auto`` may choose must meet against the model's own fp32
+#: vectors (torch), measured by ``benchmarks/scripts/encode_speed.py`` (``results/encode_speed.md``): mean cosine
+#: of the passage vectors, and the change in nDCG@10 of an end-to-end run
+AUTO_TOLERANCE = {"mean_cosine": 0.999, "ndcg_at_10": 0.002}
+
+#: what ``precision=auto`` may choose on a CPU, fastest first: (backend, precision, CPU flags it needs (any one),
+#: what was measured). Each was measured within AUTO_TOLERANCE where its flags exist. Left out: int8 (ONNX
+#: dynamic: 0.018 nDCG@10 below fp32 on cranfield; OpenVINO static: a calibration pass per corpus and up to
+#: 0.0036 away on scifact), torch bf16 (emulated on CPUs without AMX: slower than fp32).
+AUTO_CPU = (
+    ("openvino", "bf16", ("amx_bf16", "avx512_bf16"), "2.7x torch fp32, nDCG@10 within 0.001 (cranfield)"),
+)
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; ``$RBENCH_CPU_FLAGS``, comma-separated, overrides them)."""
+    fake = os.environ.get("RBENCH_CPU_FLAGS")
+    if fake is not None:
+        return frozenset(f.strip() for f in fake.split(",") if f.strip())
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def auto_setting(backend: str, flags: frozenset[str] | None = None) -> tuple[str, str, str]:
+    """``(backend, precision, why)`` for ``precision=auto`` on the CPU: the fastest setting of :data:`AUTO_CPU`
+    whose CPU flags are present and whose modules are installed, for ``encoder_backend`` ``backend`` (``auto``:
+    any backend); otherwise fp32 (exact), on ``backend`` (``auto``: torch)."""
+    flags = cpu_flags() if flags is None else flags
+    for b, precision, needs, measured in AUTO_CPU:
+        if backend not in ("auto", b):
+            continue
+        have = sorted(set(needs) & flags)
+        if have and all(_installed(m) for m in modules_needed(b, precision)):
+            return b, precision, f"the CPU has {have[0]}: {measured}"
+    fallback = "torch" if backend == "auto" else backend
+    return fallback, "fp32", "no faster setting within tolerance for this CPU (flags: " + \
+        (", ".join(sorted(f for f in flags if "bf16" in f or "vnni" in f or "amx" in f)) or "no BF16/AMX/VNNI") + ")"
 
 
 def modules_needed(backend: str, precision: str) -> list[str]:
@@ -57,7 +110,7 @@ def precision_problem(backend: str, precision: str) -> str | None:
 
 
 def check(backend: str, precision: str) -> None:
-    if backend not in BACKENDS:
+    if backend not in BACKENDS:  # resolved: ``auto`` never gets here
         raise RetrieverError(f"retriever.encoder_backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
     problem = precision_problem(backend, precision)
     if problem:

@@ -27,7 +27,7 @@ from chunkers.options import Options, device, integer, number, one_of, optional,
 from retrievers.engines import ENGINES, SLURM_CLUSTERS, make_engine
 from retrievers.errors import RetrieverError
 from retrievers.cache import CACHE_MODES
-from retrievers.backends import ALL_PRECISIONS, BACKENDS
+from retrievers.backends import ALL_PRECISIONS, BACKEND_OPTIONS
 from retrievers.progress import Progress
 from retrievers import shards
 
@@ -68,12 +68,12 @@ class DenseRetriever:
         "hnsw_ef_construction": integer(1), "hnsw_ef_search": integer(1), "ivf_nlist": optional(integer(1)),
         "ivf_nprobe": integer(1), "normalize": one_of("auto", True, False, "true", "false"),
         "max_seq_length": optional(integer(1)), "cache_mode": one_of(*CACHE_MODES),
-        "encoder_backend": one_of(*BACKENDS), "precision": one_of("auto", *ALL_PRECISIONS),
+        "encoder_backend": one_of(*BACKEND_OPTIONS), "precision": one_of("auto", *ALL_PRECISIONS),
         "threads": optional(integer(1)), "processes": optional(integer(1)),
         "engine": one_of(*ENGINES), "engine_address": optional(string), "engine_workers": optional(integer(1)),
         "engine_gpus": number(0), "slurm_cluster": one_of(*SLURM_CLUSTERS), "slurm_partition": optional(string),
         "slurm_timeout_min": integer(1), "slurm_array_parallelism": integer(1),
-        "search_block": integer(1), "pq_m": integer(1), "pq_bits": integer(1, 16), "ann_check_queries": integer(0)}
+        "shard_passages": optional(integer(1)), "search_block": integer(1), "pq_m": integer(1), "pq_bits": integer(1, 16), "ann_check_queries": integer(0)}
     #: optional modules it needs beyond the core (``retrievers/extras.py`` names the extra for each); the
     #: default encoder and the chosen backend add theirs (``retrievers.backends.modules_needed``)
     REQUIRES: ClassVar[tuple[str, ...]] = ("faiss", "numpy")
@@ -84,12 +84,12 @@ class DenseRetriever:
         ivf_nlist: int | None = None, ivf_nprobe: int = 16,
         query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto", max_seq_length: int | None = None,
         revision: str | None = None, cache_dir: str | None = None, cache_mode: str = "use",
-        encoder: Encoder | None = None, encoder_backend: str = "torch", precision: str = "auto",
+        encoder: Encoder | None = None, encoder_backend: str = "auto", precision: str = "auto",
         threads: int | None = None, processes: int | None = None,
         engine: str = "local", engine_address: str | None = None, engine_workers: int | None = None,
         engine_gpus: float = 0, slurm_cluster: str | None = None, slurm_partition: str | None = None,
         slurm_timeout_min: int = 120, slurm_array_parallelism: int = 64,
-        search_block: int = 65536, pq_m: int = 16, pq_bits: int = 8, ann_check_queries: int = 100,
+        shard_passages: int | None = None, search_block: int = 65536, pq_m: int = 16, pq_bits: int = 8, ann_check_queries: int = 100,
     ) -> None:
         if index not in INDEXES:
             raise ValueError(f"retriever.index must be one of {'|'.join(INDEXES)}, got {index!r}")
@@ -108,6 +108,7 @@ class DenseRetriever:
         self.engine = make_engine(engine, address=engine_address, workers=engine_workers, gpus=engine_gpus,
                                   slurm_cluster=slurm_cluster, slurm_partition=slurm_partition,
                                   slurm_timeout_min=slurm_timeout_min, slurm_array_parallelism=slurm_array_parallelism)
+        self.shard_passages = int(shard_passages) if shard_passages else None
         self.search_block, self.pq = int(search_block), {"m": int(pq_m), "bits": int(pq_bits)}
         self.ann_check_queries = int(ann_check_queries)
         self.ann_recall: dict[str, float] = {}
@@ -161,7 +162,7 @@ class DenseRetriever:
         interrupted encode resumes from the shards it finished; then the shards are joined into one memory-mapped
         ``.npy`` (never the whole matrix in memory). With ``cache.mode=off`` the shards are kept in memory."""
         n, step = len(chunks), self._call_size()
-        plan = shards.plan(chunks, identity)
+        plan = shards.plan(chunks, identity, self.shard_passages)
         encode = lambda texts: self._encode(texts, "doc")  # noqa: E731
         if self.cache.mode == "off":
             with Progress(n, "dense: encode corpus", "passages") as bar:

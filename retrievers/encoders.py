@@ -10,7 +10,9 @@ offline machine does not wait ~70 s for a timeout).
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
+from importlib.util import find_spec
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
@@ -20,7 +22,7 @@ import numpy as np
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
 from retrievers.hub import go_offline_if_unreachable
-from retrievers.backends import check
+from retrievers.backends import PRECISIONS, auto_setting, check, modules_needed
 from retrievers.backends import calibration_sample
 from retrievers.fingerprint import fingerprint
 from retrievers.backends import ExportedEncoder
@@ -142,6 +144,18 @@ def cuda_count() -> int:
         return 0
 
 
+_ANNOUNCED: set[tuple[str, str]] = set()
+
+
+def _announce(backend: str, precision: str, why: str) -> None:
+    """Say once per process what ``precision=auto`` chose on this CPU, and how to get exact fp32."""
+    if (backend, precision) in _ANNOUNCED or (backend, precision) == ("torch", "fp32"):
+        return
+    _ANNOUNCED.add((backend, precision))
+    print(f"rbench: dense: precision=auto chose {backend} {precision} ({why}); the model's exact fp32 vectors: "
+          "retriever.encoder_backend=torch retriever.precision=fp32", file=sys.stderr, flush=True)
+
+
 def resolve_placement(device: str = "auto", backend: str = "torch", precision: str = "auto",
                       processes: int | None = None) -> Placement:
     """``device=auto``: CUDA with fp16 when a GPU is present, otherwise the CPU with the chosen backend
@@ -152,8 +166,14 @@ def resolve_placement(device: str = "auto", backend: str = "torch", precision: s
         device = "cuda" if n_gpu else "cpu"
     if device.startswith("cuda") and not n_gpu:
         raise RetrieverError(f"retriever.device={device} but no CUDA GPU is available (use device=auto or cpu)")
-    if precision == "auto":
-        precision = "fp16" if device.startswith("cuda") and backend == "torch" else "fp32"
+    if precision == "auto" and device.startswith("cuda"):
+        backend, precision = ("torch" if backend == "auto" else backend), ("fp16" if backend in ("auto", "torch") else "fp32")
+    elif precision == "auto":  # the CPU: the fastest setting within the documented tolerance (retrievers.backends)
+        backend, precision, why = auto_setting(backend)
+        _announce(backend, precision, why)
+    elif backend == "auto":  # a precision asked for by name: the first backend that has it
+        backend = next((b for b in ("torch", "openvino", "onnx") if precision in PRECISIONS[b] and
+                        (b == "torch" or all(find_spec(m) for m in modules_needed(b, precision)))), "torch")
     if backend == "torch" and precision == "int8":
         raise RetrieverError("retriever.precision=int8 needs encoder_backend=onnx or openvino")
     if backend == "torch" and precision == "fp16" and not device.startswith("cuda"):

@@ -164,7 +164,7 @@ def test_musique_jsonl_errors_name_the_true_line(tmp_path, capsys, store):
 CONFIG_CASES = {
     "unknown dataset option": (["dataset=beirr"], r"no option 'beirr' in config group 'dataset'; options: beir, enterprise"),
     "unknown retriever option": (["retriever=colbert"], r"no option 'colbert' in config group 'retriever'; options: bm25, dense"),
-    "unknown experiment": (["experiment=nope"], r"no option 'nope' in config group 'experiment'; options: beir_gap"),
+    "unknown experiment": (["experiment=nope"], r"no option 'nope' in config group 'experiment'; options: beir_full, beir_gap"),
     "unknown option in a sweep": (["-m", "reranker=none,colbert"], r"no option 'colbert' in config group 'reranker'"),
     "key typo": (["retriever.k2=1"], r"config error: retriever\.k2: no such key; did you mean retriever\.k1\?(?![\s\S]*\+retriever)"),
     "key typo with dataset=files": (["dataset=files", "retriever.k=5"],
@@ -190,7 +190,7 @@ CONFIG_CASES = {
     "fusion norm": (["retriever=hybrid", "retriever.norm=scaled"], r"retriever\.norm: expected one of min-max"),
     "fusion weights": (["retriever=hybrid", "retriever.weights=[1]"], r"retriever\.weights: expected 2 numbers >= 0, not all 0 \(one per retriever: bm25, dense\), got \[1\]"),
     "hybrid base k1": (["retriever=hybrid", "retriever.retrievers.bm25.k1=-1"], r"retriever\.retrievers\.bm25\.k1: expected a number >= 0"),
-    "dense index": (["retriever=dense", "retriever.index=annoy"], r"retriever\.index: expected one of flat\|hnsw\|ivf"),
+    "dense index": (["retriever=dense", "retriever.index=annoy"], r"retriever\.index: expected one of flat\|exact\|hnsw\|ivf\|ivfpq"),
     "dense batch size": (["retriever=dense", "retriever.batch_size=0"], r"retriever\.batch_size: expected an integer >= 1"),
     "dense device": (["retriever=dense", "retriever.device=tpu"], r"retriever\.device: expected cpu\|cuda\|cuda:N\|auto"),
     "decomposer hops": (["decomposer=iterative", "decomposer.hops=0"], r"decomposer\.hops: expected an integer >= 1"),
@@ -419,8 +419,10 @@ def test_signals_end_the_run_as_killed_without_a_traceback(tmp_path, sig, code, 
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err
+    (run_id,) = sqlite3.connect(db).execute("select run_uuid from runs").fetchone()
     assert [line for line in err.splitlines() if line.startswith("rbench:")] == \
-        [f"rbench: {word} ({'SIGTERM' if code == 143 else 'Ctrl-C'}); the run in progress (if any) is marked KILLED"]
+        [f"rbench: {word} ({'SIGTERM' if code == 143 else 'Ctrl-C'}); MLflow run {run_id} is marked KILLED; finished "
+         "encoder shards stay in the cache: the same command resumes from them"]  # #24: names the run
     assert sqlite3.connect(db).execute("select status from runs").fetchall() == [("KILLED",)]
 
 

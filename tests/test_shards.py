@@ -76,16 +76,16 @@ def test_an_interrupted_encode_resumes_from_its_finished_shards(tmp_path, monkey
 
 def test_the_encode_bar_moves_every_step(tmp_path, monkeypatch):
     """The bar is updated after every encoder call of ``shards.STEP`` texts, not every 512."""
-    import retrievers.dense as dense
+    import retrievers.engines as engines
 
     updates = []
 
-    class Spy(dense.Progress):
+    class Spy(engines.Progress):
         def update(self, n=1):
             updates.append(n)
             super().update(n)
 
-    monkeypatch.setattr(dense, "Progress", Spy)
+    monkeypatch.setattr(engines, "Progress", Spy)
     enc = CountingEncoder()
     DenseRetriever(encoder=enc, cache_dir=str(tmp_path)).index(CHUNKS)
     assert max(updates) <= shards.STEP and sum(updates) == len(CHUNKS) and enc.calls == len(updates)

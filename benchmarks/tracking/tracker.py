@@ -451,6 +451,5 @@ class Tracker:
             return
         if status == "FAILED":
             print(f"rbench: MLflow run {self.run_id} marked FAILED", file=sys.stderr)
-        elif status == "KILLED":
-            print(f"rbench: interrupted; MLflow run {self.run_id} marked KILLED (finished encoder blocks stay in the "
-                  "cache: the same command resumes from them)", file=sys.stderr, flush=True)
+        elif status == "KILLED" and exc is not None:
+            exc.rbench_killed_run = self.run_id  # the command line's one closing line names it

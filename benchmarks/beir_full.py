@@ -1,0 +1,255 @@
+"""``rbench experiment=beir_full``: every public BEIR collection, BM25 + the dense model + hybrid, in one command.
+
+1. **The plan, before anything starts**: each collection (``beir_full.collections``, default every public one
+   in ``beir_full.registry``), its passages and queries, whether it is on disk, to be fetched or not
+   redistributable, and the estimated encode time for the dense model on the devices found (a rate measured
+   on 64 passages, times the GPUs, or the CPU).
+2. **Fetch** what is missing from the BEIR mirror (``dataset.url``); an unreachable mirror is said once, and
+   those collections are listed as not fetched — the rest runs.
+3. **Run** each collection x system (``beir_full.systems``) as its own logged MLflow run. A point with a FINISHED
+   run is skipped (same config fingerprint), so the command resumes per collection; a collection that fails
+   is reported and the others go on. A collection published as a group of sub-collections (a folder of BEIR
+   folders, e.g. CQADupStack's forums) is run per member and averaged, as BEIR reports it.
+4. **One table**: nDCG@10 per collection and system, the published figures beside each cell (BEIR paper,
+   Pyserini, MTEB; sources in the registry), and the out-of-domain gap (dense - BM25) per collection; written
+   to ``beir_full.out`` (``.md``, ``.csv``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlparse
+
+from benchmarks.datasets.beir import BEIR_URL, download
+from benchmarks.errors import DataError, RbenchError
+from benchmarks.run import runner
+from benchmarks.story import _overrides_from_command_line
+from benchmarks.tracking.groups import GROUPS
+from retrievers.encoders import cuda_count
+from retrievers.errors import RetrieverError
+from retrievers.progress import fmt_seconds
+
+
+def load_registry(path: str | Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {"collections": dict(data["collections"]), "sources": dict(data.get("_sources", {}))}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DataError(f"beir_full.registry: cannot read the collections registry ({type(err).__name__}: {err})",
+                        path=Path(path)) from None
+
+
+def members(folder: Path) -> list[Path]:
+    """A BEIR folder is itself the collection; a folder of BEIR folders (no corpus of its own) is a group."""
+    if (folder / "corpus.jsonl").is_file() or (folder / "corpus.jsonl.gz").is_file():
+        return [folder]
+    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "corpus.jsonl").is_file())
+
+
+def reachable(url: str, timeout: float = 5.0) -> str | None:
+    """None when the mirror's host accepts a connection; otherwise why not (said once for every fetch)."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+    if not host:
+        return f"no host in {url}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as err:
+        return f"{host}:{port} unreachable ({type(err).__name__}: {err})"
+
+
+def encode_rate(node: Any, texts: Sequence[str]) -> tuple[float, str]:
+    """Passages per second of the dense retriever configured by ``node`` on this machine, measured on ``texts``
+    (its encoder, one call after a warm-up), and where it ran."""
+    from hydra.utils import instantiate
+
+    try:
+        retriever = instantiate(node) if node is not None else None
+        encoder = getattr(retriever, "encoder", None)
+        if encoder is None or not texts:
+            return 0.0, "not measured (no dense model, or no collection on disk to measure it on)"
+        encoder.encode(list(texts[:8]), kind="doc")  # warm-up (model load)
+        t0 = time.perf_counter()
+        encoder.encode(list(texts), kind="doc")
+        rate = len(texts) / max(time.perf_counter() - t0, 1e-6)
+    except Exception as err:  # noqa: BLE001 - an estimate only
+        return 0.0, f"not measured ({type(err).__name__}: {str(err)[:120]})"
+    gpus = cuda_count()
+    where = f"{gpus} GPU(s)" if gpus else f"CPU, {os.cpu_count()} cores"
+    return rate * max(1, gpus), where  # several GPUs: one encoding process each
+
+
+def _sample_texts(folders: Sequence[Path], n: int = 64) -> list[str]:
+    """Up to ``n`` passages (title + text) from the first collections on disk: what the encode rate is measured on."""
+    out: list[str] = []
+    for folder in folders:
+        for member in members(folder):
+            with open(member / "corpus.jsonl", encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        doc = json.loads(line)
+                    except ValueError:
+                        continue
+                    out.append(f"{doc.get('title', '')}\n{doc.get('text', '')}".strip())
+                    if len(out) >= n:
+                        return out
+    return out
+
+
+def run_beir_full(cfg: Any) -> float:
+    from hydra import compose
+
+    settings = cfg.beir_full
+    registry = load_registry(settings.registry)
+    table = registry["collections"]
+    wanted = list(table) if str(settings.collections) == "all" else [str(c) for c in settings.collections]
+    unknown = [c for c in wanted if c not in table]
+    data_dir = Path(str(cfg.data_dir))
+    url = str(settings.get("url") or BEIR_URL)
+    systems = [str(s) for s in settings.systems]
+
+    # 1. the plan
+    rows = []
+    for name in wanted:
+        info = table.get(name, {})
+        folder = data_dir / "beir" / name
+        status = "on disk" if folder.is_dir() else ("not redistributable" if info.get("public") is False
+                                                   else "to fetch")
+        rows.append({"name": name, "info": info, "folder": folder, "status": status})
+    on_disk = [r["folder"] for r in rows if r["status"] == "on disk"]
+    # the command line's overrides apply to every point, except this command's own settings
+    extra = [o for o in _overrides_from_command_line() if not o.lstrip("+~").startswith("beir_full")]
+    rate, where = 0.0, ""
+    if any(s.startswith(("dense", "hybrid")) for s in systems):
+        first = next(s for s in systems if s.startswith(("dense", "hybrid")))
+        node = compose(config_name="config", overrides=[f"retriever={first}", *extra]).retriever
+        dense_node = node.retrievers.dense if "retrievers" in node else node
+        rate, where = encode_rate(dense_node, _sample_texts(on_disk))
+    print(f"rbench beir_full: {len(rows)} collections x {', '.join(systems)}; data in {data_dir / 'beir'}; "
+          f"experiment '{cfg.tracking.experiment}'", flush=True)
+    head = f"  {'collection':18} {'passages':>11} {'queries':>8}  {'status':20} est. encode"
+    print(head + "\n  " + "-" * (len(head) + 8), flush=True)
+    for r in rows:
+        passages = r["info"].get("passages")
+        est = fmt_seconds(passages / rate) if rate and passages and r["status"] != "not redistributable" else "—"
+        print(f"  {r['name']:18} {passages or 0:>11,} {r['info'].get('queries', 0):>8,}  {r['status']:20} {est}",
+              flush=True)
+    if rate:
+        print(f"  encode rate: {rate:,.0f} passages/s ({where}; measured on 64 passages)", flush=True)
+    elif where:
+        print(f"  encode rate: {where}", flush=True)
+    for name in unknown:
+        print(f"  {name}: not in the registry ({settings.registry}); run if on disk, no published figures", flush=True)
+
+    # 2. fetch what is missing
+    to_fetch = [r for r in rows if r["status"] == "to fetch"]
+    why = reachable(url.format(name="x")) if to_fetch else None
+    for r in to_fetch:
+        if why:
+            r["status"] = "not fetched"
+            continue
+        try:
+            download(r["name"], data_dir, url)
+            r["status"] = "fetched"
+        except (DataError, OSError) as err:
+            r["status"], r["why"] = "not fetched", str(err).splitlines()[0][:200]
+    missing = [r for r in rows if r["status"] == "not fetched"]
+    if missing:
+        print(f"rbench beir_full: could not fetch {len(missing)} collection(s): "
+              + ", ".join(r["name"] + (f" ({r['why']})" if r.get("why") else "") for r in missing)
+              + (f" — the mirror {url.format(name='<name>')}: {why}" if why else ""), flush=True)
+
+    # 3. run every available collection x system (resumable: FINISHED points are skipped)
+    results: dict[tuple[str, str], list[float]] = {}
+    failures: list[str] = []
+    for r in rows:
+        if r["status"] not in ("on disk", "fetched"):
+            continue
+        split = r["info"].get("split", "test")
+        for member in members(r["folder"]):
+            where_ds = [f"dataset.path={member}"] if member != r["folder"] else [f"dataset.name={r['name']}"]
+            for system in systems:
+                overrides = ["dataset=beir", *where_ds, f"dataset.split={split}", f"retriever={system}", *extra,
+                             f"tracking.experiment={cfg.tracking.experiment}"] + \
+                    ([f"dataset.url='{url}'"] if settings.get("url") else [])
+                try:
+                    point = compose(config_name="config", overrides=overrides)
+                    full = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+                    choices = {g: str(full.hydra.runtime.choices[g]) for g in GROUPS
+                               if full.hydra.runtime.choices.get(g) not in (None, "null")}
+                    choices["experiment"] = "beir_full"
+                    out = runner.run_experiment(point, choices=choices)
+                    results.setdefault((r["name"], system), []).append(float(out.metrics["ndcg_at_10"]))
+                except (RbenchError, RetrieverError) as err:
+                    failures.append(f"{r['name']} ({system}): {str(err).splitlines()[0][:200]}")
+                    print(f"rbench beir_full: {r['name']} x {system} failed, going on: {failures[-1]}",
+                          file=sys.stderr, flush=True)
+
+    # 4. one table, published figures beside each cell
+    text, csv_rows = matrix(rows, results, systems, registry["sources"])
+    print("\n" + text, flush=True)
+    if failures:
+        print("failed: " + "; ".join(failures), flush=True)
+    out = Path(str(settings.out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(f"# BEIR, every collection\n\n{text}\n\nCommand: `rbench experiment=beir_full`\n",
+                                      encoding="utf-8")
+    with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(csv_rows[0]) if csv_rows else ["collection"])
+        writer.writeheader()
+        writer.writerows(csv_rows)
+    print(f"wrote {out}.md and {out}.csv", flush=True)
+    done = [v for vs in results.values() for v in vs]
+    return sum(done) / len(done) if done else 0.0
+
+
+def _mean(values: Sequence[float] | None) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def matrix(rows: Sequence[Mapping[str, Any]], results: Mapping[tuple[str, str], Sequence[float]],
+           systems: Sequence[str], sources: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]]:
+    """The markdown table (and its CSV rows): ours beside the published figures, and dense - BM25."""
+    published = {"bm25": [("BEIR", "bm25_beir"), ("Pyserini", "bm25_pyserini")], "dense": [("MTEB", "dense_mteb")]}
+    cols = ["collection", "status"]
+    for s in systems:
+        cols.append(f"{s} (ours)")
+        cols += [f"{s}: {label}" for label, _ in published.get(s, [])]
+    dense = next((s for s in systems if s.startswith("dense")), None)
+    gap = "bm25" in systems and dense is not None
+    if gap:
+        cols.append(f"gap {dense} − BM25")
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out = []
+    for r in rows:
+        info = r["info"]
+        entry: dict[str, Any] = {"collection": r["name"], "status": r["status"]}
+        cells = [r["name"], r["status"] if r["status"] not in ("on disk", "fetched") else "run"]
+        for s in systems:
+            ours = _mean(results.get((r["name"], s)))
+            entry[f"{s}_ours"] = ours
+            cells.append(_cell(ours))
+            for label, key in published.get(s, []):
+                entry[f"{s}_{key}"] = info.get(key)
+                cells.append(_cell(info.get(key)))
+        if gap:
+            b, d = _mean(results.get((r["name"], "bm25"))), _mean(results.get((r["name"], dense)))
+            entry["gap"] = None if b is None or d is None else d - b
+            cells.append("—" if entry["gap"] is None else f"{entry['gap']:+.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+        out.append(entry)
+    lines += ["", "nDCG@10 on each collection's evaluated split. Published figures: "
+              + "; ".join(f"{k}: {v}" for k, v in sources.items()) + "."]
+    return "\n".join(lines), out

@@ -1,0 +1,81 @@
+"""#23 point 4: ``rbench experiment=beir_full`` — the plan first, what cannot be fetched said and skipped, a
+collection fetched from a mirror (a small one registered locally, served over HTTP here), a group collection
+averaged over its members, one table with the published figures beside each cell, and a resumable re-run."""
+
+import functools
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+import zipfile
+
+from conftest import TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
+from test_config import RBENCH
+
+
+def test_beir_full_plans_fetches_runs_and_tabulates(tmp_path):
+    data = tmp_path / "data"
+    write_beir(data / "beir" / "tinyset", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    for forum in ("a", "b"):  # a group: a folder of BEIR folders, averaged
+        write_beir(data / "beir" / "groupset" / forum, TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    mirror = tmp_path / "mirror"
+    write_beir(mirror / "src" / "served", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    with zipfile.ZipFile(mirror / "served.zip", "w") as zf:
+        for path in (mirror / "src" / "served").rglob("*"):
+            zf.write(path, path.relative_to(mirror / "src"))
+    shutil.rmtree(mirror / "src")
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"_sources": {"paper": "a paper"}, "collections": {
+        "tinyset": {"passages": 5, "queries": 3, "split": "test", "public": True, "bm25_beir": 0.5, "bm25_pyserini": 0.6},
+        "groupset": {"passages": 10, "queries": 6, "split": "test", "public": True},
+        "served": {"passages": 5, "queries": 3, "split": "test", "public": True},
+        "licensed": {"passages": 9, "queries": 1, "split": "test", "public": False}}}))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    args = [RBENCH, "experiment=beir_full", f"data_dir={data}", f"beir_full.registry={registry}",
+            "beir_full.systems=[bm25,dense_static]", f"beir_full.url='http://127.0.0.1:{server.server_port}/{{name}}.zip'",
+            f"beir_full.out={tmp_path}/out/beir_full", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+            f"tracking.artifact_root={tmp_path}/a", f"cache.dir={tmp_path}/c", f"hydra.run.dir={tmp_path}/h",
+            "metrics.k=[1,10]", "top_k=10"]
+    try:
+        first = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    finally:
+        server.shutdown()
+    out = first.stdout
+    assert first.returncode == 0, first.stderr[-3000:]
+    # the plan comes before any run, with sizes, status and an encode estimate
+    plan = out[: out.index("MLflow run")]
+    for line in ("tinyset", "groupset", "served", "licensed"):
+        assert line in plan
+    assert "to fetch" in plan and "not redistributable" in plan and "encode rate:" in plan
+    assert (data / "beir" / "served" / "corpus.jsonl").is_file()  # fetched from the mirror
+    table = (tmp_path / "out" / "beir_full.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| tinyset "))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:5] == ["0.500", "0.600"] and cells[2] != "—"  # ours beside BEIR's and Pyserini's
+    assert "| licensed | not redistributable |" in table
+    assert next(line for line in table.splitlines() if line.startswith("| groupset ")).count("—") >= 2
+    # resumable: a second run with the mirror gone re-runs nothing and prints the same table
+    again = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("skipped — experiment") == 8  # 4 datasets x 2 systems
+    assert (tmp_path / "out" / "beir_full.md").read_text() == table
+
+
+def test_a_down_mirror_is_said_once_and_the_rest_runs(tmp_path):
+    data = tmp_path / "data"
+    write_beir(data / "beir" / "tinyset", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"collections": {
+        "tinyset": {"passages": 5, "queries": 3, "split": "test", "public": True},
+        "faraway": {"passages": 5, "queries": 3, "split": "test", "public": True},
+        "farther": {"passages": 5, "queries": 3, "split": "test", "public": True}}}))
+    res = subprocess.run([RBENCH, "experiment=beir_full", f"data_dir={data}", f"beir_full.registry={registry}",
+                          "beir_full.systems=[bm25]", "beir_full.url='http://127.0.0.1:9/{name}.zip'",
+                          f"beir_full.out={tmp_path}/out/b", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+                          f"tracking.artifact_root={tmp_path}/a", f"cache.dir={tmp_path}/c", f"hydra.run.dir={tmp_path}/h"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "could not fetch 2 collection(s): faraway, farther" in res.stdout and res.stdout.count("unreachable (") == 1
+    assert "| tinyset | run |" in (tmp_path / "out" / "b.md").read_text()
