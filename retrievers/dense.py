@@ -73,7 +73,8 @@ class DenseRetriever:
         "engine": one_of(*ENGINES), "engine_address": optional(string), "engine_workers": optional(integer(1)),
         "engine_gpus": number(0), "slurm_cluster": one_of(*SLURM_CLUSTERS), "slurm_partition": optional(string),
         "slurm_timeout_min": integer(1), "slurm_array_parallelism": integer(1),
-        "shard_passages": optional(integer(1)), "search_block": integer(1), "pq_m": integer(1), "pq_bits": integer(1, 16), "ann_check_queries": integer(0)}
+        "shard_passages": optional(integer(1)), "search_block": integer(1), "pq_m": integer(1),
+        "pq_bits": integer(1, 16), "ann_check_queries": integer(0)}
     #: optional modules it needs beyond the core (``retrievers/extras.py`` names the extra for each); the
     #: default encoder and the chosen backend add theirs (``retrievers.backends.modules_needed``)
     REQUIRES: ClassVar[tuple[str, ...]] = ("faiss", "numpy")
@@ -84,12 +85,13 @@ class DenseRetriever:
         ivf_nlist: int | None = None, ivf_nprobe: int = 16,
         query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto", max_seq_length: int | None = None,
         revision: str | None = None, cache_dir: str | None = None, cache_mode: str = "use",
-        encoder: Encoder | None = None, encoder_backend: str = "auto", precision: str = "auto",
+        encoder: Encoder | None = None, encoder_backend: str = "torch", precision: str = "auto",
         threads: int | None = None, processes: int | None = None,
         engine: str = "local", engine_address: str | None = None, engine_workers: int | None = None,
         engine_gpus: float = 0, slurm_cluster: str | None = None, slurm_partition: str | None = None,
         slurm_timeout_min: int = 120, slurm_array_parallelism: int = 64,
-        shard_passages: int | None = None, search_block: int = 65536, pq_m: int = 16, pq_bits: int = 8, ann_check_queries: int = 100,
+        shard_passages: int | None = None, search_block: int = 65536, pq_m: int = 16, pq_bits: int = 8,
+        ann_check_queries: int = 100,
     ) -> None:
         if index not in INDEXES:
             raise ValueError(f"retriever.index must be one of {'|'.join(INDEXES)}, got {index!r}")

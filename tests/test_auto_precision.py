@@ -10,18 +10,19 @@ from retrievers.encoders import SentenceTransformerEncoder, resolve_placement
 
 def test_the_choice_follows_the_cpu_flags(monkeypatch):
     monkeypatch.setattr(backends, "_installed", lambda module: True)
-    assert auto_setting("auto", frozenset({"avx2", "avx512_bf16", "avx512_vnni"}))[:2] == ("openvino", "bf16")
-    assert auto_setting("auto", frozenset({"avx2", "amx_bf16"}))[:2] == ("openvino", "bf16")
+    assert auto_setting("torch", frozenset({"avx2", "avx512_bf16", "avx512_vnni"}))[:2] == ("torch", "bf16")
+    assert auto_setting("auto", frozenset({"avx2", "amx_bf16"}))[:2] == ("openvino", "bf16")  # any backend: fastest
     assert auto_setting("openvino", frozenset({"amx_bf16"}))[:2] == ("openvino", "bf16")
     # no BF16: nothing faster stays within tolerance (int8 is never chosen automatically)
     assert auto_setting("auto", frozenset({"avx2", "avx512_vnni"}))[:2] == ("torch", "fp32")
     assert auto_setting("auto", frozenset())[:2] == ("torch", "fp32")
+    assert auto_setting("torch", frozenset({"avx2", "avx512_vnni"}))[:2] == ("torch", "fp32")  # emulated bf16: slower
     # a backend asked for by name keeps it
-    assert auto_setting("torch", frozenset({"avx512_bf16"}))[:2] == ("torch", "fp32")
     assert auto_setting("onnx", frozenset({"avx512_bf16"}))[:2] == ("onnx", "fp32")
     # OpenVINO not installed: not chosen
     monkeypatch.setattr(backends, "_installed", lambda module: module != "openvino")
-    assert auto_setting("auto", frozenset({"avx512_bf16"}))[:2] == ("torch", "fp32")
+    assert auto_setting("openvino", frozenset({"avx512_bf16"}))[:2] == ("openvino", "fp32")
+    assert auto_setting("auto", frozenset({"avx512_bf16"}))[:2] == ("torch", "bf16")
     assert AUTO_TOLERANCE["ndcg_at_10"] <= 0.002  # the documented tolerance (results/encode_speed.md)
 
 
@@ -31,26 +32,26 @@ def test_placement_says_what_it_chose_and_exact_is_one_override_away(monkeypatch
     import retrievers.encoders as encoders
 
     monkeypatch.setattr(encoders, "_ANNOUNCED", set())
-    p = resolve_placement("cpu", "auto", "auto")
-    assert (p.backend, p.precision) == ("openvino", "bf16")
-    resolve_placement("cpu", "auto", "auto")
+    p = resolve_placement("cpu", "torch", "auto")
+    assert (p.backend, p.precision) == ("torch", "bf16")
+    resolve_placement("cpu", "torch", "auto")
     err = capsys.readouterr().err
-    assert err.count("precision=auto chose openvino bf16") == 1 and "avx512_bf16" in err
+    assert err.count("precision=auto chose torch bf16") == 1 and "avx512_bf16" in err
     assert "retriever.encoder_backend=torch retriever.precision=fp32" in err
     exact = resolve_placement("cpu", "torch", "fp32")
     assert (exact.backend, exact.precision) == ("torch", "fp32")
     monkeypatch.setenv("RBENCH_CPU_FLAGS", "avx2")
-    plain = resolve_placement("cpu", "auto", "auto")
+    plain = resolve_placement("cpu", "torch", "auto")
     assert (plain.backend, plain.precision) == ("torch", "fp32") and capsys.readouterr().err == ""
 
 
 def test_the_choice_is_in_the_cache_key(monkeypatch):
     monkeypatch.setattr(backends, "_installed", lambda module: True)
     monkeypatch.setenv("RBENCH_CPU_FLAGS", "avx512_bf16")
-    fast = SentenceTransformerEncoder(device="cpu", encoder_backend="auto", precision="auto").identity()
+    fast = SentenceTransformerEncoder(device="cpu", precision="auto").identity()
     monkeypatch.setenv("RBENCH_CPU_FLAGS", "avx2")
-    exact = SentenceTransformerEncoder(device="cpu", encoder_backend="auto", precision="auto").identity()
-    assert (fast.get("backend"), fast.get("precision")) == ("openvino", "bf16")
+    exact = SentenceTransformerEncoder(device="cpu", precision="auto").identity()
+    assert (fast.get("backend"), fast.get("precision")) == ("torch", "bf16")
     assert "backend" not in exact and fast != exact  # torch fp32 keeps the keys it always had
 
 

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/dense_reference")
     args = parser.parse_args(argv)
     ds = BeirLoader(name="scifact", data_dir=args.data_dir).load()
-    retriever = DenseRetriever(cache_dir=args.cache_dir)
+    retriever = DenseRetriever(cache_dir=args.cache_dir, precision="fp32")  # the model's own vectors: a reproduction
     t0 = time.perf_counter()
     res = retrieve(ds, NoChunker(), retriever, top_k=100)
     wall = time.perf_counter() - t0

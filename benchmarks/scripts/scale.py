@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hnsw-ef-construction", type=int, default=80)
     parser.add_argument("--hnsw-ef-search", type=lambda t: [int(x) for x in t.split(",")], default=[128, 512])
     parser.add_argument("--skip-hnsw", action="store_true")
+    parser.add_argument("--bm25-only", action="store_true", help="the BM25 stages only (10M passages: #23)")
     parser.add_argument("--bm25s-backend", default="numba", choices=["numpy", "numba"])
     parser.add_argument("--out", default="results/scale")
     parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="rbench-scale-") as cache:
-        for stage in ("bm25", "bm25_mmap", "dense"):
+        for stage in ("bm25", "bm25_mmap") + (() if args.bm25_only else ("dense",)):
             cmd = [sys.executable, "-m", "benchmarks.scripts.scale", "--stage", stage, "--cache", cache,
                    *(a for a in (argv if argv is not None else sys.argv[1:]))]
             print(f"scale: stage {stage} (n={args.n:,})...", file=sys.stderr, flush=True)
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             results[stage] = json.loads(line[len("RESULT "):])
             results[stage]["wall_s"] = time.perf_counter() - t0
-    b, m, d = results["bm25"], results["bm25_mmap"], results["dense"]
+    b, m, d = results["bm25"], results["bm25_mmap"], results.get("dense")
     lines = [f"# Scale: {args.n:,} generated passages (20-40 words), {args.queries} queries", "",
              "Each stage is its own process; peak memory is that process's max RSS (corpus generation included).", "",
              f"## BM25 (bm25s, Lucene BM25, {args.bm25s_backend} backend, one thread; queries/s after warm-up)", "",
@@ -225,8 +226,10 @@ def main(argv: list[str] | None = None) -> int:
              f"| generate + tokenize + index + save | {b['generate_s']:.0f} s + {b['index_or_load_s']:.0f} s | "
              f"{b['queries_per_s']:.0f} | {b['peak_rss_gib']:.2f} GiB | index {b.get('index_mib_on_disk', 0):.0f} MiB on disk; MRR@100 {b['mrr_at_100']:.3f} |",
              f"| fresh process: load index memory-mapped | {m['index_or_load_s']:.1f} s | {m['queries_per_s']:.0f} | "
-             f"{m['peak_rss_gib']:.2f} GiB | memory-mapped: {m.get('memory_mapped')} |", "",
-             f"## Dense (static model2vec {d['dim']}-d vectors, encoded in blocks into a memory-mapped .npy)", "",
+             f"{m['peak_rss_gib']:.2f} GiB | memory-mapped: {m.get('memory_mapped')} |", ""]
+    if d is None:
+        return _finish(args, lines, results, argv)
+    lines += [f"## Dense (static model2vec {d['dim']}-d vectors, encoded in blocks into a memory-mapped .npy)", "",
              f"Encoding {args.n:,} passages: {d['encode_s']:.0f} s; peak RSS of the dense process {d['peak_rss_gib']:.2f} GiB "
              f"(embeddings memory-mapped: {d['embeddings_memory_mapped']}).", "",
              "| index | build s | queries/s | speed-up vs flat | recall@100 vs exact | settings |", "|---|---|---|---|---|---|"]
@@ -238,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         build = "(same index)" if r["build_s"] is None else f"{r['build_s']:.1f}"
         lines.append(f"| {kind} | {build} | {r['queries_per_s']:.0f} | {r['queries_per_s'] / flat_qps:.1f}x | "
                      f"{r.get('recall_at_100_vs_exact', 1.0):.3f} | {settings} |")
+    return _finish(args, lines, results, argv)
+
+
+def _finish(args, lines: list[str], results: dict, argv: list[str] | None = None) -> int:  # noqa: ANN001
+    from benchmarks.scripts.machine import as_markdown, describe
+
     given = " ".join(argv if argv is not None else sys.argv[1:])
     lines += ["", f"Command: `RBENCH_DATA_DIR=../shared/data python -m benchmarks.scripts.scale {given}`", "", as_markdown(describe())]
     text = "\n".join(lines) + "\n"
