@@ -338,7 +338,10 @@ class SentenceTransformerEncoder:
                 texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=self._normalize(),
                 show_progress_bar=False,  # callers report progress per block (retrievers.progress)
             )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.precision in ("bf16", "fp16") and self._normalize():  # normalised in half precision: norms 1 +- 1e-3
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
     def close(self) -> None:
         if self._pool is not None:

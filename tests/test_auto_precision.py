@@ -59,3 +59,14 @@ def test_a_named_precision_with_the_auto_backend():
     assert resolve_placement("cpu", "auto", "fp32").backend == "torch"
     with pytest.raises(Exception):
         resolve_placement("cpu", "torch", "int8")
+
+
+def test_bf16_vectors_are_unit_length_and_close_to_fp32():
+    """What auto picks on a BF16 CPU, run for real (emulated where the CPU lacks BF16): normalised again in fp32."""
+    import numpy as np
+
+    texts = ["exact inner product", "faiss flat index", "a superseded travel policy"]
+    half = SentenceTransformerEncoder(device="cpu", precision="bf16").encode(texts, kind="doc")
+    full = SentenceTransformerEncoder(device="cpu", precision="fp32").encode(texts, kind="doc")
+    assert half.dtype == np.float32 and np.allclose(np.linalg.norm(half, axis=1), 1.0, atol=1e-5)
+    assert float((half * full).sum(1).min()) >= AUTO_TOLERANCE["mean_cosine"]
