@@ -154,10 +154,13 @@ class DenseRetriever:
         self._emb_sum = self.cache.checksum("embeddings", self._emb_key, "embeddings.npy") if self.cache.mode != "off" else None
 
     def _call_size(self) -> int:
-        """Texts per encoder call: small enough for the progress bar to move every few seconds on a loaded CPU,
-        large enough to keep a multi-process pool (one process per GPU) busy."""
+        """Texts per encoder call, fixed per encoder (so the calls, and the vectors, are the same whoever encodes):
+        two of its batches, at least 64 — the progress bar moves every few seconds for a transformer on a loaded
+        CPU, and a fast static model is not slowed by small calls — and enough to keep a multi-process pool
+        (one process per GPU) busy."""
         pool = getattr(getattr(self.encoder, "placement", None), "pool", ()) or ()
-        return max(shards.STEP, 4 * int(getattr(self.encoder, "batch_size", 32)) * len(pool))
+        batch = int(getattr(self.encoder, "batch_size", 32))
+        return max(shards.STEP, 2 * batch, 4 * batch * len(pool))
 
     def _encode_corpus(self, chunks: Sequence[Chunk], identity: dict[str, Any]) -> np.ndarray:
         """Encode shard by shard (:mod:`retrievers.shards`): each finished shard is its own cache entry, so an

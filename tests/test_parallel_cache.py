@@ -58,6 +58,7 @@ def test_corpus_encoded_in_blocks_into_a_memory_map(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dense.shards, "STEP", 16)
     enc = CountingEncoder()
+    enc.batch_size = 8  # calls of max(STEP, 2 batches) = 16 texts
     r = DenseRetriever(encoder=enc, cache_dir=str(tmp_path))
     r.index([c for d in DOCS for c in NoChunker().chunk(d)])
     assert enc.calls == 3 and enc.texts == 40  # 16 + 16 + 8
