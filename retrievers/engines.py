@@ -99,15 +99,18 @@ class RayEngine:
             n = max(1, min(n, len(todo)))
             actor = ray.remote(num_cpus=0 if self.gpus else 1, num_gpus=self.gpus, max_restarts=3,
                                max_task_retries=3)(_ShardWorker)
-            # the encoder travels with each actor's creation (settings only: each actor loads the model once),
-            # so a restarted actor is created again from the same arguments
-            actors = [actor.remote(str(cache.dir), encoder, identity, step) for _ in range(n)]
+            # the encoder goes to the object store once, and this reference is held until every shard is done:
+            # a restarted actor is created again from it (an argument Ray stored and then released could not be
+            # read back: ray-project/ray#53727)
+            encoder_ref = ray.put(encoder)
+            actors = [actor.remote(str(cache.dir), encoder_ref, identity, step) for _ in range(n)]
             pool = ActorPool(actors)
             jobs = [(s, *_inputs(chunks, s)) for s in todo]
             label = f"dense: encode corpus on Ray ({n} workers)"
             with Progress(sum(len(s) for s in todo), label, "passages") as bar:
                 for _, rows, _ in pool.map_unordered(lambda a, job: a.encode.remote(*job), jobs):
                     bar.update(rows)
+            del encoder_ref
         finally:
             if started:
                 ray.shutdown()
