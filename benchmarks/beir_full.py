@@ -87,6 +87,11 @@ def encode_rate(node: Any, texts: Sequence[str]) -> tuple[float, str]:
     return rate * max(1, gpus), where  # several GPUs: one encoding process each
 
 
+def _lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+
+
 def _sample_texts(folders: Sequence[Path], n: int = 64) -> list[str]:
     """Up to ``n`` passages (title + text) from the first collections on disk: what the encode rate is measured on."""
     out: list[str] = []
@@ -110,9 +115,14 @@ def run_beir_full(cfg: Any) -> float:
     settings = cfg.beir_full
     registry = load_registry(settings.registry)
     table = registry["collections"]
-    wanted = list(table) if str(settings.collections) == "all" else [str(c) for c in settings.collections]
-    unknown = [c for c in wanted if c not in table]
     data_dir = Path(str(cfg.data_dir))
+    if str(settings.collections) == "all":  # the registry's, then any other BEIR folder already on disk
+        local = sorted(p.name for p in (data_dir / "beir").glob("*") if p.is_dir() and not p.name.startswith(".")
+                       and members(p)) if (data_dir / "beir").is_dir() else []
+        wanted = list(table) + [n for n in local if n not in table]
+    else:
+        wanted = [str(c) for c in settings.collections]
+    unknown = [c for c in wanted if c not in table]
     url = str(settings.get("url") or BEIR_URL)
     systems = [str(s) for s in settings.systems]
 
@@ -123,6 +133,8 @@ def run_beir_full(cfg: Any) -> float:
         folder = data_dir / "beir" / name
         status = "on disk" if folder.is_dir() else ("not redistributable" if info.get("public") is False
                                                    else "to fetch")
+        if status == "on disk" and not info.get("passages"):  # not in the registry: count its passages
+            info = {**info, "passages": sum(_lines(m / "corpus.jsonl") for m in members(folder))}
         rows.append({"name": name, "info": info, "folder": folder, "status": status})
     on_disk = [r["folder"] for r in rows if r["status"] == "on disk"]
     # the command line's overrides apply to every point, except this command's own settings
@@ -140,14 +152,16 @@ def run_beir_full(cfg: Any) -> float:
     for r in rows:
         passages = r["info"].get("passages")
         est = fmt_seconds(passages / rate) if rate and passages and r["status"] != "not redistributable" else "—"
-        print(f"  {r['name']:18} {passages or 0:>11,} {r['info'].get('queries', 0):>8,}  {r['status']:20} {est}",
-              flush=True)
+        queries = r["info"].get("queries")
+        print(f"  {r['name']:18} {passages or 0:>11,} {f'{queries:,}' if queries is not None else '?':>8}  "
+              f"{r['status']:20} {est}", flush=True)
     if rate:
         print(f"  encode rate: {rate:,.0f} passages/s ({where}; measured on 64 passages)", flush=True)
     elif where:
         print(f"  encode rate: {where}", flush=True)
-    for name in unknown:
-        print(f"  {name}: not in the registry ({settings.registry}); run if on disk, no published figures", flush=True)
+    if unknown:
+        print(f"  not in the registry ({settings.registry}): {', '.join(unknown)} — run where on disk, no published "
+              "figures", flush=True)
 
     # 2. fetch what is missing
     to_fetch = [r for r in rows if r["status"] == "to fetch"]

@@ -66,6 +66,7 @@ def test_beir_full_plans_fetches_runs_and_tabulates(tmp_path):
 def test_a_down_mirror_is_said_once_and_the_rest_runs(tmp_path):
     data = tmp_path / "data"
     write_beir(data / "beir" / "tinyset", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    write_beir(data / "beir" / "unlisted", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)  # on disk, not in the registry
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps({"collections": {
         "tinyset": {"passages": 5, "queries": 3, "split": "test", "public": True},
@@ -78,4 +79,6 @@ def test_a_down_mirror_is_said_once_and_the_rest_runs(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "could not fetch 2 collection(s): faraway, farther" in res.stdout and res.stdout.count("unreachable (") == 1
-    assert "| tinyset | run |" in (tmp_path / "out" / "b.md").read_text()
+    table = (tmp_path / "out" / "b.md").read_text()
+    assert "| tinyset | run |" in table and "| unlisted | run |" in table and "| faraway | not fetched |" in table
+    assert "not in the registry" in res.stdout and "unlisted" in res.stdout[: res.stdout.index("could not fetch")]
