@@ -106,7 +106,7 @@ class RayEngine:
             actors = [actor.remote(str(cache.dir), encoder_ref, identity, step) for _ in range(n)]
             pool = ActorPool(actors)
             jobs = [(s, *_inputs(chunks, s)) for s in todo]
-            label = f"dense: encode corpus on Ray ({n} workers)"
+            label = f"dense: encode corpus on Ray ({len(todo)} shards, {n} workers)"
             with Progress(sum(len(s) for s in todo), label, "passages") as bar:
                 for _, rows, _ in pool.map_unordered(lambda a, job: a.encode.remote(*job), jobs):
                     bar.update(rows)
@@ -154,7 +154,8 @@ class SlurmEngine:
         jobs = executor.map_array(encode_one, *zip(*args))
         print(f"rbench: dense: {len(jobs)} shard jobs submitted ({executor.cluster}; logs in {folder.parent})",
               file=sys.stderr, flush=True)
-        with Progress(sum(len(s) for s in todo), f"dense: encode corpus on {executor.cluster}", "passages") as bar:
+        with Progress(sum(len(s) for s in todo), f"dense: encode corpus on {executor.cluster} ({len(todo)} shard jobs)",
+                      "passages") as bar:
             pending = list(zip(jobs, todo))
             while pending:
                 still = []
