@@ -202,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage:  # a child process: one stage, JSON on stdout
         print("RESULT " + json.dumps(run_stage(args)), flush=True)
         return 0
-    from benchmarks.scripts.machine import as_markdown, describe
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="rbench-scale-") as cache:
