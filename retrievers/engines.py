@@ -8,7 +8,7 @@ laptop started).
 
 * ``local``: in this process, one shard after another.
 * ``ray``: one Ray actor per worker (``engine_workers``; each with ``engine_gpus`` GPUs, or one CPU), fed
-  the missing shards through an actor pool. ``engine_address`` (or ``$RAY_ADDRESS``) reaches an existing
+  the missing shards two at a time (the passages of the others are not copied into Ray's object store). ``engine_address`` (or ``$RAY_ADDRESS``) reaches an existing
   cluster; without one a local Ray is started, so the same command runs on a laptop. A worker killed
   mid-shard is restarted by Ray and the shard retried (``max_restarts``/``max_task_retries``); only that shard
   is redone.
@@ -78,7 +78,6 @@ class RayEngine:
             identity: Any, step: int) -> None:
         try:
             import ray
-            from ray.util import ActorPool
         except ImportError:
             raise RetrieverError("retriever.engine=ray needs Ray: pip install 'retrieval-bench[cluster]'") from None
         started = False
@@ -104,12 +103,27 @@ class RayEngine:
             # read back: ray-project/ray#53727)
             encoder_ref = ray.put(encoder)
             actors = [actor.remote(str(cache.dir), encoder_ref, identity, step) for _ in range(n)]
-            pool = ActorPool(actors)
-            jobs = [(s, *_inputs(chunks, s)) for s in todo]
+            # at most two shards queued per actor: the passages of the rest stay where they are (the corpus is
+            # not copied into the object store whole)
+            pending = iter(todo)
+            inflight: dict[Any, Any] = {}
+
+            def feed(worker: Any) -> None:
+                shard = next(pending, None)
+                if shard is not None:
+                    inflight[worker.encode.remote(shard, *_inputs(chunks, shard))] = (worker, shard)
+
+            for worker in actors:
+                feed(worker)
+                feed(worker)
             label = f"dense: encode corpus on Ray ({len(todo)} shards, {n} workers)"
             with Progress(sum(len(s) for s in todo), label, "passages") as bar:
-                for _, rows, _ in pool.map_unordered(lambda a, job: a.encode.remote(*job), jobs):
-                    bar.update(rows)
+                while inflight:
+                    (ready,), _ = ray.wait(list(inflight), num_returns=1)
+                    worker, shard = inflight.pop(ready)
+                    ray.get(ready)  # a shard that failed after Ray's retries raises here
+                    bar.update(len(shard))
+                    feed(worker)
             del encoder_ref
         finally:
             if started:
