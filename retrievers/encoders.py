@@ -234,6 +234,7 @@ class SentenceTransformerEncoder:
         self.name, self.batch_size = model, int(batch_size)
         self.query_prefix, self.doc_prefix, self.normalize_opt = query_prefix, doc_prefix, normalize
         self.max_seq_length, self.revision = max_seq_length, revision
+        self._device_option = device
         self.placement = resolve_placement(device, encoder_backend, precision, processes)
         self.device, self.backend, self.precision = self.placement.device, self.placement.backend, self.placement.precision
 
@@ -254,6 +255,16 @@ class SentenceTransformerEncoder:
         state = dict(self.__dict__)
         state.update({"_model": None, "_exported": None, "_pool": None})
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """On a worker, ``device=auto`` is decided again where it runs (a GPU actor of a CPU-only head node
+        encodes on its GPU); backend and precision stay the ones the cache key names."""
+        self.__dict__.update(state)
+        if state.get("_device_option", "auto") == "auto":
+            device = "cuda" if cuda_count() else "cpu"
+            if device != self.placement.device and not (device == "cpu" and self.precision == "fp16"):
+                self.placement = Placement(device, self.placement.backend, self.placement.precision, ())
+                self.device = device
 
     # ------------------------------------------------------------------ resolution
     def source(self) -> dict[str, Any]:

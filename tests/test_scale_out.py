@@ -125,3 +125,21 @@ def test_approximate_indexes_report_recall_against_exact(tmp_path):
         stats = r.stats()
         assert stats["ann_checked_queries"] == 15 and 0.0 < stats["ann_recall_at_10"] <= 1.0, (kind, stats)
     assert "ann_recall_at_10" not in DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path / "f")).stats()
+
+
+def test_a_worker_decides_device_auto_where_it_runs(monkeypatch):
+    """An encoder pickled on a CPU-only head node to a GPU actor encodes on the GPU, with the precision the cache
+    key names; an explicit device is kept."""
+    import pickle
+
+    import retrievers.encoders as encoders
+
+    monkeypatch.setenv("RBENCH_CPU_FLAGS", "")
+    monkeypatch.setattr(encoders, "cuda_count", lambda: 0)  # the head node has none
+    head = encoders.SentenceTransformerEncoder(device="auto", precision="auto")
+    assert head.placement.device == "cpu" and head.precision == "fp32"
+    monkeypatch.setattr(encoders, "cuda_count", lambda: 1)  # the worker has a GPU
+    worker = pickle.loads(pickle.dumps(head))
+    assert worker.placement.device == "cuda" and worker.precision == "fp32" and worker._model is None
+    fixed = pickle.loads(pickle.dumps(encoders.SentenceTransformerEncoder(device="cpu")))
+    assert fixed.placement.device == "cpu"
