@@ -190,6 +190,7 @@ CONFIG_CASES = {
     "fusion norm": (["retriever=hybrid", "retriever.norm=scaled"], r"retriever\.norm: expected one of min-max"),
     "fusion weights": (["retriever=hybrid", "retriever.weights=[1]"], r"retriever\.weights: expected 2 numbers >= 0, not all 0 \(one per retriever: bm25, dense\), got \[1\]"),
     "hybrid base k1": (["retriever=hybrid", "retriever.retrievers.bm25.k1=-1"], r"retriever\.retrievers\.bm25\.k1: expected a number >= 0"),
+    "encoder precision": (["encoder_precision=fp8"], r"encoder_precision: expected one of auto\|fp32\|bf16\|int8\|fp16"),
     "dense index": (["retriever=dense", "retriever.index=annoy"], r"retriever\.index: expected one of flat\|exact\|hnsw\|ivf\|ivfpq"),
     "dense batch size": (["retriever=dense", "retriever.batch_size=0"], r"retriever\.batch_size: expected an integer >= 1"),
     "dense device": (["retriever=dense", "retriever.device=tpu"], r"retriever\.device: expected cpu\|cuda\|cuda:N\|auto"),

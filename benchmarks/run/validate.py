@@ -16,11 +16,11 @@ from benchmarks.errors import ConfigError
 from chunkers.options import Check, boolean, int_list, integer, number, one_of, optional, show, string
 from retrievers.cache import CACHE_MODES
 from retrievers.pipeline import DEFAULT_PIPELINE
-from retrievers.backends import modules_needed, precision_problem
+from retrievers.backends import ALL_PRECISIONS, modules_needed, precision_problem
 from retrievers.extras import message
 
 TOP: dict[str, Check] = {
-    "top_k": integer(1), "metrics.k": int_list(1), "metrics.headline_k": optional(integer(1)), "metrics.budget": integer(1), "rerun": boolean,
+    "top_k": integer(1), "encoder_precision": one_of("auto", *ALL_PRECISIONS), "metrics.k": int_list(1), "metrics.headline_k": optional(integer(1)), "metrics.budget": integer(1), "rerun": boolean,
     "cache.mode": one_of(*CACHE_MODES), "cache.dir": string, "tracking.uri": string,
     "tracking.experiment": string, "dataset.split": string, "dataset.limit": optional(integer(1)),
     "dataset.strict": boolean, "dataset.tune_split": optional(string), "dataset.seed": integer(0),
