@@ -183,10 +183,8 @@ class DenseRetriever:
                             step=step)
             if self.engine.name != "local":  # encoded elsewhere: counted here
                 self.encoded_texts += sum(len(s) for s in todo)
-        self._dim = 0
-
         def write(folder: Path) -> None:
-            self._dim = shards.join(self.cache, plan, self._ids, folder / "embeddings.npy")
+            shards.join(self.cache, plan, self._ids, folder / "embeddings.npy")
             (folder / "ids.json").write_text(json.dumps(self._ids), encoding="utf-8")
 
         entry = self.cache.put("embeddings", self._emb_key, write, {

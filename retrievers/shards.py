@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from chunkers.types import Chunk
+from retrievers.base import chunks_digest
 from retrievers.cache import Cache
 
 KIND = "embedding-shards"
@@ -65,10 +66,7 @@ def boundaries(chunks: Sequence[Chunk], target: int = TARGET) -> list[tuple[int,
 
 
 def shard_key(chunks: Sequence[Chunk], identity: Any) -> str:
-    h = hashlib.sha256()
-    for c in chunks:
-        h.update(c.id.encode("utf-8") + b"\x00" + c.indexed_text.encode("utf-8") + b"\x01")
-    return Cache.key({"what": "embedding-shard", "passages": h.hexdigest(), "encoder": identity})
+    return Cache.key({"what": "embedding-shard", "passages": chunks_digest(chunks), "encoder": identity})
 
 
 def plan(chunks: Sequence[Chunk], identity: Any, target: int | None = None) -> list[Shard]:
