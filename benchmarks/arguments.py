@@ -1,14 +1,17 @@
-"""Command-line arguments of the tools (``rbench-report``, ``rbench-audit``, ``rbench-generate``) ranged by the
-same checks as the config's keys (:mod:`chunkers.options`), so ``--k -5`` reads like ``top_k=-5``."""
+"""Command-line arguments: those of the tools (``rbench-report``, ``rbench-audit``, ``rbench-generate``) ranged by
+the same checks as the config's keys (:mod:`chunkers.options`), so ``--k -5`` reads like ``top_k=-5``; and the
+overrides an ``rbench`` job was started with, which the multi-run experiments (story, beir_full) pass on to every
+run they compose."""
 
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any, Callable
 
 from chunkers.options import Check, integer, number
 
-__all__ = ["arg_type", "integer", "number"]
+__all__ = ["arg_type", "command_line_overrides", "integer", "number"]
 
 
 def arg_type(kind: Callable[[str], Any], check: Check) -> Callable[[str], Any]:
@@ -26,3 +29,21 @@ def arg_type(kind: Callable[[str], Any], check: Check) -> Callable[[str], Any]:
 
     convert.__name__ = kind.__name__
     return convert
+
+
+def command_line_overrides(*own: str) -> list[str]:
+    """The overrides of the running Hydra job (``rbench experiment=story retriever.k1=1.2`` gives
+    ``["retriever.k1=1.2"]``), less the ``experiment`` choice and the keys under ``own`` (the experiment's own
+    settings, e.g. ``beir_full``), with or without a ``+``/``~``/``++`` prefix; ``[]`` outside a Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        task = HydraConfig.get().overrides.task
+    except ValueError:  # not running under @hydra.main (tests, notebooks)
+        return []
+    drop = ("experiment", *own)
+
+    def key(override: str) -> str:
+        return re.split(r"[=.]", override.lstrip("+~"), maxsplit=1)[0]
+
+    return [o for o in task if key(o) not in drop]

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import socket
@@ -27,14 +28,16 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlparse
 
+from benchmarks.arguments import command_line_overrides
 from benchmarks.datasets.beir import BEIR_URL, download
-from benchmarks.errors import DataError, RbenchError
+from benchmarks.errors import ConfigError, DataError, RbenchError
 from benchmarks.run import runner
-from benchmarks.story import _overrides_from_command_line
 from benchmarks.tracking.groups import GROUPS
+from benchmarks.tracking.tracker import varied_settings
 from retrievers.encoders import cuda_count
 from retrievers.errors import RetrieverError
 from retrievers.progress import fmt_seconds
+from retrievers.safe_write import write_text
 
 
 def load_registry(path: str | Path) -> dict[str, Any]:
@@ -44,6 +47,51 @@ def load_registry(path: str | Path) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DataError(f"beir_full.registry: cannot read the collections registry ({type(err).__name__}: {err})",
                         path=Path(path)) from None
+
+
+def point_overrides(systems: Sequence[str], command_line: Sequence[str],
+                    per_system: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Each system's overrides: the command line's (``top_k=100``, ``cache.dir=...``), of which a
+    ``retriever.<key>`` one goes only to the systems whose retriever has that key (``retriever.k1=0.9`` to bm25
+    and not to dense), then ``beir_full.per_system.<system>`` (``'+beir_full.per_system.dense=["retriever.model=
+    BAAI/bge-small-en-v1.5"]'``: a key the default retriever lacks, which the command line itself cannot take).
+    Every system's config is composed here, so a bad override is a config error before anything runs."""
+    from hydra import compose
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    unknown = sorted(set(map(str, per_system)) - set(systems))
+    if unknown:
+        raise ConfigError(f"beir_full.per_system: {', '.join(unknown)} is not in beir_full.systems "
+                          f"({', '.join(systems)})")
+    out: dict[str, list[str]] = {}
+    fits: dict[str, list[str]] = {}
+    for system in systems:
+        try:
+            node = compose(config_name="config", overrides=[f"retriever={system}"]).retriever
+        except HydraException as err:
+            raise ConfigError(f"beir_full.systems: {system}: {str(err).splitlines()[0]}") from None
+        own = []
+        for override in command_line:
+            key = override.split("=", 1)[0]
+            if key.startswith("retriever.") and \
+                    OmegaConf.select(node, key[len("retriever."):], default="\0missing") == "\0missing":
+                continue
+            own.append(override)
+            fits.setdefault(override, []).append(system)
+        out[system] = own + [str(o) for o in per_system.get(system, [])]
+        try:
+            compose(config_name="config", overrides=[f"retriever={system}", *out[system]])
+        except HydraException as err:
+            raise ConfigError(f"beir_full: {system} with {' '.join(out[system])}: {str(err).splitlines()[0]}") \
+                from None
+    for override in command_line:
+        key = override.split("=", 1)[0]
+        if key.startswith("retriever."):
+            if override not in fits:
+                raise ConfigError(f"{key}: no system of beir_full.systems ({', '.join(systems)}) has this key")
+            print(f"rbench beir_full: {override} applies to {', '.join(fits[override])}", flush=True)
+    return out
 
 
 def members(folder: Path) -> list[Path]:
@@ -137,12 +185,13 @@ def run_beir_full(cfg: Any) -> float:
             info = {**info, "passages": sum(_lines(m / "corpus.jsonl") for m in members(folder))}
         rows.append({"name": name, "info": info, "folder": folder, "status": status})
     on_disk = [r["folder"] for r in rows if r["status"] == "on disk"]
-    # the command line's overrides apply to every point, except this command's own settings
-    extra = [o for o in _overrides_from_command_line() if not o.lstrip("+~").startswith("beir_full")]
+    # the command line's overrides apply to every point (a retriever.* one to the systems that have the key),
+    # beir_full.per_system to its system; every system's config is composed now, before anything runs
+    extra = point_overrides(systems, command_line_overrides("beir_full"), settings.get("per_system") or {})
     rate, where = 0.0, ""
     if any(s.startswith(("dense", "hybrid")) for s in systems):
         first = next(s for s in systems if s.startswith(("dense", "hybrid")))
-        node = compose(config_name="config", overrides=[f"retriever={first}", *extra]).retriever
+        node = compose(config_name="config", overrides=[f"retriever={first}", *extra[first]]).retriever
         dense_node = node.retrievers.dense if "retrievers" in node else node
         rate, where = encode_rate(dense_node, _sample_texts(on_disk))
     print(f"rbench beir_full: {len(rows)} collections x {', '.join(systems)}; data in {data_dir / 'beir'}; "
@@ -191,8 +240,12 @@ def run_beir_full(cfg: Any) -> float:
         for member in members(r["folder"]):
             where_ds = [f"dataset.path={member}"] if member != r["folder"] else [f"dataset.name={r['name']}"]
             for system in systems:
-                overrides = ["dataset=beir", *where_ds, f"dataset.split={split}", f"retriever={system}", *extra,
-                             f"tracking.experiment={cfg.tracking.experiment}"] + \
+                # named by this point's own settings, not by the beir_full command line that made it
+                own = ", ".join(varied_settings(GROUPS, extra[system]))
+                name = "'" + (own + " · " if own else "").replace("\\", "\\\\").replace("'", "\\'") + \
+                    "{pipeline} · {dataset}'"
+                overrides = ["dataset=beir", *where_ds, f"dataset.split={split}", f"retriever={system}", *extra[system],
+                             f"tracking.experiment={cfg.tracking.experiment}", f"tracking.run_name={name}"] + \
                     ([f"dataset.url='{url}'"] if settings.get("url") else [])
                 try:
                     point = compose(config_name="config", overrides=overrides)
@@ -213,14 +266,17 @@ def run_beir_full(cfg: Any) -> float:
     if failures:
         print("failed: " + "; ".join(failures), flush=True)
     out = Path(str(settings.out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(f"# BEIR, every collection\n\n{text}\n\nCommand: `rbench experiment=beir_full`\n",
-                                      encoding="utf-8")
-    with open(out.with_suffix(".csv"), "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(csv_rows[0]) if csv_rows else ["collection"])
-        writer.writeheader()
-        writer.writerows(csv_rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(csv_rows[0]) if csv_rows else ["collection"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows)
+    write_text(out.with_suffix(".md"), f"# BEIR, every collection\n\n{text}\n\nCommand: `rbench experiment=beir_full`\n",
+               what="the beir_full table")
+    write_text(out.with_suffix(".csv"), buffer.getvalue(), what="the beir_full table")
     print(f"wrote {out}.md and {out}.csv", flush=True)
+    if failures or not results:  # the table holds what ran; the exit status says that something did not
+        raise RbenchError(f"beir_full: {len(failures)} point(s) failed (listed above); the table has the rest"
+                          if failures else "beir_full: no collection could be run (none on disk or fetched)")
     done = [v for vs in results.values() for v in vs]
     return sum(done) / len(done) if done else 0.0
 

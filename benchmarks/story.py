@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from benchmarks.arguments import command_line_overrides
 from benchmarks.labels import LABELS, VERDICTS
 from benchmarks.run.runner import RunResult
 from benchmarks.evaluation.metrics import stale_hit, stale_sets
@@ -17,15 +18,6 @@ from retrievers.base import top_k_of
 from benchmarks.run import runner
 from benchmarks.tracking.groups import GROUPS
 from benchmarks.audit import audit_mlflow_run
-
-
-def _overrides_from_command_line() -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return [o for o in HydraConfig.get().overrides.task if not o.startswith(("experiment=", "+experiment="))]
-    except ValueError:
-        return []
 
 
 def per_label(result: RunResult) -> dict[str, dict[str, float]]:
@@ -68,7 +60,7 @@ def run_story(cfg: Any) -> float:
     from hydra import compose
 
 
-    extra = _overrides_from_command_line()
+    extra = command_line_overrides()
     results = {}
     for name in ("baseline", "repaired"):
         overrides = [*cfg.story[name], *extra, f"tracking.experiment={cfg.tracking.experiment}", f"tracking.run_name='{name} · {{pipeline}} · {{dataset}}'",

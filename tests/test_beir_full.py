@@ -82,3 +82,40 @@ def test_a_down_mirror_is_said_once_and_the_rest_runs(tmp_path):
     table = (tmp_path / "out" / "b.md").read_text()
     assert "| tinyset | run |" in table and "| unlisted | run |" in table and "| faraway | not fetched |" in table
     assert "not in the registry" in res.stdout and "unlisted" in res.stdout[: res.stdout.index("could not fetch")]
+
+
+def test_a_retriever_override_goes_to_the_systems_that_have_its_key():
+    """``retriever.k1=1.0`` on the command line is a BM25 setting: it reaches bm25 and not dense_static, while
+    ``top_k`` reaches both; a key no system has, a per-system list for a system not run, or a per-system
+    override that does not compose is a config error before anything runs."""
+    import pytest
+    from hydra import initialize_config_dir
+
+    from benchmarks.beir_full import point_overrides
+    from benchmarks.errors import ConfigError
+    from test_config import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        got = point_overrides(["bm25", "dense_static"], ["retriever.k1=1.0", "top_k=50"],
+                              {"dense_static": ["retriever.batch_size=16"]})
+        assert got == {"bm25": ["retriever.k1=1.0", "top_k=50"],
+                       "dense_static": ["top_k=50", "retriever.batch_size=16"]}
+        with pytest.raises(ConfigError, match=r"retriever.k1: no system of beir_full.systems \(dense_static\)"):
+            point_overrides(["dense_static"], ["retriever.k1=1.0"], {})
+        with pytest.raises(ConfigError, match="beir_full.per_system: dense is not in beir_full.systems"):
+            point_overrides(["bm25"], [], {"dense": ["retriever.batch_size=16"]})
+        with pytest.raises(ConfigError, match="dense_static with retriever.no_such_key=1"):
+            point_overrides(["dense_static"], [], {"dense_static": ["retriever.no_such_key=1"]})
+
+
+def test_a_malformed_registry_names_the_file(tmp_path):
+    registry = tmp_path / "registry.json"
+    registry.write_text('{"collections": [1, 2')  # cut short
+    res = subprocess.run([RBENCH, "experiment=beir_full", f"data_dir={tmp_path}", f"beir_full.registry={registry}",
+                          "beir_full.systems=[bm25]", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+                          f"hydra.run.dir={tmp_path}/h"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert f"{registry}: beir_full.registry: cannot read the collections registry" in res.stderr
+    registry.write_text('{"collections": ["scifact"]}')  # valid JSON, wrong shape
+    res = subprocess.run(res.args, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode != 0 and "Traceback" not in res.stderr and str(registry) in res.stderr

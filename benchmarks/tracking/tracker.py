@@ -231,15 +231,16 @@ _PLACE_KEYS = ("tracking.", "hydra.", "cache.", "data_dir", "rerun", "dataset.pa
                "dataset.hf_root", "home", "experiment")
 
 
-def varied_settings(groups: Sequence[str]) -> list[str]:
-    """The ``key=value`` settings of this job's command line (a sweep point's own values), without group
-    choices (already in the name) and without output locations."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
+def varied_settings(groups: Sequence[str], task: Sequence[str] | None = None) -> list[str]:
+    """The ``key=value`` settings of this job's command line (a sweep point's own values), or of ``task``,
+    without group choices (already in the name) and without output locations."""
+    if task is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
 
-        task = list(HydraConfig.get().overrides.task)
-    except Exception:  # noqa: BLE001 - not under Hydra (the Python API, the story)
-        return []
+            task = list(HydraConfig.get().overrides.task)
+        except Exception:  # noqa: BLE001 - not under Hydra (the Python API, the story)
+            return []
     out = []
     for item in task:
         key = item.split("=", 1)[0].lstrip("+~")
