@@ -43,7 +43,8 @@ from retrievers.safe_write import write_text
 def load_registry(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return {"collections": dict(data["collections"]), "sources": dict(data.get("_sources", {}))}
+        return {"collections": dict(data["collections"]), "sources": dict(data.get("_sources", {})),
+                "models": dict(data.get("_figure_models", {}))}
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DataError(f"beir_full.registry: cannot read the collections registry ({type(err).__name__}: {err})",
                         path=Path(path)) from None
@@ -261,7 +262,9 @@ def run_beir_full(cfg: Any) -> float:
                           file=sys.stderr, flush=True)
 
     # 4. one table, published figures beside each cell
-    text, csv_rows = matrix(rows, results, systems, registry["sources"])
+    models = {s: compose(config_name="config", overrides=[f"retriever={s}", *extra[s]]).retriever.get("model")
+              for s in systems}
+    text, csv_rows = matrix(rows, results, systems, registry["sources"], figure_for(systems, models, registry["models"]))
     print("\n" + text, flush=True)
     if failures:
         print("failed: " + "; ".join(failures), flush=True)
@@ -289,10 +292,27 @@ def _cell(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+#: the published figures a system's cells may stand beside: (column label, registry key)
+PUBLISHED = {"bm25": [("BEIR", "bm25_beir"), ("Pyserini", "bm25_pyserini")], "dense": [("MTEB", "dense_mteb")]}
+
+
+def figure_for(systems: Sequence[str], models: Mapping[str, Any], figure_models: Mapping[str, str]) \
+        -> dict[str, list[tuple[str, str]]]:
+    """Which published figures go beside each system: BM25's always; a model's figure (MTEB's MiniLM) only
+    when that system runs that model — a dense run of another model is not compared with MiniLM's number."""
+    out = {}
+    for s in systems:
+        figures = [(label, key) for label, key in PUBLISHED.get(s, [])
+                   if key not in figure_models or str(models.get(s)) == figure_models[key]]
+        if figures:
+            out[s] = figures
+    return out
+
+
 def matrix(rows: Sequence[Mapping[str, Any]], results: Mapping[tuple[str, str], Sequence[float]],
-           systems: Sequence[str], sources: Mapping[str, str]) -> tuple[str, list[dict[str, Any]]]:
+           systems: Sequence[str], sources: Mapping[str, str],
+           published: Mapping[str, Sequence[tuple[str, str]]] = PUBLISHED) -> tuple[str, list[dict[str, Any]]]:
     """The markdown table (and its CSV rows): ours beside the published figures, and dense - BM25."""
-    published = {"bm25": [("BEIR", "bm25_beir"), ("Pyserini", "bm25_pyserini")], "dense": [("MTEB", "dense_mteb")]}
     cols = ["collection", "status"]
     for s in systems:
         cols.append(f"{s} (ours)")

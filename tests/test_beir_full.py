@@ -119,3 +119,34 @@ def test_a_malformed_registry_names_the_file(tmp_path):
     registry.write_text('{"collections": ["scifact"]}')  # valid JSON, wrong shape
     res = subprocess.run(res.args, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert res.returncode != 0 and "Traceback" not in res.stderr and str(registry) in res.stderr
+
+
+def test_the_shipped_registry_is_whole():
+    """Every collection the shipped registry lists has what the plan and the table read (sizes, split, public),
+    each published figure is an nDCG@10 in (0, 1), and every figure column names a source."""
+    from benchmarks.beir_full import load_registry
+    from benchmarks.cli import package_data
+
+    registry = load_registry(package_data("beir_collections.json"))
+    assert len(registry["collections"]) >= 18
+    for name, info in registry["collections"].items():
+        assert info["passages"] > 0 and info["queries"] > 0 and info["split"] in ("test", "dev"), name
+        assert isinstance(info["public"], bool), name
+        for key, value in info.items():
+            if key.startswith(("bm25_", "dense_")):
+                assert 0 < value < 1, (name, key)
+                assert key.split("_", 1)[1] in registry["sources"], (name, key)
+
+
+def test_a_model_figure_stands_only_beside_that_model():
+    """MTEB's MiniLM figure goes beside dense only when dense runs MiniLM; BM25's figures always."""
+    from benchmarks.beir_full import figure_for, matrix
+
+    minilm = {"dense_mteb": "sentence-transformers/all-MiniLM-L6-v2"}
+    same = figure_for(["bm25", "dense"], {"bm25": None, "dense": "sentence-transformers/all-MiniLM-L6-v2"}, minilm)
+    other = figure_for(["bm25", "dense"], {"bm25": None, "dense": "BAAI/bge-small-en-v1.5"}, minilm)
+    assert same == {"bm25": [("BEIR", "bm25_beir"), ("Pyserini", "bm25_pyserini")], "dense": [("MTEB", "dense_mteb")]}
+    assert other == {"bm25": same["bm25"]}
+    rows = [{"name": "c", "status": "on disk", "info": {"bm25_beir": 0.5, "dense_mteb": 0.4}}]
+    text, _ = matrix(rows, {("c", "bm25"): [0.6], ("c", "dense"): [0.7]}, ["bm25", "dense"], {}, other)
+    assert "dense: MTEB" not in text and "0.400" not in text and "| c | run | 0.600 | 0.500 | — | 0.700 | +0.100 |" in text
