@@ -61,6 +61,10 @@ def point_overrides(systems: Sequence[str], command_line: Sequence[str],
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
+    chosen = [o for o in command_line if o.split("=", 1)[0].lstrip("+~") == "retriever"]
+    if chosen:
+        raise ConfigError(f"{chosen[0]}: beir_full runs each retriever of beir_full.systems ({', '.join(systems)}); "
+                          "choose them there, e.g. 'beir_full.systems=[bm25,dense]'")
     unknown = sorted(set(map(str, per_system)) - set(systems))
     if unknown:
         raise ConfigError(f"beir_full.per_system: {', '.join(unknown)} is not in beir_full.systems "

@@ -102,6 +102,8 @@ def test_a_retriever_override_goes_to_the_systems_that_have_its_key():
                        "dense_static": ["top_k=50", "retriever.batch_size=16"]}
         with pytest.raises(ConfigError, match=r"retriever.k1: no system of beir_full.systems \(dense_static\)"):
             point_overrides(["dense_static"], ["retriever.k1=1.0"], {})
+        with pytest.raises(ConfigError, match=r"retriever=dense: beir_full runs each retriever of beir_full.systems"):
+            point_overrides(["bm25", "dense_static"], ["retriever=dense"], {})  # would make every system dense
         with pytest.raises(ConfigError, match="beir_full.per_system: dense is not in beir_full.systems"):
             point_overrides(["bm25"], [], {"dense": ["retriever.batch_size=16"]})
         with pytest.raises(ConfigError, match="dense_static with retriever.no_such_key=1"):
