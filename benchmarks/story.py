@@ -59,7 +59,6 @@ def table(base: dict[str, dict[str, float]], rep: dict[str, dict[str, float]], v
 def run_story(cfg: Any) -> float:
     from hydra import compose
 
-
     extra = command_line_overrides()
     results = {}
     for name in ("baseline", "repaired"):
