@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlparse
 
 from benchmarks.arguments import command_line_overrides
+from benchmarks.datasets.base import data_file, read_jsonl, text_lines
 from benchmarks.datasets.beir import BEIR_URL, download
 from benchmarks.errors import ConfigError, DataError, RbenchError
 from benchmarks.run import runner
@@ -99,11 +100,16 @@ def point_overrides(systems: Sequence[str], command_line: Sequence[str],
     return out
 
 
+def _corpus(folder: Path) -> Path:
+    """A BEIR folder's corpus file, ``corpus.jsonl`` or ``corpus.jsonl.gz``."""
+    return data_file(folder / "corpus.jsonl")
+
+
 def members(folder: Path) -> list[Path]:
     """A BEIR folder is itself the collection; a folder of BEIR folders (no corpus of its own) is a group."""
-    if (folder / "corpus.jsonl").is_file() or (folder / "corpus.jsonl.gz").is_file():
+    if _corpus(folder).exists():  # not only a regular file: a pipe or device there is the run's error to name
         return [folder]
-    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / "corpus.jsonl").is_file())
+    return sorted(p for p in folder.iterdir() if p.is_dir() and _corpus(p).exists())
 
 
 def reachable(url: str, timeout: float = 5.0) -> str | None:
@@ -140,25 +146,29 @@ def encode_rate(node: Any, texts: Sequence[str]) -> tuple[float, str]:
     return rate * max(1, gpus), where  # several GPUs: one encoding process each
 
 
-def _lines(path: Path) -> int:
-    with open(path, "rb") as fh:
-        return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+def _passages(folder: Path) -> int | None:
+    """Passages of a collection the registry does not list (the lines of its members' corpora, read by the
+    bounded reader: gzip, pipes and oversized lines handled as for a run); None when a corpus cannot be read
+    (its run then names the problem)."""
+    try:
+        return sum(1 for m in members(folder) for _, line in text_lines(_corpus(m)) if line.strip())
+    except DataError:
+        return None
 
 
 def _sample_texts(folders: Sequence[Path], n: int = 64) -> list[str]:
-    """Up to ``n`` passages (title + text) from the first collections on disk: what the encode rate is measured on."""
+    """Up to ``n`` passages (title + text) from the first collections on disk: what the encode rate is measured on
+    (a corpus that cannot be read is passed over: its run names the problem)."""
     out: list[str] = []
     for folder in folders:
         for member in members(folder):
-            with open(member / "corpus.jsonl", encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        doc = json.loads(line)
-                    except ValueError:
-                        continue
+            try:
+                for _, doc in read_jsonl(_corpus(member)):
                     out.append(f"{doc.get('title', '')}\n{doc.get('text', '')}".strip())
                     if len(out) >= n:
                         return out
+            except DataError:
+                continue
     return out
 
 
@@ -187,16 +197,16 @@ def run_beir_full(cfg: Any) -> float:
         status = "on disk" if folder.is_dir() else ("not redistributable" if info.get("public") is False
                                                    else "to fetch")
         if status == "on disk" and not info.get("passages"):  # not in the registry: count its passages
-            info = {**info, "passages": sum(_lines(m / "corpus.jsonl") for m in members(folder))}
+            info = {**info, "passages": _passages(folder)}
         rows.append({"name": name, "info": info, "folder": folder, "status": status})
     on_disk = [r["folder"] for r in rows if r["status"] == "on disk"]
     # the command line's overrides apply to every point (a retriever.* one to the systems that have the key),
     # beir_full.per_system to its system; every system's config is composed now, before anything runs
     extra = point_overrides(systems, command_line_overrides("beir_full"), settings.get("per_system") or {})
+    nodes = {s: compose(config_name="config", overrides=[f"retriever={s}", *extra[s]]).retriever for s in systems}
     rate, where = 0.0, ""
     if any(s.startswith(("dense", "hybrid")) for s in systems):
-        first = next(s for s in systems if s.startswith(("dense", "hybrid")))
-        node = compose(config_name="config", overrides=[f"retriever={first}", *extra[first]]).retriever
+        node = nodes[next(s for s in systems if s.startswith(("dense", "hybrid")))]
         dense_node = node.retrievers.dense if "retrievers" in node else node
         rate, where = encode_rate(dense_node, _sample_texts(on_disk))
     print(f"rbench beir_full: {len(rows)} collections x {', '.join(systems)}; data in {data_dir / 'beir'}; "
@@ -266,8 +276,7 @@ def run_beir_full(cfg: Any) -> float:
                           file=sys.stderr, flush=True)
 
     # 4. one table, published figures beside each cell
-    models = {s: compose(config_name="config", overrides=[f"retriever={s}", *extra[s]]).retriever.get("model")
-              for s in systems}
+    models = {s: nodes[s].get("model") for s in systems}
     text, csv_rows = matrix(rows, results, systems, registry["sources"], figure_for(systems, models, registry["models"]))
     print("\n" + text, flush=True)
     if failures:

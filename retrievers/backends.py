@@ -81,6 +81,11 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def available(backend: str, precision: str) -> bool:
+    """Whether the modules ``backend`` at ``precision`` runs on are installed (found, not imported)."""
+    return all(_installed(m) for m in modules_needed(backend, precision))
+
+
 def auto_setting(backend: str, flags: frozenset[str] | None = None) -> tuple[str, str, str]:
     """``(backend, precision, why)`` for ``precision=auto`` on the CPU: the fastest setting of :data:`AUTO_CPU`
     whose CPU flags are present and whose modules are installed, for ``encoder_backend`` ``backend`` (``auto``:
@@ -90,7 +95,7 @@ def auto_setting(backend: str, flags: frozenset[str] | None = None) -> tuple[str
         if backend not in ("auto", b):
             continue
         have = sorted(set(needs) & flags)
-        if have and all(_installed(m) for m in modules_needed(b, precision)):
+        if have and available(b, precision):
             return b, precision, f"the CPU has {have[0]}: {measured}"
     fallback = "torch" if backend == "auto" else backend
     return fallback, "fp32", "no faster setting within tolerance for this CPU (flags: " + \

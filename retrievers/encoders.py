@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass
-from importlib.util import find_spec
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
@@ -22,7 +21,7 @@ import numpy as np
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
 from retrievers.hub import go_offline_if_unreachable
-from retrievers.backends import PRECISIONS, auto_setting, check, modules_needed
+from retrievers.backends import PRECISIONS, auto_setting, available, check
 from retrievers.backends import calibration_sample
 from retrievers.fingerprint import fingerprint
 from retrievers.backends import ExportedEncoder
@@ -172,8 +171,8 @@ def resolve_placement(device: str = "auto", backend: str = "torch", precision: s
         backend, precision, why = auto_setting(backend)
         _announce(backend, precision, why)
     elif backend == "auto":  # a precision asked for by name: the first backend that has it
-        backend = next((b for b in ("torch", "openvino", "onnx") if precision in PRECISIONS[b] and
-                        (b == "torch" or all(find_spec(m) for m in modules_needed(b, precision)))), "torch")
+        backend = next((b for b in ("torch", "openvino", "onnx") if precision in PRECISIONS[b] and available(b, precision)),
+                       "torch")
     if backend == "torch" and precision == "int8":
         raise RetrieverError("retriever.precision=int8 needs encoder_backend=onnx or openvino")
     if backend == "torch" and precision == "fp16" and not device.startswith("cuda"):

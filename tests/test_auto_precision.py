@@ -55,8 +55,13 @@ def test_the_choice_is_in_the_cache_key(monkeypatch):
     assert "backend" not in exact and fast != exact  # torch fp32 keeps the keys it always had
 
 
-def test_a_named_precision_with_the_auto_backend():
+def test_a_named_precision_with_the_auto_backend(monkeypatch):
     assert resolve_placement("cpu", "auto", "fp32").backend == "torch"
+    # int8: the first installed backend that has it (OpenVINO, then ONNX Runtime)
+    monkeypatch.setattr(backends, "_installed", lambda module: True)
+    assert resolve_placement("cpu", "auto", "int8").backend == "openvino"
+    monkeypatch.setattr(backends, "_installed", lambda module: module != "openvino")
+    assert resolve_placement("cpu", "auto", "int8").backend == "onnx"
     with pytest.raises(Exception):
         resolve_placement("cpu", "torch", "int8")
 

@@ -152,3 +152,38 @@ def test_a_model_figure_stands_only_beside_that_model():
     rows = [{"name": "c", "status": "on disk", "info": {"bm25_beir": 0.5, "dense_mteb": 0.4}}]
     text, _ = matrix(rows, {("c", "bm25"): [0.6], ("c", "dense"): [0.7]}, ["bm25", "dense"], {}, other)
     assert "dense: MTEB" not in text and "0.400" not in text and "| c | run | 0.600 | 0.500 | — | 0.700 | +0.100 |" in text
+
+
+def test_collections_on_disk_gzipped_or_hostile(tmp_path):
+    """BEIR folders the registry does not list, as users have them: a gzipped corpus (``corpus.jsonl.gz``, as
+    BEIR's own zips of some collections ship) is counted in the plan and run; a corpus that is a named pipe does
+    not hang the plan or the encode estimate — its run fails naming the pipe, the other runs, the table is
+    written and the exit status says a point failed."""
+    import gzip
+    import os
+
+    data = tmp_path / "data"
+    gz = write_beir(data / "beir" / "gzset", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    with gzip.open(gz / "corpus.jsonl.gz", "wb") as fh:
+        fh.write((gz / "corpus.jsonl").read_bytes())
+    (gz / "corpus.jsonl").unlink()
+    pipe = write_beir(data / "beir" / "pipeset", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    (pipe / "corpus.jsonl").unlink()
+    os.mkfifo(pipe / "corpus.jsonl")
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"collections": {}}))
+    res = subprocess.run([RBENCH, "experiment=beir_full", f"data_dir={data}", f"beir_full.registry={registry}",
+                          "beir_full.systems=[bm25,dense_static]", f"beir_full.out={tmp_path}/out/b",
+                          f"tracking.uri=sqlite:///{tmp_path}/m.db", f"tracking.artifact_root={tmp_path}/a",
+                          f"cache.dir={tmp_path}/c", f"hydra.run.dir={tmp_path}/h"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    plan = res.stdout[: res.stdout.index("MLflow run")]
+    assert next(line for line in plan.splitlines() if line.strip().startswith("gzset")).split()[1] == str(len(TINY_CORPUS))
+    assert "encode rate:" in plan and "passages/s" in plan  # measured on the gzipped corpus, the pipe passed over
+    assert "pipeset x bm25 failed, going on" in res.stderr and "named pipe" in res.stderr
+    table = (tmp_path / "out" / "b.md").read_text()
+    gz_row = [c.strip() for c in next(line for line in table.splitlines() if line.startswith("| gzset ")).strip("|").split("|")]
+    # columns: collection, status, bm25 (ours), BEIR, Pyserini, dense_static (ours), gap
+    assert gz_row[1] == "run" and gz_row[2] != "—" and gz_row[5] != "—"  # both systems ran on the gzipped corpus
+    assert "beir_full: 2 point(s) failed" in res.stderr

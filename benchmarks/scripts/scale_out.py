@@ -65,41 +65,27 @@ def killer(stop: threading.Event, shard_dir: Path, after: int, record: dict) -> 
         time.sleep(0.05)
 
 
-def run(chunks, engine: str, label: str, shard: int, **kw: Any) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="rbench-scale-out-") as tmp:
-        log = str(Path(tmp) / "encoded.log")
-        r = DenseRetriever(encoder=Counting(log), cache_dir=str(Path(tmp) / "cache"), engine=engine,
-                           shard_passages=shard, **kw)
-        record: dict[str, Any] = {"label": label, "engine": engine}
-        t0 = time.perf_counter()
-        r.index(chunks)
-        secs = time.perf_counter() - t0
-        encoded = sum(int(x) for x in Path(log).read_text().split()) if Path(log).exists() else 0
-        record.update({"seconds": secs, "passages_per_s": len(chunks) / secs, "encoded": encoded,
-                       "sha256": digest(np.asarray(r._emb))})
-        print(f"{label:38} {secs:7.1f} s {len(chunks) / secs:9,.0f} passages/s  encoded {encoded:,}", flush=True)
-        return record
-
-
-def run_killed(chunks, shard: int, workers: int) -> dict[str, Any]:
+def run(chunks, engine: str, label: str, shard: int, kill_after: int | None = None, **kw: Any) -> dict[str, Any]:
+    """Index ``chunks`` from an empty cache with ``engine``; with ``kill_after``, one Ray worker is SIGKILLed once
+    that many shards are finished."""
     with tempfile.TemporaryDirectory(prefix="rbench-scale-out-") as tmp:
         log = str(Path(tmp) / "encoded.log")
         cache = Path(tmp) / "cache"
-        r = DenseRetriever(encoder=Counting(log), cache_dir=str(cache), engine="ray", engine_workers=workers,
-                           shard_passages=shard)
-        record: dict[str, Any] = {"label": f"ray, {workers} workers, one killed", "engine": "ray"}
+        r = DenseRetriever(encoder=Counting(log), cache_dir=str(cache), engine=engine, shard_passages=shard, **kw)
+        record: dict[str, Any] = {"label": label, "engine": engine}
         stop = threading.Event()
-        th = threading.Thread(target=killer, args=(stop, cache / "embedding-shards", 3, record), daemon=True)
-        th.start()
+        if kill_after is not None:
+            threading.Thread(target=killer, args=(stop, cache / "embedding-shards", kill_after, record),
+                             daemon=True).start()
         t0 = time.perf_counter()
         r.index(chunks)
         secs = time.perf_counter() - t0
         stop.set()
-        encoded = sum(int(x) for x in Path(log).read_text().split())
+        encoded = sum(int(x) for x in Path(log).read_text().split()) if Path(log).exists() else 0
         record.update({"seconds": secs, "passages_per_s": len(chunks) / secs, "encoded": encoded,
                        "sha256": digest(np.asarray(r._emb))})
-        print(f"{record['label']:38} {secs:7.1f} s {len(chunks) / secs:9,.0f} passages/s  encoded {encoded:,} "
-              f"(killed pid {record.get('killed_pid')})", flush=True)
+        killed = f" (killed pid {record.get('killed_pid')})" if kill_after is not None else ""
+        print(f"{label:38} {secs:7.1f} s {len(chunks) / secs:9,.0f} passages/s  encoded {encoded:,}{killed}", flush=True)
         return record
 
 
@@ -119,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [run(chunks, "local", "this process", args.shard),
             run(chunks, "ray", "ray, 1 worker", args.shard, engine_workers=1),
             run(chunks, "ray", "ray, 2 workers", args.shard, engine_workers=2),
-            run_killed(chunks, args.shard, 2),
+            run(chunks, "ray", "ray, 2 workers, one killed", args.shard, kill_after=3, engine_workers=2),
             run(chunks, "slurm", "submitit job array (local executor)", args.slurm_shard, slurm_cluster="local",
                 slurm_timeout_min=60)]
     base = rows[0]["sha256"]
