@@ -46,10 +46,13 @@ from benchmarks.paths import CONF_DIR, default_tracking_uri
 from benchmarks.arguments import arg_type, integer, number
 from retrievers.errors import RetrieverError
 from benchmarks.tracking.store import download_artifact
+from benchmarks.datasets.base import data_file
 from benchmarks.run.retrieval import chunk_dataset
 from benchmarks.evaluation.trec import read_run
 from benchmarks.diagnosis.matching import RECALL_THRESHOLD
-from benchmarks.diagnosis.traces import FAILED_WHAT, audit_traces
+from benchmarks.diagnosis.traces import FAILED_WHAT, audit_traces, mlflow_records, test_set, traces_of
+from retrievers.redact import redact_uri
+from retrievers.safe_write import write_text
 from benchmarks.tracking.store import ReportError, load_runs, matches, parse_filter
 from benchmarks.tracking.tracker import check_reachable, check_store
 
@@ -155,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rbench-audit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-id", default=None)
     parser.add_argument("--experiment", default=None, help="audit the latest FINISHED run of this experiment matching --filter")
-    parser.add_argument("--filter", default=None, help='param filter, e.g. "retriever=dense,chunker=fixed_tokens"')
+    parser.add_argument("--filter", default=None, help='param filter, e.g. "retriever=dense,chunker=fixed_tokens"; with '
+                        "--mlflow-experiment, MLflow's trace filter, e.g. \"tags.env = 'prod'\"")
     parser.add_argument("--tracking-uri", default=None,
                         help="default: $MLFLOW_TRACKING_URI, else sqlite:///<$RBENCH_HOME or .>/results/mlflow.db")
     parser.add_argument("--k", type=arg_type(int, integer(1)), default=None, help="top-k for the verdicts (default: the run's, 10)")
@@ -165,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     traces.add_argument("--traces", default=None, metavar="FILE",
                         help="audit your own system's logged retrievals: JSON lines of {query, contexts: [{id, text, "
                              "doc_id?, score?, rank?}], reference?, answer?, feedback?}, or OpenInference retriever spans")
+    traces.add_argument("--mlflow-experiment", default=None, metavar="NAME",
+                        help="audit the traces of this MLflow experiment, read from the tracking server (--tracking-uri) "
+                             "a page at a time (--filter: MLflow's trace filter; --max-traces)")
+    traces.add_argument("--max-traces", type=arg_type(int, integer(1)), default=10_000,
+                        help="with --mlflow-experiment: read at most this many traces (default 10000)")
     traces.add_argument("--corpus", default=None, metavar="DIR",
                         help="with --traces: the documents folder (or BEIR folder) the system retrieves from; locates "
                              "the evidence and reruns BM25, dense and versions=filter over it")
@@ -174,9 +183,33 @@ def build_parser() -> argparse.ArgumentParser:
     traces.add_argument("--references", default=None, metavar="FILE",
                         help="with --traces: references to judge the traces by (.jsonl/.json/.csv: reference, and "
                              "span_id, trace_id or query to join on); they replace a trace's own")
+    traces.add_argument("--write-queries", default=None, metavar="FILE",
+                        help="with --corpus (a documents folder): write the traces that carry a reference as a "
+                             "dataset=files queries file (.jsonl: text, relevant documents, evidence), to measure "
+                             "fixes on your own production questions with rbench -m dataset=files ...")
     traces.add_argument("--recall-threshold", type=arg_type(float, number(0, 1, open_lo=True)), default=None,
                         help="with --traces: content-word recall at which a reference counts as reached (default 0.8)")
     return parser
+
+
+def _read_mlflow(args: argparse.Namespace) -> tuple[Any, str]:
+    """(traces and report, a name for them) of ``--mlflow-experiment``, read from the tracking server."""
+    uri = args.tracking_uri or default_tracking_uri()
+    check_reachable(uri, key="--tracking-uri", hint="--tracking-uri (or MLFLOW_TRACKING_URI)")
+    check_store(uri, write=False, key="--tracking-uri")
+    label = f"{redact_uri(uri)} experiment {args.mlflow_experiment!r}"
+    read = traces_of(mlflow_records(uri, args.mlflow_experiment, filter_string=args.filter, max_traces=args.max_traces),
+                     Path(label))
+    return read, label
+
+
+def _attribution_line(counts: Mapping[str, int]) -> str:
+    if not counts:
+        return ""
+    total = sum(counts.values())
+    how = ", ".join(f"{counts.get(r, 0)} by {r if r != 'source' else 'recorded source'}" for r in ("id", "source", "text"))
+    return (f" Passages attributed to a corpus document: {how} of {total}; {counts.get('ambiguous', 0)} ambiguous "
+            f"(text in several documents: no verdict rests on which), {counts.get('unmapped', 0)} unmapped.")
 
 
 def traces_main(args: argparse.Namespace) -> int:
@@ -184,14 +217,26 @@ def traces_main(args: argparse.Namespace) -> int:
     if not 0 < threshold <= 1:
         print(f"rbench-audit: error: --recall-threshold must be in (0, 1], got {threshold}", file=sys.stderr)
         return 2
+    if args.traces and args.mlflow_experiment:
+        print("rbench-audit: error: give --traces FILE or --mlflow-experiment NAME, not both", file=sys.stderr)
+        return 2
+    if args.write_queries and not args.corpus:
+        print("rbench-audit: error: --write-queries needs --corpus DIR (the documents the queries' relevant documents "
+              "and evidence are found in)", file=sys.stderr)
+        return 2
     try:
+        if args.write_queries and data_file(Path(args.corpus) / "corpus.jsonl").is_file():
+            raise ConfigError("--write-queries writes a dataset=files queries file: --corpus must be a documents folder, "
+                              f"not a BEIR folder ({args.corpus})")
+        read, source = _read_mlflow(args) if args.mlflow_experiment else (None, args.traces)
         result = audit_traces(args.traces, corpus_dir=args.corpus, k=args.k or 10, threshold=threshold,
-                              references=args.references, companions=COMPANION_CHOICES[args.companions])
+                              references=args.references, companions=COMPANION_CHOICES[args.companions], read=read)
     except (RbenchError, RetrieverError) as err:
         print(f"rbench-audit: error: {err}", file=sys.stderr)
         return 2
     rows = result["rows"]
-    name = f"{Path(args.traces).name} ({result['n_traces']} traces" + (f", corpus {args.corpus})" if args.corpus else ")")
+    shown = source if args.mlflow_experiment else Path(args.traces).name
+    name = f"{shown} ({result['n_traces']} traces" + (f", corpus {args.corpus})" if args.corpus else ")")
     how = (f"{FAILED_WHAT}: not contained in one passage, and under {threshold:g} of its content words in the "
            "passages together")
     text = summary_text(name, rows, result["verdicts"], {}, result["signals"], failed_what=how,
@@ -202,13 +247,27 @@ def traces_main(args: argparse.Namespace) -> int:
     text += (f"\nReference reached the context in {reached} of {judged} traces with a reference. "
              f"Read: {result['read'].line()}."
              + (f" References ({args.references}): {joined['references']} read, {joined['traces_given']} traces given one, "
-                f"{joined['unmatched']} matched no trace." if joined else "") + "\n")
+                f"{joined['unmatched']} matched no trace." if joined else "")
+             + _attribution_line(result["attribution"]) + "\n")
     misses = [r for r in rows if "verdict" in r]
     if misses:
         text += "\n| line | trace | verdict | evidence | fix |\n|---|---|---|---|---|\n" + "".join(
             f"| {r['line']} | {r['query_id']} | {r['verdict']} | {r['evidence'].replace('|', '/')} | "
             f"{r['trace']['fix'].replace('|', '/')} |\n" for r in misses)
     print(text)
+    if args.write_queries:
+        queries, counts = test_set(rows, result["view"])
+        if not queries:
+            print(f"rbench-audit: error: --write-queries: no trace carries a reference found in the corpus "
+                  f"({', '.join(f'{v} {k}' for k, v in counts.items()) or 'no traces'}); nothing written", file=sys.stderr)
+            return 2
+        write_text(args.write_queries, "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries),
+                   what="the queries")
+        left = {k: v for k, v in counts.items() if k != "written" and v}
+        print(f"rbench-audit: wrote {len(queries)} queries to {args.write_queries}"
+              + (f" ({'; '.join(f'{k}: {v}' for k, v in left.items())})" if left else "")
+              + f"; measure fixes on them: rbench -m dataset=files dataset.path={args.corpus} "
+                f"dataset.queries={args.write_queries} retriever=bm25,dense", file=sys.stderr)
     if args.out:
         table = [{"line": r["line"], "query_id": r["query_id"], "reached": r["reached"], "verdict": r.get("verdict", ""),
                   "evidence": r.get("evidence", ""), "where": r.get("trace", {}).get("where", ""),
@@ -223,11 +282,13 @@ def traces_main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.traces:
+    if args.traces or args.mlflow_experiment:
         return traces_main(args)
-    if args.corpus or args.references:
-        print(f"rbench-audit: error: {'--corpus' if args.corpus else '--references'} goes with --traces", file=sys.stderr)
-        return 2
+    for flag in ("corpus", "references", "write_queries"):
+        if getattr(args, flag):
+            print(f"rbench-audit: error: --{flag.replace('_', '-')} goes with --traces or --mlflow-experiment",
+                  file=sys.stderr)
+            return 2
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if args.tracking_uri is None:
 

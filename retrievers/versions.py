@@ -30,6 +30,17 @@ def is_stale(meta: Mapping[str, Any]) -> bool:
     return bool(meta.get("superseded_by")) or bool(meta.get("deprecated"))
 
 
+def successors(corpus_meta: Mapping[str, Mapping[str, Any]], doc: str) -> list[str]:
+    """The newer versions of ``doc``, nearest first, following ``superseded_by`` (a cycle ends the chain)."""
+    out, seen = [], {doc}
+    nxt = corpus_meta.get(doc, {}).get("superseded_by")
+    while nxt and nxt not in seen:
+        out.append(str(nxt))
+        seen.add(str(nxt))
+        nxt = corpus_meta.get(str(nxt), {}).get("superseded_by")
+    return out
+
+
 def _date(value: Any) -> _dt.date | None:
     if not value:
         return None

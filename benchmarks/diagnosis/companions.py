@@ -4,8 +4,10 @@ to say which fix would have found the evidence. Built with the project's own pip
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
@@ -14,6 +16,7 @@ from chunkers.types import Chunk, Document, Query
 from retrievers.base import canonical_run, top_k_of
 from retrievers.pipeline import build_pipeline
 from retrievers.types import Run
+from retrievers.versions import successors
 from benchmarks.diagnosis.matching import Matcher, normalise
 from benchmarks.paths import CONF_DIR
 
@@ -67,6 +70,35 @@ def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) 
 
 
 # ------------------------------------------------------------------------------------------ traces' corpus
+#: metadata keys a loader records a passage's source under (LangChain ``source``, MLflow ``doc_uri``, ...), in order
+SOURCE_KEYS = ("doc_id", "document_id", "source", "doc_uri", "file_path", "path", "url", "uri", "source_url",
+               "filename", "file_name", "chunk_id")
+#: how a passage was attributed to a corpus document, in the order tried (then: ambiguous, unmapped)
+ROUTES = ("id", "source", "text", "ambiguous", "unmapped")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def source_parts(source: str) -> list[str]:
+    """The path of a recorded source as parts: a URL's path (percent-decoded; its host, query and fragment
+    dropped), a file path (Windows backslashes read as slashes, a ``#fragment`` such as a chunk number dropped)."""
+    text = source.strip()
+    if _SCHEME.match(text):
+        path = unquote(urlsplit(text).path)
+    else:
+        path = text.split("#", 1)[0]
+    return [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+@dataclass
+class Attribution:
+    """Which corpus document a passage is from: ``doc`` (None when unknown), the ``route`` that decided it
+    (:data:`ROUTES`) and, for an ambiguous passage, the ``candidates`` whose text holds it."""
+
+    doc: str | None
+    route: str
+    candidates: tuple[str, ...] = ()
+
+
 @dataclass
 class CorpusView:
     docs: dict[str, Document]
@@ -74,10 +106,70 @@ class CorpusView:
     section_chunks: dict[str, list[Chunk]]  # doc id -> chunks of chunker=sections
     flat: dict[str, str] = field(default_factory=dict)  # doc id -> " normalised text ", made once
     _words: dict[str, set[str]] = field(default_factory=dict)  # doc id -> content words, made when first asked
+    _by_name: dict[str, list[str]] = field(default_factory=dict)  # file name -> doc ids
+    _seen: dict[tuple, Attribution] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.flat:
             self.flat = {d: f" {normalise(doc.text)} " for d, doc in self.docs.items()}
+        for d in self.docs:
+            self._by_name.setdefault(d.rsplit("/", 1)[-1], []).append(d)
+        self.meta = {d: dict(doc.metadata) for d, doc in self.docs.items()}
+
+    def by_source(self, source: str) -> str | None:
+        """The corpus document a recorded source names: the source itself, else the longest path suffix that is a
+        document id (``docs/policies/x.md``, ``/srv/kb/policies/x.md``, ``file://`` and ``https://`` URLs), else its
+        file name when exactly one document has it."""
+        if source in self.docs:
+            return source
+        parts = source_parts(source)
+        for i in range(len(parts)):
+            if "/".join(parts[i:]) in self.docs:
+                return "/".join(parts[i:])
+        named = self._by_name.get(parts[-1], []) if parts else []
+        return named[0] if len(named) == 1 else None
+
+    def attribute(self, ctx: Mapping[str, Any]) -> Attribution:
+        """Which document a retrieved passage is from: by its id (a corpus id), then by the source its loader
+        recorded (:data:`SOURCE_KEYS`, then the id read as a source), then by its text — and text that several
+        documents hold (versions sharing wording) is *ambiguous*, never guessed."""
+        meta = ctx.get("metadata") or {}
+        key = (ctx.get("doc_id"), ctx.get("id"), ctx.get("text"), tuple(str(meta.get(k)) for k in SOURCE_KEYS))
+        if key in self._seen:
+            return self._seen[key]
+        got = self._attribute(ctx, meta)
+        self._seen[key] = got
+        return got
+
+    def _attribute(self, ctx: Mapping[str, Any], meta: Mapping[str, Any]) -> Attribution:
+        for value in (ctx.get("doc_id"), ctx.get("id")):
+            if isinstance(value, str) and value in self.docs:
+                return Attribution(value, "id")
+        recorded = [meta.get(k) for k in SOURCE_KEYS] + [ctx.get("doc_id"), ctx.get("id")]
+        for value in recorded:
+            if isinstance(value, str) and value.strip():
+                doc = self.by_source(value)
+                if doc is not None:
+                    return Attribution(doc, "source")
+        words = normalise(ctx.get("text") or "").split()
+        if not words:
+            return Attribution(None, "unmapped")
+        head = " ".join(words[:30])
+        holders = [d for d in self.docs if f" {head} " in self.flat[d]]
+        if len(holders) > 1 and len(words) > 30:
+            whole = " ".join(words)
+            holders = [d for d in holders if f" {whole} " in self.flat[d]] or holders
+        if len(holders) == 1:
+            return Attribution(holders[0], "text")
+        if holders:
+            return Attribution(None, "ambiguous", tuple(holders))
+        return Attribution(None, "unmapped")
+
+    def current_holders(self, docs: Sequence[str]) -> list[str]:
+        """``docs`` less every superseded one whose newer version is among them (versions sharing wording: the
+        current one holds the evidence)."""
+        held = set(docs)
+        return [d for d in docs if not any(s in held for s in successors(self.meta, d))]
 
     def holds(self, doc: str, text: str) -> bool:
         """Whether ``doc`` contains ``text`` (normalised containment, as :meth:`Matcher.contained`)."""
@@ -98,13 +190,9 @@ class CorpusView:
         best = max(((len(want & self._words[d]) / len(want), d) for d in self.docs), default=(0.0, None))
         return [best[1]] if best[1] is not None and best[0] >= matcher.threshold else []
 
-    def doc_of(self, ctx: Mapping[str, Any], matcher: Matcher) -> str | None:
-        if ctx.get("doc_id") in self.docs:
-            return ctx["doc_id"]
-        if ctx.get("id") in self.docs:
-            return ctx["id"]
-        head = " ".join(normalise(ctx["text"]).split()[:30])
-        return next((d for d in self.docs if head and head in self.flat[d]), None) if head else None
+    def doc_of(self, ctx: Mapping[str, Any], matcher: Matcher | None = None) -> str | None:
+        """The passage's document (:meth:`attribute`), None when unknown or ambiguous."""
+        return self.attribute(ctx).doc
 
     def rank(self, name: str, tid: str, doc: str) -> int | None:
         ranked = self.companions.get(name, {}).get(tid, [])

@@ -26,16 +26,37 @@ Formats (each tested on a fixture written from its specification or exporter's s
   (``db.query.result.{id,document,score,distance,metadata}``); the query comes from the span
   (``db.query.text``, ``input.value``) or the nearest ancestor with ``traceloop.entity.input``.
 
-The answer a trace generated comes from its LLM span (``output.value``, ``llm.output_messages.0.message.content``,
-``gen_ai.completion.0.content``; LangSmith ``llm`` run ``generations``; a Langfuse ``GENERATION`` output). A
-reference comes from the retriever span or any span of its trace: ``reference``, ``expected_output``,
-``metadata.reference``, ``metadata.expected_output`` (``metadata`` may be a JSON string), LangSmith's
-``extra.metadata.reference``, Langfuse's ``metadata.reference``.
+* **MLflow traces**: ``mlflow traces get`` / ``Trace.to_json()`` (``{"info": {trace_id, assessments}, "data":
+  {"spans": [...]}}``, span attributes as JSON strings: ``mlflow.spanType``, ``mlflow.spanInputs``,
+  ``mlflow.spanOutputs``); a row of ``mlflow.search_traces()``'s DataFrame written as JSON (``trace`` holding the
+  trace JSON, or ``spans`` and ``assessments``); MLflow spans as OTLP (``Span.to_otel_proto()``: the same
+  ``mlflow.*`` attributes as values). A retriever span's outputs are documents (``page_content``, ``metadata``
+  with ``doc_uri``/``source``, ``id``); the reference is the trace's assessment ``expected_facts`` (one piece a
+  fact) or ``expected_response``.
+* **Langfuse SDK spans** (OpenTelemetry, ``langfuse.observation.type``/``input``/``output`` and
+  ``langfuse.observation.metadata.*``/``langfuse.trace.metadata.*`` attributes, values JSON-encoded).
+* **Evaluation datasets** (:func:`dataset_record`): Ragas ``EvaluationDataset`` rows (``user_input,
+  retrieved_contexts, response, reference``), the older Ragas layout (``question, contexts, answer,
+  ground_truth``), DeepEval test cases and goldens (``input, actual_output, expected_output,
+  retrieval_context``); in JSON lines, JSON or CSV, a list column as JSON, Python text, numpy's printed array,
+  or DeepEval's ``|``-joined text.
+
+The answer a trace generated comes from its LLM span: ``llm.output_messages.<i>.message.content`` (the last),
+``gen_ai.completion.<i>.content``, else ``output.value`` when it is plain text (when it is JSON — LangChain's
+``LLMResult`` — the generation's text inside it); an MLflow ``LLM``/``CHAT_MODEL`` span's outputs; LangSmith
+``llm`` run ``generations``; a Langfuse ``GENERATION`` output. A reference comes from the retriever span or any
+span of its trace: ``reference``, ``expected_output``, ``metadata.reference``, ``metadata.expected_output``
+(``metadata`` may be a JSON string), LangSmith's ``extra.metadata.reference``, Langfuse's ``metadata.reference``,
+Traceloop's association property ``reference``, MLflow's assessments.
 """
 
 from __future__ import annotations
 
+import ast
+import io
 import json
+import re
+import tokenize
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,18 +68,21 @@ from benchmarks.errors import DataError
 
 RETRIEVER = "RETRIEVER"
 #: attribute names a reference is read from (on the retriever span, else any span of its trace)
-REFERENCE_KEYS = ("reference", "expected_output", "metadata.reference", "metadata.expected_output")
+REFERENCE_KEYS = ("reference", "expected_output", "metadata.reference", "metadata.expected_output",
+                  "traceloop.association.properties.reference")
 #: attribute names of the query on a span (OpenInference, OpenLLMetry)
 QUERY_KEYS = ("input.value", "db.query.text", "db.vector.query.text", "gen_ai.prompt.0.content")
-#: attribute names of a generated answer on an LLM span
-ANSWER_KEYS = ("output.value", "llm.output_messages.0.message.content", "gen_ai.completion.0.content")
+#: MLflow assessment names read as a trace's reference, in order (``expected_facts``: one piece a fact)
+MLFLOW_REFERENCES = ("expected_facts", "expected_response", "expected_output", "reference", "ground_truth")
+MLFLOW_KINDS = {"CHAT_MODEL": "LLM"}
 VECTOR_DB_EVENT = "db.query.result"
 LANGFUSE_TYPES = {"SPAN", "GENERATION", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING",
                   "GUARDRAIL"}
 EXPECTED = ("a trace record {query, contexts}; OpenInference / OpenTelemetry spans (resourceSpans or "
-            "resource_spans exports, one span per line, Phoenix span dataframes); LangSmith runs (run_type, "
-            "inputs, outputs); Langfuse observations (type, traceId, input, output); OpenLLMetry vector-DB spans "
-            "(db.query.result events)")
+            "resource_spans exports, one span per line, Phoenix span dataframes); MLflow traces (info, data.spans; "
+            "search_traces rows); LangSmith runs (run_type, inputs, outputs); Langfuse observations (type, traceId, "
+            "input, output) and SDK spans; OpenLLMetry vector-DB spans (db.query.result events); Ragas or DeepEval "
+            "datasets (user_input/question/input with retrieved_contexts/contexts/retrieval_context)")
 
 
 class FormatError(ValueError):
@@ -86,6 +110,7 @@ class Span:
     query: str | None = None
     documents: list[dict[str, Any]] | None = None  # [{"id", "content", "score", "metadata"}]
     answer: str | None = None
+    references: list[str] | None = None  # the trace's reference where the format keeps it off the spans (MLflow)
 
     def docs(self) -> list[dict[str, Any]]:
         """The retrieved documents, in rank order (empty for a span that retrieved nothing)."""
@@ -113,6 +138,8 @@ class Span:
         return self.kind == RETRIEVER or bool(self.docs())
 
     def reference(self) -> list[str]:
+        if self.references:
+            return list(self.references)
         for key in REFERENCE_KEYS:
             value = self.attrs.get(key)
             pieces = reference_pieces(value)
@@ -152,6 +179,60 @@ def _json_object(value: Any) -> dict[str, Any]:
             return {}
         return parsed if isinstance(parsed, dict) else {}
     return {}
+
+
+def decoded(value: Any) -> Any:
+    """A value a format stores JSON-encoded (MLflow's span attributes, Langfuse's): an object, list, string or
+    constant parsed; anything else (plain text, a number) as it is."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ('[', '{', '"') or text in ("null", "true", "false"):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return value
+    return value
+
+
+def _string_literals(text: str) -> list[str] | None:
+    """The string literals of a printed Python list or numpy array (``['a', 'b']``; numpy prints
+    ``['a'\n 'b']`` with no commas), or None when the text holds anything but strings and brackets."""
+    out: list[str] = []
+    skip = (tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.STRING:
+                value = ast.literal_eval(tok.string)
+                if not isinstance(value, str):
+                    return None
+                out.append(value)
+            elif tok.type not in skip and tok.string not in ("[", "]", ","):
+                return None
+    except (tokenize.TokenError, SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    return out
+
+
+def list_cell(value: Any, delimiter: str | None = None) -> list[str] | None:
+    """A list of passages as a dataset file holds it: a list; JSON text; a printed Python list or numpy array
+    (what pandas writes to CSV for a list column); with ``delimiter``, text joined by it (DeepEval's CSV and JSON
+    lines; its own reader splits the same way); else one string. None for anything else."""
+    if isinstance(value, list):
+        return list(value) if all(isinstance(x, str) for x in value) else None
+    if value is None or value == "":
+        return []
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            got = json.loads(text)
+        except ValueError:
+            got = _string_literals(text)
+        return list(got) if isinstance(got, list) and all(isinstance(x, str) for x in got) else None
+    if delimiter:
+        return text.split(delimiter)
+    return [text]
 
 
 def _metadata(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,14 +314,108 @@ def _id(value: Any) -> str | None:
 
 
 def _otlp_span(span: Mapping[str, Any], where: int | str, source: str = "otlp") -> Span:
-    attrs = flatten(otlp_attributes(span.get("attributes") or []))
+    raw = otlp_attributes(span.get("attributes") or [])
     events = []
     for ev in span.get("events") or []:
         if isinstance(ev, dict):
             events.append((str(ev.get("name", "")), flatten(otlp_attributes(ev.get("attributes") or []))))
+    ids = (_id(span.get("traceId") or span.get("trace_id")), _id(span.get("spanId") or span.get("span_id")),
+           _id(span.get("parentSpanId") or span.get("parent_span_id")), str(span.get("name", "")))
+    if "mlflow.spanType" in raw:  # MLflow's Span.to_otel_proto()
+        return _mlflow_span(raw, where, *ids, events=events)
+    if any(k.startswith("langfuse.observation.") for k in raw):  # the Langfuse SDK's spans
+        return _langfuse_otel_span(raw, where, *ids, events=events)
+    attrs = flatten(raw)
     kind = str(attrs.get("openinference.span.kind") or attrs.get("traceloop.span.kind") or "").upper()
-    return Span(where, source, _id(span.get("traceId") or span.get("trace_id")), _id(span.get("spanId") or span.get("span_id")),
-                _id(span.get("parentSpanId") or span.get("parent_span_id")), str(span.get("name", "")), kind, attrs, events)
+    return Span(where, source, *ids, kind, attrs, events)
+
+
+def _mlflow_span(raw: Mapping[str, Any], where: int | str, trace_id: str | None, span_id: str | None,
+                 parent_id: str | None, name: str, events: list | None = None) -> Span:
+    """An MLflow span (its attributes JSON-encoded in a trace's JSON, plain values in OTLP): ``mlflow.spanType``,
+    a retriever's ``mlflow.spanInputs`` (the query) and ``mlflow.spanOutputs`` (documents), an LLM's answer."""
+    attrs = {k: decoded(v) for k, v in raw.items()}
+    kind = str(attrs.get("mlflow.spanType") or "").upper()
+    kind = MLFLOW_KINDS.get(kind, kind)
+    inputs, outputs = attrs.pop("mlflow.spanInputs", None), attrs.pop("mlflow.spanOutputs", None)
+    span = Span(where, "mlflow", _id(attrs.get("mlflow.traceRequestId")) or trace_id, span_id, parent_id, name, kind,
+                flatten(attrs), list(events or []))
+    if kind == RETRIEVER:
+        span.query = query_of(inputs)
+        span.documents = _documents(outputs) or []
+    elif kind == "LLM":
+        span.answer = _answer_of(outputs)
+    return span
+
+
+def _langfuse_otel_span(raw: Mapping[str, Any], where: int | str, trace_id: str | None, span_id: str | None,
+                        parent_id: str | None, name: str, events: list | None = None) -> Span:
+    """A span the Langfuse SDK exports: ``langfuse.observation.type`` (retriever, generation, span, chain, ...),
+    ``.input`` and ``.output`` (JSON-encoded unless plain text), metadata under ``langfuse.trace.metadata.*`` and
+    ``langfuse.observation.metadata.*`` (the observation's wins)."""
+    meta: dict[str, Any] = {}
+    for prefix in ("langfuse.trace.metadata.", "langfuse.observation.metadata."):
+        meta.update({k[len(prefix):]: decoded(v) for k, v in raw.items() if k.startswith(prefix)})
+    kind = str(raw.get("langfuse.observation.type") or "").upper()
+    span = Span(where, "langfuse", trace_id, span_id, parent_id, name, kind, flatten({"metadata": meta}) if meta else {},
+                list(events or []))
+    inputs, outputs = decoded(raw.get("langfuse.observation.input")), decoded(raw.get("langfuse.observation.output"))
+    docs = _documents(outputs)
+    if docs is not None or kind == RETRIEVER:
+        span.kind, span.documents, span.query = RETRIEVER, docs or [], query_of(inputs)
+    elif kind == "GENERATION":
+        span.kind, span.answer = "LLM", _answer_of(outputs)
+    return span
+
+
+def mlflow_reference(assessments: Any) -> list[str]:
+    """A trace's reference from its MLflow assessments: ``expected_facts`` (one piece a fact), else
+    ``expected_response`` (and the other :data:`MLFLOW_REFERENCES`); assessments marked invalid are passed over."""
+    found: dict[str, list[str]] = {}
+    for a in assessments if isinstance(assessments, list) else []:
+        if not isinstance(a, Mapping) or a.get("valid") is False:
+            continue
+        name, exp = a.get("assessment_name") or a.get("name"), a.get("expectation")
+        if name not in MLFLOW_REFERENCES or not isinstance(exp, Mapping) or name in found:
+            continue
+        value = exp.get("value")
+        if value is None and isinstance(exp.get("serialized_value"), Mapping):
+            value = decoded(exp["serialized_value"].get("value"))
+        pieces = reference_pieces(value)
+        if pieces:
+            found[name] = pieces
+    return next((found[n] for n in MLFLOW_REFERENCES if n in found), [])
+
+
+def _mlflow_trace(obj: Mapping[str, Any], where: int | str) -> Iterator[Span]:
+    """The spans of an MLflow trace (``{"info", "data": {"spans"}}``), each given the trace's id and reference."""
+    info = obj.get("info") if isinstance(obj.get("info"), Mapping) else {}
+    tid = _id(info.get("trace_id") or info.get("request_id"))
+    refs = mlflow_reference(info.get("assessments"))
+    for i, sp in enumerate(_list_of(obj.get("data") or {}, ("spans",), "spans"), 1):
+        here = f"{where}, span {i}" if where else f"span {i}"
+        attrs = sp.get("attributes") or {}
+        try:
+            raw = otlp_attributes(attrs) if isinstance(attrs, list) else attrs
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"'attributes' must be an object, got {type(attrs).__name__}")
+            span = _mlflow_span(raw, here, _id(sp.get("trace_id")), _id(sp.get("span_id")), _id(sp.get("parent_span_id")),
+                                str(sp.get("name", "")))
+        except ValueError as err:
+            raise FormatError(str(err), here) from None
+        span.trace_id = tid or span.trace_id
+        span.references = refs or None
+        yield span
+
+
+def _search_traces_row(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A row of ``mlflow.search_traces()``'s DataFrame as an MLflow trace: its ``trace`` column (the trace's JSON),
+    else its ``spans`` and ``assessments`` columns."""
+    trace = decoded(obj.get("trace"))
+    if isinstance(trace, Mapping):
+        return trace
+    return {"info": {"trace_id": obj.get("trace_id"), "assessments": obj.get("assessments") or []},
+            "data": {"spans": obj.get("spans") or []}}
 
 
 def _phoenix_span(obj: Mapping[str, Any], where: int | str) -> Span:
@@ -304,6 +479,8 @@ def _answer_of(value: Any) -> str | None:
                 return got
         if "generations" in value:
             return _answer_of(value["generations"])
+        if "choices" in value:  # an OpenAI-style completion (MLflow's CHAT_MODEL outputs)
+            return _answer_of(value["choices"])
         if isinstance(value.get("message"), dict):
             msg = value["message"]
             return _answer_of(msg.get("content") or (msg.get("kwargs") or {}).get("content"))
@@ -361,6 +538,10 @@ def spans_of(obj: Mapping[str, Any], where: int | str) -> Iterator[Span] | None:
     ValueError for a record of a known format whose structure is broken."""
     if "resourceSpans" in obj or "resource_spans" in obj:
         return _export(obj, where)
+    if isinstance(obj.get("info"), Mapping) and isinstance(obj.get("data"), Mapping) and "spans" in obj["data"]:
+        return _mlflow_trace(obj, where)
+    if "trace_id" in obj and ("trace" in obj or "spans" in obj and "assessments" in obj) and "run_type" not in obj:
+        return _mlflow_trace(_search_traces_row(obj), where)
     if "run_type" in obj and ("inputs" in obj or "outputs" in obj):
         return iter([_langsmith_run(obj, where)])
     if str(obj.get("type", "")).upper() in LANGFUSE_TYPES and ("traceId" in obj or "trace_id" in obj) \
@@ -416,3 +597,58 @@ def read_parquet(path: Path) -> Iterable[tuple[int | str, dict[str, Any]]]:
         raise DataError(f"not a readable parquet file ({type(err).__name__}: {str(err)[:120]})", path=path) from None
     for i, row in enumerate(table.to_pylist(), 1):
         yield f"row {i}", {k: v for k, v in row.items() if v is not None}
+
+
+# ------------------------------------------------------------------------------------------ answers
+_OUTPUT_MESSAGE = re.compile(r"llm\.output_messages\.(\d+)\.message\.content")
+_COMPLETION = re.compile(r"gen_ai\.completion\.(\d+)\.content")
+
+
+def answer_of(span: Span) -> str | None:
+    """The answer an LLM span generated: the last ``llm.output_messages.<i>.message.content`` (OpenInference), the
+    last ``gen_ai.completion.<i>.content`` (OpenLLMetry), else ``output.value`` when it is plain text — when it is
+    JSON (LangChain's ``LLMResult``, a message) the text inside it, never the JSON itself."""
+    if span.answer:
+        return span.answer
+    if span.kind != "LLM":
+        return None
+    for pattern in (_OUTPUT_MESSAGE, _COMPLETION):
+        found = sorted((int(m.group(1)), v) for k, v in span.attrs.items()
+                       if (m := pattern.fullmatch(k)) and text_or_none(v))
+        if found:
+            return found[-1][1]
+    value = span.attrs.get("output.value")
+    if not text_or_none(value):
+        return None
+    parsed = decoded(value)
+    return value if parsed is value else _answer_of(parsed)
+
+
+# ------------------------------------------------------------------------------------------ evaluation datasets
+#: (layout, query, contexts, answer, reference) field names of the evaluation datasets read as traces
+DATASET_LAYOUTS = (("ragas", "user_input", "retrieved_contexts", "response", "reference"),
+                   ("ragas (question/contexts)", "question", "contexts", "answer", "ground_truth"),
+                   ("deepeval", "input", "retrieval_context", "actual_output", "expected_output"))
+
+
+def dataset_record(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A row of an evaluation dataset (:data:`DATASET_LAYOUTS`: Ragas, its older layout, DeepEval) as
+    ``{layout, query, contexts, answer, reference}``, or None for a record of another kind. ValueError for a row
+    whose passages are not a list of strings."""
+    for layout, q, c, a, r in DATASET_LAYOUTS:
+        if q not in obj or c not in obj:
+            continue
+        contexts = list_cell(obj[c], "|" if layout == "deepeval" else None)
+        if contexts is None:
+            raise ValueError(f"field {c!r} must be a list of passages (a list, JSON or Python text), got "
+                             f"{str(obj[c])[:60]!r}")
+        ref = obj.get(r)
+        if ref in (None, "") and layout.startswith("ragas ("):
+            ref = list_cell(obj.get("ground_truths"))  # Ragas 0.0's plural
+        pieces = reference_pieces(ref if ref != "" else None)
+        if pieces is None:
+            raise ValueError(f"field {r!r} must be a string or a list of strings, got {str(ref)[:60]!r}")
+        answer = obj.get(a)
+        return {"layout": layout, "query": obj[q], "contexts": [x for x in contexts if x.strip()],
+                "answer": answer if isinstance(answer, str) and answer.strip() else None, "reference": pieces}
+    return None

@@ -25,19 +25,21 @@ it, and BM25, dense and version-aware (``versions=filter``) companions are run o
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from chunkers.types import Chunk, Document
-from benchmarks.datasets.base import data_file, read_json_records
+from benchmarks.datasets.base import data_file, read_json_records, text_lines
 from benchmarks.datasets.beir import read_corpus
 from benchmarks.datasets.files import locate, read_documents
-from benchmarks.diagnosis.companions import CorpusView, corpus_view
+from benchmarks.datasets.limits import current as current_limits
+from benchmarks.diagnosis.companions import Attribution, CorpusView, corpus_view
 from benchmarks.diagnosis.matching import RECALL_THRESHOLD, Matcher, normalise
 from benchmarks.diagnosis.records import Trace, reference_pieces
 from benchmarks.diagnosis.signals import Corpus, not_computed, query_signals
-from benchmarks.diagnosis.trace_formats import (ANSWER_KEYS, EXPECTED, QUERY_KEYS, ReadReport, Span, expand, query_of,
-                                                read_parquet, spans_of, text_or_none)
+from benchmarks.diagnosis.trace_formats import (EXPECTED, QUERY_KEYS, ReadReport, Span, answer_of, dataset_record, expand,
+                                                query_of, read_parquet, spans_of, text_or_none)
 from benchmarks.diagnosis.verdicts import suggest_fix, trace_cause, where_evidence
 from benchmarks.errors import DataError
 
@@ -73,8 +75,43 @@ def _record(obj: Mapping[str, Any], where: int | str, path: Path) -> Trace:
     return Trace(where, tid, query.strip(), out, pieces, obj.get("answer"), obj.get("feedback"))
 
 
+def read_csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The rows of a CSV file with a header (Ragas' ``to_csv()``, DeepEval's ``save_as("csv")``), read through the
+    bounded line reader; ``where`` is the row's first line."""
+    import csv
+
+    lim = current_limits()
+    csv.field_size_limit(max(csv.field_size_limit(), lim.line_bytes))
+    reader = csv.DictReader(text for _, text in text_lines(path))
+    start = 2
+    try:
+        for row in reader:
+            yield start, {str(k).strip(): v for k, v in row.items() if k is not None}
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise DataError(f"malformed CSV ({err})", path=path, line=reader.line_num) from None
+
+
+def _dataset_trace(obj: Mapping[str, Any], where: int | str, path: Path) -> Trace | None:
+    """A row of an evaluation dataset (Ragas, DeepEval) as a trace, or None for a record of another kind."""
+    try:
+        row = dataset_record(obj)
+    except ValueError as err:
+        raise DataError(str(err), path=path, line=where) from None
+    if row is None:
+        return None
+    if not isinstance(row["query"], str) or not row["query"].strip():
+        raise DataError(f"the question of a {row['layout']} row must be a non-empty string", path=path, line=where)
+    tid = str(obj.get("_id") or obj.get("id") or (f"line-{where}" if isinstance(where, int) else str(where).replace(" ", "-")))
+    contexts = [{"id": f"{tid}#{i}", "text": text, "doc_id": None, "score": None, "rank": i + 1, "metadata": {}}
+                for i, text in enumerate(row["contexts"])]
+    return Trace(where, tid, row["query"].strip(), contexts, row["reference"], row["answer"], source=row["layout"])
+
+
 def _walk_records(path: Path) -> Iterator[tuple[int | str, Mapping[str, Any]]]:
-    records = read_parquet(path) if path.suffix.lower() == ".parquet" else read_json_records(path)
+    suffix = path.suffix.lower()
+    records = (read_parquet(path) if suffix == ".parquet" else read_csv_records(path) if suffix == ".csv"
+               else read_json_records(path))
     for where, obj in records:
         inner = expand(obj)
         if inner is None:
@@ -130,17 +167,6 @@ def _query(span: Span, by_id: Mapping[str, Span]) -> str | None:
     return None
 
 
-def _answer(span: Span) -> str | None:
-    if span.answer:
-        return span.answer
-    if span.kind == "LLM":
-        for key in ANSWER_KEYS:
-            value = span.attrs.get(key)
-            if isinstance(value, str) and value.strip():
-                return value
-    return None
-
-
 def traces_from_spans(spans: Sequence[Span], path: Path, report: ReadReport) -> list[Trace]:
     """The retriever spans as traces, each with its trace's answer (its last LLM span's) and reference (the
     retriever span's own, else the first span of the trace that carries one)."""
@@ -174,7 +200,7 @@ def traces_from_spans(spans: Sequence[Span], path: Path, report: ReadReport) -> 
                              "rank": rank, "metadata": d.get("metadata") or {}})
         group = by_trace[s.trace_id or f"span:{s.span_id or s.where}"]
         reference = s.reference() or next((r for r in (x.reference() for x in group) if r), [])
-        answers = [a for a in (_answer(x) for x in group) if a]
+        answers = [a for a in (answer_of(x) for x in group) if a]
         tid = s.span_id or (f"span-{s.where}" if isinstance(s.where, int) else str(s.where).replace(" ", "-"))
         out.append(Trace(s.where, tid, query.strip(), contexts, list(reference), answers[-1] if answers else None,
                          trace_id=s.trace_id, span_id=s.span_id, source=s.source))
@@ -182,16 +208,26 @@ def traces_from_spans(spans: Sequence[Span], path: Path, report: ReadReport) -> 
 
 
 def read_traces(path: str | Path) -> tuple[list[Trace], ReadReport]:
-    """Every trace of a file (trace records, and the retriever spans of whatever tracing tool wrote it; see
-    :mod:`benchmarks.diagnosis.trace_formats`) and a report of what was read."""
+    """Every trace of a file (trace records, evaluation dataset rows, and the retriever spans of whatever
+    tracing tool wrote it; see :mod:`benchmarks.diagnosis.trace_formats`) and a report of what was read."""
     path = Path(path)
     if not path.exists():
         raise DataError("traces file not found", path=path)
+    return traces_of(_walk_records(path), path)
+
+
+def traces_of(records: Iterable[tuple[int | str, Mapping[str, Any]]], path: Path) -> tuple[list[Trace], ReadReport]:
+    """The traces of a stream of records (``path`` names where they came from, in errors)."""
     report = ReadReport()
     traces: list[Trace] = []
     spans: list[Span] = []
-    for where, obj in _walk_records(path):
+    for where, obj in records:
         report.records += 1
+        row = _dataset_trace(obj, where, path)
+        if row is not None:
+            traces.append(row)
+            report.formats[row.source] += 1
+            continue
         if "query" in obj or "contexts" in obj:
             traces.append(_record(obj, where, path))
             report.formats["trace record"] += 1
@@ -228,41 +264,49 @@ def read_corpus_dir(path: str | Path) -> list[Document]:
 
 # ------------------------------------------------------------------------------------------ verdicts
 def judge(trace: Trace, matcher: Matcher, view: CorpusView | None, k: int) -> dict[str, Any]:
-    """The audit row of one trace: contexts, whether each reference piece was reached, and for a miss the
-    verdict, its evidence, where the evidence was and which fix finds it."""
+    """The audit row of one trace: contexts (each attributed to its corpus document, or said to be ambiguous or
+    unmapped), whether each reference piece was reached, and for a miss the verdict, its evidence, where the
+    evidence was and which fix finds it."""
     texts = [c["text"] for c in trace.contexts]
-    ctx_docs = [view.doc_of(c, matcher) if view else (c.get("doc_id") or None) for c in trace.contexts]
+    attributed = ([view.attribute(c) for c in trace.contexts] if view is not None
+                  else [Attribution(c.get("doc_id") or None, "recorded") for c in trace.contexts])
+    ctx_docs = [a.doc for a in attributed]
+    maybe = sorted({d for a in attributed for d in a.candidates})
     pieces = [(p, *matcher.reached(p, texts)) for p in trace.reference]
-    gold: dict[str, list[str]] = {}  # piece -> documents holding it
+    gold: dict[str, list[str]] = {}  # piece -> documents holding it (the current version where versions share it)
     if view is not None:
-        gold = {p: view.locate(p, matcher) for p in trace.reference}
+        gold = {p: view.current_holders(view.locate(p, matcher)) for p in trace.reference}
     gold_docs = sorted({d for ds in gold.values() for d in ds})
     row: dict[str, Any] = {
         "query_id": trace.id, "query": trace.query, "judged": bool(trace.reference), "k": k, "line": trace.where,
         "gold_docs": gold_docs,
-        "docs": [{"rank": i + 1, "doc_id": ctx_docs[i] or c["id"], "score": c["score"],
-                  "gold": any(matcher.contained(p, c["text"]) for p in trace.reference), "text": c["text"]}
-                 for i, c in enumerate(trace.contexts)],
+        "docs": [{"rank": i + 1, "doc_id": ctx_docs[i] or c["id"], "attributed": a.route, "candidates": list(a.candidates),
+                  "score": c["score"], "gold": any(matcher.contained(p, c["text"]) for p in trace.reference),
+                  "text": c["text"]}
+                 for i, (c, a) in enumerate(zip(trace.contexts, attributed))],
         "gold_in_top_k": sorted(set(gold_docs) & {d for d in ctx_docs if d}),
+        "maybe_in_top_k": sorted(set(gold_docs) & set(maybe)),
         "reached": all(ok for _, ok, _ in pieces) if pieces else None,
         "pieces": [{"reference": p, "reached": ok, "how": how} for p, ok, how in pieces],
     }
     if not pieces or row["reached"]:
         return row
     missed = [p for p, ok, _ in pieces if not ok]
-    verdict, evidence = trace_cause(trace, missed, pieces, texts, ctx_docs, gold, view, k)
+    verdict, evidence = trace_cause(trace, missed, pieces, texts, ctx_docs, gold, view, k, maybe=maybe)
     row.update({"verdict": verdict, "evidence": evidence,
                 "trace": {"reference": missed, "where": where_evidence(missed, gold, view, matcher), "fix": suggest_fix(verdict, trace, missed, gold, view, matcher, k)}})
     return row
 
 
 # ------------------------------------------------------------------------------------------ the audit
-def audit_traces(path: str | Path, *, corpus_dir: str | Path | None = None, k: int = 10,
+def audit_traces(path: str | Path | None, *, corpus_dir: str | Path | None = None, k: int = 10,
                  threshold: float = RECALL_THRESHOLD, overrides: Sequence[str] = (),
-                 references: str | Path | None = None, companions: Sequence[str] = ("bm25", "dense")) -> dict[str, Any]:
+                 references: str | Path | None = None, companions: Sequence[str] = ("bm25", "dense"),
+                 read: tuple[list[Trace], ReadReport] | None = None) -> dict[str, Any]:
     """Read, judge and diagnose every trace: rows, verdicts, signals, documents (for the report).
-    ``references``: a file of references joined to the traces (:func:`attach_references`)."""
-    traces, report = read_traces(path)
+    ``references``: a file of references joined to the traces (:func:`attach_references`); ``read``: traces
+    already read (from an MLflow server: :func:`mlflow_records`) instead of ``path``."""
+    traces, report = read if read is not None else read_traces(path)
     joined = attach_references(traces, references) if references else None
     matcher = Matcher(threshold)
     corpus = read_corpus_dir(corpus_dir) if corpus_dir else []
@@ -293,7 +337,9 @@ def audit_traces(path: str | Path, *, corpus_dir: str | Path | None = None, k: i
     both = view is not None and {"bm25", "dense"} <= set(view.companions)
     skipped_signals = not_computed(corpus=view is not None, companions=both, scores=scored,
                                    answers=any(isinstance(t.answer, str) and t.answer.strip() for t in traces))
+    attribution = Counter(h["attributed"] for r in rows for h in r["docs"]) if view is not None else Counter()
     return {"rows": rows, "verdicts": verdicts, "signals": signals, "read": report, "references": joined,
+            "attribution": attribution, "view": view,
             "not_computed": skipped_signals, "docs": {d.id: d for d in corpus}, "threshold": threshold,
             "n_traces": len(traces)}
 
@@ -347,3 +393,66 @@ def attach_references(traces: Sequence[Trace], path: str | Path) -> dict[str, in
             used.add(id(hit))
             given += 1
     return {"references": len(refs), "traces_given": given, "unmatched": sum(1 for r in refs if id(r) not in used)}
+
+
+# ------------------------------------------------------------------------------------------ a test set
+def test_set(rows: Sequence[Mapping[str, Any]], view: CorpusView) -> tuple[list[dict[str, Any]], Counter]:
+    """The audited traces that carry a reference as ``dataset=files`` queries: the query text, the documents
+    holding the reference as ``relevant`` (the current version where versions share it) and each reference piece
+    found verbatim in one of them as ``evidence``. Also counts: written, and why each other trace was left out."""
+    out: list[dict[str, Any]] = []
+    counts: Counter = Counter()
+    seen: set[str] = set()
+    for r in rows:
+        if not r["judged"]:
+            counts["no reference"] += 1
+            continue
+        relevant = list(r["gold_docs"])
+        if not relevant:
+            counts["reference in no corpus document"] += 1
+            continue
+        pieces = [p["reference"] for p in r["pieces"]]
+        evidence = [p for p in pieces if any(locate(view.docs[d].text, p) for d in relevant)]
+        counts["evidence not verbatim (kept as relevant documents only)"] += len(pieces) - len(evidence)
+        qid = str(r["query_id"])
+        while qid in seen:
+            qid += "'"
+        seen.add(qid)
+        out.append({"_id": qid, "text": r["query"], "relevant": relevant, **({"evidence": evidence} if evidence else {}),
+                    "trace_line": r["line"]})
+        counts["written"] += 1
+    return out, counts
+
+
+# ------------------------------------------------------------------------------------------ an MLflow server
+def mlflow_records(uri: str, experiment: str, *, filter_string: str | None = None,
+                   max_traces: int = 10_000, page_size: int = 100) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The traces of an MLflow experiment, read from a tracking server (or a local store) with
+    ``MlflowClient.search_traces`` a page at a time, each as the JSON ``Trace.to_json()`` writes (so it is read by
+    the same reader as an exported file), at most ``max_traces``. An unknown experiment is an error with the
+    experiments the store has."""
+    import difflib
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = [e.name for e in client.search_experiments(max_results=1000)]
+        close = difflib.get_close_matches(experiment, names, n=1)
+        raise DataError(f"--mlflow-experiment: no experiment {experiment!r} in the store"
+                        + (f"; did you mean {close[0]!r}?" if close else f" (it has: {', '.join(names[:10]) or 'none'})"))
+    token, n = None, 0
+    while n < max_traces:
+        try:
+            page = client.search_traces(locations=[found.experiment_id], filter_string=filter_string,
+                                        max_results=min(page_size, max_traces - n), page_token=token)
+        except Exception as err:  # noqa: BLE001 - MLflow's own error: a bad filter, a server that refuses
+            raise DataError(f"--mlflow-experiment {experiment!r}: MLflow could not search its traces "
+                            f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})") from None
+        for trace in page:
+            n += 1
+            yield f"trace {trace.info.trace_id}", json.loads(trace.to_json())
+        token = page.token
+        if not token or not len(page):
+            break

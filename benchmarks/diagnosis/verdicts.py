@@ -35,7 +35,7 @@ from benchmarks.datasets.files import locate
 from benchmarks.diagnosis.matching import Matcher, cut_at_edge, normalise
 from benchmarks.labels import VERDICTS
 from retrievers.query_features import identifiers
-from retrievers.versions import is_stale
+from retrievers.versions import is_stale, successors
 
 if TYPE_CHECKING:
     from benchmarks.diagnosis.companions import CorpusView
@@ -43,16 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LADDER", "VERDICTS", "Evidence", "RunFacts", "TraceFacts", "classify", "ndcg_at", "stale_evidence",
            "successors", "suggest_fix", "trace_cause", "verdict", "where_evidence"]
-
-
-def successors(corpus_meta: Mapping[str, Mapping[str, Any]], doc: str) -> list[str]:
-    out, seen = [], {doc}
-    nxt = corpus_meta.get(doc, {}).get("superseded_by")
-    while nxt and nxt not in seen:
-        out.append(str(nxt))
-        seen.add(str(nxt))
-        nxt = corpus_meta.get(str(nxt), {}).get("superseded_by")
-    return out
 
 
 def stale_evidence(ranking: Sequence[str], gold: set[str], corpus_meta: Mapping[str, Mapping[str, Any]], k: int) -> str | None:
@@ -108,6 +98,7 @@ class TraceFacts:
     ctx_docs: Sequence[str | None]
     gold: Mapping[str, list[str]]  # piece -> documents holding it (empty without a corpus)
     view: CorpusView | None
+    maybe: Sequence[str] = ()  # documents an ambiguous passage may be from (its text is in each of them)
 
     def holders(self) -> list[str]:
         """The documents holding a missed piece."""
@@ -243,7 +234,7 @@ def exact_term(ev: Evidence) -> str | None:
     if t.view is not None:
         for p in t.missed:
             for d in t.gold.get(p, []):
-                if d in t.ctx_docs:  # the document was retrieved: a lexical match would not have found more of it
+                if d in t.ctx_docs or d in t.maybe:  # retrieved (or perhaps): a lexical match would not have found more
                     continue
                 b, dn = t.view.rank("bm25", t.trace.id, d), t.view.rank("dense", t.trace.id, d)
                 if b is not None and b <= k and (dn is None or dn > k):
@@ -288,6 +279,10 @@ def other(ev: Evidence) -> str:
         return f"{len(missing)} gold document(s) missing from the top {ev.k}: {shown}; no cause above applies"
     t = ev.trace
     holders = t.holders()
+    perhaps = [d for d in holders if d in t.maybe]
+    if t.view is not None and perhaps:
+        return (f"the reference is in {', '.join(perhaps)}; a passage's text is in it and in other documents too, so "
+                "which one the passage came from is unknown (give passages an id or source); no cause above applies")
     if t.view is not None and holders:
         return f"the reference is in {', '.join(holders)}, which no passage comes from; no cause above applies"
     return "the reference is in no passage; no cause above applies" + ("" if t.view else " (give --corpus to look further)")
@@ -324,9 +319,10 @@ def classify(row: Mapping[str, Any], ranking: Sequence[str], corpus_meta: Mappin
 
 def trace_cause(trace: Trace, missed: Sequence[str], pieces: Sequence[tuple[str, bool, str]], texts: Sequence[str],
                 ctx_docs: Sequence[str | None], gold: Mapping[str, list[str]], view: CorpusView | None,
-                k: int) -> tuple[str, str]:
-    """(verdict, evidence) for a trace whose reference did not reach the context."""
-    return verdict(Evidence(k, trace=TraceFacts(trace, missed, pieces, texts, ctx_docs, gold, view)))
+                k: int, *, maybe: Sequence[str] = ()) -> tuple[str, str]:
+    """(verdict, evidence) for a trace whose reference did not reach the context. ``ctx_docs``: each passage's
+    document, None where unknown or ambiguous; ``maybe``: the documents an ambiguous passage may be from."""
+    return verdict(Evidence(k, trace=TraceFacts(trace, missed, pieces, texts, ctx_docs, gold, view, maybe)))
 
 
 def where_evidence(missed: Sequence[str], gold: Mapping[str, list[str]], view: CorpusView | None, matcher: Matcher) -> str:
