@@ -35,6 +35,7 @@ FILES = {
     "openinference/otlp.json": (7, True, True),
     "openinference/otlp_fields.json": (7, True, True),
     "langfuse/otlp.json": (7, True, True),
+    "langfuse/api_observations.json": (7, True, True),  # the SDK's API models' serialisation of the same spans
     "langsmith/runs.jsonl": (7, True, True),
     "traceloop/otlp.json": (7, True, True),
     "ragas/evaluation_dataset.jsonl": (7, True, False),
@@ -196,3 +197,134 @@ def test_no_stale_verdict_or_missing_gold_that_the_passages_contradict(n, data):
     assert not missing & set(truth), (missing, truth)
     if row.get("verdict") == "other" and "which no passage comes from" in row["evidence"]:
         assert not any(d in row["evidence"] for d in truth)
+
+
+# ------------------------------------------------------------------------------------------ an MLflow server
+import os  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+from benchmarks.diagnosis.traces import mlflow_records  # noqa: E402
+from benchmarks.errors import DataError  # noqa: E402
+
+LOG_TRACES = r'''
+import os, sys
+os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+import mlflow
+from mlflow.entities import Document, SpanType
+sys.path.insert(0, sys.argv[2])
+from scenario import QUESTIONS, hits
+
+mlflow.set_tracking_uri(sys.argv[1])
+mlflow.set_experiment("rag-prod")
+
+@mlflow.trace(span_type=SpanType.RETRIEVER)
+def retrieve(query):
+    return [Document(page_content=h["text"], metadata={"doc_uri": h["source"]}, id=h["id"]) for h in hits(query)]
+
+@mlflow.trace(span_type=SpanType.LLM)
+def generate(question, context):
+    return next(q["answer"] for q in QUESTIONS if q["question"] == question)
+
+@mlflow.trace(span_type=SpanType.CHAIN)
+def answer(question, env):
+    mlflow.update_current_trace(tags={"env": env})
+    return generate(question, [d.page_content for d in retrieve(question)])
+
+for i, q in enumerate(QUESTIONS):
+    answer(q["question"], "prod" if i < 3 else "dev")
+    mlflow.log_expectation(trace_id=mlflow.get_last_active_trace_id(), name="expected_response", value=q["reference"])
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` on loopback holding the scenario's 7 traces, logged through MLflow's tracing API
+    (``@mlflow.trace``, ``mlflow.log_expectation``), 3 of them tagged ``env=prod``."""
+    tmp = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+                               f"sqlite:///{tmp}/server.db", "--artifacts-destination", str(tmp / "artifacts"),
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    pytest.fail("mlflow server did not come up")
+                time.sleep(0.5)
+        logged = subprocess.run([sys.executable, "-c", LOG_TRACES, uri, str(FIXTURES)], cwd=tmp, capture_output=True,
+                                text=True, timeout=300)
+        assert logged.returncode == 0, logged.stderr[-3000:]
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+
+
+def test_traces_read_straight_from_a_tracking_server(mlflow_server, tmp_path, capsys):
+    queries = tmp_path / "queries.jsonl"
+    assert audit_main(["--mlflow-experiment", "rag-prod", "--tracking-uri", mlflow_server, "--corpus", str(CORPUS),
+                       "--companions", "none", "--write-queries", str(queries)]) == 0
+    out = capsys.readouterr()
+    assert "7 traces, corpus" in out.out and "Reference reached the context in 3 of 7 traces" in out.out
+    assert "| stale_version |" in out.out and "12 by recorded source" in out.out
+    written = [json.loads(line) for line in queries.read_text(encoding="utf-8").splitlines()]
+    assert sorted(q["text"] for q in written) == sorted(BY_QUERY)
+    meal = next(q for q in written if BY_QUERY[q["text"]]["id"] == "q-meal")
+    assert meal["relevant"] == ["policies/travel.md"] and meal["evidence"] == [BY_QUERY[meal["text"]]["reference"]]
+    # MLflow's own filter, a page at a time, bounded
+    assert audit_main(["--mlflow-experiment", "rag-prod", "--tracking-uri", mlflow_server,
+                       "--filter", "tags.env = 'prod'"]) == 0
+    assert "(3 traces)" in capsys.readouterr().out
+    assert len(list(mlflow_records(mlflow_server, "rag-prod", max_traces=5, page_size=2))) == 5
+    with pytest.raises(DataError, match="did you mean 'rag-prod'"):
+        list(mlflow_records(mlflow_server, "rag-prd"))
+
+
+def test_written_queries_load_with_dataset_files_and_a_sweep_runs_on_them(mlflow_server, tmp_path):
+    """The own-system workflow end to end: traces -> audit -> --write-queries -> rbench -m dataset=files (a sweep of
+    the fix the audit suggests, chunker=fixed_64 vs sections) -> both points FINISHED, scored on every query."""
+    queries = tmp_path / "queries.jsonl"
+    assert audit_main(["--mlflow-experiment", "rag-prod", "--tracking-uri", mlflow_server, "--corpus", str(CORPUS),
+                       "--companions", "none", "--write-queries", str(queries)]) == 0
+    rbench = str(Path(sys.executable).parent / "rbench")
+    out = subprocess.run([rbench, "-m", "dataset=files", f"dataset.path={CORPUS}", f"dataset.queries={queries}",
+                          "retriever=bm25", "chunker=fixed_64,sections", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+                          f"tracking.artifact_root={tmp_path}/art", f"cache.dir={tmp_path}/cache",
+                          f"hydra.sweep.dir={tmp_path}/sweep"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "2 of 2 points FINISHED" in out.stdout
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    runs = client.search_runs([client.get_experiment_by_name("rbench").experiment_id])
+    assert len(runs) == 2
+    for r in runs:  # every written query scored, its evidence located as a gold span
+        assert r.data.metrics["stats/queries_scored"] == 7 and r.data.metrics["stats/evidence_spans"] == 7
+
+
+def test_the_page_shows_an_ambiguous_passage_and_never_calls_its_document_missing(tmp_path, capsys):
+    out = tmp_path / "audit.x"
+    assert audit_main(["--traces", str(FIXTURES / "ragas/evaluation_dataset.csv"), "--corpus", str(CORPUS),
+                       "--companions", "none", "--out", str(out), "--examples", "10"]) == 0
+    page = (tmp_path / "audit.html").read_text(encoding="utf-8")
+    assert "in 2 documents: policies/archive/travel-2024.md, policies/travel.md" in page
+    case = page.split("Which class may I book")[1].split("class='case'")[0]
+    assert "policies/travel.md</b> <span class='t'>no passage is from it" not in case
+    assert f"wrote {tmp_path / 'audit.md'}, " in capsys.readouterr().err  # the files it wrote, by their names

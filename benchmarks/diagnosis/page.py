@@ -83,8 +83,11 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
         body = snippet(h["doc_id"], h.get("start"), h.get("end"), text=h.get("text"))
         title = esc(docs[h["doc_id"]].title) if h["doc_id"] in docs else ""
         score = f" · {h['score']:.3f}" if isinstance(h.get("score"), (int, float)) else ""
+        route = h.get("attributed")  # a trace's passage: how its document was found
+        how = (f" · in {len(h['candidates'])} documents: {esc(', '.join(h['candidates']))}" if route == "ambiguous"
+               else " · in no corpus document" if route == "unmapped" else f" · by {route}" if route else "")
         return (f"<div class='hit{' gold' if h.get('gold') else ''}'><b>#{h['rank']}</b> {esc(h['doc_id'])}{extra} "
-                f"<span class='t'>{title}{score}</span><br>{body}</div>")
+                f"<span class='t'>{title}{score}{how}</span><br>{body}</div>")
 
     counts = Counter(v["verdict"] for v in verdicts)
     judged = sum(1 for r in rows if r.get("judged", True))
@@ -129,9 +132,11 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
                 for key in ("where", "fix"):
                     if trace.get(key):
                         parts.append(f"<div class='hit'><b>{key}</b><br>{esc(trace[key])}</div>")
-            missing = sorted(gold - set(row["gold_in_top_k"]))
+            # a document an ambiguous passage may be from is not called missing (traces: its text is in several)
+            missing = sorted(gold - set(row["gold_in_top_k"]) - set(row.get("maybe_in_top_k", ())))
+            where = "no passage is from it" if trace else f"gold document not in the top {row['k']}"
             for d in missing:
-                parts.append(f"<div class='hit miss'><b>{esc(d)}</b> <span class='t'>gold document not in the top {row['k']}</span><br>{snippet(d)}</div>")
+                parts.append(f"<div class='hit miss'><b>{esc(d)}</b> <span class='t'>{where}</span><br>{snippet(d)}</div>")
             for s in row.get("spans", []):
                 if not s["in_context"]:
                     rank = s.get("chunk_rank", 0)  # runs logged before #21 carry no chunk rank
@@ -174,7 +179,8 @@ def write_outputs(out: Path, text: str, fields: Sequence[str], table: Sequence[M
     write_text(out.with_suffix(".csv"), _csv(fields, table), what="the audit")
     write_signals(out, signals)
     write_text(out.with_suffix(".html"), page, what="the audit")
-    print(f"wrote {out}.md, {out}.csv, {out}.signals.csv and {out}.html", file=sys.stderr)
+    names = [out.with_suffix(x) for x in (".md", ".csv", ".signals.csv", ".html")]
+    print(f"wrote {', '.join(map(str, names[:3]))} and {names[3]}", file=sys.stderr)
 
 
 def _csv(fields: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:

@@ -75,6 +75,8 @@ QUERY_KEYS = ("input.value", "db.query.text", "db.vector.query.text", "gen_ai.pr
 #: MLflow assessment names read as a trace's reference, in order (``expected_facts``: one piece a fact)
 MLFLOW_REFERENCES = ("expected_facts", "expected_response", "expected_output", "reference", "ground_truth")
 MLFLOW_KINDS = {"CHAT_MODEL": "LLM"}
+#: ``gen_ai.operation.name`` values of a model call (OpenTelemetry GenAI semantic conventions)
+GENAI_LLM_OPERATIONS = ("chat", "text_completion", "generate_content")
 VECTOR_DB_EVENT = "db.query.result"
 LANGFUSE_TYPES = {"SPAN", "GENERATION", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING",
                   "GUARDRAIL"}
@@ -130,8 +132,11 @@ class Span:
                     score = ev.get("db.query.result.score")
                     if score is None and isinstance(ev.get("db.query.result.distance"), (int, float)):
                         score = -float(ev["db.query.result.distance"])  # a smaller distance ranks first
+                    meta = _json_object(ev.get("db.query.result.metadata"))  # a JSON string flatten() already opened:
+                    meta.update({k[len("db.query.result.metadata."):]: v for k, v in ev.items()
+                                 if k.startswith("db.query.result.metadata.")})
                     out.append({"id": ev.get("db.query.result.id"), "content": ev.get("db.query.result.document"),
-                                "score": score, "metadata": _json_object(ev.get("db.query.result.metadata"))})
+                                "score": score, "metadata": meta})
         return out
 
     def is_retriever(self) -> bool:
@@ -327,6 +332,8 @@ def _otlp_span(span: Mapping[str, Any], where: int | str, source: str = "otlp") 
         return _langfuse_otel_span(raw, where, *ids, events=events)
     attrs = flatten(raw)
     kind = str(attrs.get("openinference.span.kind") or attrs.get("traceloop.span.kind") or "").upper()
+    if not kind and attrs.get("gen_ai.operation.name") in GENAI_LLM_OPERATIONS:
+        kind = "LLM"  # the OpenTelemetry GenAI conventions (Traceloop's current instrumentations) name no span kind
     return Span(where, source, *ids, kind, attrs, events)
 
 
@@ -604,14 +611,34 @@ _OUTPUT_MESSAGE = re.compile(r"llm\.output_messages\.(\d+)\.message\.content")
 _COMPLETION = re.compile(r"gen_ai\.completion\.(\d+)\.content")
 
 
+def _genai_messages(value: Any) -> str | None:
+    """The text of the last assistant message of ``gen_ai.output.messages`` (OpenTelemetry GenAI conventions:
+    ``[{"role", "parts": [{"type": "text", "content"}]}]``, JSON-encoded)."""
+    messages = decoded(value)
+    if not isinstance(messages, list):
+        return None
+    for m in reversed(messages):
+        if isinstance(m, Mapping) and m.get("role", "assistant") == "assistant" and isinstance(m.get("parts"), list):
+            text = "".join(p["content"] for p in m["parts"] if isinstance(p, Mapping) and p.get("type", "text") == "text"
+                           and isinstance(p.get("content"), str))
+            if text.strip():
+                return text
+    return None
+
+
 def answer_of(span: Span) -> str | None:
     """The answer an LLM span generated: the last ``llm.output_messages.<i>.message.content`` (OpenInference), the
-    last ``gen_ai.completion.<i>.content`` (OpenLLMetry), else ``output.value`` when it is plain text — when it is
-    JSON (LangChain's ``LLMResult``, a message) the text inside it, never the JSON itself."""
+    last ``gen_ai.completion.<i>.content`` (OpenLLMetry) or assistant message of ``gen_ai.output.messages`` (the
+    GenAI conventions), else ``output.value`` when it is plain text — when it is JSON (LangChain's ``LLMResult``, a
+    message) the text inside it, never the JSON itself."""
     if span.answer:
         return span.answer
     if span.kind != "LLM":
         return None
+    if span.attrs.get("gen_ai.output.messages") is not None:
+        got = _genai_messages(span.attrs["gen_ai.output.messages"])
+        if got:
+            return got
     for pattern in (_OUTPUT_MESSAGE, _COMPLETION):
         found = sorted((int(m.group(1)), v) for k, v in span.attrs.items()
                        if (m := pattern.fullmatch(k)) and text_or_none(v))
