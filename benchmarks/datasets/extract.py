@@ -1,4 +1,5 @@
-"""Text and structure out of a team's own files: markdown/text (with YAML front matter), HTML, PDF, DOCX.
+"""Text and structure out of a team's own files: markdown/MDX/text (with YAML or TOML front matter),
+reStructuredText, HTML, PDF, DOCX.
 
 Each reader returns an :class:`Extracted`: the document text with its headings written as markdown
 ``#`` lines (so ``chunker=sections|auto`` splits on them whatever the source format), the first heading,
@@ -6,8 +7,12 @@ and the metadata the file itself declares (front matter, PDF document info). Par
 libraries — markdown-it-py for markdown (rendered to text: link text kept, URLs, inline HTML and template
 tags — Liquid ``{% %}``/``{{ }}``, Hugo shortcodes — dropped), BeautifulSoup for HTML (a real parser, not
 regexes), pypdf for PDF (outline entries, and lines set in a font larger than the body's, become headings;
-a line that is a number or a fragment never does), python-docx for DOCX (``Title`` / ``Heading N`` styles) —
-and PyYAML for front matter. A title the file declares is used unless it is a placeholder ("Untitled",
+a line that is a number or a fragment never does, nor a run of short lines such as a table's rows; ligatures
+as their letters, line-end hyphenation joined), python-docx for DOCX (``Title`` / ``Heading N`` styles; tables in
+reading order, one row a line), docutils for reStructuredText (``.rst``, and ``.txt`` written in it: its title,
+sections as headings; Sphinx roles as their text), MDX as markdown (imports, exports and JSX tags removed) —
+and PyYAML (``---``) or tomllib (``+++``, Hugo) for front matter. Heading attributes (``{ #id .class }``, MkDocs
+and Pandoc) are dropped; code spans are kept as they are. Libraries' warnings (pypdf's repairs) go to the log. A title the file declares is used unless it is a placeholder ("Untitled",
 "Microsoft Word - x.doc", "Word Document", the file's own name); then the PDF's largest text on its first
 page, the first heading, or (DOCX) the first paragraph.
 A reader raises :class:`ExtractError` with a reason a user can act on; the loader lists, counts and skips
@@ -17,8 +22,10 @@ such files (or stops, with ``dataset.strict=true``).
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import math
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +33,9 @@ from typing import Any, Callable
 
 from benchmarks.datasets.limits import yaml_load
 
-FORMATS = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
+log = logging.getLogger(__name__)
+
+FORMATS = (".md", ".markdown", ".mdx", ".txt", ".rst", ".html", ".htm", ".pdf", ".docx")
 
 
 class ExtractError(Exception):
@@ -58,12 +67,14 @@ def _tidy(text: str) -> str:
 
 
 _PLACEHOLDER = re.compile(r"^(untitled.*|word document|microsoft (word|powerpoint|excel) - .*|document\d*|"
-                          r"presentation\d*|slide \d+|title|no title|.*\.(docx?|pdf|rtf|odt|pptx?|txt|md|html?))$", re.I)
+                          r"presentation\d*|slide \d+|title|no title|\(?anonymous\)?|\(?unknown\)?|\(?untitled\)?|"
+                          r".*\.(docx?|pdf|rtf|odt|pptx?|txt|md|mdx|rst|html?))$", re.I)
 
 
 def placeholder(title: Any, path: Path | None = None) -> bool:
-    """A title that says nothing about the document: empty, "Untitled", "Microsoft Word - x.doc", "Word Document",
-    "Document1", or a file name with its extension (``scan_0001.pdf``, the file's own)."""
+    """A title that says nothing about the document: empty, "Untitled", "(anonymous)" (what some PDF producers
+    write), "Microsoft Word - x.doc", "Word Document", "Document1", or a file name with its extension
+    (``scan_0001.pdf``, the file's own)."""
     text = " ".join(str(title or "").split())
     if not text or _PLACEHOLDER.match(text):
         return True
@@ -85,10 +96,30 @@ def _first_heading(text: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------- markdown / text
+def _toml_front_matter(raw: str) -> tuple[dict[str, Any], str] | None:
+    """TOML between ``+++`` lines at the very top (Hugo) -> (metadata, body); None when there is none."""
+    m = re.match(r"\A\+\+\+[ \t]*\r?\n(.*?)^\+\+\+[ \t]*(?:\r?\n|\Z)", raw, re.S | re.M)
+    if not m:
+        return None
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        meta = tomllib.loads(m.group(1))
+    except tomllib.TOMLDecodeError as err:
+        raise ExtractError(f"front matter is not valid TOML: {err}") from None
+    return plain(meta), raw[m.end():]
+
+
 def split_front_matter(raw: str) -> tuple[dict[str, Any], str]:
-    """YAML between ``---`` lines at the very top -> (metadata, body). No front matter: ({}, raw)."""
+    """YAML between ``---`` lines (or TOML between ``+++`` lines) at the very top -> (metadata, body). No front
+    matter: ({}, raw)."""
     import yaml
 
+    toml = _toml_front_matter(raw)
+    if toml is not None:
+        return toml
     m = re.match(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", raw, re.S | re.M)
     if not m:
         return {}, raw
@@ -109,6 +140,8 @@ def split_front_matter(raw: str) -> tuple[dict[str, Any], str]:
 #: ``{{< ... >}}`` / ``{{% ... %}}`` (removed before parsing; text between an opening and closing tag is kept)
 _TEMPLATE = re.compile(r"\{\{[<%].*?[%>]\}\}|\{%-?.*?-?%\}|\{\{-?.*?-?\}\}", re.S)
 _URL = re.compile(r"<?\bhttps?://[^\s<>()]+>?")
+#: a heading's attribute list at its end (MkDocs attr_list, Pandoc): ``{ #id }``, ``{#id .class key=value}``, ``{-}``
+_HEADING_ATTRS = re.compile(r"\s*\{\s*(?:[#.][^{}]*|-|\.unnumbered)\s*\}\s*$")
 
 
 def render_markdown(body: str) -> str:
@@ -127,16 +160,17 @@ def render_markdown(body: str) -> str:
     def inline_text(tok: Any) -> str:
         parts: list[str] = []
         for child in tok.children or []:
-            if child.type in ("text", "code_inline"):
-                parts.append(child.content)
+            if child.type == "text":
+                parts.append(_URL.sub("", child.content) if "http" in child.content else child.content)
+            elif child.type == "code_inline":
+                parts.append(child.content)  # code as written, URLs included (http://localhost:8080)
             elif child.type in ("softbreak", "hardbreak"):
                 parts.append("\n")
             elif child.type == "image":
                 parts.append(child.content)  # the alt text
             elif child.type == "html_inline":
                 continue  # a tag; the text around it is kept
-        text = "".join(parts)
-        return _URL.sub("", text) if "http" in text else text
+        return "".join(parts)
 
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open":
@@ -161,6 +195,8 @@ def render_markdown(body: str) -> str:
             cells = None
         elif tok.type == "inline":
             text = inline_text(tok)
+            if prefix and prefix[-1].startswith("#"):
+                text = _HEADING_ATTRS.sub("", text)  # MkDocs / Pandoc: ## About HTTPS { #about-https }
             if cells is not None:
                 cells.append(" ".join(text.split()))
             elif text.strip():
@@ -188,10 +224,127 @@ def read_markdown(path: Path) -> Extracted:
     except UnicodeDecodeError as err:
         raise ExtractError(f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); save it as UTF-8") from None
     meta, body = split_front_matter(raw)
-    if path.suffix.lower() in (".md", ".markdown"):
+    suffix = path.suffix.lower()
+    if suffix == ".mdx":
+        text = render_markdown(strip_mdx(body))
+    elif suffix in (".md", ".markdown"):
         text = render_markdown(body)
+    elif looks_like_rst(body):  # a .txt written in reStructuredText (Python projects' README.txt, docs)
+        return _rst(body, meta)
     else:  # plain text stays as it was written
         text = body.replace("\r\n", "\n").strip("\n")
+    return Extracted(text, _first_heading(text), meta)
+
+
+# ----------------------------------------------------------------------------------------- MDX
+_MDX_ESM = re.compile(r"^(?:import|export)\s.*?(?:;|$)(?:\n(?!\s*$)(?![ \t]*(?:import|export)\s).*?)*$", re.M)
+_JSX_TAG_LINE = re.compile(r"^[ \t]*(?:<\/?[A-Z][\w.]*(?:\s[^<>]*?)?\/?>[ \t]*)+$", re.M)
+_JSX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.S)
+
+
+def strip_mdx(body: str) -> str:
+    """MDX as the markdown it holds: ``import``/``export`` statements (outside code fences), JSX comments
+    ``{/* ... */}`` and lines that are only JSX component tags (``<Tabs>``, ``<TabItem value="x">``,
+    ``</Tabs>``, ``<Admonition type="note" />``) removed; the markdown between the tags is kept."""
+    out, fenced = [], False
+    for block in re.split(r"(^```.*$|^~~~.*$)", body, flags=re.M):
+        if re.match(r"^(```|~~~)", block):
+            fenced = not fenced
+            out.append(block)
+        elif fenced:
+            out.append(block)
+        else:
+            block = _JSX_COMMENT.sub("", block)
+            block = _MDX_ESM.sub("", block)
+            out.append(_JSX_TAG_LINE.sub("", block))
+    return "".join(out)
+
+
+# ----------------------------------------------------------------------------------------- reStructuredText
+_RST_UNDERLINE = re.compile(r"^(\S.*)\n([=\-~^\"'`#*+:.]{3,})[ \t]*$", re.M)
+
+
+def looks_like_rst(text: str) -> bool:
+    """Whether plain text is reStructuredText: a title underlined (or over- and underlined) with a punctuation
+    line as long as it, or an explicit markup block (``.. directive::``, ``.. _target:``)."""
+    for m in _RST_UNDERLINE.finditer(text):
+        if len(m.group(2)) >= len(m.group(1).rstrip()) and len(set(m.group(2).strip())) == 1:
+            return True
+    return bool(re.search(r"^\.\. (?:[\w-]+::|_[^:]+:)", text, re.M))
+
+
+def read_rst(path: Path) -> Extracted:
+    try:
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ExtractError(f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); save it as UTF-8") from None
+    meta, body = split_front_matter(raw)
+    return _rst(body, meta)
+
+
+#: Sphinx roles (``:ref:`text <target>```, ``:doc:`x```) as their text: docutils alone does not know them
+_ROLE = re.compile(r":[\w.+-]+(?::[\w.+-]+)?:`([^`]*?)(?:\s*<[^`>]*>)?`")
+
+
+def _rst(body: str, meta: dict[str, Any]) -> Extracted:
+    """reStructuredText through docutils (file inclusion and raw passthrough off; its messages silenced), as
+    text: sections as ``#`` headings, list items as ``- `` / ``N. `` lines, table rows as ``a | b``; the
+    document's title (docutils' ``doctitle``) unless front matter gives one."""
+    from docutils import nodes
+    from docutils.core import publish_doctree
+
+    source = _ROLE.sub(lambda m: m.group(1) or "", body)
+    settings = {"report_level": 5, "halt_level": 5, "file_insertion_enabled": False, "raw_enabled": False,
+                "_disable_config": True, "warning_stream": False, "input_encoding": "unicode"}
+    try:
+        tree = publish_doctree(source, settings_overrides=settings)
+    except Exception as err:  # noqa: BLE001 - docutils raises its own kinds for markup it cannot build
+        raise ExtractError(f"not readable reStructuredText ({type(err).__name__}: {str(err)[:120]})") from None
+    out: list[str] = []
+
+    def text_of(node: Any) -> str:
+        return " ".join(node.astext().split())
+
+    def walk(node: Any, depth: int, bullet: str = "") -> None:
+        for child in node.children:
+            if isinstance(child, (nodes.system_message, nodes.comment, nodes.substitution_definition, nodes.target)):
+                continue
+            if isinstance(child, nodes.section):
+                title = child.next_node(nodes.title)
+                if title is not None:
+                    out.append(f"{'#' * min(6, depth + 1)} {text_of(title)}")
+                walk(child, depth + 1)
+            elif isinstance(child, nodes.title):
+                continue
+            elif isinstance(child, (nodes.bullet_list, nodes.enumerated_list)):
+                for n, item in enumerate(child.children, int(child.get("start", 1) or 1)):
+                    mark = f"{n}. " if isinstance(child, nodes.enumerated_list) else "- "
+                    out.append(mark + text_of(item))
+                out.append("")
+            elif isinstance(child, nodes.table):
+                for row in (child.findall(nodes.row) if hasattr(child, "findall") else child.traverse(nodes.row)):
+                    out.append(" | ".join(text_of(entry) for entry in row.children))
+                out.append("")
+            elif isinstance(child, nodes.literal_block):
+                out.append(child.astext())
+                out.append("")
+            elif isinstance(child, (nodes.paragraph, nodes.line_block, nodes.rubric)):
+                out.append(text_of(child))
+                out.append("")
+            elif isinstance(child, nodes.Element) and child.children:
+                walk(child, depth)
+            elif isinstance(child, nodes.Text) and str(child).strip():
+                out.append(" ".join(str(child).split()))
+
+    doctitle = tree.get("title") or (text_of(tree.children[0]) if tree.children and isinstance(tree.children[0], nodes.title)
+                                     else None)
+    if doctitle:
+        out.append(f"# {doctitle}")
+        out.append("")
+    walk(tree, 1 if doctitle else 0)
+    text = _tidy("\n".join(out))
+    if doctitle and placeholder(meta.get("title")):
+        meta = {**meta, "title": doctitle}
     return Extracted(text, _first_heading(text), meta)
 
 
@@ -266,12 +419,63 @@ def _outline(reader: Any) -> list[tuple[int, str]]:
     return out
 
 
+class _Collect(logging.Handler):
+    """Keeps a library's log records (pypdf's repair notes) for the log, off the terminal."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _dehyphenate(text: str) -> str:
+    """Words a PDF broke at a line's end (``adip-\niscing``) joined, where the line after goes on in lower case."""
+    return re.sub(r"(?<=[^\W\d_])[-\u00ad\u2010][ \t]*\n[ \t]*(?=[a-z\u00df-\u00ff])", "", text)
+
+
+def _not_table_rows(ordered: list[str], candidates: dict[str, int]) -> set[str]:
+    """Lines set larger than the body that are still no headings: three or more in a row (a table's rows, a
+    list set in a larger font), or more than six at one size on a page."""
+    out: set[str] = set()
+    run: list[str] = []
+    for ln in ordered + [""]:
+        if ln in candidates:
+            run.append(ln)
+            continue
+        if len(run) >= 3:
+            out.update(run)
+        run = []
+    per_size = Counter(candidates[ln] for ln in ordered if ln in candidates)
+    out.update(ln for ln in ordered if ln in candidates and per_size[candidates[ln]] > 6)
+    return out
+
+
 def read_pdf(path: Path) -> Extracted:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    notes = _Collect()
+    pdf_log = logging.getLogger("pypdf")
+    pdf_log.addHandler(notes)
+    propagate, pdf_log.propagate = pdf_log.propagate, False
     try:
-        reader = PdfReader(str(path))
+        return _read_pdf(path, PdfReader, PdfReadError)
+    finally:
+        pdf_log.removeHandler(notes)
+        pdf_log.propagate = propagate
+        for record in notes.records:  # into the project's log, not onto the terminal
+            log.debug("%s: pypdf: %s", path, record.getMessage())
+
+
+def _read_pdf(path: Path, PdfReader: Any, PdfReadError: Any) -> Extracted:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pypdf's deprecation and repair warnings
+            reader = PdfReader(str(path))
         if reader.is_encrypted:
             try:
                 reader.decrypt("")
@@ -289,7 +493,11 @@ def read_pdf(path: Path) -> Extracted:
                     scale = 1.0
                 runs.append((text, float(size or 0) * (scale or 1.0)))
 
-            pages.append(page.extract_text(visitor_text=visit) or "")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                page_text = page.extract_text(visitor_text=visit) or ""
+            pages.append(_dehyphenate(unicodedata.normalize("NFKC", page_text)))  # ligatures as their letters
+            runs[:] = [(unicodedata.normalize("NFKC", t), sz) for t, sz in runs]
             lines: list[tuple[str, float]] = []
             line, biggest = "", 0.0
             for text, size in runs + [("\n", 0.0)]:
@@ -320,6 +528,9 @@ def read_pdf(path: Path) -> Extracted:
     size_level = {sz: min(i + 1, 6) for i, sz in enumerate(larger)}
     by_line = {ln: size_level.get(round(sz, 1)) for lines in sized for ln, sz in lines
                if round(sz, 1) in size_level and not _fragment(ln)}
+    for lines in sized:  # a table's rows set larger than the body are no headings
+        for ln in _not_table_rows([ln for ln, _ in lines], by_line):
+            by_line.pop(ln, None)
     levels = {title: level for level, title in reversed(_outline(reader))}
     out = []
     for ln in text.split("\n"):
@@ -351,7 +562,11 @@ def read_docx(path: Path) -> Extracted:
     except Exception as err:  # noqa: BLE001 - python-docx raises many kinds for a damaged zip
         raise ExtractError(f"not a readable .docx ({type(err).__name__}: {err})") from None
     blocks = []
-    for para in document.paragraphs:
+    body = document.iter_inner_content() if hasattr(document, "iter_inner_content") else document.paragraphs
+    for para in body:
+        if hasattr(para, "rows"):  # a table, where it stands: one row a line, its cells' text joined
+            blocks += _docx_table(para)
+            continue
         words = para.text.strip()
         if not words:
             continue
@@ -377,8 +592,24 @@ def read_docx(path: Path) -> Extracted:
     return Extracted(text, _first_heading(text), meta)
 
 
+def _docx_table(table: Any) -> list[str]:
+    """A DOCX table's rows as ``a | b | c`` lines (a merged cell once; a nested table's text inside its cell)."""
+    rows = []
+    for row in table.rows:
+        cells: list[str] = []
+        seen: set[int] = set()
+        for cell in row.cells:
+            if id(cell._tc) in seen:  # a merged cell appears once per grid column it spans
+                continue
+            seen.add(id(cell._tc))
+            cells.append(" ".join(cell.text.split()))
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return ["\n".join(rows)] if rows else []
+
+
 READERS: dict[str, Callable[[Path], Extracted]] = {
-    ".md": read_markdown, ".markdown": read_markdown, ".txt": read_markdown,
+    ".md": read_markdown, ".markdown": read_markdown, ".mdx": read_markdown, ".txt": read_markdown, ".rst": read_rst,
     ".html": read_html, ".htm": read_html, ".pdf": read_pdf, ".docx": read_docx,
 }
 

@@ -26,8 +26,10 @@ import logging
 import os
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, kind_of, read_jsonl, require_id, require_text, text_lines
 from benchmarks.labels import LABELS  # the failure-mode vocabulary, defined once
-from benchmarks.datasets.extract import FORMATS, ExtractError, extract, placeholder, plain
+from benchmarks.datasets.extract import FORMATS, ExtractError, extract, placeholder, plain, render_markdown
 from benchmarks.datasets.limits import MB, current as current_limits, size
 from benchmarks.datasets.metadata import typed, version_problem
 from benchmarks.errors import ConfigError, DataError
@@ -234,38 +236,110 @@ TYPOGRAPHY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b
                             "\u00a0": " ", "\u202f": " ", "\u2007": " ", "\u00ad": " "})
 
 
-def _ws_index(text: str) -> tuple[str, list[int]]:
+@lru_cache(maxsize=64)
+def _ws_index(text: str, deep: bool = False) -> tuple[str, tuple[int, ...]]:
     """``text`` with typographic variants plain (curly quotes, dashes, non-breaking spaces) and each whitespace run
-    as one space, and the original offset of every kept character."""
-    out, pos, prev_space = [], [], False
-    for i, ch in enumerate(text.translate(TYPOGRAPHY)):
-        if ch.isspace():
-            if prev_space:
-                continue
-            out.append(" ")
-            prev_space = True
-        else:
-            out.append(ch)
-            prev_space = False
-        pos.append(i)
-    return "".join(out), pos
+    as one space, and the original offset of every kept character. ``deep``: also Unicode NFKC (ligatures such as
+    ``ﬀ`` as ``ff``, full-width forms) and line-end hyphenation joined (``adip-\niscing`` as ``adipiscing``)."""
+    out: list[str] = []
+    pos: list[int] = []
+    prev_space = False
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if deep and ch in "-\u00ad\u2010" and i and text[i - 1].isalpha():
+            j = i + 1
+            while j < n and text[j] in " \t":
+                j += 1
+            if j < n and text[j] == "\n":
+                j += 1
+                while j < n and text[j] in " \t":
+                    j += 1
+                if j < n and text[j].islower():
+                    i = j  # a word broken at the line's end: joined
+                    continue
+        piece = unicodedata.normalize("NFKC", ch) if deep and not ch.isascii() else ch
+        for c in piece.translate(TYPOGRAPHY):
+            if c.isspace():
+                if prev_space:
+                    continue
+                out.append(" ")
+                prev_space = True
+            else:
+                out.append(c)
+                prev_space = False
+            pos.append(i)
+        i += 1
+    return "".join(out), tuple(pos)
+
+
+def _flat_needle(needle: str, deep: bool) -> str:
+    if deep:
+        needle = unicodedata.normalize("NFKC", needle)
+        needle = re.sub(r"(?<=[^\W\d_])[-\u00ad\u2010][ \t]*\n\s*(?=[a-z\u00e0-\u00ff])", "", needle)
+    return " ".join(needle.translate(TYPOGRAPHY).split())
+
+
+def markup_variants(needle: str) -> list[str]:
+    """The text a person copied from a document's source, with that source's markup rendered away as the document's
+    text was: markdown (emphasis, links ``[text](url)``, code spans; through the same renderer), HTML tags and
+    entities, reStructuredText inline markup (````code````, ```text <url>`_``, ``:role:`text```). Only variants that
+    differ from the needle."""
+    out: list[str] = []
+    if re.search(r"[*_`\[\]<>&:|]", needle):
+        rendered = " ".join(render_markdown(needle).replace("#", " ").split()) if re.search(r"[*_`\[]", needle) else ""
+        rst = re.sub(r":[\w.+-]+(?::[\w.+-]+)?:`([^`]*?)(?:\s*<[^`>]*>)?`", r"\1", needle)  # :role:`text <target>`
+        rst = re.sub(r"`([^`<]+?)\s*<[^`>]+>`__?", r"\1", rst)  # `text <url>`_
+        rst = re.sub(r"``([^`]+)``", r"\1", rst)
+        rst = re.sub(r"\*\*([^*]+)\*\*|\*([^*]+)\*", lambda m: m.group(1) or m.group(2), rst)
+        rst = re.sub(r"`([^`]+)`_?", r"\1", rst)
+        html = ""
+        if re.search(r"<[A-Za-z/!]|&\w+;|&#", needle):
+            from bs4 import BeautifulSoup
+
+            html = BeautifulSoup(needle, "html.parser").get_text()
+        for v in (rendered, rst, html):
+            v = " ".join(v.split())
+            if v and v != " ".join(needle.split()) and v not in out:
+                out.append(v)
+    return out
 
 
 def locate(text: str, needle: str) -> tuple[int, int] | None:
-    """Where ``needle`` occurs in ``text``: verbatim, else ignoring differences in whitespace and typography
-    (curly vs straight quotes, dashes, non-breaking spaces); the offsets point into the original ``text``."""
+    """Where ``needle`` occurs in ``text``: verbatim; else ignoring differences in whitespace and typography (curly vs
+    straight quotes, dashes, non-breaking spaces); else after the normalisation extraction applies (Unicode NFKC, so
+    ligatures match; line-end hyphenation joined) and with the markup of the needle's source rendered away
+    (:func:`markup_variants`: evidence copied from a markdown, HTML or reStructuredText file). The offsets point into
+    the original ``text``."""
     needle = needle.strip()
     if not needle:
         return None
     at = text.find(needle)
     if at >= 0:
         return at, at + len(needle)
-    flat, pos = _ws_index(text)
-    want = " ".join(needle.translate(TYPOGRAPHY).split())
-    at = flat.find(want)
-    if at < 0:
-        return None
-    return pos[at], pos[at + len(want) - 1] + 1
+    for deep in (False, True):
+        flat, pos = _ws_index(text, deep)
+        for candidate in [needle, *(markup_variants(needle) if deep else ())]:
+            want = _flat_needle(candidate, deep)
+            at = flat.find(want) if want else -1
+            if at >= 0:
+                return pos[at], pos[at + len(want) - 1] + 1
+    return None
+
+
+def closest_passage(text: str, needle: str) -> str:
+    """The passage of ``text`` most like ``needle`` (around their longest common run, as long as the needle), for an
+    error message: a typo and an extraction loss look different there."""
+    import difflib
+
+    flat, _ = _ws_index(text, True)
+    want = _flat_needle(needle, True)
+    if not flat or not want:
+        return ""
+    m = difflib.SequenceMatcher(None, flat, want, autojunk=False).find_longest_match(0, len(flat), 0, len(want))
+    start = max(0, m.a - m.b)
+    window = flat[start:start + len(want) + 10]
+    return ("…" if start else "") + window + ("…" if start + len(want) + 10 < len(flat) else "")
 
 
 def _list_field(value: Any, key: str, *, path: Path, line: int | str, csv_row: bool) -> list[Any] | dict[str, Any]:
@@ -302,6 +376,12 @@ def _records(path: Path) -> Any:
     else:
         for lineno, obj in read_jsonl(path):
             yield lineno, obj, False
+
+
+def _overlap(a: str, b: str) -> int:
+    import difflib
+
+    return difflib.SequenceMatcher(None, a.lower(), b.lower(), autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
 
 
 def read_queries(path: Path, corpus: list[Document], *, notes: dict[str, int] | None = None) -> tuple[list[Query], Qrels]:
@@ -356,8 +436,12 @@ def read_queries(path: Path, corpus: list[Document], *, notes: dict[str, int] | 
                     spans.append({"doc_id": did, "start": at[0], "end": at[1]})
                     break
             else:
-                raise DataError(f"evidence {ev[:60]!r} is in none of its relevant documents "
-                                f"({', '.join(grades)}); evidence must be copied verbatim", path=path, line=line)
+                near = [(d, closest_passage(docs[d].text, ev)) for d in grades if d in docs]
+                best = max(near, key=lambda x: _overlap(x[1], ev), default=None)
+                raise DataError(f"evidence {ev[:80]!r} is in none of its relevant documents ({', '.join(grades)})"
+                                + (f"; the closest passage, in {best[0]}: {best[1][:160]!r}" if best and best[1] else "")
+                                + " — a typo, or text the document's extraction lost or changed (compare them)",
+                                path=path, line=line)
         if spans:
             meta["evidence"] = spans
             spans_total += len(spans)

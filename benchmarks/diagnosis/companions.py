@@ -105,7 +105,7 @@ class CorpusView:
     companions: dict[str, dict[str, list[str]]]  # name -> trace id -> ranked doc ids
     section_chunks: dict[str, list[Chunk]]  # doc id -> chunks of chunker=sections
     flat: dict[str, str] = field(default_factory=dict)  # doc id -> " normalised text ", made once
-    _words: dict[str, set[str]] = field(default_factory=dict)  # doc id -> content words, made when first asked
+    _words: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (doc id, language) -> content words
     _by_name: dict[str, list[str]] = field(default_factory=dict)  # file name -> doc ids
     _seen: dict[tuple, Attribution] = field(default_factory=dict)
 
@@ -181,13 +181,14 @@ class CorpusView:
         hits = [d for d in self.docs if self.holds(d, piece)]
         if hits:
             return hits
-        want = matcher.words(piece)
+        language = matcher.language(piece)
+        want = matcher.words(piece, language)
         if not want:
             return []
         for d in self.docs:
-            if d not in self._words:
-                self._words[d] = matcher.words(self.docs[d].text)
-        best = max(((len(want & self._words[d]) / len(want), d) for d in self.docs), default=(0.0, None))
+            if (d, language) not in self._words:
+                self._words[(d, language)] = matcher.words(self.docs[d].text, language)
+        best = max(((len(want & self._words[(d, language)]) / len(want), d) for d in self.docs), default=(0.0, None))
         return [best[1]] if best[1] is not None and best[0] >= matcher.threshold else []
 
     def doc_of(self, ctx: Mapping[str, Any], matcher: Matcher | None = None) -> str | None:

@@ -18,26 +18,32 @@ def normalise(text: str) -> str:
 
 
 class Matcher:
-    """Containment and content-word recall of reference pieces in contexts."""
+    """Containment and content-word recall of reference pieces in contexts. Words are analysed in the piece's
+    language (the retrievers' analysis: :class:`retrievers.text.Tokenizer`), the contexts alike, so a German
+    reference is stemmed as German and a Japanese one matched by character bigrams."""
 
     def __init__(self, threshold: float = RECALL_THRESHOLD) -> None:
         self.threshold = float(threshold)
-        self.tok = Tokenizer()
+        self.tok = Tokenizer(language="auto")
 
-    def words(self, text: str) -> set[str]:
-        return set(self.tok(text))
+    def language(self, piece: str) -> str:
+        return self.tok.language_of(piece)
+
+    def words(self, text: str, language: str | None = None) -> set[str]:
+        return set(self.tok(text, language or self.language(text)))
 
     def contained(self, piece: str, text: str) -> bool:
         p = normalise(piece)
         return bool(p) and f" {p} " in f" {normalise(text)} "
 
     def recall(self, piece: str, texts: Sequence[str]) -> float:
-        want = self.words(piece)
+        language = self.language(piece)
+        want = self.words(piece, language)
         if not want:
             return 0.0
         have: set[str] = set()
         for t in texts:
-            have |= self.words(t)
+            have |= self.words(t, language)
         return len(want & have) / len(want)
 
     def reached(self, piece: str, texts: Sequence[str]) -> tuple[bool, str]:

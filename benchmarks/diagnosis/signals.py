@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from chunkers.types import Chunk, Document
 from chunkers.structure import heading_level, units
 from retrievers.query_features import identifiers
-from retrievers.text import Tokenizer
+from retrievers.text import Tokenizer, detect
 from retrievers.versions import is_stale
 
 SIGNALS = ("retriever_disagreement", "missing_identifier", "stale_in_top_k", "cut_unit", "low_margin", "answer_unsupported")
@@ -57,10 +57,17 @@ def _normalised(text: str) -> str:
     return " " + " ".join(re.sub(r"[^\w]+", " ", text).split()) + " "
 
 
-def answer_claims(answer: str) -> list[str]:
+#: languages whose capitalised words are not names (German capitalises every noun)
+NOUNS_CAPITALISED = frozenset({"de", "lb"})
+
+
+def answer_claims(answer: str, language: str | None = None) -> list[str]:
     """The checkable pieces of an answer: identifiers and numbers (``retrievers.query_features.identifiers``),
-    then named entities (capitalised runs not opening a sentence), without repeats."""
+    then named entities (capitalised runs not opening a sentence, in a language where capitals mark names: not
+    German, whose nouns are all capitalised), without repeats. ``language``: detected when not given."""
     found = list(identifiers(answer))
+    if (language or detect(answer)) in NOUNS_CAPITALISED:
+        return found
     for sentence in _SENTENCE.split(answer):
         words = sentence.strip()
         first = re.match(r"\W*\w+", words)
@@ -75,10 +82,11 @@ def answer_claims(answer: str) -> list[str]:
 def unsupported(answer: str, contexts: Sequence[str], tokenizer: Any = None) -> tuple[list[str], float]:
     """(claims of the answer that no context holds, share of the answer's content words the contexts hold)."""
     joined = _normalised("\n".join(contexts))
-    missing = [c for c in answer_claims(answer) if _normalised(c).strip() and _normalised(c) not in joined]
-    tok = tokenizer or Tokenizer()
-    want = set(tok(answer))
-    have = set(tok("\n".join(contexts)))
+    tok = tokenizer or Tokenizer(language="auto")
+    language = tok.language_of(answer)  # the answer and its contexts analysed alike, in the answer's language
+    missing = [c for c in answer_claims(answer, language) if _normalised(c).strip() and _normalised(c) not in joined]
+    want = set(tok(answer, language))
+    have = set(tok("\n".join(contexts), language))
     return missing, (len(want & have) / len(want) if want else 1.0)
 
 
