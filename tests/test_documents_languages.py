@@ -253,3 +253,23 @@ def test_reference_matching_and_signals_in_the_texts_language():
     assert not m.reached("在宅勤務は週5日", ["通信費は月額3000円まで支給されます。"])[0]
     assert answer_claims("Mitarbeiter erhalten dreißig Tage Urlaub pro Kalenderjahr.") == []  # German nouns: no names
     assert answer_claims("Employees must ask Maria Schmidt in Human Resources.") == ["Maria Schmidt", "Human Resources"]
+
+
+def test_the_multilingual_benchmark_builds_parallel_known_item_sets(tmp_path):
+    """benchmarks/scripts/multilingual.py on a tldr-pages-shaped tree: only commands every language describes,
+    the description removed from the page it is the query for."""
+    from benchmarks.scripts.multilingual import load, main, split_page
+
+    page = "# tar\n\n> Archivierungstool.\n> Weitere Informationen: <https://www.gnu.org/software/tar>.\n\n- Erstelle ein Archiv:\n\n`tar cf {{ziel.tar}}`\n"
+    query, body = split_page(page)
+    assert query == "Archivierungstool." and "Archivierungstool" not in body and body.startswith("# tar")
+    for folder, pages in {"pages": {"tar": "> Archiving utility.", "ls": "> List files.", "only-en": "> Only here."},
+                          "pages.de": {"tar": "> Archivierungstool.", "ls": "> Dateien auflisten."}}.items():
+        (tmp_path / folder / "common").mkdir(parents=True)
+        for name, desc in pages.items():
+            (tmp_path / folder / "common" / f"{name}.md").write_text(f"# {name}\n\n{desc}\n\n- Example:\n\n`{name}`\n")
+    got = load(tmp_path, ("en", "de"))
+    assert sorted(got["en"]) == sorted(got["de"]) == ["ls", "tar"]
+    assert main(["--tldr", str(tmp_path), "--languages", "en,de", "--out", str(tmp_path / "out" / "ml")]) == 0
+    table = (tmp_path / "out" / "ml.md").read_text()
+    assert "| German (de) | 2 |" in table and (tmp_path / "out" / "ml.png").stat().st_size > 0
