@@ -38,3 +38,21 @@ def default_cache_dir() -> Path:
     import os
 
     return Path(os.environ.get("RBENCH_CACHE_DIR") or results_dir() / "cache")
+
+
+#: top-level config keys that say where things are read or written, not what is computed
+PLACE_ROOTS = ("home", "data_dir", "cache", "tracking", "hydra", "rerun")
+#: nested keys that are places wherever they stand (a stage's cache, a dataset's folder and queries file)
+PLACE_LEAVES = ("cache_dir", "cache_mode")
+PLACE_KEYS = {"dataset": ("path", "queries", "data_dir", "hf_root")}
+
+
+def is_place(key: str) -> bool:
+    """Whether a dotted config key (``cache.mode``, ``retriever.cache_dir``, ``dataset.path``) says where things
+    are, not what is computed: the one rule for a run's identity (the fingerprint leaves these out, so moving the
+    home or the cache, or ``cache.mode=refresh``, is the same run), for the params a run logs as its settings and
+    for the settings reports compare."""
+    parts = key.lstrip("+~").split(".")
+    if parts[0] in PLACE_ROOTS or parts[-1] in PLACE_LEAVES:
+        return True
+    return len(parts) == 2 and parts[1] in PLACE_KEYS.get(parts[0], ())

@@ -237,6 +237,9 @@ def _code_lines(pattern: str) -> list[str]:
     ("failure-mode labels", r"\(\s*\"chunk_boundary\",\s*\"exact_term\",\s*\"multi_hop\",\s*\"stale_version\",\s*\"simple\""),
     ("the verdict ladder", r"^LADDER\b"),
     ("the companion builder", r"^def companion_run\b"),
+    ("the location keys (a run's identity leaves them out)", r"[\"']tracking\.?[\"'].*[\"']hydra|[\"']hydra\.?[\"'].*[\"']tracking"),
+    ("the language analyses", r"^ANALYSES\b"),
+    ("the passage attribution routes", r"^ATTRIBUTION_ROUTES\b"),
 ])
 def test_defined_once(what, pattern):
     hits = _code_lines(pattern)

@@ -88,3 +88,25 @@ def test_metric_names_are_mlflow_safe():
     names = metric_names([1, 10], prefix="train_")
     assert "train_ndcg_at_10" in names and "train_evidence_coverage_at_1" in names
     assert all("@" not in n for n in names)
+
+
+def test_locations_never_change_a_runs_identity(tmp_path):
+    """#34: moving the home or the cache, or cache.mode=refresh, is the same run (rerun=false skips it); a setting
+    that changes what is computed is not. One rule (benchmarks.paths.is_place) for the fingerprint, the logged
+    params' order and the reports' varying settings."""
+    from omegaconf import OmegaConf
+
+    from benchmarks.paths import is_place
+    from benchmarks.tracking.provenance import config_fingerprint
+
+    def fp(*overrides):
+        cfg = compose_cfg(["retriever=hybrid", *overrides])
+        return config_fingerprint(OmegaConf.to_container(cfg, resolve=True), "dataset-fp", code="code")
+
+    base = fp()
+    assert fp(f"home={tmp_path}") == base
+    assert fp(f"cache.dir={tmp_path}/cache", "cache.mode=refresh") == base
+    assert fp(f"tracking.uri=sqlite:///{tmp_path}/m.db", "rerun=true", f"data_dir={tmp_path}") == base
+    assert fp("retriever.retrievers.bm25.k1=1.2") != base and fp("top_k=50") != base
+    assert is_place("retriever.cache_dir") and is_place("retriever.retrievers.dense.cache_mode") and is_place("dataset.path")
+    assert not is_place("retriever.k1") and not is_place("dataset.name")

@@ -74,7 +74,7 @@ def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) 
 SOURCE_KEYS = ("doc_id", "document_id", "source", "doc_uri", "file_path", "path", "url", "uri", "source_url",
                "filename", "file_name", "chunk_id")
 #: how a passage was attributed to a corpus document, in the order tried (then: ambiguous, unmapped)
-ROUTES = ("id", "source", "text", "ambiguous", "unmapped")
+ATTRIBUTION_ROUTES = ("id", "source", "text", "ambiguous", "unmapped")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
 
@@ -92,7 +92,7 @@ def source_parts(source: str) -> list[str]:
 @dataclass
 class Attribution:
     """Which corpus document a passage is from: ``doc`` (None when unknown), the ``route`` that decided it
-    (:data:`ROUTES`) and, for an ambiguous passage, the ``candidates`` whose text holds it."""
+    (:data:`ATTRIBUTION_ROUTES`) and, for an ambiguous passage, the ``candidates`` whose text holds it."""
 
     doc: str | None
     route: str

@@ -15,12 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.tracking.store import IGNORED_PARAM_PREFIXES
+from benchmarks.paths import is_place
 from benchmarks.tracking.layout import contract_metrics
 
 VOLATILE = ("time_", "queries_per_s", "ms_per_query", "encoded_texts", "index_builds", "cache_", "rerank_",
             "llm_", "dataset_", "train_time")
-IGNORED_PARAMS = (*IGNORED_PARAM_PREFIXES, "rerun", "home")
 
 
 def runs(uri: str, experiment: str, ignore: tuple[str, ...] = ()) -> dict[frozenset, dict[str, float]]:
@@ -35,7 +34,7 @@ def runs(uri: str, experiment: str, ignore: tuple[str, ...] = ()) -> dict[frozen
                                 order_by=["attributes.start_time ASC"], max_results=50000):
         # class paths (_target_) may move in a refactor; the group options and settings identify a point
         params = {k: v for k, v in r.data.params.items()
-                  if not k.startswith((*IGNORED_PARAMS, *ignore)) and "cache_dir" not in k and not k.endswith("_target_")}
+                  if not is_place(k) and not k.startswith(ignore) and not k.endswith("_target_")}
         out[frozenset(params.items())] = contract_metrics(r.data.metrics)  # the latest run of a point wins
     return out
 

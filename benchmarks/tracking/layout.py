@@ -14,6 +14,7 @@ import re
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
+from benchmarks.paths import is_place
 from benchmarks.tracking.groups import GROUPS
 from retrievers.pipeline import DEFAULT_PIPELINE
 from retrievers.redact import redact_text
@@ -87,6 +88,8 @@ STAGES = ("retriever", "router", "chunker", *DEFAULT_PIPELINE)
 def _rank(key: str) -> tuple[int, int, str]:
     """Params in the order a person varies them: the stage options, the other group options (dataset,
     experiment), each stage's settings, the dataset's, then everything else (outputs and limits last)."""
+    if is_place(key):  # where things were read and written: last
+        return (4, 0, key)
     if key in STAGES:
         return (0, STAGES.index(key), key)
     if key in GROUPS:

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from benchmarks.paths import is_place
 from retrievers.fingerprint import fingerprint, installed_versions
 from retrievers.redact import redact_config
 
@@ -15,10 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE_DIRS = ("chunkers", "retrievers", "benchmarks", "conf")
 PACKAGES = ("bm25s", "rank-bm25", "ranx", "mlflow", "hydra-core", "beir", "numpy", "sentence-transformers",
             "faiss-cpu", "torch", "PyStemmer", "datasets")
-#: Config keys that say where things are read or written, not what is computed; excluded from the
-#: config fingerprint (the dataset fingerprint stands in for the data's location).
-OUTPUT_KEYS = ("data_dir", "cache", "tracking", "hydra", "rerun")
-OUTPUT_SUBKEYS = {"dataset": ("path", "data_dir", "queries")}
 
 
 @lru_cache(maxsize=1)
@@ -50,12 +47,15 @@ def package_versions() -> dict[str, str]:
     return installed_versions(*PACKAGES)
 
 
-def identity_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The resolved config minus output/location keys."""
-    out = {k: v for k, v in cfg.items() if k not in OUTPUT_KEYS}
-    for key, subkeys in OUTPUT_SUBKEYS.items():
-        if isinstance(out.get(key), Mapping):
-            out[key] = {k: v for k, v in out[key].items() if k not in subkeys}
+def identity_config(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The resolved config minus every location key (:func:`benchmarks.paths.is_place`, at any depth); the
+    dataset fingerprint stands in for the data's location."""
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if is_place(key):
+            continue
+        out[k] = identity_config(v, f"{key}.") if isinstance(v, Mapping) else v
     return out
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from benchmarks.errors import ConfigError
+from benchmarks.paths import is_place
 from benchmarks.tracking.groups import GROUPS, describe
 from benchmarks.tracking.layout import contract_metrics
 from benchmarks.tracking.tracker import check_reachable, check_store
 
-IGNORED_PARAM_PREFIXES = ("tracking.", "cache.", "hydra", "data_dir", "dataset.data_dir", "retriever.cache_")
 
 
 class ReportError(RuntimeError):
@@ -171,7 +171,7 @@ def varying_params(records: Sequence[RunRecord]) -> list[str]:
     varying_groups = {g for g in GROUPS if len({r.choice(g) for r in records}) > 1}
     out = []
     for k in keys:
-        if k.startswith(IGNORED_PARAM_PREFIXES) or k.endswith("_target_") or k in (*GROUPS, "pipeline"):
+        if is_place(k) or k.endswith("_target_") or k in (*GROUPS, "pipeline"):
             continue
         if k in ("dataset.name", "dataset.path") or k.split(".", 1)[0] in varying_groups and "." in k:
             continue

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from benchmarks.errors import ConfigError
+from benchmarks.paths import is_place
 from benchmarks.tracking.layout import VIEW_TAG
 from retrievers.cache import pid_alive
 from retrievers.redact import redact_text, redact_value
@@ -226,9 +227,6 @@ def run_name(template: str | None, choices: Mapping[str, str], dataset: str, *,
     return name
 
 
-#: command-line keys that say where things go, not what runs: left out of run names
-_PLACE_KEYS = ("tracking.", "hydra.", "cache.", "data_dir", "rerun", "dataset.path", "dataset.queries", "dataset.data_dir",
-               "dataset.hf_root", "home", "experiment")
 
 
 def varied_settings(groups: Sequence[str], task: Sequence[str] | None = None) -> list[str]:
@@ -244,7 +242,7 @@ def varied_settings(groups: Sequence[str], task: Sequence[str] | None = None) ->
     out = []
     for item in task:
         key = item.split("=", 1)[0].lstrip("+~")
-        if key in groups or "/" in key or key.startswith(_PLACE_KEYS):
+        if key in groups or "/" in key or is_place(key) or key == "experiment":  # the preset names the experiment
             continue
         out.append(item.lstrip("+~"))
     return out
