@@ -46,7 +46,7 @@ from benchmarks.paths import CONF_DIR, default_tracking_uri
 from benchmarks.arguments import arg_type, integer, number
 from retrievers.errors import RetrieverError
 from benchmarks.tracking.store import download_artifact
-from benchmarks.datasets.base import data_file
+from benchmarks.datasets.beir import is_beir_folder
 from benchmarks.run.retrieval import chunk_dataset
 from benchmarks.evaluation.trec import read_run
 from benchmarks.diagnosis.matching import RECALL_THRESHOLD
@@ -225,7 +225,7 @@ def traces_main(args: argparse.Namespace) -> int:
               "and evidence are found in)", file=sys.stderr)
         return 2
     try:
-        if args.write_queries and data_file(Path(args.corpus) / "corpus.jsonl").is_file():
+        if args.write_queries and is_beir_folder(args.corpus):
             raise ConfigError("--write-queries writes a dataset=files queries file: --corpus must be a documents folder, "
                               f"not a BEIR folder ({args.corpus})")
         read, source = _read_mlflow(args) if args.mlflow_experiment else (None, args.traces)

@@ -29,8 +29,8 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlparse
 
 from benchmarks.arguments import command_line_overrides
-from benchmarks.datasets.base import data_file, read_jsonl, text_lines
-from benchmarks.datasets.beir import BEIR_URL, download
+from benchmarks.datasets.base import read_jsonl, text_lines
+from benchmarks.datasets.beir import BEIR_URL, corpus_file, download, is_beir_folder
 from benchmarks.errors import ConfigError, DataError, RbenchError
 from benchmarks.run import runner
 from benchmarks.tracking.groups import GROUPS
@@ -100,16 +100,11 @@ def point_overrides(systems: Sequence[str], command_line: Sequence[str],
     return out
 
 
-def _corpus(folder: Path) -> Path:
-    """A BEIR folder's corpus file, ``corpus.jsonl`` or ``corpus.jsonl.gz``."""
-    return data_file(folder / "corpus.jsonl")
-
-
 def members(folder: Path) -> list[Path]:
     """A BEIR folder is itself the collection; a folder of BEIR folders (no corpus of its own) is a group."""
-    if _corpus(folder).exists():  # not only a regular file: a pipe or device there is the run's error to name
+    if is_beir_folder(folder):
         return [folder]
-    return sorted(p for p in folder.iterdir() if p.is_dir() and _corpus(p).exists())
+    return sorted(p for p in folder.iterdir() if p.is_dir() and is_beir_folder(p))
 
 
 def reachable(url: str, timeout: float = 5.0) -> str | None:
@@ -151,7 +146,7 @@ def _passages(folder: Path) -> int | None:
     bounded reader: gzip, pipes and oversized lines handled as for a run); None when a corpus cannot be read
     (its run then names the problem)."""
     try:
-        return sum(1 for m in members(folder) for _, line in text_lines(_corpus(m)) if line.strip())
+        return sum(1 for m in members(folder) for _, line in text_lines(corpus_file(m)) if line.strip())
     except DataError:
         return None
 
@@ -163,7 +158,7 @@ def _sample_texts(folders: Sequence[Path], n: int = 64) -> list[str]:
     for folder in folders:
         for member in members(folder):
             try:
-                for _, doc in read_jsonl(_corpus(member)):
+                for _, doc in read_jsonl(corpus_file(member)):
                     out.append(f"{doc.get('title', '')}\n{doc.get('text', '')}".strip())
                     if len(out) >= n:
                         return out

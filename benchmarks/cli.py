@@ -11,6 +11,7 @@ import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks.datasets.beir import is_beir_folder
 from benchmarks.errors import RbenchError
 from benchmarks.paths import CONF_DIR as _CONF, DATA_DIR
 from benchmarks.run.validate import problems
@@ -26,9 +27,9 @@ def beir_folders(data_dir: str) -> str:
     """Resolver ``${rbench.beir_folders:${data_dir}}``: every BEIR folder under ``data_dir/beir``, as a
     comma-separated sweep list (sweep presets use it so new folders are picked up without editing)."""
     root = Path(data_dir) / "beir"
-    names = sorted(p.name for p in root.glob("*") if (p / "corpus.jsonl").is_file()) if root.is_dir() else []
+    names = sorted(p.name for p in root.glob("*") if is_beir_folder(p)) if root.is_dir() else []
     if not names:
-        raise ValueError(f"no BEIR folders (with corpus.jsonl) under {root}; set RBENCH_DATA_DIR or pass "
+        raise ValueError(f"no BEIR folders (with corpus.jsonl or corpus.jsonl.gz) under {root}; set RBENCH_DATA_DIR or pass "
                          "dataset.name=<a,b,...> on the command line")
     return ",".join(names)
 

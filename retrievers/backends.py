@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from retrievers.errors import RetrieverError
-from retrievers.extras import need
+from retrievers.extras import installed, need
 from retrievers.progress import Progress
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -75,15 +75,9 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def _installed(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
 def available(backend: str, precision: str) -> bool:
     """Whether the modules ``backend`` at ``precision`` runs on are installed (found, not imported)."""
-    return all(_installed(m) for m in modules_needed(backend, precision))
+    return all(installed(m) for m in modules_needed(backend, precision))
 
 
 def auto_setting(backend: str, flags: frozenset[str] | None = None) -> tuple[str, str, str]:

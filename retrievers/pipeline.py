@@ -28,6 +28,15 @@ def _is_set(node: Any) -> bool:
     return node is not None and hasattr(node, "get") and bool(node.get("_target_"))
 
 
+def router_rule(router_target: Any, decomposer_target: Any) -> str | None:
+    """The one rule of routers and decomposers: with a router, each route sets its own decomposition, so the top-level
+    decomposer must be none. The problem (naming the key), or None."""
+    if router_target and decomposer_target and not str(decomposer_target).endswith("NoDecomposer"):
+        return ("decomposer: with a router, decomposition is set per route (router.routes.<route>.decomposer); "
+                "leave decomposer=none")
+    return None
+
+
 def stage_groups(cfg: Any) -> list[str]:
     """The config groups after the first stage, in pipeline order."""
     groups = cfg.get("pipeline") if hasattr(cfg, "get") else None
@@ -45,10 +54,10 @@ def build_pipeline(cfg: Any, *, aggregate: str | None = None, groups: Sequence[s
     router = cfg.get("router")
     routed = _is_set(router)
     if routed:
-        decomposer = cfg.get("decomposer")
-        if _is_set(decomposer) and str(decomposer.get("_target_")).rsplit(".", 1)[-1] != "NoDecomposer":
-            raise RetrieverError("decomposer: with a router, decomposition is set per route "
-                                 "(router.routes.<route>.decomposer); leave decomposer=none")
+        problem = router_rule(router.get("_target_"), (cfg.get("decomposer") or {}).get("_target_")
+                              if hasattr(cfg.get("decomposer"), "get") else None)
+        if problem:
+            raise RetrieverError(problem)
         first = instantiate(router)
     else:
         if not _is_set(cfg.get("retriever")):

@@ -239,6 +239,9 @@ def _code_lines(pattern: str) -> list[str]:
     ("the companion builder", r"^def companion_run\b"),
     ("the location keys (a run's identity leaves them out)", r"[\"']tracking\.?[\"'].*[\"']hydra|[\"']hydra\.?[\"'].*[\"']tracking"),
     ("the language analyses", r"^ANALYSES\b"),
+    ("the installed-module check (retrievers.extras.installed)", r"find_spec\("),
+    ("the router rule (retrievers.pipeline.router_rule)", r"decomposition is set per route"),
+    ("the metric names (evaluation.metrics.MEASURES)", r"[\"']ndcg[\"'],\s*[\"']recall[\"'],\s*[\"']mrr[\"'],\s*[\"']map[\"']"),
     ("the passage attribution routes", r"^ATTRIBUTION_ROUTES\b"),
 ])
 def test_defined_once(what, pattern):
@@ -273,3 +276,11 @@ def test_no_module_global_carries_run_results():
     import benchmarks.run.runner as runner
 
     assert not hasattr(runner, "LAST")
+
+
+def test_what_a_beir_folder_is_is_said_once():
+    """#34: one rule (benchmarks.datasets.beir.is_beir_folder: corpus.jsonl or corpus.jsonl.gz); a module testing
+    for a corpus file of its own (the sweep presets' resolver once ignored corpus.jsonl.gz) fails here."""
+    hits = [h for h in _code_lines(r"[\"']corpus\.jsonl[\"']\)*\s*\)?\.(?:is_file|exists)\(|data_file\([^)]*corpus\.jsonl")
+            if not h.startswith("benchmarks.datasets.beir:")]
+    assert hits == []

@@ -9,7 +9,7 @@ from retrievers.encoders import SentenceTransformerEncoder, resolve_placement
 
 
 def test_the_choice_follows_the_cpu_flags(monkeypatch):
-    monkeypatch.setattr(backends, "_installed", lambda module: True)
+    monkeypatch.setattr(backends, "installed", lambda module: True)
     assert auto_setting("torch", frozenset({"avx2", "avx512_bf16", "avx512_vnni"}))[:2] == ("torch", "bf16")
     assert auto_setting("auto", frozenset({"avx2", "amx_bf16"}))[:2] == ("openvino", "bf16")  # any backend: fastest
     assert auto_setting("openvino", frozenset({"amx_bf16"}))[:2] == ("openvino", "bf16")
@@ -20,14 +20,14 @@ def test_the_choice_follows_the_cpu_flags(monkeypatch):
     # a backend asked for by name keeps it
     assert auto_setting("onnx", frozenset({"avx512_bf16"}))[:2] == ("onnx", "fp32")
     # OpenVINO not installed: not chosen
-    monkeypatch.setattr(backends, "_installed", lambda module: module != "openvino")
+    monkeypatch.setattr(backends, "installed", lambda module: module != "openvino")
     assert auto_setting("openvino", frozenset({"avx512_bf16"}))[:2] == ("openvino", "fp32")
     assert auto_setting("auto", frozenset({"avx512_bf16"}))[:2] == ("torch", "bf16")
     assert AUTO_TOLERANCE["ndcg_at_10"] <= 0.002  # the documented tolerance (results/encode_speed.md)
 
 
 def test_placement_says_what_it_chose_and_exact_is_one_override_away(monkeypatch, capsys):
-    monkeypatch.setattr(backends, "_installed", lambda module: True)
+    monkeypatch.setattr(backends, "installed", lambda module: True)
     monkeypatch.setenv("RBENCH_CPU_FLAGS", "avx2,avx512_bf16")
     import retrievers.encoders as encoders
 
@@ -46,7 +46,7 @@ def test_placement_says_what_it_chose_and_exact_is_one_override_away(monkeypatch
 
 
 def test_the_choice_is_in_the_cache_key(monkeypatch):
-    monkeypatch.setattr(backends, "_installed", lambda module: True)
+    monkeypatch.setattr(backends, "installed", lambda module: True)
     monkeypatch.setenv("RBENCH_CPU_FLAGS", "avx512_bf16")
     fast = SentenceTransformerEncoder(device="cpu", precision="auto").identity()
     monkeypatch.setenv("RBENCH_CPU_FLAGS", "avx2")
@@ -58,9 +58,9 @@ def test_the_choice_is_in_the_cache_key(monkeypatch):
 def test_a_named_precision_with_the_auto_backend(monkeypatch):
     assert resolve_placement("cpu", "auto", "fp32").backend == "torch"
     # int8: the first installed backend that has it (OpenVINO, then ONNX Runtime)
-    monkeypatch.setattr(backends, "_installed", lambda module: True)
+    monkeypatch.setattr(backends, "installed", lambda module: True)
     assert resolve_placement("cpu", "auto", "int8").backend == "openvino"
-    monkeypatch.setattr(backends, "_installed", lambda module: module != "openvino")
+    monkeypatch.setattr(backends, "installed", lambda module: module != "openvino")
     assert resolve_placement("cpu", "auto", "int8").backend == "onnx"
     with pytest.raises(Exception):
         resolve_placement("cpu", "torch", "int8")

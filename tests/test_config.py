@@ -110,3 +110,19 @@ def test_locations_never_change_a_runs_identity(tmp_path):
     assert fp("retriever.retrievers.bm25.k1=1.2") != base and fp("top_k=50") != base
     assert is_place("retriever.cache_dir") and is_place("retriever.retrievers.dense.cache_mode") and is_place("dataset.path")
     assert not is_place("retriever.k1") and not is_place("dataset.name")
+
+
+def test_sweep_presets_find_gzipped_beir_folders(tmp_path):
+    """#34: experiment=beir_gap's resolver and beir_full read one rule: a collection whose corpus is only
+    corpus.jsonl.gz is a BEIR folder (the resolver used to drop it)."""
+    import gzip
+
+    from benchmarks.cli import beir_folders
+
+    (tmp_path / "beir" / "plain").mkdir(parents=True)
+    (tmp_path / "beir" / "plain" / "corpus.jsonl").write_text("{}\n")
+    (tmp_path / "beir" / "zipped").mkdir()
+    with gzip.open(tmp_path / "beir" / "zipped" / "corpus.jsonl.gz", "wt") as fh:
+        fh.write("{}\n")
+    (tmp_path / "beir" / "notes").mkdir()
+    assert beir_folders(str(tmp_path)) == "plain,zipped"

@@ -213,6 +213,18 @@ def validate_qrels(
     return out
 
 
+def corpus_file(folder: str | Path) -> Path:
+    """A BEIR folder's corpus file: ``corpus.jsonl``, or ``corpus.jsonl.gz`` when only that exists."""
+    return data_file(Path(folder) / "corpus.jsonl")
+
+
+def is_beir_folder(folder: str | Path) -> bool:
+    """The one rule of what a BEIR folder is (sweep presets, ``beir_full``, ``--corpus``): it holds a corpus file,
+    ``corpus.jsonl`` or ``corpus.jsonl.gz``. Any entry counts, not only a regular file: a named pipe there is the
+    reader's error to name."""
+    return corpus_file(folder).exists()
+
+
 @dataclass(frozen=True)
 class BeirFiles:
     """Where one BEIR collection's files are: ``corpus.jsonl``, ``queries.jsonl`` (each also ``.gz``) and a

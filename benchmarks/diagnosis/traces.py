@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from chunkers.types import Chunk, Document
-from benchmarks.datasets.base import data_file, read_json_records, text_lines
-from benchmarks.datasets.beir import read_corpus
+from benchmarks.datasets.base import read_json_records, text_lines
+from benchmarks.datasets.beir import corpus_file, is_beir_folder, read_corpus
 from benchmarks.datasets.files import locate, read_documents
 from benchmarks.datasets.limits import current as current_limits
 from benchmarks.diagnosis.companions import Attribution, CorpusView, corpus_view
@@ -257,8 +257,8 @@ def read_corpus_dir(path: str | Path) -> list[Document]:
     root = Path(path)
     if not root.is_dir():
         raise DataError("--corpus: not a folder", path=root)
-    if data_file(root / "corpus.jsonl").is_file():
-        return read_corpus(root / "corpus.jsonl")
+    if is_beir_folder(root):
+        return read_corpus(corpus_file(root))
     return read_documents(root)
 
 

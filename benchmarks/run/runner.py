@@ -15,7 +15,7 @@ from chunkers.types import Query
 from benchmarks.tracking import provenance
 from benchmarks.datasets.base import Dataset
 from benchmarks.tracking.groups import group_choices
-from benchmarks.evaluation.metrics import Evaluation, evaluate, metric_name
+from benchmarks.evaluation.metrics import COVERAGE, MEASURES, Evaluation, evaluate, metric_name, metric_names
 from benchmarks.run.retrieval import Retrieval, load_dataset, retrieve
 from benchmarks.datasets import limits
 from benchmarks.errors import ConfigError, RbenchError, TrackingError
@@ -54,8 +54,7 @@ def _label(q: Query) -> str:
 def write_per_query(path: Path, rows: Sequence[tuple[str, Query, Evaluation, dict[str, int]]], ks: Sequence[int],
                     query_class: Any = None) -> None:
     """One row per scored query: id, split, label, exact-term class, relevant count, every metric."""
-    columns = [c for k in sorted(ks) for c in (metric_name("ndcg", k), metric_name("recall", k), metric_name("mrr", k),
-                                                 metric_name("map", k), metric_name("evidence_coverage", k))]
+    columns = metric_names(sorted(ks))
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["query_id", "split", "label", "query_class", "n_relevant", *columns])
@@ -91,7 +90,7 @@ def metric_table(metrics: Mapping[str, float], ks: Sequence[int]) -> list[str]:
     """The metrics-by-k lines of the summary (``nan`` where a metric was not logged)."""
     ks = sorted(ks)
     out = [f"{'':18}" + "".join(f"{'@' + str(k):>9}" for k in ks)]
-    for m in ("ndcg", "recall", "mrr", "map", "evidence_coverage"):
+    for m in (*MEASURES, COVERAGE):
         out.append(f"{m:18}" + "".join(f"{metrics.get(metric_name(m, k), float('nan')):>9.4f}" for k in ks))
     return out
 

@@ -15,7 +15,7 @@ from benchmarks.datasets.limits import RANGES as LIMIT_RANGES
 from benchmarks.errors import ConfigError
 from chunkers.options import Check, boolean, int_list, integer, number, one_of, optional, show, string
 from retrievers.cache import CACHE_MODES
-from retrievers.pipeline import DEFAULT_PIPELINE
+from retrievers.pipeline import DEFAULT_PIPELINE, router_rule
 from retrievers.backends import ALL_PRECISIONS, modules_needed, precision_problem
 from retrievers.extras import message
 
@@ -121,11 +121,9 @@ def problems(cfg: Any) -> list[str]:
     head_k = _get(tree, "metrics.headline_k")[1]
     if not int_list(1)(ks or None) and isinstance(head_k, int) and head_k not in ks:
         out.append(f"metrics.headline_k: must be one of metrics.k ({', '.join(map(str, ks))}), got {head_k}")
-    router_set = bool((_get(tree, "router._target_")[1]))
-    dec = str(_get(tree, "decomposer._target_")[1] or "")
-    if router_set and dec and not dec.endswith("NoDecomposer"):
-        out.append("decomposer: with a router, decomposition is set per route (router.routes.<route>.decomposer); "
-                   "leave decomposer=none")
+    problem = router_rule(_get(tree, "router._target_")[1], _get(tree, "decomposer._target_")[1])
+    if problem:
+        out.append(problem)
     pipeline = _get(tree, "pipeline")[1]
     if pipeline is not None:
         if not isinstance(pipeline, list) or any(not isinstance(g, str) or g not in tree for g in pipeline):
