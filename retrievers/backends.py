@@ -105,11 +105,20 @@ def modules_needed(backend: str, precision: str) -> list[str]:
 
 
 def precision_problem(backend: str, precision: str) -> str | None:
-    """Why ``precision`` cannot run on ``backend``, e.g. ``bf16 is not available with encoder_backend=onnx
-    (choose fp32|int8)``; None when it can (or is ``auto``)."""
+    """The one backend/precision compatibility rule: why ``precision`` cannot run on ``backend``, e.g. ``bf16 is
+    not available with encoder_backend=onnx (choose fp32|int8)``; None when it can (or is ``auto``)."""
+    if backend == "torch" and precision == "int8":
+        return "int8 needs encoder_backend=onnx or openvino"
     if backend in PRECISIONS and precision != "auto" and precision not in PRECISIONS[backend]:
         return f"{precision} is not available with encoder_backend={backend} (choose {'|'.join(PRECISIONS[backend])})"
     return None
+
+
+def requirements(backend: str, precision: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """What an encoder backend at a precision needs, as the validator reads it from a component's declaration:
+    (optional modules, problems as ``(key, message)``)."""
+    problem = precision_problem(backend, precision)
+    return modules_needed(backend, precision), ([("precision", problem)] if problem else [])
 
 
 def check(backend: str, precision: str) -> None:

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence as SequenceABC
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from chunkers.options import Options, device, integer, number, one_of, optional,
 from retrievers.engines import ENGINES, SLURM_CLUSTERS, make_engine
 from retrievers.errors import RetrieverError
 from retrievers.cache import CACHE_MODES
-from retrievers.backends import ALL_PRECISIONS, BACKEND_OPTIONS
+from retrievers.backends import ALL_PRECISIONS, BACKEND_OPTIONS, requirements
 from retrievers.progress import Progress
 from retrievers import shards
 
@@ -78,6 +78,16 @@ class DenseRetriever:
     #: optional modules it needs beyond the core (``retrievers/extras.py`` names the extra for each); the
     #: default encoder and the chosen backend add theirs (``retrievers.backends.modules_needed``)
     REQUIRES: ClassVar[tuple[str, ...]] = ("faiss", "numpy")
+
+    @staticmethod
+    def requirements(settings: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+        """What these settings need beyond ``REQUIRES`` (read by the validator before anything runs): the default
+        encoder's modules (an ``encoder`` object brings its own) and the encoder backend's, and the backend/precision
+        rule's problems (``retrievers.backends.requirements``)."""
+        if isinstance(settings.get("encoder"), Mapping):
+            return [], []
+        modules, problems = requirements(str(settings.get("encoder_backend", "torch")), str(settings.get("precision", "auto")))
+        return ["sentence_transformers", "torch", *modules], problems
 
     def __init__(
         self, *, model: str = "sentence-transformers/all-MiniLM-L6-v2", batch_size: int = 32, device: str = "auto",

@@ -21,7 +21,7 @@ import numpy as np
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
 from retrievers.hub import go_offline_if_unreachable
-from retrievers.backends import PRECISIONS, auto_setting, available, check
+from retrievers.backends import PRECISIONS, auto_setting, available, check, precision_problem
 from retrievers.backends import calibration_sample
 from retrievers.fingerprint import fingerprint
 from retrievers.backends import ExportedEncoder
@@ -173,8 +173,9 @@ def resolve_placement(device: str = "auto", backend: str = "torch", precision: s
     elif backend == "auto":  # a precision asked for by name: the first backend that has it
         backend = next((b for b in ("torch", "openvino", "onnx") if precision in PRECISIONS[b] and available(b, precision)),
                        "torch")
-    if backend == "torch" and precision == "int8":
-        raise RetrieverError("retriever.precision=int8 needs encoder_backend=onnx or openvino")
+    problem = precision_problem(backend, precision)
+    if problem:
+        raise RetrieverError(f"retriever.precision={problem}")
     if backend == "torch" and precision == "fp16" and not device.startswith("cuda"):
         raise RetrieverError("retriever.precision=fp16 with encoder_backend=torch needs a CUDA device (on the CPU: fp32 "
                              "or bf16, or encoder_backend=onnx precision=int8)")

@@ -241,6 +241,7 @@ def _code_lines(pattern: str) -> list[str]:
     ("the language analyses", r"^ANALYSES\b"),
     ("the installed-module check (retrievers.extras.installed)", r"find_spec\("),
     ("the router rule (retrievers.pipeline.router_rule)", r"decomposition is set per route"),
+    ("the backend/precision rule (retrievers.backends.precision_problem)", r"is not available with encoder_backend"),
     ("the metric names (evaluation.metrics.MEASURES)", r"[\"']ndcg[\"'],\s*[\"']recall[\"'],\s*[\"']mrr[\"'],\s*[\"']map[\"']"),
     ("the passage attribution routes", r"^ATTRIBUTION_ROUTES\b"),
 ])
@@ -254,14 +255,18 @@ def test_the_validator_keeps_no_option_lists_of_its_own():
     import benchmarks.run.validate as v
 
     assert not hasattr(v, "RULES") and not hasattr(v, "PREFIX_RULES") and not hasattr(v, "NEEDS")
-    options, requires = v.declared("retrievers.dense.DenseRetriever")
+    options, requires, settings_rule = v.declared("retrievers.dense.DenseRetriever")
     from retrievers.dense import DenseRetriever
 
     assert options == dict(DenseRetriever.OPTIONS) and requires == DenseRetriever.REQUIRES
+    assert settings_rule == DenseRetriever.requirements  # backend/precision compatibility, declared by the component
     # merged along the class hierarchy: a fixed-size chunker takes the base class's aggregate too
-    chunker_options, _ = v.declared("chunkers.windows.FixedTokenChunker")
+    chunker_options, _, _ = v.declared("chunkers.windows.FixedTokenChunker")
     assert {"aggregate", "size", "overlap"} <= set(chunker_options)
-    assert v.declared("shutil.copyfile") == ({}, ())
+    assert v.declared("shutil.copyfile") == ({}, (), None)
+    # the validator names no component class
+    source = Path(v.__file__).read_text(encoding="utf-8")
+    assert "DenseRetriever" not in source and "precision_problem" not in source
 
 
 def test_the_verdict_ladder_covers_the_vocabulary_in_order():

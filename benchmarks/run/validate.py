@@ -16,7 +16,7 @@ from benchmarks.errors import ConfigError
 from chunkers.options import Check, boolean, int_list, integer, number, one_of, optional, show, string
 from retrievers.cache import CACHE_MODES
 from retrievers.pipeline import DEFAULT_PIPELINE, router_rule
-from retrievers.backends import ALL_PRECISIONS, modules_needed, precision_problem
+from retrievers.backends import ALL_PRECISIONS
 from retrievers.extras import message
 
 TOP: dict[str, Check] = {
@@ -29,21 +29,23 @@ TOP: dict[str, Check] = {
 }
 
 
-def declared(target: str) -> tuple[dict[str, Check], tuple[str, ...]]:
-    """The ``OPTIONS`` (merged along the class's MRO, base first) and ``REQUIRES`` a ``_target_`` declares next
-    to its class; nothing for a target that is not one of the project's modules or cannot be imported (its
+def declared(target: str) -> tuple[dict[str, Check], tuple[str, ...], Any]:
+    """The ``OPTIONS`` (merged along the class's MRO, base first), ``REQUIRES`` and ``requirements`` (a function of
+    the settings: the modules they need and what cannot work, as ``(key, message)``) a ``_target_`` declares next to
+    its class; nothing for a target that is not one of the project's modules or cannot be imported (its
     instantiation then names the problem)."""
     module, _, name = target.rpartition(".")
     if not module.startswith(("chunkers.", "retrievers.", "benchmarks.")):
-        return {}, ()
+        return {}, (), None
     try:
         obj = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
-        return {}, ()
+        return {}, (), None
     options: dict[str, Check] = {}
     for cls in reversed(getattr(obj, "__mro__", (obj,))):
         options.update(getattr(cls, "OPTIONS", None) or {})
-    return options, tuple(getattr(obj, "REQUIRES", ()))
+    rule = getattr(obj, "requirements", None)
+    return options, tuple(getattr(obj, "REQUIRES", ())), rule if callable(rule) else None
 
 
 def _get(tree: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
@@ -59,16 +61,12 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
     if isinstance(node, Mapping):
         target = node.get("_target_")
         if isinstance(target, str):
-            rules, requires = declared(target)
+            rules, requires, settings_rule = declared(target)
             needs = list(requires)
-            if target == "retrievers.dense.DenseRetriever" and not isinstance(node.get("encoder"), Mapping):
-                needs += ["sentence_transformers", "torch"]  # the default encoder (a static one needs model2vec only)
-
-                backend, precision = str(node.get("encoder_backend", "torch")), str(node.get("precision", "auto"))
-                needs += modules_needed(backend, precision)
-                problem = precision_problem(backend, precision)
-                if problem:
-                    problems.append(f"{path}.precision: {problem}")
+            if settings_rule is not None:  # what the component says its settings need (and what cannot work)
+                modules, said = settings_rule(node)
+                needs += modules
+                problems += [f"{path}.{key}: {msg}" if path else f"{key}: {msg}" for key, msg in said]
             if needs:
 
                 what = f"{path or 'config'} ({target.rsplit('.', 1)[-1]})"
