@@ -19,7 +19,8 @@ from benchmarks.evaluation.trec import read_run
 from benchmarks.datasets.beir import read_qrels
 from benchmarks.evaluation.metrics import evaluate as _evaluate
 from benchmarks.run import runner
-from benchmarks.cli import CONF_DIR
+from benchmarks import resolvers  # noqa: F401 - registers ${rbench.*} before any config is composed
+from benchmarks.paths import CONF_DIR
 from retrievers import custom
 
 RunLike = Union[Mapping[str, Mapping[str, float]], str, Path]

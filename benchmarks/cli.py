@@ -11,9 +11,9 @@ import hydra
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.datasets.beir import is_beir_folder
 from benchmarks.errors import RbenchError
-from benchmarks.paths import CONF_DIR as _CONF, DATA_DIR
+from benchmarks import resolvers  # noqa: F401 - registers ${rbench.*} before any config is composed
+from benchmarks.paths import CONF_DIR as _CONF
 from benchmarks.run.validate import problems
 from benchmarks.tracking import layout
 from retrievers.extras import message
@@ -21,29 +21,6 @@ from retrievers.progress import fmt_seconds
 from retrievers import redact
 from retrievers.errors import NoSpaceError, RetrieverError, no_space_message, out_of_space
 from retrievers.safe_write import unwritable
-
-
-def beir_folders(data_dir: str) -> str:
-    """Resolver ``${rbench.beir_folders:${data_dir}}``: every BEIR folder under ``data_dir/beir``, as a
-    comma-separated sweep list (sweep presets use it so new folders are picked up without editing)."""
-    root = Path(data_dir) / "beir"
-    names = sorted(p.name for p in root.glob("*") if is_beir_folder(p)) if root.is_dir() else []
-    if not names:
-        raise ValueError(f"no BEIR folders (with corpus.jsonl or corpus.jsonl.gz) under {root}; set RBENCH_DATA_DIR or pass "
-                         "dataset.name=<a,b,...> on the command line")
-    return ",".join(names)
-
-
-OmegaConf.register_new_resolver("rbench.beir_folders", beir_folders, replace=True)
-
-
-def package_data(relative: str) -> str:
-    """``${rbench.package_data:handbook}``: a path among the files shipped with the package (the example
-    handbook), wherever it is installed."""
-    return str(DATA_DIR / relative)
-
-
-OmegaConf.register_new_resolver("rbench.package_data", package_data, replace=True)
 
 
 CONF_DIR = str(_CONF)

@@ -138,7 +138,7 @@ LAYERS = {
     "run": (4, ("benchmarks.run",)),
     "studies": (4, ("benchmarks.studies",)),
     "entry points": (5, ("benchmarks", "benchmarks.cli", "benchmarks.api", "benchmarks.report", "benchmarks.story",
-                         "benchmarks.audit", "benchmarks.generate", "benchmarks.arguments")),
+                         "benchmarks.audit", "benchmarks.generate", "benchmarks.arguments", "benchmarks.resolvers")),
 }
 #: where a function may import a project module: the console dispatcher (each command loads only its own tool,
 #: so ``rbench --help`` stays fast) and the package's lazily loaded API attribute
@@ -289,3 +289,9 @@ def test_what_a_beir_folder_is_is_said_once():
     hits = [h for h in _code_lines(r"[\"']corpus\.jsonl[\"']\)*\s*\)?\.(?:is_file|exists)\(|data_file\([^)]*corpus\.jsonl")
             if not h.startswith("benchmarks.datasets.beir:")]
     assert hits == []
+
+
+def test_the_api_does_not_import_the_console_entry_points():
+    """#34: the Python API registers the config resolvers from their own module, not by importing cli.py."""
+    assert "benchmarks.cli" not in graph()["benchmarks.api"]
+    assert "benchmarks.resolvers" in graph()["benchmarks.api"]

@@ -127,7 +127,7 @@ def test_the_shipped_registry_is_whole():
     """Every collection the shipped registry lists has what the plan and the table read (sizes, split, public),
     each published figure is an nDCG@10 in (0, 1), and every figure column names a source."""
     from benchmarks.beir_full import load_registry
-    from benchmarks.cli import package_data
+    from benchmarks.resolvers import package_data
 
     registry = load_registry(package_data("beir_collections.json"))
     assert len(registry["collections"]) >= 18

@@ -117,7 +117,7 @@ def test_sweep_presets_find_gzipped_beir_folders(tmp_path):
     corpus.jsonl.gz is a BEIR folder (the resolver used to drop it)."""
     import gzip
 
-    from benchmarks.cli import beir_folders
+    from benchmarks.resolvers import beir_folders
 
     (tmp_path / "beir" / "plain").mkdir(parents=True)
     (tmp_path / "beir" / "plain" / "corpus.jsonl").write_text("{}\n")
