@@ -9,7 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from benchmarks.errors import RbenchError
 from benchmarks import resolvers  # noqa: F401 - registers ${rbench.*} before any config is composed

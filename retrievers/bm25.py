@@ -29,7 +29,7 @@ from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
-from retrievers.text import CJK_LANGUAGES, LANGUAGE_CHOICES, Tokenizer, detect, detect_corpus, language_mix
+from retrievers.text import CJK_LANGUAGES, LANGUAGE_CHOICES, Tokenizer, detect_corpus, language_mix
 from chunkers.options import Options, number, one_of, optional, string
 from retrievers.cache import CACHE_MODES
 

@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -50,3 +57,38 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "beir").is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server_at(root: Path, *, workers: int = 1, artifacts: Path | None = None, timeout: float = 120):
+    """A real ``mlflow server`` on loopback with its store (and artifacts) under ``root``; yields its URI, and
+    stops it (its whole process group) afterwards. Fails the test with the server's log if it does not answer."""
+    port = free_port()
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+                             f"sqlite:///{root}/server.db", "--artifacts-destination", str(artifacts or root / "artifacts"),
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            try:
+                if urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"mlflow server did not come up: {(root / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield uri
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        log.close()

@@ -3,6 +3,8 @@ collection fetched from a mirror (a small one registered locally, served over HT
 averaged over its members, one table with the published figures beside each cell, and a resumable re-run."""
 
 import functools
+
+import pytest
 import http.server
 import json
 import shutil
@@ -12,6 +14,8 @@ import zipfile
 
 from conftest import TINY_CORPUS, TINY_QRELS, TINY_QUERIES, write_beir
 from test_config import RBENCH
+
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow), not the README's command
 
 
 def test_beir_full_plans_fetches_runs_and_tabulates(tmp_path):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow), not the README's command
+
 BIN = Path(sys.executable).parent
 
 

@@ -76,6 +76,7 @@ TEXTS = ["Solar panels convert sunlight into electricity.", "Wind turbines turn 
          "A much longer passage about hydroelectric dams, reservoirs, turbines and the grid, " * 3, "short"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend, module", [("onnx", "onnxruntime"), ("openvino", "openvino")])
 def test_exported_fp32_gives_the_models_vectors(tmp_path, backend, module):
     pytest.importorskip(module)
@@ -86,6 +87,7 @@ def test_exported_fp32_gives_the_models_vectors(tmp_path, backend, module):
     assert list(tmp_path.iterdir())  # the export is cached for the next process
 
 
+@pytest.mark.slow
 def test_onnx_int8_is_close_and_cached(tmp_path):
     pytest.importorskip("onnxruntime")
     ref = enc.SentenceTransformerEncoder(device="cpu").encode(TEXTS, kind="doc")
@@ -106,6 +108,7 @@ def test_calibration_sample_is_seeded_bounded_and_in_corpus_order():
     assert sample == sorted(sample, key=texts.index) and calibration_sample(texts[:5]) == texts[:5]
 
 
+@pytest.mark.slow
 def test_openvino_int8_is_calibrated_on_the_corpus_cached_and_close(tmp_path, monkeypatch):
     pytest.importorskip("openvino")
     nncf = pytest.importorskip("nncf")
@@ -138,6 +141,7 @@ def test_openvino_int8_is_calibrated_on_the_corpus_cached_and_close(tmp_path, mo
     assert other.identity()["calibration"] != first.identity()["calibration"]
 
 
+@pytest.mark.slow
 def test_dense_retriever_calibrates_before_keying_and_searching(tmp_path):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow), not the README's command
+
 BIN = Path(sys.executable).parent
 METRICS = ("ndcg_at_10", "recall_at_100", "mrr_at_10", "evidence_coverage_at_10")
 

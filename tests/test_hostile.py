@@ -384,6 +384,7 @@ def test_new_numeric_config_keys_have_ranges(override, pattern, capsys, home):
     assert_clear_error(code, err, pattern)
 
 
+@pytest.mark.slow
 def test_every_sweep_point_is_validated_before_the_first_runs(tmp_path, capsys, home):
     values = ",".join(f"{0.01 * i:.2f}" for i in range(70)) + ",-1"  # 71 points; the last is invalid
     db = home / "sweep.db"

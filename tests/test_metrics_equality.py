@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from benchmarks.evaluation.metrics import evaluate
 
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow), not the README's command
+
 KS = [1, 2, 3, 5, 10, 20]
 # ids of several lengths (ranx compiles its kernels again for each new maximum id length: a handful of
 # lengths keeps this test fast while still covering short, long and non-ASCII ids)

@@ -80,6 +80,7 @@ def test_the_view_keeps_earlier_param_columns():
     assert layout.view_state(["ndcg_at_10"], ["retriever"], "not json")  # a hand-edited tag is replaced
 
 
+@pytest.mark.slow
 def test_rbench_prints_the_ui_urls(tmp_path):
     uri = f"sqlite:///{tmp_path}/m.db"
     out = subprocess.run([RBENCH, f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path}/a", "dataset.limit=3",
@@ -96,6 +97,7 @@ def test_rbench_prints_the_ui_urls(tmp_path):
         "http://alice:***@mlflow.internal:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
 
 
+@pytest.mark.slow
 def test_a_routed_run_names_its_router_and_routes(tmp_path):
     """#24 point 5: a routed run's description, plot title, tag and report row show the router and its routes."""
     from benchmarks.tracking.groups import routes

@@ -48,6 +48,7 @@ def test_the_docs_have_commands():
     assert all(f"]({d.relative_to(ROOT)})" in readme for d in DOCS[1:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where,argv", COMMANDS, ids=[w for w, _ in COMMANDS])
 def test_readme_command_parses(where, argv):
     if argv[0] == "rbench":

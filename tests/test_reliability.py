@@ -398,6 +398,7 @@ def test_leftovers_of_dead_processes_are_cleaned(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ signals
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_signals_end_the_run_as_killed_without_a_traceback(tmp_path, sig, code, word):
     db = tmp_path / "m.db"
@@ -646,6 +647,7 @@ def test_no_secret_in_params_tags_artifacts_caches_or_logs(endpoint, tmp_path, m
     assert (store / "m.db").is_file() and list((store / "art").rglob("config.yaml"))  # the places searched exist
 
 
+@pytest.mark.slow
 def test_no_third_party_chatter_unless_verbose(tmp_path):
     """#14: a run prints its own output; library INFO lines only with hydra.verbose=true."""
     common = [f"tracking.artifact_root={tmp_path}/art", f"cache.dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/h",
@@ -674,6 +676,7 @@ def test_a_presets_own_sweep_gives_the_progress_its_total(monkeypatch):
     assert os.environ["RBENCH_SWEEP_TOTAL"] == "4"
 
 
+@pytest.mark.slow
 def test_a_warm_dense_run_prints_no_info_lines(tmp_path):
     """#24: the cache hit of a warm dense run is a debug line, shown with RBENCH_VERBOSE=1 only."""
     common = [RBENCH, "retriever=dense_static", f"tracking.uri=sqlite:///{tmp_path}/a.db",

@@ -12,6 +12,8 @@ from fakes import CountingEncoder
 from retrievers import shards
 from retrievers.dense import DenseRetriever
 
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow), not the README's command
+
 DOCS = [Document(f"d{i}", f"T{i}", f"passage {i} about topic {i % 7} and item {i * 13 % 101} w{i}") for i in range(400)]
 CHUNKS = [c for d in DOCS for c in NoChunker().chunk(d)]
 PLAIN = CountingEncoder().encode([c.indexed_text for c in CHUNKS], kind="doc")

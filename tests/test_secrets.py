@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from conftest import mlflow_server_at
 
 from retrievers.redact import (MASK, RedactingStream, redact_config, redact_file, redact_text, register,
                                secret_name, secret_values)
@@ -136,40 +136,12 @@ def test_a_rotated_secret_is_the_same_run():
 
 
 # ------------------------------------------------------------------------------------------ end to end
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real MLflow tracking server on loopback (its own store and artifact folder)."""
-    import urllib.request
-
     root = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root}/server.db",
-                             "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT,
-                            cwd=root, start_new_session=True)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("mlflow server did not answer within 90 s")
-    yield port, root
-    os.killpg(proc.pid, 15)
-    proc.wait(timeout=30)
-    log.close()
+    with mlflow_server_at(root) as uri:
+        yield int(uri.rsplit(":", 1)[1]), root
 
 
 def _files_holding(folder: Path, secrets: list[str]) -> list[str]:
@@ -181,6 +153,7 @@ def _files_holding(folder: Path, secrets: list[str]) -> list[str]:
     return hits
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_file_or_line_written_by_a_run_a_sweep_the_report_and_the_trace_audit(
         mlflow_server, tmp_path):
     port, server_root = mlflow_server

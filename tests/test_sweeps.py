@@ -3,21 +3,21 @@ one local store, and a real MLflow tracking server with concurrent clients. Each
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import mlflow_server_at
 from test_config import RBENCH
 from benchmarks.tracking.store import download_artifact
 
-MLFLOW = str(Path(sys.executable).parent / "mlflow")
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow), not the README's command
+
 
 
 def rbench(tmp, *args, wait=True, **kw):
@@ -88,29 +88,8 @@ def test_killed_sweep_resumes_with_one_finished_run_per_point(tmp_path):
     assert sum(1 for s, v in statuses(db) if s == "FINISHED" and v == "3") == 2
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_tracking_server_with_concurrent_clients(tmp_path):
-    port = _free_port()
-    server = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-                               "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "2"],
-                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    pytest.fail("mlflow server did not come up")
-                time.sleep(0.5)
+    with mlflow_server_at(tmp_path, workers=2, artifacts=tmp_path / "server-artifacts") as uri:
         rbench(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "dataset.limit=3,4,5,6", uri=uri)
         client = MlflowClient(tracking_uri=uri)
         runs = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
@@ -122,9 +101,6 @@ def test_tracking_server_with_concurrent_clients(tmp_path):
             local = download_artifact(client, r.info.run_id, "per_query.csv", str(tmp_path / r.info.run_id))
             assert len(Path(local).read_text().splitlines()) == int(r.data.params["dataset.limit"]) + 1
         assert any((tmp_path / "server-artifacts").rglob("per_query.csv"))
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
 
 
 def test_cluster_launcher_configs_compose(tmp_path):

@@ -8,7 +8,11 @@ import select
 import subprocess
 import time
 
+import pytest
+
 from test_config import RBENCH
+
+pytestmark = pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow), not the README's command
 
 
 def run_in_pty(args, cwd, timeout=300):

@@ -200,13 +200,10 @@ def test_no_stale_verdict_or_missing_gold_that_the_passages_contradict(n, data):
 
 
 # ------------------------------------------------------------------------------------------ an MLflow server
-import os  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
+
+from conftest import mlflow_server_at  # noqa: E402
 
 from benchmarks.diagnosis.traces import mlflow_records  # noqa: E402
 from benchmarks.errors import DataError  # noqa: E402
@@ -241,42 +238,19 @@ for i, q in enumerate(QUESTIONS):
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real ``mlflow server`` on loopback holding the scenario's 7 traces, logged through MLflow's tracing API
     (``@mlflow.trace``, ``mlflow.log_expectation``), 3 of them tagged ``env=prod``."""
     tmp = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-                               f"sqlite:///{tmp}/server.db", "--artifacts-destination", str(tmp / "artifacts"),
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    pytest.fail("mlflow server did not come up")
-                time.sleep(0.5)
+    with mlflow_server_at(tmp) as uri:
         logged = subprocess.run([sys.executable, "-c", LOG_TRACES, uri, str(FIXTURES)], cwd=tmp, capture_output=True,
                                 text=True, timeout=300)
         assert logged.returncode == 0, logged.stderr[-3000:]
         yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
 
 
+@pytest.mark.slow
 def test_traces_read_straight_from_a_tracking_server(mlflow_server, tmp_path, capsys):
     queries = tmp_path / "queries.jsonl"
     assert audit_main(["--mlflow-experiment", "rag-prod", "--tracking-uri", mlflow_server, "--corpus", str(CORPUS),
@@ -297,6 +271,7 @@ def test_traces_read_straight_from_a_tracking_server(mlflow_server, tmp_path, ca
         list(mlflow_records(mlflow_server, "rag-prd"))
 
 
+@pytest.mark.slow
 def test_written_queries_load_with_dataset_files_and_a_sweep_runs_on_them(mlflow_server, tmp_path):
     """The own-system workflow end to end: traces -> audit -> --write-queries -> rbench -m dataset=files (a sweep of
     the fix the audit suggests, chunker=fixed_64 vs sections) -> both points FINISHED, scored on every query."""

@@ -322,6 +322,7 @@ def test_signals_that_cannot_be_computed_are_shown_as_not_computed(tmp_path, cap
 
 
 # ------------------------------------------------------------------------------------------ cost of --corpus
+@pytest.mark.slow
 def test_the_companion_plan_says_what_dense_costs_and_notices_the_cache(tmp_path):
     from benchmarks.diagnosis.companions import companion_run, plan
     from chunkers.types import Chunk, Query

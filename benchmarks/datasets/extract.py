@@ -219,6 +219,7 @@ def render_markdown(body: str) -> str:
 
 
 def read_markdown(path: Path) -> Extracted:
+    """Markdown, MDX, reStructuredText and plain text (a `.txt` written in RST is read as RST), after front matter."""
     try:
         raw = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
@@ -229,7 +230,7 @@ def read_markdown(path: Path) -> Extracted:
         text = render_markdown(strip_mdx(body))
     elif suffix in (".md", ".markdown"):
         text = render_markdown(body)
-    elif looks_like_rst(body):  # a .txt written in reStructuredText (Python projects' README.txt, docs)
+    elif suffix == ".rst" or looks_like_rst(body):  # and a .txt written in it (Python projects' README.txt, docs)
         return _rst(body, meta)
     else:  # plain text stays as it was written
         text = body.replace("\r\n", "\n").strip("\n")
@@ -271,15 +272,6 @@ def looks_like_rst(text: str) -> bool:
         if len(m.group(2)) >= len(m.group(1).rstrip()) and len(set(m.group(2).strip())) == 1:
             return True
     return bool(re.search(r"^\.\. (?:[\w-]+::|_[^:]+:)", text, re.M))
-
-
-def read_rst(path: Path) -> Extracted:
-    try:
-        raw = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ExtractError(f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); save it as UTF-8") from None
-    meta, body = split_front_matter(raw)
-    return _rst(body, meta)
 
 
 #: Sphinx roles (``:ref:`text <target>```, ``:doc:`x```) as their text: docutils alone does not know them
@@ -609,7 +601,7 @@ def _docx_table(table: Any) -> list[str]:
 
 
 READERS: dict[str, Callable[[Path], Extracted]] = {
-    ".md": read_markdown, ".markdown": read_markdown, ".mdx": read_markdown, ".txt": read_markdown, ".rst": read_rst,
+    ".md": read_markdown, ".markdown": read_markdown, ".mdx": read_markdown, ".txt": read_markdown, ".rst": read_markdown,
     ".html": read_html, ".htm": read_html, ".pdf": read_pdf, ".docx": read_docx,
 }
 

@@ -118,7 +118,7 @@ def write(out: Path, rows: list[dict], languages: tuple[str, ...], n: int, commi
         w.writeheader()
         w.writerows(rows)
     get = {(r["language"], r["corpus"], r["retriever.language"]): r for r in rows}
-    lines = [f"# BM25 in the document's language: `retriever.language=en` vs `auto`\n",
+    lines = ["# BM25 in the document's language: `retriever.language=en` vs `auto`\n",
              f"tldr-pages (CC BY 4.0) at commit {commit}: the {n} commands of `common/` with a described page in every "
              f"one of {', '.join(languages)}; query = a page's own first description line, removed from the indexed page; "
              "one relevant page (the command's, in the query's language).\n",
