@@ -106,14 +106,20 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
 
 # scheme://user[:password]@host  -- the user-info ends at the last '@' before the host's '/', '?', '#' or space
 # (Hydra's override syntax escapes the colons: ``http\\://alice\\:pw@host``)
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*\\*://)(?P<info>[^\s/?#'\"<>]+)@(?=[^\s/?#@'\"<>])")
+# (a URL that went through a file-system path has one slash left: ``https:/alice:pw@host``)
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*\\*:/{1,2})(?P<info>[^\s/?#'\"<>]+)@(?=[^\s/?#@'\"<>])")
 # ?name=value / &name=value / ;name=value in a URI's query string
 _QUERY = re.compile(r"(?P<sep>[?&;])(?P<name>[A-Za-z0-9_.\-]+)=(?P<value>[^&#\s'\"<>]*)")
 # name: value / name=value / "name": "value" for secret-named keys (YAML, Hydra overrides, JSON, log lines): the
 # key is found first and its value read after it, so a key inside another's value is seen too
 # ("override_dirname: +tracking.api_token=...")
+#: an HTTP authentication scheme: its credentials follow it after a space (``Authorization: Basic dXNlcjpwdw==``)
+_AUTH_SCHEME = r"(?i:basic|bearer|digest|token|negotiate|ntlm|hoba|mutual|apikey|aws4-hmac-sha256)\b"
+#: HTTP headers that carry credentials: read as settings in free text too (a server's echoed request)
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token",
+                                "cookie", "set-cookie"})
 _KEY = re.compile(r"[\"']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)[\"']?[ \t]*(?P<op>[:=])[ \t]*")
-_VALUE = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|[^\s,}\]=&;\n]+")
+_VALUE = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|" + _AUTH_SCHEME + r"[ \t]+[^\s,;'\"}\]]+|[^\s,}\]=&;'\"\n]+")
 
 
 def _mask_info(m: re.Match) -> str:
@@ -137,7 +143,8 @@ def _mask_assignments(text: str, config_file: bool) -> str:
         name = m.group("name")
         if m.start() < pos or not secret_name(name):
             continue
-        if m.group("op") == ":" and not config_file and "." not in name and "_" not in name:
+        if m.group("op") == ":" and not config_file and "." not in name and "_" not in name \
+                and name.lower() not in CREDENTIAL_HEADERS:
             continue  # "Password: at least 12 characters" in a document is prose, not a config key
         v = _VALUE.match(text, m.end())
         if v is None:
@@ -165,7 +172,7 @@ def redact_text(text: str, *, environ: Mapping[str, str] | None = None, values: 
     for value in secret_values(environ) if values else ():
         if value in text:
             text = text.replace(value, MASK)
-    if "://" in text or "=" in text:
+    if ":/" in text or "=" in text:
         text = redact_uri(text)
     if ":" in text or "=" in text:
         text = _mask_assignments(text, config_file)

@@ -196,3 +196,29 @@ def test_no_secret_in_any_file_or_line_written_by_a_run_a_sweep_the_report_and_t
     assert (home / "report.tex").is_file() and (home / "traces_audit.html").is_file()
     hydra_files = list((home / "results" / "hydra").rglob("*.yaml"))
     assert any(p.name == "multirun.yaml" for p in hydra_files) and any(p.name == "overrides.yaml" for p in hydra_files)
+
+
+@pytest.mark.parametrize("text,leaked", [
+    ("upstream answered 401: Authorization: Basic Ym9iOlMzY3JldFBhc3M= was refused", "Ym9iOlMzY3JldFBhc3M="),
+    ("request echo: Proxy-Authorization: Bearer eyJhbGciOi.payload.sig", "eyJhbGciOi.payload.sig"),
+    ("headers:\n  Authorization: Bearer eyJhbGciOi.payload.sig\n", "eyJhbGciOi.payload.sig"),
+    ("- +retriever.headers={Authorization: 'Bearer eyJhbGciOi.payload.sig'}", "eyJhbGciOi.payload.sig"),
+    ("dataset.path: not a folder: https:/bob:S3cretPass91@files.example.com/data", "S3cretPass91"),
+])
+def test_credentials_in_error_bodies_headers_and_mangled_urls_are_masked(text, leaked):
+    """#35: an HTTP credential after its scheme (Basic's base64 too), a credential header echoed in free text, and a
+    URL whose '//' a file-system path collapsed to '/' keep no secret."""
+    out = redact_text(text, config_file=text.startswith("headers"))
+    assert leaked not in out and MASK in out
+
+
+def test_a_password_in_a_url_given_as_a_path_is_in_no_printed_line_or_file(tmp_path):
+    """#35: dataset.path (and the Hydra folder's files) with a URL holding a password and a Bearer header."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "RBENCH_HOME": str(home)}
+    out = subprocess.run([str(BIN / "rbench"), "dataset=files", "dataset.path=https://bob:Pw-in-path-4471@files.example.com/kb",
+                          "dataset.queries=q.jsonl"], cwd=home, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "not a folder" in out.stderr
+    assert "Pw-in-path-4471" not in out.stdout + out.stderr
+    assert not _files_holding(home, ["Pw-in-path-4471"])
