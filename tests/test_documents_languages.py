@@ -105,12 +105,17 @@ def folder(tmp_path: Path) -> Path:
     d.add_paragraph("Servers are patched monthly.")
     d.save(root / "register.docx")
     shutil.copy(DOCS / "two_column.pdf", root / "handbook.pdf")
+    (root / "help.html").write_text(
+        "<html><head><title>Help centre</title></head><body><nav>Home | Docs</nav><h1>Help centre</h1>"
+        "<p>Reset a password from the <b>account page</b>; links expire after <em>24&nbsp;hours</em>.</p>"
+        "</body></html>", encoding="utf-8")
     return root
 
 
 def test_formats_read_with_titles_and_no_markup(folder):
     docs = {d.id: d for d in read_documents(folder)}
-    assert set(docs) == {"security.rst", "security.txt", "install.mdx", "notes.md", "register.docx", "handbook.pdf"}
+    assert set(docs) == {"security.rst", "security.txt", "install.mdx", "notes.md", "register.docx", "handbook.pdf",
+                         "help.html"}
     assert docs["security.rst"].title == "Security guide" and docs["security.txt"].title == "Transport security"
     assert "## Transport" in docs["security.rst"].text and "443 | HTTPS" in docs["security.rst"].text
     assert ":ref:" not in docs["security.rst"].text and "==" not in docs["security.rst"].text
@@ -148,6 +153,7 @@ COPIED = [
     ("handbook.pdf", "consectetur adip-\niscing elit"),
     ("handbook.pdf", "consectetur adipiscing elit"),
     ("handbook.pdf", "The daily meal allowance is EUR 60 for trips inside the EU"),
+    ("help.html", "Reset a password from the <b>account page</b>; links expire after <em>24&nbsp;hours</em>."),
 ]
 
 
