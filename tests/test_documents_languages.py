@@ -279,3 +279,54 @@ def test_the_multilingual_benchmark_builds_parallel_known_item_sets(tmp_path):
     assert main(["--tldr", str(tmp_path), "--languages", "en,de", "--out", str(tmp_path / "out" / "ml")]) == 0
     table = (tmp_path / "out" / "ml.md").read_text()
     assert "| German (de) | 2 |" in table and (tmp_path / "out" / "ml.png").stat().st_size > 0
+
+
+def test_presentations_workbooks_and_ebooks_are_read(tmp_path):
+    """#33: .pptx (python-pptx), .xlsx (openpyxl) and .epub (EbookLib), each made by its library: titles, headings,
+    tables and notes in order, no table of contents; evidence copied from the visible text is located."""
+    import openpyxl
+    from ebooklib import epub
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[0])
+    slide.shapes.title.text = "Security review 2025"
+    slide.placeholders[1].text = "Findings and fixes"
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Findings"
+    slide.placeholders[1].text_frame.text = "TLS 1.0 is still enabled on the VPN gateway."
+    table = slide.shapes.add_table(2, 2, Inches(1), Inches(4), Inches(4), Inches(1)).table
+    for (r, c), v in {(0, 0): "Host", (0, 1): "Issue", (1, 0): "vpn-01", (1, 1): "TLS 1.0"}.items():
+        table.cell(r, c).text = v
+    slide.notes_slide.notes_text_frame.text = "Ask the network team for a date."
+    deck.save(tmp_path / "review.pptx")
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Allowances"
+    for row in (["Region", "Daily allowance (EUR)"], ["Inside the EU", 60], [None, None], ["Elsewhere", 75]):
+        sheet.append(row)
+    book.properties.title = "Travel allowances"
+    book.save(tmp_path / "allowances.xlsx")
+    ebook = epub.EpubBook()
+    ebook.set_identifier("onboarding-1")
+    ebook.set_title("Onboarding guide")
+    ebook.set_language("en")
+    chapters = []
+    for name, body in (("Welcome", "Your first week starts with a laptop setup."), ("Accounts", "Request VPN access on day two.")):
+        ch = epub.EpubHtml(title=name, file_name=f"{name}.xhtml", lang="en")
+        ch.content = f"<h1>{name}</h1><p>{body}</p>"
+        ebook.add_item(ch)
+        chapters.append(ch)
+    ebook.toc, ebook.spine = tuple(chapters), ["nav", *chapters]
+    ebook.add_item(epub.EpubNcx())
+    ebook.add_item(epub.EpubNav())
+    epub.write_epub(str(tmp_path / "onboarding.epub"), ebook)
+
+    docs = {d.id: d for d in read_documents(tmp_path)}
+    pptx, xlsx, book_ = docs["review.pptx"], docs["allowances.xlsx"], docs["onboarding.epub"]
+    assert pptx.title == "Security review 2025" and pptx.text.count("Security review 2025") == 1
+    assert pptx.text.index("## Findings") < pptx.text.index("vpn-01 | TLS 1.0") < pptx.text.index("Ask the network team")
+    assert xlsx.title == "Travel allowances" and "## Allowances" in xlsx.text and "Inside the EU | 60\nElsewhere | 75" in xlsx.text
+    assert book_.title == "Onboarding guide" and book_.text.startswith("# Welcome") and "1." not in book_.text
+    assert locate(pptx.text, "TLS 1.0 is still enabled on the VPN gateway.") and locate(xlsx.text, "Elsewhere | 75")

@@ -209,7 +209,7 @@ def hostile_folder(tmp_path):
     (root / "inside.md").symlink_to(root / "leave.md")  # a link inside the folder is read
     (root / "bomb.md").write_text(f"---\n{BILLION_LAUGHS}---\n# Bomb\n\ntext\n", encoding="utf-8")
     (root / "loop.md").write_text("---\na: &x [*x]\n---\n# Loop\n\ntext\n", encoding="utf-8")
-    (root / "sheet.xlsx").write_bytes(b"PK\x03\x04 not read")
+    (root / "sheet.numbers").write_bytes(b"PK\x03\x04 not read")  # Apple Numbers: a format that is not read
     (root / "big.txt").write_bytes(b"x" * (2 << 20))
     (root / "nested").mkdir()
     (root / "nested" / "up").symlink_to(tmp_path)  # a link to a folder above: not followed
@@ -228,7 +228,7 @@ def test_a_hostile_folder_is_read_without_hanging_and_every_file_is_accounted_fo
                       "bomb.md": r"front matter expands to more than 10000 values", "loop.md": r"front matter is recursive",
                       "big.txt": r"2 MB, larger than 1 MB \(limits\.file_mb\)", "nested/up": r"a symbolic link to a folder"}.items():
         assert __import__("re").search(rf"{name}: {why}", err), (name, err)
-    assert "1 file(s) under" in err and "sheet.xlsx" in err and "read: .md" in err
+    assert "1 file(s) under" in err and "sheet.numbers" in err and "read: .md" in err
     from benchmarks.datasets.files import read_documents
     from benchmarks.datasets import limits
 
@@ -252,12 +252,12 @@ def test_a_hostile_folder_under_strict_names_the_first_bad_file(hostile_folder, 
 def test_a_folder_of_unsupported_files_names_them_and_the_formats_read(tmp_path, capsys, home):
     root = tmp_path / "docs"
     root.mkdir()
-    (root / "budget.xlsx").write_bytes(b"PK")
-    (root / "slides.pptx").write_bytes(b"PK")
+    (root / "budget.numbers").write_bytes(b"PK")
+    (root / "slides.key").write_bytes(b"PK")
     code, err = rbench(["dataset=files", f"dataset.path={root}", f"dataset.queries={_queries(tmp_path / 'q.jsonl')}"],
                        capsys, home)
     assert_clear_error(code, err, r"docs: no document could be read: 2 file\(s\) under the folder, 0 skipped, 2 of formats "
-                                  r"that are not read \(e\.g\. budget\.xlsx\); the formats read are \.md, \.markdown")
+                                  r"that are not read \(e\.g\. budget\.numbers\); the formats read are \.md, \.markdown")
 
 
 # ------------------------------------------------------------------------------------------ one reading of ids and values

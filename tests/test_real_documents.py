@@ -144,7 +144,8 @@ def test_a_folder_of_real_files_through_rbench(tmp_path):
     d.add_heading("Expense claims", level=1)
     d.add_paragraph("A claim needs the manager's approval before payment.")
     d.save(root / "expenses.docx")
-    (root / "budget.xlsx").write_bytes(b"PK\x03\x04")
+    (root / "budget.xlsx").write_bytes(b"PK\x03\x04")  # a damaged workbook: skipped, with its reason
+    (root / "slides.key").write_bytes(b"PK\x03\x04")  # Keynote: not a format that is read
     queries = tmp_path / "q.jsonl"
     queries.write_text("\n".join(json.dumps(q) for q in [
         {"_id": "q1", "text": "who approves a claim", "relevant": ["expenses.docx"],
@@ -156,7 +157,7 @@ def test_a_folder_of_real_files_through_rbench(tmp_path):
     out = run(["dataset=files", f"dataset.path={root}", f"dataset.queries={queries}", f"tracking.uri=sqlite:///{store}/m.db",
                f"tracking.artifact_root={store}/art", f"cache.dir={store}/cache"])
     m = out["metrics"]
-    assert m["dataset_files_read"] == 3 and m["dataset_files_unsupported"] == 1 and m["dataset_files_skipped"] == 0
+    assert m["dataset_files_read"] == 3 and m["dataset_files_unsupported"] == 1 and m["dataset_files_skipped"] == 1
     assert m["queries_scored"] == 3
     from benchmarks.datasets.files import read_documents
 

@@ -11,7 +11,9 @@ a line that is a number or a fragment never does, nor a run of short lines such 
 as their letters, line-end hyphenation joined), python-docx for DOCX (``Title`` / ``Heading N`` styles; tables in
 reading order, one row a line), docutils for reStructuredText (``.rst``, and ``.txt`` written in it: its title,
 sections as headings; Sphinx roles as their text), MDX as markdown (imports, exports and JSX tags removed) —
-and PyYAML (``---``) or tomllib (``+++``, Hugo) for front matter. Heading attributes (``{ #id .class }``, MkDocs
+python-pptx for PowerPoint (slide titles as headings, text frames and tables in order), openpyxl for Excel (a
+sheet a section, a row a line of its non-empty cells), EbookLib for EPUB (chapters in reading order, read as
+HTML) — and PyYAML (``---``) or tomllib (``+++``, Hugo) for front matter. Heading attributes (``{ #id .class }``, MkDocs
 and Pandoc) are dropped; code spans are kept as they are. Libraries' warnings (pypdf's repairs) go to the log. A title the file declares is used unless it is a placeholder ("Untitled",
 "Microsoft Word - x.doc", "Word Document", the file's own name); then the PDF's largest text on its first
 page, the first heading, or (DOCX) the first paragraph.
@@ -35,7 +37,7 @@ from benchmarks.datasets.limits import yaml_load
 
 log = logging.getLogger(__name__)
 
-FORMATS = (".md", ".markdown", ".mdx", ".txt", ".rst", ".html", ".htm", ".pdf", ".docx")
+FORMATS = (".md", ".markdown", ".mdx", ".txt", ".rst", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".epub")
 
 
 class ExtractError(Exception):
@@ -584,6 +586,115 @@ def read_docx(path: Path) -> Extracted:
     return Extracted(text, _first_heading(text), meta)
 
 
+# ----------------------------------------------------------------------------------------- PPTX / XLSX / EPUB
+def read_pptx(path: Path) -> Extracted:
+    """A presentation as text: each slide's title as a ``##`` heading, then its shapes' text (paragraphs in order,
+    tables one row a line, groups opened), then its notes; the title is the file's own unless a placeholder, else
+    the first slide's title."""
+    try:
+        from pptx import Presentation
+        from pptx.enum.shapes import MSO_SHAPE_TYPE
+    except ImportError:
+        raise ExtractError("reading .pptx needs python-pptx (pip install python-pptx)") from None
+    try:
+        deck = Presentation(str(path))
+    except Exception as err:  # noqa: BLE001 - a damaged zip or package
+        raise ExtractError(f"not a readable .pptx ({type(err).__name__}: {err})") from None
+    blocks: list[str] = []
+
+    def shape_text(shape: Any, title: Any) -> None:
+        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+            for inner in shape.shapes:
+                shape_text(inner, title)
+        elif getattr(shape, "has_table", False) and shape.has_table:
+            rows = [" | ".join(" ".join(c.text.split()) for c in row.cells) for row in shape.table.rows]
+            blocks.append("\n".join(r for r in rows if r.strip(" |")))
+        elif getattr(shape, "has_text_frame", False) and shape.has_text_frame and shape.shape_id != title:
+            paras = [" ".join(p.text.split()) for p in shape.text_frame.paragraphs]
+            if any(paras):
+                blocks.append("\n".join(p for p in paras if p))
+
+    first_title = None
+    for n, slide in enumerate(deck.slides, 1):
+        title = slide.shapes.title
+        heading = " ".join(title.text.split()) if title is not None and title.has_text_frame else ""
+        first_title = first_title or heading or None
+        blocks.append(f"## {heading or f'Slide {n}'}")
+        for shape in slide.shapes:
+            shape_text(shape, title.shape_id if title is not None else None)
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            notes = " ".join(slide.notes_slide.notes_text_frame.text.split())
+            if notes:
+                blocks.append(notes)
+    meta: dict[str, Any] = {}
+    own = deck.core_properties.title
+    if own and not placeholder(own, path):
+        meta["title"] = own
+    elif first_title:
+        meta["title"] = first_title
+    text = "\n\n".join(blocks)
+    return Extracted(text, _first_heading(text), meta)
+
+
+def read_xlsx(path: Path) -> Extracted:
+    """A workbook as text: each sheet a ``##`` section, each row a line of its non-empty cells (values, not
+    formulas: the values Excel last saved)."""
+    try:
+        import openpyxl
+    except ImportError:
+        raise ExtractError("reading .xlsx needs openpyxl (pip install openpyxl)") from None
+    try:
+        book = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
+    except Exception as err:  # noqa: BLE001 - a damaged zip or workbook
+        raise ExtractError(f"not a readable .xlsx ({type(err).__name__}: {err})") from None
+    blocks: list[str] = []
+    try:
+        for sheet in book.worksheets:
+            rows = []
+            for row in sheet.iter_rows(values_only=True):
+                cells = [" ".join(str(v).split()) for v in row if v is not None and str(v).strip()]
+                if cells:
+                    rows.append(" | ".join(cells))
+            if rows:
+                blocks.append(f"## {sheet.title}\n\n" + "\n".join(rows))
+        own = book.properties.title
+    finally:
+        book.close()
+    meta = {"title": own} if own and not placeholder(own, path) else {}
+    text = "\n\n".join(blocks)
+    return Extracted(text, _first_heading(text), meta)
+
+
+def read_epub(path: Path) -> Extracted:
+    """An e-book as text: its chapters in reading order (the spine), each read as HTML (headings kept); the title
+    from its metadata."""
+    try:
+        from ebooklib import ITEM_DOCUMENT, epub
+    except ImportError:
+        raise ExtractError("reading .epub needs EbookLib (pip install ebooklib)") from None
+    import tempfile
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # EbookLib's future-behaviour warnings
+            book = epub.read_epub(str(path), {"ignore_ncx": True})
+    except Exception as err:  # noqa: BLE001 - a damaged zip or package document
+        raise ExtractError(f"not a readable .epub ({type(err).__name__}: {err})") from None
+    chapters = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (idref, _) in enumerate(book.spine):
+            item = book.get_item_with_id(idref)
+            if item is None or item.get_type() != ITEM_DOCUMENT or not item.is_chapter():
+                continue  # the navigation document (a table of contents) is no chapter
+            page = Path(tmp) / f"{i}.html"
+            page.write_bytes(item.get_content())
+            chapters.append(read_html(page).text)
+    title = next((t for t, _ in book.get_metadata("DC", "title") if t and not placeholder(t, path)), None)
+    text = "\n\n".join(c for c in chapters if c.strip())
+    return Extracted(text, _first_heading(text), {"title": title} if title else {})
+
+
 def _docx_table(table: Any) -> list[str]:
     """A DOCX table's rows as ``a | b | c`` lines (a merged cell once; a nested table's text inside its cell)."""
     rows = []
@@ -602,7 +713,8 @@ def _docx_table(table: Any) -> list[str]:
 
 READERS: dict[str, Callable[[Path], Extracted]] = {
     ".md": read_markdown, ".markdown": read_markdown, ".mdx": read_markdown, ".txt": read_markdown, ".rst": read_markdown,
-    ".html": read_html, ".htm": read_html, ".pdf": read_pdf, ".docx": read_docx,
+    ".html": read_html, ".htm": read_html, ".pdf": read_pdf, ".docx": read_docx, ".pptx": read_pptx,
+    ".xlsx": read_xlsx, ".epub": read_epub,
 }
 
 
