@@ -303,3 +303,33 @@ def test_the_page_shows_an_ambiguous_passage_and_never_calls_its_document_missin
     case = page.split("Which class may I book")[1].split("class='case'")[0]
     assert "policies/travel.md</b> <span class='t'>no passage is from it" not in case
     assert f"wrote {tmp_path / 'audit.md'}, " in capsys.readouterr().err  # the files it wrote, by their names
+
+
+# ------------------------------------------------------------------------------------------ partly bad spans
+def _jsonl(path: Path, record: dict) -> Path:
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_partly_bad_span_names_its_line_and_keeps_its_good_documents(tmp_path):
+    """#35: a LangSmith run with a null page_content beside a good document, a Phoenix row whose documents JSON was
+    cut off, and a nested OpenInference span whose retrieval.documents are plain strings: read, named, not dropped."""
+    run = {"id": "r1", "trace_id": "t1", "run_type": "retriever", "name": "Retriever", "inputs": {"query": "annual leave"},
+           "outputs": {"documents": [{"page_content": "Employees get 25 days.", "metadata": {"source": "leave.md"}},
+                                     {"page_content": None, "metadata": {"source": "x.md"}}]}}
+    (t,), report = read_traces(_jsonl(tmp_path / "langsmith.jsonl", run))
+    assert [c["text"] for c in t.contexts] == ["Employees get 25 days."] and report.dropped == 1
+    assert "line 1: 1 of its documents have no text (left out)" in report.line()
+    row = {"context.span_id": "s1", "context.trace_id": "t1", "span_kind": "RETRIEVER", "attributes.input.value": "leave",
+           "attributes.retrieval.documents": '[{"document.content": "Employees get 25 days.", "document.id": "leave.md"}, '
+                                             '{"document.content": "Parental leave is 16 we'}
+    (t,), report = read_traces(_jsonl(tmp_path / "phoenix.jsonl", row))
+    assert [c["doc_id"] for c in t.contexts] == ["leave.md"]
+    assert "line 1: retrieval.documents was cut off; its 1 complete documents read" in report.line()
+    nested = {"name": "retrieve", "attributes": {"openinference": {"span": {"kind": "RETRIEVER"}}, "input": {"value": "leave"},
+                                                 "retrieval": {"documents": ["Employees get 25 days.", "Parental leave."]}}}
+    (t,), _ = read_traces(_jsonl(tmp_path / "nested.jsonl", nested))
+    assert [c["text"] for c in t.contexts] == ["Employees get 25 days.", "Parental leave."]
+    broken = {**row, "attributes.retrieval.documents": '[{"document.cont'}
+    with pytest.raises(DataError, match=r"no traces: .*line 1: retrieval.documents is not valid JSON \(cut off\?\)"):
+        read_traces(_jsonl(tmp_path / "broken.jsonl", broken))

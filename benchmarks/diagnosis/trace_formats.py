@@ -113,6 +113,7 @@ class Span:
     documents: list[dict[str, Any]] | None = None  # [{"id", "content", "score", "metadata"}]
     answer: str | None = None
     references: list[str] | None = None  # the trace's reference where the format keeps it off the spans (MLflow)
+    dropped: int = 0  # retrieved documents left out: no text (page_content null, no document.content)
 
     def docs(self) -> list[dict[str, Any]]:
         """The retrieved documents, in rank order (empty for a span that retrieved nothing)."""
@@ -126,6 +127,9 @@ class Span:
                     found.setdefault(int(parts[2]), {})[".".join(parts[4:])] = value
         out = [{"id": d.get("id"), "content": d.get("content"), "score": d.get("score"),
                 "metadata": _metadata(d)} for _, d in sorted(found.items())]
+        plain = self.attrs.get("retrieval.documents")
+        if not out and isinstance(plain, list) and plain and all(isinstance(x, str) for x in plain):
+            out = [{"id": None, "content": x, "score": None, "metadata": {}} for x in plain]  # documents as plain strings
         if not out:  # OpenLLMetry: one db.query.result event per hit
             for name, ev in self.events:
                 if name == VECTOR_DB_EVENT:
@@ -141,6 +145,21 @@ class Span:
 
     def is_retriever(self) -> bool:
         return self.kind == RETRIEVER or bool(self.docs())
+
+    def cut(self) -> bool:
+        """Whether its documents' JSON was cut off (the complete ones were read)."""
+        return bool(self.attrs.get("retrieval.documents.__cut__"))
+
+    def why_no_documents(self) -> str:
+        """Why a retriever span yields no document, for the read report (naming its line)."""
+        raw = self.attrs.get("retrieval.documents")
+        if isinstance(raw, str):
+            return "retrieval.documents is not valid JSON (cut off?)"
+        if isinstance(raw, list):
+            return "retrieval.documents holds no document objects"
+        if self.dropped:
+            return f"all {self.dropped} documents have no text"
+        return "no documents"
 
     def reference(self) -> list[str]:
         if self.references:
@@ -163,14 +182,19 @@ class ReadReport:
     skipped: Counter = field(default_factory=Counter)  # kind -> spans that are not retriever spans
     formats: Counter = field(default_factory=Counter)
     keys: Counter = field(default_factory=Counter)  # attribute keys (first two parts) of the spans read
+    problems: list[str] = field(default_factory=list)  # "<where>: why" of spans read only in part, or not at all
+    dropped: int = 0  # documents left out of otherwise read spans (no text)
 
     def line(self) -> str:
         skipped = ", ".join(f"{k or 'no kind'} {n}" for k, n in self.skipped.most_common())
         fmts = ", ".join(f"{f} {n}" for f, n in self.formats.most_common())
         if not self.spans:
             return f"{self.records} record{'s' if self.records != 1 else ''} ({fmts or 'none'})"
+        shown = "; ".join(self.problems[:3]) + (f" and {len(self.problems) - 3} more" if len(self.problems) > 3 else "")
         return (f"{self.records} record{'s' if self.records != 1 else ''} ({fmts}): {self.spans} spans, {self.retriever_spans} retriever spans"
-                + (f"; skipped by kind: {skipped}" if skipped else ""))
+                + (f"; skipped by kind: {skipped}" if skipped else "")
+                + (f"; {self.dropped} documents without text left out" if self.dropped else "")
+                + (f"; {shown}" if shown else ""))
 
 
 # ------------------------------------------------------------------------------------------ values
@@ -286,6 +310,22 @@ def otlp_attributes(items: Any) -> dict[str, Any]:
     return {str(a.get("key")): any_value(a.get("value")) for a in items if isinstance(a, dict) and a.get("key") is not None}
 
 
+def complete_items(text: str) -> list[Any]:
+    """The complete items at the start of a JSON list that was cut off (``[{...}, {...}, {"docu``)."""
+    decoder = json.JSONDecoder()
+    out: list[Any] = []
+    at = text.find("[") + 1
+    while at:
+        while at < len(text) and text[at] in " \t\r\n,":
+            at += 1
+        try:
+            item, at = decoder.raw_decode(text, at)
+        except ValueError:
+            break
+        out.append(item)
+    return out
+
+
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     """Nested attribute objects as dotted keys; lists of objects by index (``retrieval.documents.0.document.id``);
     ``retrieval.documents`` and ``metadata`` held as JSON strings are parsed first."""
@@ -295,7 +335,11 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
         try:
             node = json.loads(node)
         except ValueError:
-            pass
+            if prefix.endswith("retrieval.documents"):
+                whole = complete_items(node)
+                if whole:  # a list cut off (a dataframe cell's limit): its complete documents, and the cut noted
+                    out[f"{prefix}.__cut__"] = True
+                    node = whole
     if isinstance(node, dict):
         for k, v in node.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
@@ -349,7 +393,7 @@ def _mlflow_span(raw: Mapping[str, Any], where: int | str, trace_id: str | None,
                 flatten(attrs), list(events or []))
     if kind == RETRIEVER:
         span.query = query_of(inputs)
-        span.documents = _documents(outputs) or []
+        span.documents = _documents(outputs, span) or []
     elif kind == "LLM":
         span.answer = _answer_of(outputs)
     return span
@@ -367,7 +411,7 @@ def _langfuse_otel_span(raw: Mapping[str, Any], where: int | str, trace_id: str 
     span = Span(where, "langfuse", trace_id, span_id, parent_id, name, kind, flatten({"metadata": meta}) if meta else {},
                 list(events or []))
     inputs, outputs = decoded(raw.get("langfuse.observation.input")), decoded(raw.get("langfuse.observation.output"))
-    docs = _documents(outputs)
+    docs = _documents(outputs, span)
     if docs is not None or kind == RETRIEVER:
         span.kind, span.documents, span.query = RETRIEVER, docs or [], query_of(inputs)
     elif kind == "GENERATION":
@@ -444,17 +488,26 @@ def _phoenix_span(obj: Mapping[str, Any], where: int | str) -> Span:
                 _id(obj.get("parent_id") or flat.get("parent_id")), str(obj.get("name", "")), kind, attrs, events)
 
 
-def _documents(items: Any) -> list[dict[str, Any]] | None:
-    """A list of LangChain-style documents (``page_content``/``pageContent``/``content``/``text`` + ``metadata``)."""
+_TEXT_KEYS = ("page_content", "pageContent", "content", "text")
+
+
+def _documents(items: Any, span: "Span | None" = None) -> list[dict[str, Any]] | None:
+    """A list of LangChain-style documents (``page_content``/``pageContent``/``content``/``text`` + ``metadata``), or
+    None when ``items`` is no such list. A document without text (``page_content: null``) is left out and counted on
+    ``span`` (``dropped``): the others are kept."""
     if isinstance(items, dict):
         items = items.get("documents") if isinstance(items.get("documents"), list) else None
     if not isinstance(items, list) or not items or not all(isinstance(d, dict) for d in items):
         return None
+    if not any(k in d for d in items for k in _TEXT_KEYS):
+        return None  # objects of another kind, not documents
     out = []
     for d in items:
-        text = next((d[k] for k in ("page_content", "pageContent", "content", "text") if isinstance(d.get(k), str)), None)
+        text = next((d[k] for k in _TEXT_KEYS if isinstance(d.get(k), str)), None)
         if text is None:
-            return None
+            if span is not None:
+                span.dropped += 1
+            continue
         meta = d.get("metadata") if isinstance(d.get("metadata"), dict) else {}
         out.append({"id": d.get("id") or meta.get("id") or meta.get("doc_id") or meta.get("source"), "content": text,
                     "score": d.get("score", meta.get("score")), "metadata": meta})
@@ -503,7 +556,7 @@ def _langsmith_run(obj: Mapping[str, Any], where: int | str) -> Span:
     inputs, outputs = obj.get("inputs") or {}, obj.get("outputs") or {}
     if run_type == RETRIEVER:
         span.query = query_of(inputs)
-        span.documents = _documents(outputs) or []
+        span.documents = _documents(outputs, span) or []
     elif run_type in ("LLM", "CHAIN"):
         span.answer = _answer_of(outputs)
     return span
@@ -515,7 +568,7 @@ def _langfuse_observation(obj: Mapping[str, Any], where: int | str) -> Span:
     span = Span(where, "langfuse", _id(obj.get("traceId") or obj.get("trace_id")), _id(obj.get("id")),
                 _id(obj.get("parentObservationId") or obj.get("parent_observation_id")), str(obj.get("name", "")), kind,
                 flatten({"metadata": meta}) if meta else {})
-    docs = _documents(obj.get("output"))
+    docs = _documents(obj.get("output"), span)
     if docs is not None or kind == RETRIEVER:
         span.kind = RETRIEVER
         span.documents = docs or []

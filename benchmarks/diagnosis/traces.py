@@ -179,10 +179,18 @@ def traces_from_spans(spans: Sequence[Span], path: Path, report: ReadReport) -> 
         if not s.is_retriever():
             report.skipped[s.kind] += 1
             continue
-        docs = s.docs()
+        docs = [d for d in s.docs() if isinstance(d.get("content"), str)]
+        s.dropped += len(s.docs()) - len(docs)  # an OpenInference document without document.content
         if not docs:
             report.skipped[f"{s.kind} without documents"] += 1
+            report.problems.append(f"{f'line {s.where}' if isinstance(s.where, int) else s.where}: {s.why_no_documents()}")
             continue
+        where = f"line {s.where}" if isinstance(s.where, int) else str(s.where)
+        if s.dropped:
+            report.dropped += s.dropped
+            report.problems.append(f"{where}: {s.dropped} of its documents have no text (left out)")
+        if s.cut():
+            report.problems.append(f"{where}: retrieval.documents was cut off; its {len(docs)} complete documents read")
         report.retriever_spans += 1
         query = _query(s, by_id)
         if not query:
@@ -190,9 +198,6 @@ def traces_from_spans(spans: Sequence[Span], path: Path, report: ReadReport) -> 
                             "ancestor's traceloop.entity.input)", path=path, line=s.where)
         contexts = []
         for rank, d in enumerate(docs, 1):
-            if not isinstance(d.get("content"), str):
-                raise DataError(f"retrieval.documents.{rank - 1}.document.content is missing or not a string",
-                                path=path, line=s.where)
             score = d.get("score")
             contexts.append({"id": str(d["id"]) if d.get("id") not in (None, "") else f"{s.span_id or 'span'}#{rank - 1}",
                              "text": d["content"], "doc_id": str(d["id"]) if d.get("id") not in (None, "") else None,
