@@ -797,3 +797,38 @@ def test_document_folder_fuzz_accounts_for_every_file_or_names_the_problem():
                 assert d.metadata.get("effective_date") is None or len(d.metadata["effective_date"]) == 10
 
     fuzz()
+
+
+# ------------------------------------------------------------------------------------------ round 3 (#35)
+@pytest.mark.parametrize("where", ["corpus", "query", "id"])
+def test_a_lone_surrogate_is_an_error_naming_the_file_and_line(tmp_path, capsys, home, where):
+    """#35: a JSON escape such as \\ud800 (half a surrogate pair) in a document, a query or an id was a
+    UnicodeEncodeError traceback when hashed or stored; now one line naming the file and line, exit 2."""
+    corpus = [dict(d) for d in CORPUS]
+    queries_path = tmp_path / "ds"
+    folder = beir_folder(queries_path, corpus=corpus)
+    target = folder / ("queries.jsonl" if where == "query" else "corpus.jsonl")
+    lines = target.read_text(encoding="utf-8").splitlines()
+    if where == "id":
+        lines[1] = lines[1].replace('"_id": "', '"_id": "\\ud800', 1)
+    else:
+        lines[1] = lines[1].replace('"text": "', '"text": "bad \\udc80 text ', 1)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, err = rbench(["dataset=beir", f"dataset.path={folder}"], capsys, home)
+    assert_clear_error(code, err, rf"{target.name}:2: a string holds \\u(d800|dc80), half of a UTF-16 surrogate pair")
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_its_reason(tmp_path, capsys, home):
+    """#35: a file named in Latin-1 in a documents folder was a UnicodeEncodeError traceback; now it is skipped,
+    said with its name escaped, and the rest runs."""
+    import os
+
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "leave.md").write_text("# Leave\n\nEmployees get 25 days of annual leave.\n", encoding="utf-8")
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.md"), "wb") as fh:
+        fh.write(b"# Cafe\n\nOpening hours are 8 to 5.\n")
+    code, err = rbench(["dataset=files", f"dataset.path={root}", f"dataset.queries={_queries(tmp_path / 'q.jsonl')}"],
+                       capsys, home)
+    assert code == 0 and "Traceback" not in err, err
+    assert "caf\\xe9.md: its name is not UTF-8 (rename the file)" in err

@@ -140,17 +140,41 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise DataError(f"cannot be read ({type(err).__name__}: {err})", path=path) from None
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The first lone surrogate (``\\ud800``: half of a UTF-16 pair, not a character) in a parsed JSON value, as its
+    escape, or None. JSON lets one be written as an escape; no UTF-8 file or MLflow store can hold it."""
+    if isinstance(value, str):
+        m = _SURROGATE.search(value)
+        return f"\\u{ord(m.group(0)):04x}" if m else None
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list):
+        return next((s for s in map(lone_surrogate, value) if s), None)
+    return None
+
+
 def loads(text: str, *, path: Path, line: int | str) -> Any:
-    """``json.loads`` with the nesting depth checked first (``limits.json_depth``); errors name file:line."""
+    """``json.loads`` with the nesting depth checked first (``limits.json_depth``) and no lone surrogate let through
+    (a JSON escape such as ``\\ud800`` that is no character); errors name file:line."""
     if json_too_deep(text):
         raise DataError(depth_message(), path=path, line=line)
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as err:
         where = line if isinstance(line, str) or err.lineno == 1 else err.lineno
         raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=where) from None
     except RecursionError:  # a limit raised past what the interpreter's stack allows
         raise DataError(depth_message(), path=path, line=line) from None
+    if _SURROGATE_ESCAPE.search(text):  # only a line with such an escape can hold one
+        bad = lone_surrogate(value)
+        if bad:
+            raise DataError(f"a string holds {bad}, half of a UTF-16 surrogate pair and no character: not valid "
+                            "Unicode text (write the character itself, or its full pair)", path=path, line=line)
+    return value
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -190,6 +214,9 @@ def read_json_records(path: Path) -> Iterator[tuple[int | str, dict[str, Any]]]:
         raise DataError(f"malformed JSON ({err.msg} at column {err.colno})", path=path, line=err.lineno) from None
     except RecursionError:
         raise DataError(depth_message(), path=path) from None
+    if _SURROGATE_ESCAPE.search(text) and lone_surrogate(data):
+        raise DataError(f"a string holds {lone_surrogate(data)}, half of a UTF-16 surrogate pair and no character: not "
+                        "valid Unicode text (write the character itself, or its full pair)", path=path)
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):

@@ -80,6 +80,10 @@ def list_files(root: Path, formats: tuple[str, ...] = FORMATS) -> Listing:
             rel = path.relative_to(root).as_posix()
             if name.startswith(".") or rel == SIDECAR:
                 continue
+            if not _utf8(rel):  # a name in another encoding: no id, store or report can hold it
+                out.skipped.append((os.fsencode(rel).decode("utf-8", "backslashreplace"),
+                                    "its name is not UTF-8 (rename the file)"))
+                continue
             why = _unreadable(path, top, lim)
             if why:
                 out.skipped.append((rel, why))
@@ -91,6 +95,15 @@ def list_files(root: Path, formats: tuple[str, ...] = FORMATS) -> Listing:
     out.skipped.sort()
     out.unsupported.sort()
     return out
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name read from the file system is valid UTF-8 (Python keeps other bytes as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unreadable(path: Path, top: Path, lim: Any) -> str | None:
