@@ -76,7 +76,7 @@ def point_overrides(systems: Sequence[str], command_line: Sequence[str],
         try:
             node = compose(config_name="config", overrides=[f"retriever={system}"]).retriever
         except HydraException as err:
-            raise ConfigError(f"beir_full.systems: {system}: {str(err).splitlines()[0]}") from None
+            raise ConfigError(f"beir_full.systems: {system}: {one_line(err)}") from None
         own = []
         for override in command_line:
             key = override.split("=", 1)[0]
@@ -89,7 +89,7 @@ def point_overrides(systems: Sequence[str], command_line: Sequence[str],
         try:
             compose(config_name="config", overrides=[f"retriever={system}", *out[system]])
         except HydraException as err:
-            raise ConfigError(f"beir_full: {system} with {' '.join(out[system])}: {str(err).splitlines()[0]}") \
+            raise ConfigError(f"beir_full: {system} with {' '.join(out[system])}: {one_line(err)}") \
                 from None
     for override in command_line:
         key = override.split("=", 1)[0]
@@ -167,6 +167,33 @@ def _sample_texts(folders: Sequence[Path], n: int = 64) -> list[str]:
     return out
 
 
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """An error as one line for the plan and the table: every line of it (a config error's first line only says
+    "invalid config value:", the key and value are on the next), joined, cut at ``limit``."""
+    text = "; ".join(line.strip() for line in str(err).splitlines() if line.strip()).replace(":;", ":")
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def check_collections(wanted: Sequence[str], table: Mapping[str, Any], data_dir: Path, registry: str, *,
+                      named: bool) -> None:
+    """Before the matrix: a collection named on the command line that is neither in the registry nor a BEIR folder
+    on disk (with the close name), and a collection folder that cannot be read (a symbolic link that leads nowhere:
+    a loop, a missing target), are one config error naming each."""
+    import difflib
+
+    problems = []
+    for name in wanted:
+        folder = data_dir / "beir" / name
+        if folder.is_symlink() and not folder.exists():
+            problems.append(f"{name}: {folder} is a symbolic link that leads nowhere (a loop, or a missing target)")
+        elif named and name not in table and not (folder.is_dir() and members(folder)):
+            close = difflib.get_close_matches(name, list(table), n=1)
+            problems.append(f"{name!r} is neither in the registry ({registry}) nor a BEIR folder under {data_dir / 'beir'}"
+                            + (f"; did you mean {close[0]!r}?" if close else ""))
+    if problems:
+        raise ConfigError("beir_full.collections: " + "; ".join(problems))
+
+
 def run_beir_full(cfg: Any) -> float:
     from hydra import compose
 
@@ -180,6 +207,7 @@ def run_beir_full(cfg: Any) -> float:
         wanted = list(table) + [n for n in local if n not in table]
     else:
         wanted = [str(c) for c in settings.collections]
+    check_collections(wanted, table, data_dir, str(settings.registry), named=str(settings.collections) != "all")
     unknown = [c for c in wanted if c not in table]
     url = str(settings.get("url") or BEIR_URL)
     systems = [str(s) for s in settings.systems]
@@ -233,7 +261,7 @@ def run_beir_full(cfg: Any) -> float:
             download(r["name"], data_dir, url)
             r["status"] = "fetched"
         except (DataError, OSError) as err:
-            r["status"], r["why"] = "not fetched", str(err).splitlines()[0][:200]
+            r["status"], r["why"] = "not fetched", one_line(err)
     missing = [r for r in rows if r["status"] == "not fetched"]
     if missing:
         print(f"rbench beir_full: could not fetch {len(missing)} collection(s): "
@@ -266,7 +294,7 @@ def run_beir_full(cfg: Any) -> float:
                     out = runner.run_experiment(point, choices=choices)
                     results.setdefault((r["name"], system), []).append(float(out.metrics["ndcg_at_10"]))
                 except (RbenchError, RetrieverError) as err:
-                    failures.append(f"{r['name']} ({system}): {str(err).splitlines()[0][:200]}")
+                    failures.append(f"{r['name']} ({system}): {one_line(err)}")
                     print(f"rbench beir_full: {r['name']} x {system} failed, going on: {failures[-1]}",
                           file=sys.stderr, flush=True)
 

@@ -191,3 +191,29 @@ def test_collections_on_disk_gzipped_or_hostile(tmp_path):
     # columns: collection, status, bm25 (ours), BEIR, Pyserini, dense_static (ours), gap
     assert gz_row[1] == "run" and gz_row[2] != "—" and gz_row[5] != "—"  # both systems ran on the gzipped corpus
     assert "beir_full: 2 point(s) failed" in res.stderr
+
+
+def test_an_unknown_collection_or_an_unreadable_folder_is_an_error_before_the_matrix(tmp_path):
+    """#35: a misspelt collection, or a collection folder that is a symbolic link loop, used to exit 0; now exit 2
+    with one line naming it (and the close name)."""
+    (tmp_path / "beir").mkdir()
+    (tmp_path / "beir" / "scifact").symlink_to(tmp_path / "beir" / "scifact")  # a loop
+    for collections, expected in (("[scifcat]", r"'scifcat' is neither in the registry .* did you mean 'scifact'\?"),
+                                  ("[scifact]", r"scifact: .* is a symbolic link that leads nowhere")):
+        res = subprocess.run([RBENCH, "experiment=beir_full", f"data_dir={tmp_path}", f"beir_full.collections={collections}",
+                              "beir_full.systems=[bm25]", f"tracking.uri=sqlite:///{tmp_path}/m.db", f"hydra.run.dir={tmp_path}/h"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+        assert __import__("re").search(expected, res.stderr), res.stderr[-2000:]
+
+
+def test_a_failed_point_names_the_key_and_value_that_failed(tmp_path):
+    """#35: a per-system override that cannot apply ended in '1 point(s) failed' with the point's reason cut to
+    'invalid config value:'; the reason now names the key and the value."""
+    write_beir(tmp_path / "beir" / "tiny", TINY_CORPUS, TINY_QUERIES, TINY_QRELS)
+    res = subprocess.run([RBENCH, "experiment=beir_full", f"data_dir={tmp_path}", "beir_full.collections=[tiny]",
+                          "beir_full.systems=[bm25]", '+beir_full.per_system.bm25=["retriever.k1=abc"]',
+                          f"beir_full.out={tmp_path}/out/beir_full", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+                          f"hydra.run.dir={tmp_path}/h"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "failed: tiny (bm25): invalid config value: retriever.k1: expected a number, got 'abc'" in res.stdout
