@@ -832,3 +832,18 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_its_reason(tmp_path, capsy
                        capsys, home)
     assert code == 0 and "Traceback" not in err, err
     assert "caf\\xe9.md: its name is not UTF-8 (rename the file)" in err
+
+
+def test_a_qrels_line_with_a_tab_inside_an_id_is_not_read_as_trec(tmp_path):
+    """#35: a header-less BEIR qrels file whose line holds a tab inside the document id has four columns and was
+    read as TREC (another document judged, nDCG 0, no word); TREC's second column is the iteration (0 or Q0)."""
+    from benchmarks.datasets.beir import read_qrels
+    from benchmarks.errors import DataError
+
+    qrels = tmp_path / "test.tsv"
+    qrels.write_text("q1\tdoc\twith tab\t1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"test.tsv:1: column 2 of a TREC qrels line is the iteration \(0 or Q0\), got "
+                                        r"'doc': is this a BEIR qrels line .* with a tab inside an id\?"):
+        read_qrels(qrels)
+    qrels.write_text("q1 0 d1 1\nq1 Q0 d2 2\n", encoding="utf-8")  # real TREC qrels still read
+    assert read_qrels(qrels)[0] == {"q1": {"d1": 1, "d2": 2}}

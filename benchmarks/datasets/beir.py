@@ -159,6 +159,9 @@ def read_qrels(path: Path) -> tuple[Qrels, dict[tuple[str, str], int]]:
             if lineno == 1:  # header line
                 continue
             raise DataError(f"relevance score {rel!r} is not a number", path=path, line=lineno) from None
+        if n == 4 and not (parts[1].strip().lstrip("-").isdigit() or parts[1].strip().upper() == "Q0"):
+            raise DataError(f"column 2 of a TREC qrels line is the iteration (0 or Q0), got {parts[1]!r}: is this a "
+                            "BEIR qrels line (query-id, corpus-id, score) with a tab inside an id?", path=path, line=lineno)
         if not math.isfinite(value) or not value.is_integer():
             raise DataError(f"relevance score {rel!r} is not an integer (graded relevance: 0, 1, 2, ...)",
                             path=path, line=lineno)
