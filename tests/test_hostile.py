@@ -847,3 +847,11 @@ def test_a_qrels_line_with_a_tab_inside_an_id_is_not_read_as_trec(tmp_path):
         read_qrels(qrels)
     qrels.write_text("q1 0 d1 1\nq1 Q0 d2 2\n", encoding="utf-8")  # real TREC qrels still read
     assert read_qrels(qrels)[0] == {"q1": {"d1": 1, "d2": 2}}
+
+
+def test_a_key_no_component_reads_is_an_error_before_anything_runs(tmp_path, capsys, home):
+    """#35: '+retreiver.k1=0.9' (a misspelt group, with the '+' Hydra suggests) was accepted, ignored, and the run
+    named after it; now a config error naming the key and the close name, exit 2, nothing run."""
+    code, err = rbench(["+retreiver.k1=0.9"], capsys, home)
+    assert_clear_error(code, err, r"retreiver: no component reads this key; did you mean retriever\?")
+    assert not (home / "m.db").exists()

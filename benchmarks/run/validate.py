@@ -9,6 +9,7 @@ turns the :class:`~benchmarks.errors.ConfigError` into exit 2. Rules are keyed b
 from __future__ import annotations
 
 import importlib
+from functools import lru_cache
 from typing import Any, Mapping
 
 from benchmarks.datasets.limits import RANGES as LIMIT_RANGES
@@ -17,6 +18,7 @@ from chunkers.options import Check, boolean, int_list, integer, number, one_of, 
 from retrievers.cache import CACHE_MODES
 from retrievers.pipeline import DEFAULT_PIPELINE, router_rule
 from retrievers.backends import ALL_PRECISIONS
+from benchmarks.paths import CONF_DIR
 from retrievers.extras import message
 
 TOP: dict[str, Check] = {
@@ -91,6 +93,33 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
             _walk(value, f"{path}.{key}" if path else str(key), problems)
 
 
+@lru_cache(maxsize=1)
+def declared_top_keys() -> frozenset[str]:
+    """Every top-level key some config file declares: ``config.yaml``'s, each config group's name, and the keys the
+    experiment presets (``@package _global_``) add."""
+    import yaml
+
+    keys = {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | {"hydra", "defaults"}
+    for path in [CONF_DIR / "config.yaml", *sorted((CONF_DIR / "experiment").glob("*.yaml"))]:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        keys |= {str(k) for k in data} if isinstance(data, dict) else set()
+    return frozenset(keys)
+
+
+def unread_top_keys(tree: Mapping[str, Any]) -> list[str]:
+    """A top-level key that no config file declares is read by nothing (``+retreiver.k1=0.9``: a misspelt group,
+    with the ``+`` Hydra suggests): a problem naming it, with the close name."""
+    import difflib
+
+    known = declared_top_keys()
+    out = []
+    for key in tree:
+        if str(key) not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            out.append(f"{key}: no component reads this key" + (f"; did you mean {close[0]}?" if close else ""))
+    return out
+
+
 def problems(cfg: Any) -> list[str]:
     """Every problem of a config (a DictConfig or plain mapping), as ``key: what is wrong`` lines."""
     from omegaconf import DictConfig, OmegaConf
@@ -105,7 +134,7 @@ def problems(cfg: Any) -> list[str]:
             return [f"{key}: {what}"]
     else:
         tree = cfg
-    out: list[str] = []
+    out: list[str] = unread_top_keys(tree)
     for key, check in TOP.items():
         present, value = _get(tree, key)
         if present:
