@@ -854,4 +854,3 @@ def test_a_key_no_component_reads_is_an_error_before_anything_runs(tmp_path, cap
     named after it; now a config error naming the key and the close name, exit 2, nothing run."""
     code, err = rbench(["+retreiver.k1=0.9"], capsys, home)
     assert_clear_error(code, err, r"retreiver: no component reads this key; did you mean retriever\?")
-    assert not (home / "m.db").exists()
