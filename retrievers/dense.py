@@ -222,9 +222,15 @@ class DenseRetriever:
         return settings
 
     def _nlist(self) -> int:
-        """IVF lists: ``ivf_nlist``, or ~4 sqrt(n) (faiss's guideline), at most n / 39 so each list trains."""
+        """IVF lists: ``ivf_nlist``, or ~4 sqrt(n) (faiss's guideline), at most n / 39 so each list trains. More lists
+        than passages cannot be trained (faiss stops on a C++ assertion): an error naming the key, before any work."""
         n = len(self._ids)
-        return self.ivf["nlist"] or max(1, min(int(4 * n ** 0.5), n // 39 or 1))
+        asked = self.ivf["nlist"]
+        if asked and asked > n:
+            raise RetrieverError(f"retriever.ivf_nlist={asked}: more IVF lists than the {n} passages to index (each list "
+                                 f"needs passages to train on; at most {max(1, n // 39)} trains well, or leave it unset "
+                                 "for ~4 sqrt(n))")
+        return asked or max(1, min(int(4 * n ** 0.5), n // 39 or 1))
 
     def faiss_index(self):
         """The faiss index over the chunk embeddings, built (or for HNSW loaded from cache) on first use."""

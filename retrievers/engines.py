@@ -20,6 +20,7 @@ laptop started).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -86,6 +87,9 @@ class RayEngine:
                                   "configure_logging": False}
             if self.address is None and self.workers:  # a local Ray sized for the workers asked for
                 kw["num_cpus"] = max(int(self.workers), 1)
+            unreachable = _unreachable(self.address)
+            if unreachable:  # Ray itself retries a dead address for minutes
+                raise RetrieverError(f"retriever.engine_address: cannot reach Ray at {self.address} ({unreachable})")
             try:
                 ray.init(**kw)
             except Exception as err:  # noqa: BLE001 - a cluster that cannot be reached: say where
@@ -157,6 +161,9 @@ class SlurmEngine:
         except ImportError:
             raise RetrieverError("retriever.engine=slurm needs submitit: pip install 'retrieval-bench[cluster]'") from None
         folder = Path(cache.dir) / "submitit" / "%j"
+        if self.cluster == "slurm" and shutil.which("srun") is None and shutil.which("sbatch") is None:
+            raise RetrieverError("retriever.engine=slurm: no SLURM here (neither srun nor sbatch is on the PATH); run on a "
+                                 "SLURM login node, or try the job array locally with retriever.slurm_cluster=local")
         executor = submitit.AutoExecutor(folder=str(folder), cluster=self.cluster)
         params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.cpus}
         if executor.cluster == "slurm":
@@ -187,6 +194,24 @@ class SlurmEngine:
                 pending = still
                 if pending:
                     time.sleep(0.5)
+
+
+def _unreachable(address: str | None, timeout: float = 5.0) -> str | None:
+    """Why a Ray address (``host:port``, ``ray://host:port``) does not accept a connection within ``timeout`` seconds;
+    None when it does, or for ``auto``/no address (a local Ray)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if not address or address in ("auto", "local"):
+        return None
+    parsed = urlsplit(address if "://" in address else f"ray://{address}")
+    if not parsed.hostname:
+        return f"no host in {address!r}"
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=timeout):
+            return None
+    except OSError as err:
+        return f"nothing answers at {parsed.hostname}:{parsed.port or 6379} within {timeout:g} s ({type(err).__name__})"
 
 
 def make_engine(engine: str = "local", *, address: str | None = None, workers: int | None = None, gpus: float = 0,

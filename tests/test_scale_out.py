@@ -145,3 +145,32 @@ def test_a_worker_decides_device_auto_where_it_runs(monkeypatch):
     assert worker.placement.device == "cuda" and worker.precision == "fp32" and worker._model is None
     fixed = pickle.loads(pickle.dumps(encoders.SentenceTransformerEncoder(device="cpu")))
     assert fixed.placement.device == "cpu"
+
+
+def test_an_engine_that_cannot_start_is_one_line_naming_the_key(tmp_path, monkeypatch):
+    """#35: engine=slurm with slurm_cluster=slurm where there is no SLURM ('Could not detect srun' traceback), a Ray
+    address nothing listens on (Ray retried for minutes), and more IVF lists than passages (faiss's C++ assertion)."""
+    import socket
+    import time
+
+    from chunkers.types import Chunk
+    from retrievers.engines import RayEngine, SlurmEngine
+    from retrievers.errors import RetrieverError
+
+    class Dir:
+        dir = str(tmp_path)
+
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(RetrieverError, match=r"retriever.engine=slurm: no SLURM here .* retriever.slurm_cluster=local"):
+        SlurmEngine(cluster="slurm").run([], [], cache=Dir(), encode=None, encoder=None, identity=None, step=1)
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(RetrieverError, match=rf"retriever.engine_address: cannot reach Ray at 127.0.0.1:{port} \(nothing answers"):
+        RayEngine(address=f"127.0.0.1:{port}").run([], [], cache=Dir(), encode=None, encoder=None, identity=None, step=1)
+    assert time.perf_counter() - t0 < 30
+    r = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path / "c"), index="ivf", ivf_nlist=50)
+    r.index([Chunk(f"d{i}", f"d{i}", "", f"text number {i}", 0, 14) for i in range(20)])
+    with pytest.raises(RetrieverError, match=r"retriever.ivf_nlist=50: more IVF lists than the 20 passages"):
+        r.faiss_index()
