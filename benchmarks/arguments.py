@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from chunkers.options import Check, integer, number
 
-__all__ = ["arg_type", "command_line_overrides", "integer", "number"]
+__all__ = ["arg_type", "command_line_overrides", "integer", "limit", "number"]
 
 
 def arg_type(kind: Callable[[str], Any], check: Check) -> Callable[[str], Any]:
@@ -29,6 +29,26 @@ def arg_type(kind: Callable[[str], Any], check: Check) -> Callable[[str], Any]:
 
     convert.__name__ = kind.__name__
     return convert
+
+
+def limit(text: str) -> tuple[str, float]:
+    """``--limit json_file_mb=4096`` (or ``limits.json_file_mb=4096``): one of the config's ``limits.*`` for a tool,
+    ranged as the config ranges it (:data:`benchmarks.datasets.limits.RANGES`)."""
+    from benchmarks.datasets.limits import RANGES
+
+    key, sep, value = text.partition("=")
+    key = key.strip().removeprefix("limits.")
+    if not sep or key not in RANGES:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(RANGES)}, got {text!r}")
+    lo, hi = RANGES[key]
+    try:
+        number_ = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"limits.{key}: expected a number, got {value!r}") from None
+    problem = number(lo, hi)(number_)
+    if problem:
+        raise argparse.ArgumentTypeError(f"limits.{key}: {problem}")
+    return key, number_
 
 
 def command_line_overrides(*own: str) -> list[str]:

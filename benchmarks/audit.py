@@ -43,7 +43,8 @@ from benchmarks.errors import ConfigError, RbenchError
 from benchmarks.labels import LABELS
 from benchmarks.tracking.groups import GROUPS, describe
 from benchmarks.paths import CONF_DIR, default_tracking_uri
-from benchmarks.arguments import arg_type, integer, number
+from benchmarks.arguments import arg_type, integer, limit, number
+from benchmarks.datasets import limits
 from retrievers.errors import RetrieverError
 from benchmarks.tracking.store import download_artifact
 from benchmarks.datasets.beir import is_beir_folder
@@ -187,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --corpus (a documents folder): write the traces that carry a reference as a "
                              "dataset=files queries file (.jsonl: text, relevant documents, evidence), to measure "
                              "fixes on your own production questions with rbench -m dataset=files ...")
+    parser.add_argument("--limit", type=limit, action="append", default=[], metavar="NAME=VALUE",
+                        help="raise (or lower) a bounded-reading limit, as the config's limits.* (e.g. --limit "
+                             "json_file_mb=4096 for a large exported .json); repeatable")
     traces.add_argument("--recall-threshold", type=arg_type(float, number(0, 1, open_lo=True)), default=None,
                         help="with --traces: content-word recall at which a reference counts as reached (default 0.8)")
     return parser
@@ -282,6 +286,7 @@ def traces_main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    limits.configure(dict(args.limit) or None)
     if args.traces or args.mlflow_experiment:
         return traces_main(args)
     for flag in ("corpus", "references", "write_queries"):

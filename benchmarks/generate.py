@@ -34,7 +34,8 @@ from typing import Any, Sequence
 
 from chunkers.types import Document
 from benchmarks.labels import LABELS  # the failure-mode vocabulary, defined once
-from benchmarks.arguments import arg_type, integer, number
+from benchmarks.arguments import arg_type, integer, limit, number
+from benchmarks.datasets import limits
 from retrievers.query_features import identifiers
 from retrievers.versions import is_stale
 from benchmarks.datasets.files import locate
@@ -174,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-label", type=arg_type(int, integer(1)), default=5, metavar="N")
     p.add_argument("--labels", default=",".join(LABELS), help=f"comma-separated subset of {','.join(LABELS)}")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=limit, action="append", default=[], metavar="NAME=VALUE",
+                   help="a bounded-reading limit, as the config's limits.* (e.g. --limit file_mb=512); repeatable")
     p.add_argument("--base-url", default=None, help="default: the llm decomposer's (${OPENAI_BASE_URL} or api.openai.com)")
     p.add_argument("--model", default=None, help="default: the llm decomposer's model")
     p.add_argument("--api-key-env", default=None, help="environment variable holding the key (default: the decomposer's)")
@@ -184,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    limits.configure(dict(args.limit) or None)
     from omegaconf import OmegaConf
 
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]

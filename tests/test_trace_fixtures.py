@@ -333,3 +333,20 @@ def test_a_partly_bad_span_names_its_line_and_keeps_its_good_documents(tmp_path)
     broken = {**row, "attributes.retrieval.documents": '[{"document.cont'}
     with pytest.raises(DataError, match=r"no traces: .*line 1: retrieval.documents is not valid JSON \(cut off\?\)"):
         read_traces(_jsonl(tmp_path / "broken.jsonl", broken))
+
+
+def test_a_json_export_on_one_line_is_bounded_by_json_file_mb_and_a_tool_can_raise_it(tmp_path, capsys):
+    """#35: a single-line OTLP .json (what exporters write) was refused by limits.line_mb, although a .json read whole
+    is documented under limits.json_file_mb; rbench-audit had no way to raise a limit (--limit NAME=VALUE now)."""
+    spans = [{"traceId": f"t{i}", "spanId": f"s{i}", "name": "retrieve", "attributes": [
+        {"key": "openinference.span.kind", "value": {"stringValue": "RETRIEVER"}},
+        {"key": "input.value", "value": {"stringValue": f"annual leave {i}"}},
+        {"key": "retrieval.documents.0.document.content", "value": {"stringValue": "Employees get 25 days. " * 20}}]}
+        for i in range(2500)]
+    export = tmp_path / "otlp.json"
+    export.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}), encoding="utf-8")
+    assert export.stat().st_size > 1_000_000 and export.read_text().count("\n") == 0
+    assert audit_main(["--traces", str(export), "--limit", "line_mb=1"]) == 0  # a line limit does not apply
+    assert "2500 retriever spans" in capsys.readouterr().out
+    assert audit_main(["--traces", str(export), "--limit", "json_file_mb=1"]) == 2
+    assert "a .json file larger than 1 MB (limits.json_file_mb" in capsys.readouterr().err

@@ -101,7 +101,7 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+def text_lines(path: Path, max_line: int | None = None) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` of a UTF-8 file (a leading BOM is dropped; ``.gz`` is read transparently).
     A line that is not UTF-8 is a DataError naming the file and line. Reading is bounded
     (:mod:`benchmarks.datasets.limits`): a line longer than ``limits.line_mb`` or a file (decompressed)
@@ -111,7 +111,8 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
     lim = current_limits()
     regular_file(path)
     opener = gzip.open if Path(path).suffix == ".gz" else open
-    max_line, total = lim.line_bytes, 0
+    limit_key = "limits.line_mb" if max_line is None else "limits.json_file_mb"  # a .json read whole: its own bound
+    max_line, total = (lim.line_bytes if max_line is None else max_line), 0
     try:
         with opener(path, "rb") as fh:
             lineno = 0
@@ -122,6 +123,9 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
                 lineno += 1
                 total += len(raw)
                 if len(raw) - raw.endswith(b"\n") > max_line:
+                    if limit_key == "limits.json_file_mb":
+                        raise DataError(f"a .json file larger than {size(max_line)} (limits.json_file_mb; JSON lines "
+                                        "are read a line at a time)", path=path)
                     raise DataError(f"line longer than {size(max_line)} (limits.line_mb; is this a data file of "
                                     "one record per line?)", path=path, line=lineno)
                 if total > lim.data_file_bytes:
@@ -198,7 +202,7 @@ def read_json_records(path: Path) -> Iterator[tuple[int | str, dict[str, Any]]]:
         return
     lim = current_limits()
     parts, total = [], 0
-    for _, line in text_lines(path):
+    for _, line in text_lines(path, max_line=lim.json_file_bytes):  # read whole: one line may be the whole file
         total += len(line)
         if total > lim.json_file_bytes:
             raise DataError(f"a .json file larger than {size(lim.json_file_bytes)} (limits.json_file_mb; JSON lines "
