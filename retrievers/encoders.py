@@ -191,6 +191,31 @@ def resolve_placement(device: str = "auto", backend: str = "torch", precision: s
 _MODELS: dict[tuple, Any] = {}
 
 
+def model_max_length(model: Any) -> int | None:
+    """The most tokens a sentence-transformers model (or SPLADE encoder) can read: its transformer's position
+    embeddings (a tokenizer's ``model_max_length`` is often a default, not a limit: all-MiniLM-L6-v2 says 256 and
+    reads 512), else its tokenizer's limit; None when neither says."""
+    try:
+        first = model[0]
+    except Exception:  # noqa: BLE001 - not a module list
+        first = None
+    config = getattr(getattr(first, "auto_model", None), "config", None)
+    for value in (getattr(config, "max_position_embeddings", None),
+                  getattr(getattr(model, "tokenizer", None), "model_max_length", None)):
+        if isinstance(value, int) and 0 < value < 1_000_000:  # tokenizers say 1e30 when they have no limit
+            return value
+    return None
+
+
+def check_seq_length(model: Any, asked: int | None, key: str) -> None:
+    """``asked`` tokens beyond what the model reads is an error naming the key and the model's limit (it was a
+    tensor-size traceback on the first long passage)."""
+    limit = model_max_length(model)
+    if asked and limit and int(asked) > limit:
+        raise RetrieverError(f"{key}={asked}: the model reads at most {limit} tokens (its position embeddings); "
+                             f"use {key}={limit} or less, or leave it unset")
+
+
 def shared_model(kind: str, source: dict[str, Any], *, device: str = "cpu", revision: str | None = None,
                  max_length: int | None = None, key: str = "model", name: str = "", precision: str = "fp32") -> Any:
     """A sentence-transformers model (``kind``: ``bi`` for SentenceTransformer, ``cross`` for CrossEncoder),
@@ -211,11 +236,14 @@ def shared_model(kind: str, source: dict[str, Any], *, device: str = "cpu", revi
 
                 model = SentenceTransformer(target, device=device, revision=None if "path" in source else revision)
                 if max_length:
+                    check_seq_length(model, max_length, f"{key.rsplit('.', 1)[0]}.max_seq_length")
                     model.max_seq_length = int(max_length)
                 if precision in ("fp16", "bf16"):
                     import torch
 
                     model.to(torch.float16 if precision == "fp16" else torch.bfloat16)
+        except RetrieverError:
+            raise
         except Exception as err:  # wrong folder, missing files, gated model...
             raise RetrieverError(f"{key}={name or target!r} failed to load: {type(err).__name__}: {err}") from None
         _MODELS[ident] = model

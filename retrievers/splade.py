@@ -32,7 +32,7 @@ import numpy as np
 from chunkers.types import Chunk, Query
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
-from retrievers.encoders import resolve_device, resolve_source
+from retrievers.encoders import check_seq_length, resolve_device, resolve_source
 from retrievers.errors import RetrieverError
 from retrievers.fingerprint import installed_versions
 from retrievers.types import Run
@@ -115,6 +115,7 @@ class SpladeRetriever:
                 raise RetrieverError(f"retriever.model={self.name!r} failed to load as a SPLADE model: "
                                      f"{type(err).__name__}: {err}") from None
             if self.max_seq_length:
+                check_seq_length(self._model, self.max_seq_length, "retriever.max_seq_length")
                 self._model.max_seq_length = self.max_seq_length
         return self._model
 
