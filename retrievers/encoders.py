@@ -207,13 +207,15 @@ def model_max_length(model: Any) -> int | None:
     return None
 
 
-def check_seq_length(model: Any, asked: int | None, key: str) -> None:
-    """``asked`` tokens beyond what the model reads is an error naming the key and the model's limit (it was a
-    tensor-size traceback on the first long passage)."""
+def check_seq_length(model: Any, asked: int | None, key: str) -> int | None:
+    """The sequence length to use: ``asked``, or the model's limit when ``asked`` is beyond what it reads (said once,
+    naming the key; it was a tensor-size traceback on the first long passage)."""
     limit = model_max_length(model)
     if asked and limit and int(asked) > limit:
-        raise RetrieverError(f"{key}={asked}: the model reads at most {limit} tokens (its position embeddings); "
-                             f"use {key}={limit} or less, or leave it unset")
+        print(f"rbench: note: {key}={asked} is more than the model reads ({limit} tokens, its position embeddings): "
+              f"using {limit}", file=sys.stderr, flush=True)
+        return limit
+    return int(asked) if asked else None
 
 
 def shared_model(kind: str, source: dict[str, Any], *, device: str = "cpu", revision: str | None = None,
@@ -236,8 +238,7 @@ def shared_model(kind: str, source: dict[str, Any], *, device: str = "cpu", revi
 
                 model = SentenceTransformer(target, device=device, revision=None if "path" in source else revision)
                 if max_length:
-                    check_seq_length(model, max_length, f"{key.rsplit('.', 1)[0]}.max_seq_length")
-                    model.max_seq_length = int(max_length)
+                    model.max_seq_length = check_seq_length(model, max_length, f"{key.rsplit('.', 1)[0]}.max_seq_length")
                 if precision in ("fp16", "bf16"):
                     import torch
 

@@ -115,8 +115,7 @@ class SpladeRetriever:
                 raise RetrieverError(f"retriever.model={self.name!r} failed to load as a SPLADE model: "
                                      f"{type(err).__name__}: {err}") from None
             if self.max_seq_length:
-                check_seq_length(self._model, self.max_seq_length, "retriever.max_seq_length")
-                self._model.max_seq_length = self.max_seq_length
+                self._model.max_seq_length = check_seq_length(self._model, self.max_seq_length, "retriever.max_seq_length")
         return self._model
 
     def encode(self, texts: Sequence[str], *, kind: str) -> Any:
