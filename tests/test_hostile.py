@@ -854,3 +854,24 @@ def test_a_key_no_component_reads_is_an_error_before_anything_runs(tmp_path, cap
     named after it; now a config error naming the key and the close name, exit 2, nothing run."""
     code, err = rbench(["+retreiver.k1=0.9"], capsys, home)
     assert_clear_error(code, err, r"retreiver: no component reads this key; did you mean retriever\?")
+
+
+@pytest.mark.parametrize("state", ["missing", "being created"])
+def test_a_reader_never_creates_or_migrates_a_store(tmp_path, state):
+    """#35: rbench-report (or rbench-audit) pointed at a store a starting sweep is creating ran MLflow's migrations
+    itself and the sweep's first point died (alembic, 'disk I/O error'); with no store it created one. A reader now
+    says there is no store yet, in one line, and leaves the file as it found it."""
+    store = tmp_path / "results" / "mlflow.db"
+    store.parent.mkdir()
+    if state == "being created":
+        import sqlite3
+
+        sqlite3.connect(store).close()  # the file exists, its tables do not yet
+    before = store.read_bytes() if store.exists() else None
+    bin_ = Path(sys.executable).parent
+    for tool in (["rbench-report", "--experiment", "rbench"], ["rbench-audit", "--experiment", "rbench"]):
+        out = subprocess.run([str(bin_ / tool[0]), *tool[1:], "--tracking-uri", f"sqlite:///{store}"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-1500:]
+        assert f"no MLflow store at {store} yet: run rbench first (nothing was created)" in out.stderr
+        assert (store.read_bytes() if store.exists() else None) == before

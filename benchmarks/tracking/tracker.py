@@ -172,8 +172,9 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT_S, *, key: str = "t
 
 def check_store(uri: str, artifact_root: str | None = None, *, write: bool = True, key: str = "tracking.uri") -> None:
     """A local store that cannot work, found before any work: a ``sqlite:///`` path that is a folder or a file
-    that is not an SQLite database, a folder where it (or the artifact root) cannot be written. One error
-    naming the path."""
+    that is not an SQLite database, a folder where it (or the artifact root) cannot be written; for a reader
+    (``write=False``: rbench-report, rbench-audit), a store that does not exist yet or is still being created, which
+    a reader never creates (MLflow would, and race the writer's migrations). One error naming the path."""
     store = _local_store(uri)
     if store is not None:
         if store.is_dir():
@@ -188,6 +189,8 @@ def check_store(uri: str, artifact_root: str | None = None, *, write: bool = Tru
                 raise ConfigError(f"{key}: {store} is not an SQLite database (it starts with {head[:8]!r}); "
                                   f"point {key} at a new file or an MLflow store")
         if not write:
+            if not _tables(store):  # a reader never creates (or migrates) a store: that is the writer's job
+                raise ConfigError(f"{key}: no MLflow store at {store} yet: run rbench first (nothing was created)")
             return
         why = unwritable(store.parent)
         if why:
