@@ -222,3 +222,16 @@ def test_a_password_in_a_url_given_as_a_path_is_in_no_printed_line_or_file(tmp_p
     assert out.returncode == 2 and "not a folder" in out.stderr
     assert "Pw-in-path-4471" not in out.stdout + out.stderr
     assert not _files_holding(home, ["Pw-in-path-4471"])
+
+
+def test_a_password_in_a_decomposer_url_is_in_no_run_name_store_row_or_file(tmp_path):
+    """#35: decomposer.base_url=http://bob:PASSWORD@... was stored in clear: the run's name is made from the command
+    line's settings. The run fails (nothing answers there); the password is in no printed line and no file."""
+    home = tmp_path / "home"
+    home.mkdir()
+    out = subprocess.run([str(BIN / "rbench"), "decomposer=llm", "decomposer.base_url=http://bob:Pw-llm-8812@127.0.0.1:9/v1",
+                          "decomposer.retries=0", "decomposer.timeout_s=2", "dataset.limit=2"],
+                         cwd=home, env={**os.environ, "RBENCH_HOME": str(home)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "bob:***@127.0.0.1:9" in out.stderr
+    assert "Pw-llm-8812" not in out.stdout + out.stderr
+    assert not _files_holding(home, ["Pw-llm-8812"])

@@ -335,7 +335,9 @@ class Tracker:
         tags = {k: str(redact_value(k, redact_text(str(v)))) for k, v in (tags or {}).items()}
         tags.update({"rbench.host": socket.gethostname(), "rbench.pid": str(os.getpid())})
         exp_id = self._call(self.experiment_id)
-        run = self._call(self.client.create_run, exp_id, run_name=self.run_name, tags=tags)
+        # the name comes from the command line's settings, which may hold a URL's password: masked like every value
+        name = redact_text(self.run_name) if self.run_name else self.run_name
+        run = self._call(self.client.create_run, exp_id, run_name=name, tags=tags)
         self.run_id = run.info.run_id
         return self.run_id
 
