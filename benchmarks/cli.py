@@ -145,6 +145,13 @@ def _full_disk_message(err: BaseException) -> str | None:
     return no_space_message(os.environ.get("RBENCH_HOME") or os.getcwd(), "a file under")
 
 
+def _fail_if_mlflow(prog: str, err: Exception) -> None:
+    """The tracking server refused a request (an MLflow error): its answer on one line and exit 2 (the console is
+    redacted, so credentials it echoes are masked); anything else is left to the caller."""
+    if type(err).__module__.startswith("mlflow") and _full_disk_message(err) is None:
+        _fail(prog, f"MLflow: {' '.join(str(err).split())[:600]}")
+
+
 def _fail_if_full_disk(prog: str, err: Exception) -> None:
     """A full device is one line and exit 2; anything else is raised again."""
     full = _full_disk_message(err)
@@ -183,6 +190,7 @@ def main(cfg: DictConfig) -> float:
         print(f"rbench: {'error: ' + full if full else f'config error: {cause}'}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:
+        _fail_if_mlflow("rbench", err)
         _fail_if_full_disk("rbench", err)
 
 
@@ -438,6 +446,7 @@ def _tool(prog: str, entry) -> None:  # noqa: ANN001 - a main(argv) -> int
     except (RbenchError, RetrieverError) as err:
         _fail(prog, str(err))
     except Exception as err:
+        _fail_if_mlflow(prog, err)
         _fail_if_full_disk(prog, err)
     sys.exit(code)
 

@@ -235,3 +235,46 @@ def test_a_password_in_a_decomposer_url_is_in_no_run_name_store_row_or_file(tmp_
     assert out.returncode == 2 and "bob:***@127.0.0.1:9" in out.stderr
     assert "Pw-llm-8812" not in out.stdout + out.stderr
     assert not _files_holding(home, ["Pw-llm-8812"])
+
+
+def test_a_servers_echo_of_the_credentials_is_masked_by_every_tool(tmp_path):
+    """#35: a tracking server whose error body echoes the request (the URI's user-info, 'Authorization: Basic ...')
+    had that echo printed by rbench, rbench-report and rbench-audit; the Basic value is base64 of user:password."""
+    import base64
+    import http.server
+    import threading
+
+    password = "Echo-pw-5517"
+    basic = base64.b64encode(f"bob:{password}".encode()).decode()
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            body = (f"bad request {self.path}: Authorization: {self.headers.get('Authorization')}").encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_HEAD = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    uri = f"http://bob:{password}@127.0.0.1:{server.server_address[1]}"
+    env = {**os.environ, "RBENCH_HOME": str(tmp_path), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    try:
+        for argv in ([str(BIN / "rbench"), f"tracking.uri={uri}", "dataset.limit=2"],
+                     [str(BIN / "rbench-report"), "--experiment", "rbench", "--tracking-uri", uri],
+                     [str(BIN / "rbench-audit"), "--run-id", "0123456789abcdef", "--tracking-uri", uri]):
+            out = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            printed = out.stdout + out.stderr
+            assert out.returncode != 0, printed[-1500:]
+            assert password not in printed and basic not in printed, (argv[0], printed[-1500:])
+            assert "Traceback" not in printed, (argv[0], printed[-1500:])
+            # rbench and rbench-report print the server's answer (masked); rbench-audit names the URI (masked)
+            assert ("Authorization: '***'" in printed if "audit" not in argv[0] else "bob:***@127.0.0.1" in printed)
+    finally:
+        server.shutdown()
