@@ -243,3 +243,44 @@ def test_summary_of_a_full_disk_names_a_path_even_without_one_from_the_system(tm
     assert _full_disk_message(OSError("14210 requested and 9184 written")) is not None
     assert _full_disk_message(OSError("some other failure")) is None
     assert json.dumps(_full_disk_message(RuntimeError("database or disk is full")))  # wrapped SQLite errors count
+
+
+def test_a_status_that_cannot_be_stored_is_one_line_and_the_next_run_repairs_it(tmp_path, capsys, monkeypatch):
+    """#35: when the artifacts fill the disk, the FAILED status cannot be written either; a store traceback was
+    printed under the clean error and the run stayed RUNNING. Now: the run's own error goes on, the status is one line,
+    and the next run of the point marks the run KILLED and says so."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from benchmarks.tracking.tracker import Tracker
+
+    uri = f"sqlite:///{tmp_path}/m.db"
+    tracker = Tracker(uri=uri, experiment="e")
+
+    def store_refuses(status):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(tracker, "end", store_refuses)
+    with pytest.raises(OSError, match="No space left"):
+        with tracker:
+            tracker.start({"config_fingerprint": "fp1"})
+            raise OSError(28, "No space left on device")
+    err = capsys.readouterr().err
+    assert f"rbench: MLflow run {tracker.run_id} could not be marked FAILED (no space left for the store)" in err
+    assert "Traceback" not in err
+    other = Tracker(uri=uri, experiment="e")  # an ordinary error, and a store that refuses its status
+    monkeypatch.setattr(other, "end", store_refuses)
+    with pytest.raises(ValueError, match="bad input"):
+        with other:
+            other.start({"config_fingerprint": "fp2"})
+            raise ValueError("bad input")
+    assert "could not be marked FAILED (the store refused: disk I/O error)" in capsys.readouterr().err
+    left = tracker.run_id
+    # the run was logged by a process that is gone: pretend so, as a later process sees it
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    tracker.client.set_tag(left, "rbench.pid", dead)
+    later = Tracker(uri=uri, experiment="e")
+    assert later.reap_dead("fp1") == [left]
+    assert later.client.get_run(left).info.status == "KILLED"
+    assert "marked KILLED 1 run(s) of this point left RUNNING by a process that is gone" in capsys.readouterr().err

@@ -354,19 +354,23 @@ class Tracker:
         runs = self._runs(fingerprint, "FINISHED")
         return runs[0] if runs else None
 
-    def reap_dead(self, fingerprint: str) -> int:
+    def reap_dead(self, fingerprint: str) -> list[str]:
         """Mark KILLED the RUNNING runs of this point whose process (on this host) is gone — what a sweep
-        killed with SIGKILL leaves behind. Runs of live processes (parallel workers) are left alone."""
+        killed with SIGKILL leaves behind, or a run whose FAILED status could not be stored — and say so. Runs of
+        live processes (parallel workers) are left alone. Returns their ids."""
         import socket
 
-        n = 0
+        reaped = []
         for run in self._runs(fingerprint, "RUNNING"):
             tags = run.data.tags
             pid = tags.get("rbench.pid")
             if tags.get("rbench.host") == socket.gethostname() and pid and pid.isdigit() and not pid_alive(int(pid)):
                 self._call(self.client.set_terminated, run.info.run_id, status="KILLED")
-                n += 1
-        return n
+                reaped.append(run.info.run_id)
+        if reaped:
+            print(f"rbench: marked KILLED {len(reaped)} run(s) of this point left RUNNING by a process that is gone "
+                  f"(killed, or its status could not be stored): {', '.join(reaped)}", file=sys.stderr)
+        return reaped
 
     def set_view(self, state_of) -> None:  # noqa: ANN001 - a function of the previous view state (or None)
         """The experiment's shared runs-table view (``benchmarks.tracking.layout.view_state``)."""
@@ -446,12 +450,14 @@ class Tracker:
         try:
             self.end(status)
         except Exception as err:
-
-            if exc_type is None or not out_of_space(err):
+            if exc_type is None:
                 raise
-            # the store's disk is full: the run stays RUNNING until the next run on this host marks it KILLED
-            print(f"rbench: MLflow run {self.run_id} could not be marked {status} (no space left for the store); "
-                  "the next run marks it KILLED", file=sys.stderr)
+            # an error is already being reported (a full disk, often the store's too): the status is secondary, said
+            # in one line, never a traceback; the run stays RUNNING until the next run of this point marks it KILLED
+            why = "no space left for the store" if out_of_space(err) else \
+                f"the store refused: {' '.join(str(err).split())[:160]}"
+            print(f"rbench: MLflow run {self.run_id} could not be marked {status} ({why}); the next run of this point "
+                  "marks it KILLED", file=sys.stderr)
             return
         if status == "FAILED":
             print(f"rbench: MLflow run {self.run_id} marked FAILED", file=sys.stderr)
