@@ -875,3 +875,11 @@ def test_a_reader_never_creates_or_migrates_a_store(tmp_path, state):
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-1500:]
         assert f"no MLflow store at {store} yet: run rbench first (nothing was created)" in out.stderr
         assert (store.read_bytes() if store.exists() else None) == before
+
+
+def test_a_dataset_name_the_generated_set_does_not_read_is_an_error(tmp_path, capsys, home):
+    """#35: 'rbench dataset.name=scifact' (dataset=beir forgotten) ran the generated enterprise set and logged, named
+    and reported it as scifact-seed0, exit 0; now a config error saying what to write, before anything runs."""
+    code, err = rbench(["dataset.name=scifact"], capsys, home)
+    assert_clear_error(code, err, r"dataset.name='scifact' is not read by dataset=enterprise .* dataset=beir "
+                                  r"dataset.name=scifact")

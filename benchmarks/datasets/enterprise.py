@@ -544,6 +544,9 @@ class EnterpriseLoader:
         if path:
             raise ConfigError("dataset.path is not used by dataset=enterprise (it is generated); for a folder on disk "
                               "use dataset=beir dataset.path=<folder>")
+        if name != "enterprise":  # the generated set has no other name: a name here is a dataset=... forgotten
+            raise ConfigError(f"dataset.name={name!r} is not read by dataset=enterprise (the generated set; its runs are "
+                              f"labelled enterprise-seed<N>); for a BEIR collection: dataset=beir dataset.name={name}")
         for key, value in (("dataset.split", split), ("dataset.tune_split", tune_split)):
             if value is not None and value not in SPLITS:
                 raise ConfigError(f"{key} must be one of {'|'.join(SPLITS)} for dataset=enterprise, got {value!r}")
