@@ -119,7 +119,9 @@ _AUTH_SCHEME = r"(?i:basic|bearer|digest|token|negotiate|ntlm|hoba|mutual|apikey
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token",
                                 "cookie", "set-cookie"})
 _KEY = re.compile(r"[\"']?(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)[\"']?[ \t]*(?P<op>[:=])[ \t]*")
-_VALUE = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|" + _AUTH_SCHEME + r"[ \t]+[^\s,;'\"}\]]+|[^\s,}\]=&;'\"\n]+")
+#: a value: quoted inside a quoted string first (YAML's doubled '' as Hydra writes an override into hydra.yaml; JSON's
+#: \"), then quoted, an auth scheme and its credentials, or bare
+_VALUE = re.compile(r"''(?:[^'\n]|'(?!'))+''|\\\"[^\"\n]*\\\"|\"[^\"\n]*\"|'[^'\n]*'|" + _AUTH_SCHEME + r"[ \t]+[^\s,;'\"}\]]+|[^\s,}\]=&;'\"\n]+")
 
 
 def _mask_info(m: re.Match) -> str:
@@ -152,7 +154,9 @@ def _mask_assignments(text: str, config_file: bool) -> str:
         value = v.group(0)
         if value in ("null", "None", "''", '""', f"'{MASK}'", f'"{MASK}"') or value.startswith(("${", MASK)):
             continue  # nothing secret there, or an interpolation that names where the value comes from
-        quote = value[0] if value[0] in "\"'" else "'"  # quoted: a bare *** would be a YAML alias
+        # quoted as the value was (an escaped quote stays escaped, so the file stays valid); a bare *** would be a
+        # YAML alias
+        quote = value[:2] if value[:2] in ("''", '\\"') else value[0] if value[0] in "\"'" else "'"
         out += [text[pos:m.end()], f"{quote}{MASK}{quote}"]
         pos = v.end()
     out.append(text[pos:])

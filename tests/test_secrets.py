@@ -10,6 +10,7 @@ the trace audit, and greps every file they wrote and every line they printed.
 from __future__ import annotations
 
 import logging
+import json
 import os
 import subprocess
 import sys
@@ -278,3 +279,24 @@ def test_a_servers_echo_of_the_credentials_is_masked_by_every_tool(tmp_path):
             assert ("Authorization: '***'" in printed if "audit" not in argv[0] else "bob:***@127.0.0.1" in printed)
     finally:
         server.shutdown()
+
+
+def test_a_references_url_and_a_bearer_header_leave_no_secret_in_any_line_or_file(tmp_path):
+    """#35: --references given as a URL with a password (printed in the 'not found' error), and
+    +retriever.headers={Authorization: 'Bearer ...'} (in clear in the Hydra folder's config.yaml, hydra.yaml and
+    overrides.yaml)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "RBENCH_HOME": str(home)}
+    traces = home / "t.jsonl"
+    traces.write_text(json.dumps({"query": "q", "contexts": [{"id": "c1", "text": "t"}]}) + "\n", encoding="utf-8")
+    out = subprocess.run([str(BIN / "rbench-audit"), "--traces", str(traces), "--references",
+                          "https://bob:Ref-pw-6620@files.example.com/refs.jsonl"], cwd=home, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "references file not found" in out.stderr
+    assert "Ref-pw-6620" not in out.stdout + out.stderr
+    run = subprocess.run([str(BIN / "rbench"), "+retriever.headers={Authorization: 'Bearer tok-hdr-93d1f7'}",
+                          "dataset.limit=2"], cwd=home, env=env, capture_output=True, text=True, timeout=300)
+    assert "tok-hdr-93d1f7" not in run.stdout + run.stderr
+    assert list(home.rglob("overrides.yaml"))  # the Hydra folder was written (before the job started)
+    assert not _files_holding(home, ["tok-hdr-93d1f7", "Ref-pw-6620"])
