@@ -9,6 +9,7 @@ import argparse
 import re
 from typing import Any, Callable
 
+from benchmarks.datasets.limits import RANGES
 from chunkers.options import Check, integer, number
 
 __all__ = ["arg_type", "command_line_overrides", "integer", "limit", "number"]
@@ -34,8 +35,6 @@ def arg_type(kind: Callable[[str], Any], check: Check) -> Callable[[str], Any]:
 def limit(text: str) -> tuple[str, float]:
     """``--limit json_file_mb=4096`` (or ``limits.json_file_mb=4096``): one of the config's ``limits.*`` for a tool,
     ranged as the config ranges it (:data:`benchmarks.datasets.limits.RANGES`)."""
-    from benchmarks.datasets.limits import RANGES
-
     key, sep, value = text.partition("=")
     key = key.strip().removeprefix("limits.")
     if not sep or key not in RANGES:

@@ -149,6 +149,8 @@ class DenseRetriever:
             raise ValueError("cannot index an empty corpus")
         self._ids = [c.id for c in chunks]
         self._faiss = None
+        if self.index_kind in ("ivf", "ivfpq"):
+            self._nlist()  # more lists than passages: said now, before anything is encoded
         if isinstance(self.encoder, Calibrated):  # OpenVINO int8: quantised on (a sample of) this corpus
             self.encoder.calibrate(_IndexedTexts(chunks))
         identity = self.encoder.identity()

@@ -883,3 +883,14 @@ def test_a_dataset_name_the_generated_set_does_not_read_is_an_error(tmp_path, ca
     code, err = rbench(["dataset.name=scifact"], capsys, home)
     assert_clear_error(code, err, r"dataset.name='scifact' is not read by dataset=enterprise .* dataset=beir "
                                   r"dataset.name=scifact")
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("+decomposer.hops=3", r"decomposer.hops: not an option of NoDecomposer, the decomposer chosen: nothing would read it"),
+    ("+retriever.foo=1", r"retriever.foo: not an option of BM25Retriever, the retriever chosen: nothing would read it"),
+])
+def test_a_key_under_a_group_whose_component_does_not_take_it_is_an_error(tmp_path, capsys, home, override, expected):
+    """#35: a '+key' under a group whose chosen component has no such option (decomposer=none with hops) was an
+    instantiation error naming a class's __init__; now a config error naming the key, before anything runs."""
+    code, err = rbench([override], capsys, home)
+    assert_clear_error(code, err, expected)

@@ -170,7 +170,8 @@ def test_an_engine_that_cannot_start_is_one_line_naming_the_key(tmp_path, monkey
     with pytest.raises(RetrieverError, match=rf"retriever.engine_address: cannot reach Ray at 127.0.0.1:{port} \(nothing answers"):
         RayEngine(address=f"127.0.0.1:{port}").run([], [], cache=Dir(), encode=None, encoder=None, identity=None, step=1)
     assert time.perf_counter() - t0 < 30
-    r = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path / "c"), index="ivf", ivf_nlist=50)
-    r.index([Chunk(f"d{i}", f"d{i}", "", f"text number {i}", 0, 14) for i in range(20)])
+    encoder = CountingEncoder()
+    r = DenseRetriever(encoder=encoder, cache_dir=str(tmp_path / "c"), index="ivf", ivf_nlist=50)
     with pytest.raises(RetrieverError, match=r"retriever.ivf_nlist=50: more IVF lists than the 20 passages"):
-        r.faiss_index()
+        r.index([Chunk(f"d{i}", f"d{i}", "", f"text number {i}", 0, 14) for i in range(20)])
+    assert encoder.calls == 0  # before anything was encoded

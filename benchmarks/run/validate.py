@@ -50,6 +50,24 @@ def declared(target: str) -> tuple[dict[str, Check], tuple[str, ...], Any]:
     return options, tuple(getattr(obj, "REQUIRES", ())), rule if callable(rule) else None
 
 
+def unaccepted(target: str, node: Mapping[str, Any]) -> list[str]:
+    """The keys of a config node that its project component does not take (no such parameter, and no ``**kwargs``):
+    nothing would read them. Hydra's own keys (``_target_``, ``_partial_``, ...) are not the component's."""
+    import inspect
+
+    module, _, name = target.rpartition(".")
+    if not module.startswith(("chunkers.", "retrievers.", "benchmarks.")):
+        return []
+    try:
+        obj = getattr(importlib.import_module(module), name)
+        params = inspect.signature(obj).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return sorted(str(k) for k in node if not str(k).startswith("_") and str(k) not in params)
+
+
 def _get(tree: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
     node: Any = tree
     for part in dotted.split("."):
@@ -64,6 +82,9 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
         target = node.get("_target_")
         if isinstance(target, str):
             rules, requires, settings_rule = declared(target)
+            for key in unaccepted(target, node):  # '+decomposer.hops=3' with decomposer=none: read by nothing
+                problems.append(f"{path + '.' if path else ''}{key}: not an option of {target.rsplit('.', 1)[-1]}, the "
+                                f"{path or 'component'} chosen: nothing would read it")
             needs = list(requires)
             if settings_rule is not None:  # what the component says its settings need (and what cannot work)
                 modules, said = settings_rule(node)
