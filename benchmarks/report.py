@@ -23,7 +23,8 @@ import sys
 from benchmarks.evaluation.stats import paired_test, write_outputs
 from benchmarks.tracking.store import ReportError, load_runs
 from benchmarks.studies.registry import StudyContext, get, studies
-from benchmarks.arguments import arg_type, number
+from benchmarks.arguments import arg_type, limit, number
+from benchmarks.datasets import limits
 from benchmarks.paths import default_tracking_uri
 
 __all__ = ["main", "paired_test"]
@@ -48,11 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline-file", default=None, help="gate: the committed baseline (JSON)")
     parser.add_argument("--tolerance", type=arg_type(float, number(0)), default=0.01, help="gate: allowed drop below the baseline")
     parser.add_argument("--update", action="store_true", help="gate: rewrite the baseline file from the current runs")
+    parser.add_argument("--limit", type=limit, action="append", default=[], metavar="NAME=VALUE",
+                        help="a bounded-reading limit, as the config's limits.* (e.g. --limit json_file_mb=512 for a "
+                             "large --baseline-file); repeatable")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    limits.configure(dict(args.limit) or None)
     if args.tracking_uri is None:
 
         args.tracking_uri = default_tracking_uri()

@@ -894,3 +894,17 @@ def test_a_key_under_a_group_whose_component_does_not_take_it_is_an_error(tmp_pa
     instantiation error naming a class's __init__; now a config error naming the key, before anything runs."""
     code, err = rbench([override], capsys, home)
     assert_clear_error(code, err, expected)
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["retriever.engine=slurm", "retriever.slurm_cluster=slurm"], r"retriever.engine=slurm: no SLURM here"),
+    (["retriever.engine=ray", "retriever.engine_address=127.0.0.1:1"],
+     r"retriever.engine_address: cannot reach Ray at 127.0.0.1:1 \(nothing answers"),
+    (["retriever.index=ivf", "retriever.ivf_nlist=5000"], r"retriever.ivf_nlist=5000: more IVF lists than the \d+ passages"),
+])
+def test_an_engine_or_index_that_cannot_work_is_one_line_through_rbench(tmp_path, capsys, home, argv, expected, monkeypatch):
+    """#35 through the entry point: no SLURM ('Could not detect srun' traceback), a Ray address nothing listens on
+    (minutes of retries), more IVF lists than passages (faiss's C++ assertion): exit 2, one line naming the key."""
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no SLURM on this machine, whatever it has
+    code, err = rbench(["retriever=dense_static", "dataset.limit=2", *argv], capsys, home)
+    assert_clear_error(code, err, expected)

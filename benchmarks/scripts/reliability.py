@@ -57,9 +57,10 @@ HOSTILE_GROUPS = {
     "fuzzers (traces: OTLP and span shapes; document folders: files, links, front matter)": ("test_trace_reader_fuzz",
                                                                                              "test_document_folder_fuzz"),
     "round 3: lone surrogates, non-UTF-8 file names, a tab inside a qrels id, keys nothing reads, readers that would "
-    "create the store": ("test_a_lone_surrogate", "test_a_file_name_that_is_not_utf8", "test_a_qrels_line_with_a_tab",
+    "create the store, engines and indexes that cannot work": ("test_a_lone_surrogate", "test_a_file_name_that_is_not_utf8", "test_a_qrels_line_with_a_tab",
                          "test_a_key_no_component_reads", "test_a_reader_never_creates",
-                         "test_a_dataset_name_the_generated_set", "test_a_key_under_a_group"),
+                         "test_a_dataset_name_the_generated_set", "test_a_key_under_a_group",
+                         "test_an_engine_or_index_that_cannot_work"),
 }
 
 
