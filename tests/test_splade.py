@@ -159,3 +159,18 @@ def test_a_sequence_length_beyond_the_models_is_capped_and_said(capsys):
     kept = SentenceTransformerEncoder(device="cpu", max_seq_length=384, precision="fp32")
     kept.encode(["hello"], kind="doc")
     assert "more than the model reads" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_sequence_length_beyond_the_model_through_rbench_runs_and_says_the_cap(tmp_path):
+    """#35 through the entry point: rbench retriever=splade retriever.max_seq_length=2000 (the enterprise documents are
+    longer than 512 tokens) finishes, saying the cap once; it was a tensor-size traceback."""
+    pytest.importorskip("sentence_transformers")
+    import os
+    import subprocess
+
+    out = subprocess.run([str(Path(sys.executable).parent / "rbench"), "retriever=splade", "retriever.max_seq_length=2000",
+                          "dataset.limit=2"], cwd=tmp_path, env={**os.environ, "RBENCH_HOME": str(tmp_path)},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.count("retriever.max_seq_length=2000 is more than the model reads (512 tokens") == 1
