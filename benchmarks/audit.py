@@ -51,7 +51,7 @@ from benchmarks.datasets.beir import is_beir_folder
 from benchmarks.run.retrieval import chunk_dataset
 from benchmarks.evaluation.trec import read_run
 from benchmarks.diagnosis.matching import RECALL_THRESHOLD
-from benchmarks.diagnosis.traces import FAILED_WHAT, audit_traces, mlflow_records, test_set, traces_of
+from benchmarks.diagnosis.traces import FAILED_WHAT, audit_traces, mlflow_records, queries_from_audit, traces_of
 from retrievers.redact import redact_uri
 from retrievers.safe_write import write_text
 from benchmarks.tracking.store import ReportError, load_runs, matches, parse_filter
@@ -260,7 +260,7 @@ def traces_main(args: argparse.Namespace) -> int:
             f"{r['trace']['fix'].replace('|', '/')} |\n" for r in misses)
     print(text)
     if args.write_queries:
-        queries, counts = test_set(rows, result["view"])
+        queries, counts = queries_from_audit(rows, result["view"])
         if not queries:
             print(f"rbench-audit: error: --write-queries: no trace carries a reference found in the corpus "
                   f"({', '.join(f'{v} {k}' for k, v in counts.items()) or 'no traces'}); nothing written", file=sys.stderr)

@@ -401,7 +401,7 @@ def attach_references(traces: Sequence[Trace], path: str | Path) -> dict[str, in
 
 
 # ------------------------------------------------------------------------------------------ a test set
-def test_set(rows: Sequence[Mapping[str, Any]], view: CorpusView) -> tuple[list[dict[str, Any]], Counter]:
+def queries_from_audit(rows: Sequence[Mapping[str, Any]], view: CorpusView) -> tuple[list[dict[str, Any]], Counter]:
     """The audited traces that carry a reference as ``dataset=files`` queries: the query text, the documents
     holding the reference as ``relevant`` (the current version where versions share it) and each reference piece
     found verbatim in one of them as ``evidence``. Also counts: written, and why each other trace was left out."""
