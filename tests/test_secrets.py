@@ -283,7 +283,7 @@ def test_a_servers_echo_of_the_credentials_is_masked_by_every_tool(tmp_path):
 
 def test_a_references_url_and_a_bearer_header_leave_no_secret_in_any_line_or_file(tmp_path):
     """#35: --references given as a URL with a password (printed in the 'not found' error), and
-    +retriever.headers={Authorization: 'Bearer ...'} (in clear in the Hydra folder's config.yaml, hydra.yaml and
+    +tracking.headers={Authorization: 'Bearer ...'} (in clear in the Hydra folder's config.yaml, hydra.yaml and
     overrides.yaml)."""
     home = tmp_path / "home"
     home.mkdir()
@@ -295,7 +295,7 @@ def test_a_references_url_and_a_bearer_header_leave_no_secret_in_any_line_or_fil
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "references file not found" in out.stderr
     assert "Ref-pw-6620" not in out.stdout + out.stderr
-    run = subprocess.run([str(BIN / "rbench"), "+retriever.headers={Authorization: 'Bearer tok-hdr-93d1f7'}",
+    run = subprocess.run([str(BIN / "rbench"), "+tracking.headers={Authorization: 'Bearer tok-hdr-93d1f7'}",
                           "dataset.limit=2"], cwd=home, env=env, capture_output=True, text=True, timeout=300)
     assert "tok-hdr-93d1f7" not in run.stdout + run.stderr
     assert list(home.rglob("overrides.yaml"))  # the Hydra folder was written (before the job started)
