@@ -3,8 +3,9 @@ Snowball stemmer where one exists (PyStemmer), and for Chinese, Japanese and Kor
 as Lucene's CJK analyzer (and so Pyserini's ``zh``/``ja``/``ko`` analyzers) index them.
 
 ``language="en"`` is the English analysis alone (``stemmer``/``stopwords`` are its settings; a run of CJK text is one
-token, as before languages were told apart). ``language="auto"`` detects each text's language
-(:func:`detect`: the script for CJK, else py3langid among the languages with an analysis) and analyses it so;
+token, as before languages were told apart). ``language="auto"`` detects each text's language (:func:`detect`: the
+script for CJK, else the language whose stopwords it clearly uses most, else py3langid among the languages with an
+analysis; a corpus's majority language as the prior) and analyses it so;
 ``language=<code>`` analyses every text as that language.
 """
 
@@ -61,16 +62,24 @@ def _language_stopwords(language: str) -> frozenset[str]:
     return frozenset(getattr(lists, name, ())) if name else frozenset()
 
 
-@lru_cache(maxsize=None)
-def _identifier(candidates: frozenset[str]):
-    """py3langid's classifier, restricted to ``candidates`` (loaded once: ~0.5 s)."""
+@lru_cache(maxsize=1)
+def _langid_model():
+    """py3langid's classifier over all its languages, loaded once per process (~0.5 s)."""
     import py3langid.langid as langid
 
     cls = langid.LanguageIdentifier
     if hasattr(cls, "from_model_file"):  # py3langid >= 0.4
-        ident = cls.from_model_file(langid.MODEL_FILE, norm_probs=False)
-    else:  # 0.2/0.3: the model ships pickled in the package
-        ident = cls.from_pickled_model(langid.MODEL_FILE, norm_probs=False)
+        return cls.from_model_file(langid.MODEL_FILE, norm_probs=False)
+    return cls.from_pickled_model(langid.MODEL_FILE, norm_probs=False)  # 0.2/0.3: the model ships pickled
+
+
+@lru_cache(maxsize=None)
+def _identifier(candidates: frozenset[str]):
+    """py3langid's classifier restricted to ``candidates``: a shallow copy of the one loaded model (restricting
+    rebinds the copy's arrays from the model's own full ones, so copies do not disturb each other)."""
+    import copy
+
+    ident = copy.copy(_langid_model())
     known = set(ident.nb_classes)
     ident.set_languages(sorted(candidates & known) or None)
     return ident
@@ -235,7 +244,7 @@ class Tokenizer:
         base = {"stemmer": self.stemmer_name, "stopwords": sorted(self.stopwords), "pattern": _TOKEN.pattern}
         if self.language != "en":  # the English analysis alone keeps the settings (and so the cache keys) it had
             base.update({"language": self.language, "cjk": "bigrams in zh/ja/ko text",
-                         "analyses": {k: v for k, v in ANALYSES.items()}})
+                         "analyses": dict(ANALYSES)})
         return base
 
 

@@ -231,6 +231,24 @@ def read_json_records(path: Path) -> Iterator[tuple[int | str, dict[str, Any]]]:
         yield f"record {i + 1}", obj
 
 
+def read_csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The rows of a CSV file with a header (Ragas' ``to_csv()``, DeepEval's ``save_as("csv")``, a references file),
+    read through the bounded line reader (a BOM dropped, every line within ``limits.line_mb``); ``where`` is the
+    row's first line (a quoted cell may span lines)."""
+    import csv
+
+    lim = current_limits()
+    csv.field_size_limit(max(csv.field_size_limit(), lim.line_bytes))
+    reader = csv.DictReader(text for _, text in text_lines(path))
+    start = 2
+    try:
+        for row in reader:
+            yield start, {str(k).strip(): v for k, v in row.items() if k is not None}
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise DataError(f"malformed CSV ({err})", path=path, line=reader.line_num) from None
+
+
 def require(obj: dict[str, Any], key: str, *, path: Path, line: int | str) -> Any:
     if key not in obj:
         raise DataError(f"missing field {key!r} (fields present: {', '.join(sorted(obj)) or 'none'})", path=path, line=line)

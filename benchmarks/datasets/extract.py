@@ -277,7 +277,7 @@ def looks_like_rst(text: str) -> bool:
 
 
 #: Sphinx roles (``:ref:`text <target>```, ``:doc:`x```) as their text: docutils alone does not know them
-_ROLE = re.compile(r":[\w.+-]+(?::[\w.+-]+)?:`([^`]*?)(?:\s*<[^`>]*>)?`")
+ROLE = re.compile(r":[\w.+-]+(?::[\w.+-]+)?:`([^`]*?)(?:\s*<[^`>]*>)?`")
 
 
 def _rst(body: str, meta: dict[str, Any]) -> Extracted:
@@ -287,7 +287,7 @@ def _rst(body: str, meta: dict[str, Any]) -> Extracted:
     from docutils import nodes
     from docutils.core import publish_doctree
 
-    source = _ROLE.sub(lambda m: m.group(1) or "", body)
+    source = ROLE.sub(lambda m: m.group(1) or "", body)
     settings = {"report_level": 5, "halt_level": 5, "file_insertion_enabled": False, "raw_enabled": False,
                 "_disable_config": True, "warning_stream": False, "input_encoding": "unicode"}
     try:

@@ -37,7 +37,7 @@ from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit, check_corpus, kind_of, read_jsonl, require_id, require_text, text_lines
 from benchmarks.labels import LABELS  # the failure-mode vocabulary, defined once
-from benchmarks.datasets.extract import FORMATS, ExtractError, extract, placeholder, plain, render_markdown
+from benchmarks.datasets.extract import ROLE, FORMATS, ExtractError, extract, placeholder, plain, render_markdown
 from benchmarks.datasets.limits import MB, current as current_limits, size
 from benchmarks.datasets.metadata import typed, version_problem
 from benchmarks.errors import ConfigError, DataError
@@ -301,7 +301,7 @@ def markup_variants(needle: str) -> list[str]:
     out: list[str] = []
     if re.search(r"[*_`\[\]<>&:|]", needle):
         rendered = " ".join(render_markdown(needle).replace("#", " ").split()) if re.search(r"[*_`\[]", needle) else ""
-        rst = re.sub(r":[\w.+-]+(?::[\w.+-]+)?:`([^`]*?)(?:\s*<[^`>]*>)?`", r"\1", needle)  # :role:`text <target>`
+        rst = ROLE.sub(lambda m: m.group(1) or "", needle)  # :role:`text <target>`, as the RST reader reads it
         rst = re.sub(r"`([^`<]+?)\s*<[^`>]+>`__?", r"\1", rst)  # `text <url>`_
         rst = re.sub(r"``([^`]+)``", r"\1", rst)
         rst = re.sub(r"\*\*([^*]+)\*\*|\*([^*]+)\*", lambda m: m.group(1) or m.group(2), rst)

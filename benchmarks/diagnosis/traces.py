@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from chunkers.types import Chunk, Document
-from benchmarks.datasets.base import read_json_records, text_lines
+from benchmarks.datasets.base import read_csv_records, read_json_records
 from benchmarks.datasets.beir import corpus_file, is_beir_folder, read_corpus
 from benchmarks.datasets.files import locate, read_documents
-from benchmarks.datasets.limits import current as current_limits
 from benchmarks.diagnosis.companions import Attribution, CorpusView, corpus_view
 from benchmarks.diagnosis.matching import RECALL_THRESHOLD, Matcher, normalise
 from benchmarks.diagnosis.records import Trace, reference_pieces
@@ -73,23 +72,6 @@ def _record(obj: Mapping[str, Any], where: int | str, path: Path) -> Trace:
         raise DataError("field 'reference' must be a string or a list of non-empty strings", path=path, line=where)
     tid = str(obj.get("_id") or obj.get("id") or (f"line-{where}" if isinstance(where, int) else str(where).replace(" ", "-")))
     return Trace(where, tid, query.strip(), out, pieces, obj.get("answer"), obj.get("feedback"))
-
-
-def read_csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The rows of a CSV file with a header (Ragas' ``to_csv()``, DeepEval's ``save_as("csv")``), read through the
-    bounded line reader; ``where`` is the row's first line."""
-    import csv
-
-    lim = current_limits()
-    csv.field_size_limit(max(csv.field_size_limit(), lim.line_bytes))
-    reader = csv.DictReader(text for _, text in text_lines(path))
-    start = 2
-    try:
-        for row in reader:
-            yield start, {str(k).strip(): v for k, v in row.items() if k is not None}
-            start = reader.line_num + 1
-    except csv.Error as err:
-        raise DataError(f"malformed CSV ({err})", path=path, line=reader.line_num) from None
 
 
 def _dataset_trace(obj: Mapping[str, Any], where: int | str, path: Path) -> Trace | None:
@@ -179,13 +161,14 @@ def traces_from_spans(spans: Sequence[Span], path: Path, report: ReadReport) -> 
         if not s.is_retriever():
             report.skipped[s.kind] += 1
             continue
-        docs = [d for d in s.docs() if isinstance(d.get("content"), str)]
-        s.dropped += len(s.docs()) - len(docs)  # an OpenInference document without document.content
+        found = s.docs()
+        docs = [d for d in found if isinstance(d.get("content"), str)]
+        s.dropped += len(found) - len(docs)  # an OpenInference document without document.content
+        where = f"line {s.where}" if isinstance(s.where, int) else str(s.where)
         if not docs:
             report.skipped[f"{s.kind} without documents"] += 1
-            report.problems.append(f"{f'line {s.where}' if isinstance(s.where, int) else s.where}: {s.why_no_documents()}")
+            report.problems.append(f"{where}: {s.why_no_documents()}")
             continue
-        where = f"line {s.where}" if isinstance(s.where, int) else str(s.where)
         if s.dropped:
             report.dropped += s.dropped
             report.problems.append(f"{where}: {s.dropped} of its documents have no text (left out)")
@@ -354,16 +337,10 @@ def read_references(path: str | Path) -> list[dict[str, Any]]:
     """``--references FILE`` (``.jsonl``, ``.json`` or ``.csv``): one reference per record, ``reference`` (a string,
     or a list of evidence strings; in a CSV one string) and at least one of ``span_id``, ``trace_id``, ``query``
     to join it on."""
-    import csv
-
     path = Path(path)
     if not path.exists():
         raise DataError("references file not found", path=path)
-    if path.suffix.lower() == ".csv":
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            records = [(i, dict(row)) for i, row in enumerate(csv.DictReader(fh), 2)]
-    else:
-        records = list(read_json_records(path))
+    records = list(read_csv_records(path) if path.suffix.lower() == ".csv" else read_json_records(path))
     out = []
     for where, obj in records:
         pieces = reference_pieces(obj.get("reference", obj.get("expected_output")))
