@@ -720,7 +720,7 @@ def test_trace_reader_fuzz_finds_every_retriever_span_of_a_well_formed_export():
     fuzz()
 
 
-_FORMATS_TRIED = [".md", ".txt", ".html", ".pdf", ".docx", ".xlsx", ".csv", ""]
+_FORMATS_TRIED = [".md", ".mdx", ".rst", ".txt", ".html", ".pdf", ".docx", ".pptx", ".xlsx", ".epub", ".csv", ""]
 _META_VALUES = ["2024-01-01", "banana", "false", "true", "\"false\"", "1", "2", "[1, 2]", "{a: 1}", "", "null",
                 "2024-13-45", "self", "other.md", "&a [*a]"]
 
