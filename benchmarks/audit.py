@@ -45,15 +45,15 @@ from benchmarks.tracking.groups import GROUPS, describe
 from benchmarks.paths import CONF_DIR, default_tracking_uri
 from benchmarks.arguments import arg_type, integer, limit, number
 from benchmarks.datasets import limits
-from retrievers.errors import RetrieverError
+from retrievers.infrastructure.errors import RetrieverError
 from benchmarks.tracking.store import download_artifact
 from benchmarks.datasets.beir import is_beir_folder
 from benchmarks.run.retrieval import chunk_dataset
 from benchmarks.evaluation.trec import read_run
 from benchmarks.diagnosis.matching import RECALL_THRESHOLD
 from benchmarks.diagnosis.traces import FAILED_WHAT, audit_traces, mlflow_records, queries_from_audit, traces_of
-from retrievers.redact import redact_uri
-from retrievers.safe_write import write_text
+from retrievers.infrastructure.redact import redact_uri
+from retrievers.infrastructure.safe_write import write_text
 from benchmarks.tracking.store import ReportError, load_runs, matches, parse_filter
 from benchmarks.tracking.tracker import check_reachable, check_store
 

@@ -36,9 +36,9 @@ from benchmarks.run import runner
 from benchmarks.tracking.groups import GROUPS
 from benchmarks.tracking.tracker import varied_settings
 from retrievers.encoders import cuda_count
-from retrievers.errors import RetrieverError
-from retrievers.progress import fmt_seconds
-from retrievers.safe_write import write_text
+from retrievers.infrastructure.errors import RetrieverError
+from retrievers.infrastructure.progress import fmt_seconds
+from retrievers.infrastructure.safe_write import write_text
 
 
 def load_registry(path: str | Path) -> dict[str, Any]:

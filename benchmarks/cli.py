@@ -16,11 +16,11 @@ from benchmarks import resolvers  # noqa: F401 - registers ${rbench.*} before an
 from benchmarks.paths import CONF_DIR as _CONF
 from benchmarks.run.validate import problems
 from benchmarks.tracking import layout
-from retrievers.extras import message
-from retrievers.progress import fmt_seconds
-from retrievers import redact
-from retrievers.errors import NoSpaceError, RetrieverError, no_space_message, out_of_space
-from retrievers.safe_write import unwritable
+from retrievers.infrastructure.extras import message
+from retrievers.infrastructure.progress import fmt_seconds
+from retrievers.infrastructure import redact
+from retrievers.infrastructure.errors import NoSpaceError, RetrieverError, no_space_message, out_of_space
+from retrievers.infrastructure.safe_write import unwritable
 
 
 CONF_DIR = str(_CONF)
@@ -74,7 +74,7 @@ def _hydra_verbose() -> bool:
 class RedactRunFolder(Callback):
     """Hydra callback (``hydra.callbacks.redact`` in conf/config.yaml): Hydra writes the job's config, its own
     config and the overrides to ``<run dir>/.hydra/`` (and a sweep's ``multirun.yaml``) before the job starts;
-    they are rewritten with every secret masked (``retrievers.redact``) before anything else happens."""
+    they are rewritten with every secret masked (``retrievers.infrastructure.redact``) before anything else happens."""
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:  # noqa: ARG002 - Hydra's callback signature
         hc = config.hydra

@@ -42,7 +42,7 @@ from benchmarks.datasets.files import locate
 from benchmarks.errors import RbenchError
 from benchmarks.paths import CONF_DIR
 from benchmarks.diagnosis.traces import read_corpus_dir
-from retrievers.errors import RetrieverError
+from retrievers.infrastructure.errors import RetrieverError
 from retrievers.llm import ChatClient
 from benchmarks.paths import default_cache_dir
 

@@ -28,9 +28,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from retrievers.errors import RetrieverError
-from retrievers.extras import installed, need
-from retrievers.progress import Progress
+from retrievers.infrastructure.errors import RetrieverError
+from retrievers.infrastructure.extras import installed, need
+from retrievers.infrastructure.progress import Progress
 
 BACKENDS = ("torch", "onnx", "openvino")
 #: ``encoder_backend`` values: a backend, or ``auto`` (with ``precision=auto``: the fastest within tolerance)
@@ -97,7 +97,7 @@ def auto_setting(backend: str, flags: frozenset[str] | None = None) -> tuple[str
 
 
 def modules_needed(backend: str, precision: str) -> list[str]:
-    """The optional modules an encoder backend (and precision) runs on (``retrievers.extras`` names the extra)."""
+    """The optional modules an encoder backend (and precision) runs on (``retrievers.infrastructure.extras`` names the extra)."""
     modules = {"onnx": ["onnxruntime", "onnx"], "openvino": ["openvino"]}.get(backend, [])
     if (backend, precision) == ("openvino", "int8"):
         modules.append("nncf")  # static quantisation, calibrated on the corpus

@@ -17,7 +17,7 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-from retrievers.progress import Progress, progress
+from retrievers.infrastructure.progress import Progress, progress
 
 import json
 import logging
@@ -27,8 +27,8 @@ from chunkers.types import Chunk, Query
 from retrievers.types import Run
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
-from retrievers.errors import RetrieverError
-from retrievers.fingerprint import installed_versions
+from retrievers.infrastructure.errors import RetrieverError
+from retrievers.infrastructure.fingerprint import installed_versions
 from retrievers.text import CJK_LANGUAGES, LANGUAGE_CHOICES, Tokenizer, detect_corpus, language_mix
 from chunkers.options import Options, number, one_of, optional, string
 from retrievers.cache import CACHE_MODES

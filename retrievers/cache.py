@@ -1,7 +1,7 @@
 """A content-addressed cache for embeddings, indexes and runs (no work done twice).
 
 Each entry is a folder ``<dir>/<kind>/<key>/`` holding its files plus ``manifest.json`` (what it is, what it
-was built from, and each file's size and sha256); ``key`` is :func:`retrievers.fingerprint.fingerprint` of
+was built from, and each file's size and sha256); ``key`` is :func:`retrievers.infrastructure.fingerprint.fingerprint` of
 only that artifact's inputs. Entries are written into a temporary sibling folder and renamed into place, so
 a reader sees either a complete entry or none; a crash mid-write leaves only a ``.tmp-<key>-<pid>-*`` folder
 that is never read and is removed by the next process once its writer is gone.
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from retrievers.fingerprint import fingerprint
-from retrievers.safe_write import writing
+from retrievers.infrastructure.fingerprint import fingerprint
+from retrievers.infrastructure.safe_write import writing
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from chunkers.types import Chunk, Query
 from retrievers.base import top_k_of
-from retrievers.errors import RetrieverError
+from retrievers.infrastructure.errors import RetrieverError
 from retrievers.types import Ranking, Run
 from chunkers.options import Options, integer, string
 

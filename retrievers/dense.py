@@ -22,13 +22,13 @@ from retrievers.types import Run
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import Calibrated, Encoder, SentenceTransformerEncoder
-from retrievers.fingerprint import installed_versions
+from retrievers.infrastructure.fingerprint import installed_versions
 from chunkers.options import Options, device, integer, number, one_of, optional, string
 from retrievers.engines import ENGINES, SLURM_CLUSTERS, make_engine
-from retrievers.errors import RetrieverError
+from retrievers.infrastructure.errors import RetrieverError
 from retrievers.cache import CACHE_MODES
 from retrievers.backends import ALL_PRECISIONS, BACKEND_OPTIONS, requirements
-from retrievers.progress import Progress
+from retrievers.infrastructure.progress import Progress
 from retrievers import shards
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class DenseRetriever:
         "slurm_timeout_min": integer(1), "slurm_array_parallelism": integer(1),
         "shard_passages": optional(integer(1)), "search_block": integer(1), "pq_m": integer(1),
         "pq_bits": integer(1, 16), "ann_check_queries": integer(0)}
-    #: optional modules it needs beyond the core (``retrievers/extras.py`` names the extra for each); the
+    #: optional modules it needs beyond the core (``retrievers/infrastructure/extras.py`` names the extra for each); the
     #: default encoder and the chosen backend add theirs (``retrievers.backends.modules_needed``)
     REQUIRES: ClassVar[tuple[str, ...]] = ("faiss", "numpy")
 

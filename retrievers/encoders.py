@@ -18,12 +18,12 @@ from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from retrievers.errors import RetrieverError
-from retrievers.fingerprint import installed_versions
-from retrievers.hub import go_offline_if_unreachable
+from retrievers.infrastructure.errors import RetrieverError
+from retrievers.infrastructure.fingerprint import installed_versions
+from retrievers.infrastructure.hub import go_offline_if_unreachable
 from retrievers.backends import PRECISIONS, auto_setting, available, check, precision_problem
 from retrievers.backends import calibration_sample
-from retrievers.fingerprint import fingerprint
+from retrievers.infrastructure.fingerprint import fingerprint
 from retrievers.backends import ExportedEncoder
 
 #: Hub names with a copy shipped in a Python package: name -> (module, function returning the path).
@@ -376,7 +376,7 @@ class SentenceTransformerEncoder:
         else:
             vectors = self.model.encode(
                 texts, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=self._normalize(),
-                show_progress_bar=False,  # callers report progress per block (retrievers.progress)
+                show_progress_bar=False,  # callers report progress per block (retrievers.infrastructure.progress)
             )
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.precision in ("bf16", "fp16") and self._normalize():  # normalised in half precision: norms 1 +- 1e-3

@@ -28,8 +28,8 @@ from typing import Any, Callable, Sequence
 
 from chunkers.types import Chunk
 from retrievers.cache import Cache
-from retrievers.errors import RetrieverError
-from retrievers.progress import Progress
+from retrievers.infrastructure.errors import RetrieverError
+from retrievers.infrastructure.progress import Progress
 from retrievers import shards as sh
 
 ENGINES = ("local", "ray", "slurm")

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from retrievers.decomposition import Decomposer
-from retrievers.errors import RetrieverError
-from retrievers.fingerprint import fingerprint
-from retrievers.redact import redact_text
-from retrievers.redact import register as register_secret
+from retrievers.infrastructure.errors import RetrieverError
+from retrievers.infrastructure.fingerprint import fingerprint
+from retrievers.infrastructure.redact import redact_text
+from retrievers.infrastructure.redact import register as register_secret
 from chunkers.options import Options, integer, number
 
 log = logging.getLogger(__name__)

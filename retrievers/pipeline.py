@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from retrievers.errors import RetrieverError
+from retrievers.infrastructure.errors import RetrieverError
 from retrievers.stage import Stage, compose
 
 #: stages after the first, in order, when the config has no ``pipeline`` key

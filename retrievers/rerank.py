@@ -31,7 +31,7 @@ from chunkers.types import Chunk, Query
 from retrievers.base import aggregate_to_docs, check_aggregate, chunk_view, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import resolve_source, shared_model
-from retrievers.fingerprint import installed_versions
+from retrievers.infrastructure.fingerprint import installed_versions
 from retrievers.stage import Stage, as_stage
 from retrievers.types import Ranking, Run
 from chunkers.options import Options, device, integer, optional, string

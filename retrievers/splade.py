@@ -33,12 +33,12 @@ from chunkers.types import Chunk, Query
 from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import check_seq_length, resolve_device, resolve_source
-from retrievers.errors import RetrieverError
-from retrievers.fingerprint import installed_versions
+from retrievers.infrastructure.errors import RetrieverError
+from retrievers.infrastructure.fingerprint import installed_versions
 from retrievers.types import Run
 from chunkers.options import Options, device, integer, optional, string
-from retrievers.extras import need
-from retrievers.progress import Progress
+from retrievers.infrastructure.extras import need
+from retrievers.infrastructure.progress import Progress
 
 log = logging.getLogger(__name__)
 

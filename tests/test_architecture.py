@@ -239,7 +239,7 @@ def _code_lines(pattern: str) -> list[str]:
     ("the companion builder", r"^def companion_run\b"),
     ("the location keys (a run's identity leaves them out)", r"[\"']tracking\.?[\"'].*[\"']hydra|[\"']hydra\.?[\"'].*[\"']tracking"),
     ("the language analyses", r"^ANALYSES\b"),
-    ("the installed-module check (retrievers.extras.installed)", r"find_spec\("),
+    ("the installed-module check (retrievers.infrastructure.extras.installed)", r"find_spec\("),
     ("the router rule (retrievers.pipeline.router_rule)", r"decomposition is set per route"),
     ("the backend/precision rule (retrievers.backends.precision_problem)", r"is not available with encoder_backend"),
     ("the metric names (evaluation.metrics.MEASURES)", r"[\"']ndcg[\"'],\s*[\"']recall[\"'],\s*[\"']mrr[\"'],\s*[\"']map[\"']"),
@@ -295,3 +295,22 @@ def test_the_api_does_not_import_the_console_entry_points():
     """#34: the Python API registers the config resolvers from their own module, not by importing cli.py."""
     assert "benchmarks.cli" not in graph()["benchmarks.api"]
     assert "benchmarks.resolvers" in graph()["benchmarks.api"]
+
+
+#: what the retrieval package's own modules are: retrieval (queries -> ranked lists) and what it needs for that
+#: (caches, encoders and their backends, engines and shards, the stage protocol, the text analyses)
+INFRASTRUCTURE = "retrievers.infrastructure"
+
+
+def test_infrastructure_is_a_room_below_retrieval():
+    """#34: errors, redaction, safe writes, progress, the hub rule, fingerprints and the installed-module check live in
+    ``retrievers.infrastructure``, which imports nothing else of the project; ``retrievers``' own modules are
+    retrieval, none of them general plumbing the benchmarks need for other work."""
+    g = graph()
+    rooms = [m for m in g if m.startswith(INFRASTRUCTURE + ".")]
+    assert {f"{INFRASTRUCTURE}.{m}" for m in ("redact", "safe_write", "errors", "progress", "hub", "fingerprint",
+                                               "extras")} <= set(rooms)
+    for m in rooms:
+        assert all(d == INFRASTRUCTURE or d.startswith(INFRASTRUCTURE + ".") for d in g[m]), (m, g[m])
+    top_level = {p.stem for p in (ROOT / "retrievers").glob("*.py")}
+    assert not top_level & {"redact", "safe_write", "errors", "progress", "hub", "fingerprint", "extras"}

@@ -146,7 +146,7 @@ def test_hf_source_through_rbench(tmp_path):
 
 
 def test_hf_source_offline_is_a_clear_error(tmp_path, monkeypatch):
-    import retrievers.hub as hub
+    import retrievers.infrastructure.hub as hub
 
     from benchmarks.datasets.beir import BeirLoader
 

@@ -39,7 +39,7 @@ def test_pipeline_from_python_equals_the_cli_config(tmp_path):
 def test_function_retriever_config_errors(tmp_path):
     from benchmarks.errors import ConfigError
     from retrievers.custom import FunctionRetriever
-    from retrievers.errors import RetrieverError
+    from retrievers.infrastructure.errors import RetrieverError
 
     with pytest.raises(RetrieverError, match="retriever.function='os.nope': not an importable function"):
         FunctionRetriever(function="os.nope")

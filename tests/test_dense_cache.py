@@ -15,7 +15,7 @@ from chunkers import Chunk, Document, NoChunker, Query
 from retrievers.cache import Cache
 from retrievers.dense import DenseRetriever
 from retrievers.encoders import SentenceTransformerEncoder
-from retrievers.errors import RetrieverError
+from retrievers.infrastructure.errors import RetrieverError
 from fakes import CountingEncoder
 
 DOCS = [Document(f"d{i}", f"Title {i}", f"Document number {i} talks about topic {i % 3} and item {i}.") for i in range(12)]
@@ -135,7 +135,7 @@ def test_kill_mid_write_leaves_no_readable_entry(tmp_path):
 
 def test_unknown_model_offline_fails_fast(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from retrievers import hub
+    from retrievers.infrastructure import hub
 
     hub.hub_reachable.cache_clear()
     enc = SentenceTransformerEncoder("someone/not-a-packaged-model")

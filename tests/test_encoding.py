@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import retrievers.encoders as enc
-from retrievers.errors import RetrieverError
+from retrievers.infrastructure.errors import RetrieverError
 
 
 @pytest.mark.parametrize("gpus, device, precision, processes, want", [
@@ -54,7 +54,7 @@ def test_backend_precision_checks_and_config_errors():
 
 
 def test_missing_backend_extra_is_named(monkeypatch):
-    import retrievers.extras as extras
+    import retrievers.infrastructure.extras as extras
     from benchmarks.cli import precheck
 
     real = extras.installed
@@ -162,7 +162,7 @@ def test_dense_retriever_calibrates_before_keying_and_searching(tmp_path):
 
 
 def test_missing_nncf_names_the_openvino_extra(monkeypatch):
-    import retrievers.extras as extras
+    import retrievers.infrastructure.extras as extras
     from benchmarks.cli import precheck
 
     real = extras.installed
@@ -175,7 +175,7 @@ def test_missing_nncf_names_the_openvino_extra(monkeypatch):
 def test_progress_off_a_terminal_logs_count_rate_eta(monkeypatch):
     import time
 
-    from retrievers.progress import Progress
+    from retrievers.infrastructure.progress import Progress
 
     clock = [0.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import retrievers.extras as extras
+import retrievers.infrastructure.extras as extras
 
 
 @pytest.fixture

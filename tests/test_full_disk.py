@@ -137,8 +137,8 @@ def _enospc(*args, **kwargs):
 
 
 def test_report_writer_leaves_the_previous_report_whole(tmp_path, monkeypatch):
-    from retrievers import safe_write
-    from retrievers.errors import NoSpaceError
+    from retrievers.infrastructure import safe_write
+    from retrievers.infrastructure.errors import NoSpaceError
 
     target = tmp_path / "report.md"
     safe_write.write_text(target, "old report\n")
@@ -151,7 +151,7 @@ def test_report_writer_leaves_the_previous_report_whole(tmp_path, monkeypatch):
 
 def test_cache_entry_is_whole_or_absent(tmp_path):
     from retrievers.cache import Cache
-    from retrievers.errors import NoSpaceError
+    from retrievers.infrastructure.errors import NoSpaceError
 
     cache = Cache(tmp_path)
 
@@ -213,7 +213,7 @@ def test_store_full_mid_run_is_one_line_and_keeps_earlier_runs(tmp_path, monkeyp
 
 def test_rbench_report_out_of_space_is_one_line(tmp_path, monkeypatch, capsys):
     from benchmarks import cli
-    from retrievers import safe_write
+    from retrievers.infrastructure import safe_write
 
     store = tmp_path / "m.db"
     assert _run_cli(monkeypatch, capsys, [f"tracking.uri=sqlite:///{store}", f"tracking.artifact_root={tmp_path}/art",

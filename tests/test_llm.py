@@ -9,7 +9,7 @@ import pytest
 
 from chunkers import Document, NoChunker, Query
 from retrievers.decomposition import DecomposingRetriever
-from retrievers.errors import RetrieverError
+from retrievers.infrastructure.errors import RetrieverError
 from retrievers.llm import LLMDecomposer, parse_subqueries
 from test_decomposition import Scripted
 

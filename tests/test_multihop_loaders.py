@@ -70,7 +70,7 @@ def test_bad_hotpot_record(tmp_path):
 
 def test_hub_offline_fails_fast(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from retrievers import hub
+    from retrievers.infrastructure import hub
 
     hub.hub_reachable.cache_clear()
     with pytest.raises(DataError, match="looks offline. Pass dataset.path"):

@@ -196,8 +196,8 @@ def test_bi_encoder_scores_are_cosine_similarities(tmp_path):
 
 
 def test_reranker_config_group_and_offline_unknown_model(monkeypatch, tmp_path):
-    from retrievers import hub
-    from retrievers.errors import RetrieverError
+    from retrievers.infrastructure import hub
+    from retrievers.infrastructure.errors import RetrieverError
     from retrievers.pipeline import build_pipeline
     from retrievers.stage import DocumentRanker
     from test_config import compose_cfg

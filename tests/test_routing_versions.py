@@ -131,7 +131,7 @@ def test_stale_hit_by_hand():
 
 def test_config_wiring_of_router_and_versions():
     from retrievers.bm25 import BM25Retriever
-    from retrievers.errors import RetrieverError
+    from retrievers.infrastructure.errors import RetrieverError
     from retrievers.pipeline import build_pipeline
     from test_config import compose_cfg
 

@@ -91,7 +91,7 @@ def test_submitit_local_job_array(tmp_path, monkeypatch):
 
 
 def test_engines_need_the_cache():
-    from retrievers.errors import RetrieverError
+    from retrievers.infrastructure.errors import RetrieverError
 
     with pytest.raises(RetrieverError, match="cache.mode=use"):
         DenseRetriever(encoder=CountingEncoder(), cache_mode="off", cache_dir="/tmp/x", engine="ray")
@@ -155,7 +155,7 @@ def test_an_engine_that_cannot_start_is_one_line_naming_the_key(tmp_path, monkey
 
     from chunkers.types import Chunk
     from retrievers.engines import RayEngine, SlurmEngine
-    from retrievers.errors import RetrieverError
+    from retrievers.infrastructure.errors import RetrieverError
 
     class Dir:
         dir = str(tmp_path)

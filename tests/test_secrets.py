@@ -1,4 +1,4 @@
-"""Secrets stay out of every record (#27): one redaction rule (``retrievers.redact``) for params, tags, config
+"""Secrets stay out of every record (#27): one redaction rule (``retrievers.infrastructure.redact``) for params, tags, config
 artifacts, Hydra's run-folder files, console and log lines, reports and audits.
 
 The end-to-end test runs a real ``mlflow server`` on loopback, reaches it as ``http://alice:PASSWORD@host``
@@ -20,7 +20,7 @@ import pytest
 
 from conftest import mlflow_server_at
 
-from retrievers.redact import (MASK, RedactingStream, redact_config, redact_file, redact_text, register,
+from retrievers.infrastructure.redact import (MASK, RedactingStream, redact_config, redact_file, redact_text, register,
                                secret_name, secret_values)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ def test_environment_secrets_and_registered_keys_are_masked_anywhere(monkeypatch
 def test_console_and_log_records_are_redacted(monkeypatch):
     import io
 
-    from retrievers import redact
+    from retrievers.infrastructure import redact
 
     buf = io.StringIO()
     stream = RedactingStream(buf)

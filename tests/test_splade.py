@@ -95,8 +95,8 @@ def test_a_warm_run_makes_no_model_call(tiny_splade, tmp_path):
 
 
 def test_an_unknown_model_offline_names_the_key(monkeypatch):
-    from retrievers import hub
-    from retrievers.errors import RetrieverError
+    from retrievers.infrastructure import hub
+    from retrievers.infrastructure.errors import RetrieverError
 
     monkeypatch.setattr(hub, "go_offline_if_unreachable", lambda: False)
     with pytest.raises(RetrieverError, match=r"retriever\.model='no-such/splade' cannot be loaded"):

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Protocol, runtime_checkable
 
 from chunkers.types import Document, Query
 from retrievers.types import Qrels
-from retrievers.fingerprint import StreamingFingerprint
+from retrievers.infrastructure.fingerprint import StreamingFingerprint
 from benchmarks.errors import DataError
 from benchmarks.datasets.limits import current as current_limits, depth_message, json_too_deep, size
 

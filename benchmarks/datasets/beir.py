@@ -24,9 +24,9 @@ from benchmarks.datasets.base import (Dataset, apply_limit, attach_decomposition
 from benchmarks.datasets.limits import MB, current as current_limits, size
 from benchmarks.datasets.metadata import VERSION_KEYS, typed, version_problem
 from benchmarks.errors import DataError
-from retrievers.extras import installed
+from retrievers.infrastructure.extras import installed
 from benchmarks.paths import DATA_DIR
-from retrievers.hub import go_offline_if_unreachable
+from retrievers.infrastructure.hub import go_offline_if_unreachable
 
 log = logging.getLogger(__name__)
 

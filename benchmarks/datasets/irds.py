@@ -19,7 +19,7 @@ from chunkers.types import Document, Query
 from retrievers.types import Qrels
 from benchmarks.datasets.base import Dataset, apply_limit, check_corpus
 from benchmarks.errors import ConfigError, DataError
-from retrievers.extras import need
+from retrievers.infrastructure.extras import need
 
 log = logging.getLogger(__name__)
 

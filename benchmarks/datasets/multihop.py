@@ -17,7 +17,7 @@ from retrievers.types import Qrels
 from benchmarks.datasets.base import (Dataset, apply_limit, attach_decompositions, check_corpus, paragraph_id,
                                       read_json_records, require, require_id, require_text)
 from benchmarks.errors import DataError
-from retrievers.hub import go_offline_if_unreachable
+from retrievers.infrastructure.hub import go_offline_if_unreachable
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from benchmarks.diagnosis.run_audit import agreement, confusion
 from benchmarks.diagnosis.signals import DESCRIPTIONS, SIGNALS, as_rows, signal_table
 from benchmarks.labels import LABELS, VERDICTS
-from retrievers.safe_write import write_text
+from retrievers.infrastructure.safe_write import write_text
 
 def summary_text(name: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]],
                  labels: Mapping[str, str], signals: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
@@ -173,7 +173,7 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
 def write_outputs(out: Path, text: str, fields: Sequence[str], table: Sequence[Mapping[str, Any]],
                   signals: Mapping[str, Any], page: str) -> None:
     """``<out>.md`` (the summary), ``<out>.csv`` (one row per verdict or trace), ``<out>.signals.csv`` and the
-    self-contained ``<out>.html`` (each whole or not at all, secrets masked: ``retrievers.safe_write``)."""
+    self-contained ``<out>.html`` (each whole or not at all, secrets masked: ``retrievers.infrastructure.safe_write``)."""
 
     write_text(out.with_suffix(".md"), text, what="the audit")
     write_text(out.with_suffix(".csv"), _csv(fields, table), what="the audit")

@@ -7,7 +7,7 @@ import io
 import sys
 from typing import Mapping, Sequence
 
-from retrievers.safe_write import write_text
+from retrievers.infrastructure.safe_write import write_text
 
 BINARY_PREFIXES = ("evidence_coverage_at_", "train_evidence_coverage_at_")
 PERMUTATION = "paired permutation test (two-sided, 10,000 sign flips, seed 0)"
@@ -111,7 +111,7 @@ def to_latex(text: str) -> str:
 
 def write_outputs(out: str | None, text: str, table: list[dict], formats: Sequence[str] = ("md", "csv")) -> None:
     """Print the report and write ``<out>.md`` / ``<out>.csv`` / ``<out>.tex`` for the chosen ``formats`` (each
-    whole or not at all, secrets masked: ``retrievers.safe_write``)."""
+    whole or not at all, secrets masked: ``retrievers.infrastructure.safe_write``)."""
 
     print(text)
     if not out:

@@ -18,7 +18,7 @@ from retrievers.stage import Stage
 from retrievers.types import Ranking, Run
 from retrievers.base import chunk_view
 from retrievers.stage import as_stage
-from retrievers.fingerprint import fingerprint
+from retrievers.infrastructure.fingerprint import fingerprint
 
 
 @dataclass

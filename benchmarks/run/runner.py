@@ -20,8 +20,8 @@ from benchmarks.run.retrieval import Retrieval, load_dataset, retrieve
 from benchmarks.datasets import limits
 from benchmarks.errors import ConfigError, RbenchError, TrackingError
 from benchmarks.tracking.tracker import check_reachable, check_store
-from retrievers.redact import redact_text
-from retrievers.safe_write import unwritable
+from retrievers.infrastructure.redact import redact_text
+from retrievers.infrastructure.safe_write import unwritable
 from retrievers.pipeline import DEFAULT_PIPELINE
 from retrievers.query_features import ExactTermRule
 from benchmarks.evaluation.evidence import chunk_stats, evidence_metrics
@@ -35,10 +35,10 @@ from retrievers.pipeline import build_pipeline
 from benchmarks.tracking.groups import GROUPS, describe, routes
 from benchmarks.tracking.tracker import run_name, varied_settings
 from benchmarks.evaluation.evidence import BudgetContext
-from retrievers.safe_write import writing
+from retrievers.infrastructure.safe_write import writing
 from benchmarks.diagnosis.records import audit_rows
-from retrievers.redact import redact_config
-from retrievers.errors import RetrieverError, out_of_space
+from retrievers.infrastructure.redact import redact_config
+from retrievers.infrastructure.errors import RetrieverError, out_of_space
 
 log = logging.getLogger(__name__)
 

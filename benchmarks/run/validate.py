@@ -19,7 +19,7 @@ from retrievers.cache import CACHE_MODES
 from retrievers.pipeline import DEFAULT_PIPELINE, router_rule
 from retrievers.backends import ALL_PRECISIONS
 from benchmarks.paths import CONF_DIR
-from retrievers.extras import message
+from retrievers.infrastructure.extras import message
 
 TOP: dict[str, Check] = {
     "top_k": integer(1), "encoder_precision": one_of("auto", *ALL_PRECISIONS), "metrics.k": int_list(1), "metrics.headline_k": optional(integer(1)), "metrics.budget": integer(1), "rerun": boolean,

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.datasets.beir import read_corpus
     from benchmarks.scripts.machine import describe, write_keeping_reading
     from retrievers.encoders import SentenceTransformerEncoder
-    from retrievers.errors import RetrieverError
+    from retrievers.infrastructure.errors import RetrieverError
 
     from retrievers.backends import AUTO_TOLERANCE, auto_setting, cpu_flags
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from benchmarks.paths import is_place
 from benchmarks.tracking.groups import GROUPS
 from retrievers.pipeline import DEFAULT_PIPELINE
-from retrievers.redact import redact_text
+from retrievers.infrastructure.redact import redact_text
 
 #: the headline measures, in the order the runs table and the description show them; recall is read at the
 #: largest k (BEIR's Recall@100), the others at ``metrics.headline_k``

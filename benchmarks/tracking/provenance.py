@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from benchmarks.paths import is_place
-from retrievers.fingerprint import fingerprint, installed_versions
-from retrievers.redact import redact_config
+from retrievers.infrastructure.fingerprint import fingerprint, installed_versions
+from retrievers.infrastructure.redact import redact_config
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_DIRS = ("chunkers", "retrievers", "benchmarks", "conf")

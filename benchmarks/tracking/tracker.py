@@ -13,10 +13,10 @@ from benchmarks.errors import ConfigError
 from benchmarks.paths import is_place
 from benchmarks.tracking.layout import VIEW_TAG
 from retrievers.cache import pid_alive
-from retrievers.redact import redact_text, redact_value
-from retrievers.safe_write import unwritable, writing
+from retrievers.infrastructure.redact import redact_text, redact_value
+from retrievers.infrastructure.safe_write import unwritable, writing
 from retrievers.pipeline import DEFAULT_PIPELINE
-from retrievers.errors import out_of_space
+from retrievers.infrastructure.errors import out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ PARAM_MAX = 6000  # MLflow's limit on a param value
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """``{"retriever": {"k1": 0.9}}`` -> ``{"retriever.k1": "0.9"}``; lists become JSON; secrets masked
-    (``retrievers.redact``: a URI's password, secret-named keys)."""
+    (``retrievers.infrastructure.redact``: a URI's password, secret-named keys)."""
     out: dict[str, str] = {}
     for key, value in cfg.items():
         name = f"{prefix}{key}"

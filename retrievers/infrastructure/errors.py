@@ -1,4 +1,4 @@
-from retrievers.redact import redact_text
+from retrievers.infrastructure.redact import redact_text
 """Errors raised by retrievers that a user can act on (the CLI prints them without a traceback)."""
 
 

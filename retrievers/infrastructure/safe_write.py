@@ -1,7 +1,7 @@
 """Writers that leave a file whole or not at all, and say which path filled the disk.
 
 Every file the harness writes outside MLflow and the cache (reports, audit pages, run artifacts before they are
-logged) goes through :func:`write_text`: the text is redacted (``retrievers.redact``), written to a temporary
+logged) goes through :func:`write_text`: the text is redacted (``retrievers.infrastructure.redact``), written to a temporary
 file beside the target and moved over it, so a full disk or a kill leaves the previous file (or none), never a
 truncated one. :func:`writing` turns a full device inside any block into one :class:`NoSpaceError` naming the
 path.
@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from retrievers.errors import NoSpaceError, UnwritableError, no_space_message, out_of_space
-from retrievers.redact import redact_text
+from retrievers.infrastructure.errors import NoSpaceError, UnwritableError, no_space_message, out_of_space
+from retrievers.infrastructure.redact import redact_text
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from retrievers.errors import RetrieverError
+from retrievers.infrastructure.errors import RetrieverError
 
 #: module -> the extra that installs it
 EXTRA_OF = {
