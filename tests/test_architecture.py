@@ -130,15 +130,16 @@ def test_no_probing_of_undeclared_stage_attributes():
 #: benchmarks/ by layer, lowest first: a module imports only from a lower layer or its own package. Siblings on
 #: one level (evaluation and tracking; run and studies) do not import each other.
 LAYERS = {
-    "foundation": (0, ("benchmarks.errors", "benchmarks.paths", "benchmarks.labels")),
+    "foundation": (0, ("benchmarks.errors", "benchmarks.paths", "benchmarks.labels", "benchmarks.logs")),
     "datasets": (1, ("benchmarks.datasets",)),
     "evaluation": (2, ("benchmarks.evaluation",)),
     "tracking": (2, ("benchmarks.tracking",)),
+    "config resolvers": (2, ("benchmarks.resolvers",)),
     "diagnosis": (3, ("benchmarks.diagnosis",)),
     "run": (4, ("benchmarks.run",)),
     "studies": (4, ("benchmarks.studies",)),
     "entry points": (5, ("benchmarks", "benchmarks.cli", "benchmarks.api", "benchmarks.report", "benchmarks.story",
-                         "benchmarks.audit", "benchmarks.generate", "benchmarks.arguments", "benchmarks.resolvers")),
+                         "benchmarks.audit", "benchmarks.generate", "benchmarks.arguments")),
 }
 #: where a function may import a project module: the console dispatcher (each command loads only its own tool,
 #: so ``rbench --help`` stays fast) and the package's lazily loaded API attribute
@@ -314,3 +315,13 @@ def test_infrastructure_is_a_room_below_retrieval():
         assert all(d == INFRASTRUCTURE or d.startswith(INFRASTRUCTURE + ".") for d in g[m]), (m, g[m])
     top_level = {p.stem for p in (ROOT / "retrievers").glob("*.py")}
     assert not top_level & {"redact", "safe_write", "errors", "progress", "hub", "fingerprint", "extras"}
+
+
+def test_cli_parses_and_dispatches_only():
+    """#34: ``cli.py`` holds the console entry points and how their errors end (one line, an exit code); the
+    pre-checks, signals, the sweep's summary, Hydra callbacks, log filters and resolvers live in their own modules."""
+    tree = ast.parse((ROOT / "benchmarks" / "cli.py").read_text(encoding="utf-8"))
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert defined == {"main", "run", "report", "audit", "generate", "_tool", "_fail", "_full_disk_message",
+                       "_fail_if_mlflow", "_fail_if_full_disk"}, defined
+    assert not any(isinstance(n, ast.ClassDef) for n in tree.body)

@@ -40,7 +40,7 @@ def test_placement_errors(monkeypatch, gpus, device, backend, precision, pattern
 
 
 def test_backend_precision_checks_and_config_errors():
-    from benchmarks.cli import precheck
+    from benchmarks.run.precheck import precheck
     from retrievers.backends import check
 
     with pytest.raises(RetrieverError, match="not available with encoder_backend=onnx"):
@@ -55,7 +55,7 @@ def test_backend_precision_checks_and_config_errors():
 
 def test_missing_backend_extra_is_named(monkeypatch):
     import retrievers.infrastructure.extras as extras
-    from benchmarks.cli import precheck
+    from benchmarks.run.precheck import precheck
 
     real = extras.installed
     monkeypatch.setattr(extras, "installed", lambda m: m != "openvino" and real(m))
@@ -163,7 +163,7 @@ def test_dense_retriever_calibrates_before_keying_and_searching(tmp_path):
 
 def test_missing_nncf_names_the_openvino_extra(monkeypatch):
     import retrievers.infrastructure.extras as extras
-    from benchmarks.cli import precheck
+    from benchmarks.run.precheck import precheck
 
     real = extras.installed
     monkeypatch.setattr(extras, "installed", lambda m: m != "nncf" and real(m))

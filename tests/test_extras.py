@@ -17,7 +17,7 @@ def without(monkeypatch):
 
 
 def test_dense_without_the_dense_extra_is_a_config_error(without):
-    from benchmarks.cli import precheck
+    from benchmarks.run.precheck import precheck
 
     without("sentence_transformers", "torch")
     err = precheck(["retriever=dense"])
@@ -28,7 +28,7 @@ def test_dense_without_the_dense_extra_is_a_config_error(without):
 
 
 def test_static_dense_needs_model2vec_only(without):
-    from benchmarks.cli import precheck
+    from benchmarks.run.precheck import precheck
 
     without("sentence_transformers", "torch")
     assert precheck(["retriever=dense_static"]) is None
@@ -37,7 +37,7 @@ def test_static_dense_needs_model2vec_only(without):
 
 
 def test_launcher_without_the_cluster_extra(without):
-    from benchmarks.cli import precheck
+    from benchmarks.run.precheck import precheck
 
     without("hydra_plugins.hydra_joblib_launcher")
     err = precheck(["-m", "hydra/launcher=local_parallel", "retriever.k1=1.0,1.2"])

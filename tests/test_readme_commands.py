@@ -52,7 +52,7 @@ def test_the_docs_have_commands():
 @pytest.mark.parametrize("where,argv", COMMANDS, ids=[w for w, _ in COMMANDS])
 def test_readme_command_parses(where, argv):
     if argv[0] == "rbench":
-        from benchmarks.cli import precheck
+        from benchmarks.run.precheck import precheck
 
         assert precheck(argv[1:]) is None, where
     elif argv[0] == "rbench-report":

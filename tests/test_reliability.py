@@ -435,7 +435,7 @@ def test_a_signal_landing_in_a_finaliser_is_not_swallowed(sig, kind):
     code = f"""
 import signal
 import time
-from benchmarks.cli import _on_signal, install_signal_handlers
+from benchmarks.run.signals import _on_signal, install_signal_handlers
 install_signal_handlers()
 
 class Collected:
@@ -667,12 +667,12 @@ def test_no_third_party_chatter_unless_verbose(tmp_path):
 def test_a_presets_own_sweep_gives_the_progress_its_total(monkeypatch):
     """``rbench -m experiment=handbook`` sweeps in the preset's yaml (hydra.sweeper.params): the progress line
     knows its 8 points (it said 'sweep point 3/?'), and every point is checked before the first runs."""
-    import benchmarks.cli as cli
+    from benchmarks.run.precheck import precheck
 
     monkeypatch.delenv("RBENCH_SWEEP_TOTAL", raising=False)
-    assert cli.precheck(["-m", "experiment=handbook"]) is None
+    assert precheck(["-m", "experiment=handbook"]) is None
     assert os.environ["RBENCH_SWEEP_TOTAL"] == "8"
-    assert cli.precheck(["-m", "experiment=handbook", "retriever=bm25"]) is None  # the command line wins, as in Hydra
+    assert precheck(["-m", "experiment=handbook", "retriever=bm25"]) is None  # the command line wins, as in Hydra
     assert os.environ["RBENCH_SWEEP_TOTAL"] == "4"
 
 
@@ -698,7 +698,7 @@ def test_info_lines_of_a_library_not_named_are_dropped_too():
     import io
     import logging
 
-    import benchmarks.cli as cli
+    from benchmarks import logs
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -707,9 +707,9 @@ def test_info_lines_of_a_library_not_named_are_dropped_too():
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        cli.quiet_third_party(False)
-        cli.quiet_third_party(False)  # twice: one filter, not two
-        assert sum(isinstance(f, cli._OwnInfoOnly) for f in handler.filters) == 1
+        logs.quiet_third_party(False)
+        logs.quiet_third_party(False)  # twice: one filter, not two
+        assert sum(isinstance(f, logs._OwnInfoOnly) for f in handler.filters) == 1
         logging.getLogger("some_unnamed_library.hf_utils").info("no cached model found")
         logging.getLogger("benchmarks.run.runner").info("own line")
         logging.getLogger("some_unnamed_library").warning("a real warning")
