@@ -350,3 +350,50 @@ def test_a_json_export_on_one_line_is_bounded_by_json_file_mb_and_a_tool_can_rai
     assert "2500 retriever spans" in capsys.readouterr().out
     assert audit_main(["--traces", str(export), "--limit", "json_file_mb=1"]) == 2
     assert "a .json file larger than 1 MB (limits.json_file_mb" in capsys.readouterr().err
+
+
+def _records(path: Path) -> list[dict]:
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, list) else [data]
+    return []
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FILES if not n.endswith(".csv")))
+def test_the_format_registry_gives_each_record_to_exactly_one_format(name):
+    """#34: trace formats are (detect, read) pairs registered by one module per family; none claims another's
+    record, so the registry's order decides nothing (checked on every record the tools wrote)."""
+    from benchmarks.diagnosis.trace_formats import FORMATS, claims, expand
+
+    assert len({f.name for f in FORMATS}) == len(FORMATS) >= 7
+    families = {f.read.__module__ for f in FORMATS}
+    assert len(families) >= 5  # otlp, mlflow_traces, langsmith, langfuse, openinference
+    for record in _records(FIXTURES / name):
+        for item in expand(record) or [record]:
+            got = claims(item)
+            if dataset_record(item) is not None:
+                assert got == [], (name, got)
+            else:
+                assert len(got) == 1, (name, got, sorted(item)[:6])
+
+
+def test_the_registry_reads_a_record_with_the_format_that_claims_it():
+    """A record of each family goes to its own reader, whatever the registry's order."""
+    from benchmarks.diagnosis.trace_formats import FORMATS, spans_of
+
+    langsmith = {"run_type": "retriever", "inputs": {"query": "q"}, "outputs": {"documents": [{"page_content": "t"}]},
+                 "trace_id": "t1", "id": "r1"}
+    otlp = {"traceId": "ab", "spanId": "cd", "name": "retrieve", "attributes": [
+        {"key": "openinference.span.kind", "value": {"stringValue": "RETRIEVER"}},
+        {"key": "input.value", "value": {"stringValue": "q"}},
+        {"key": "retrieval.documents.0.document.content", "value": {"stringValue": "t"}}]}
+    phoenix = {"context": {"trace_id": "t", "span_id": "s"}, "span_kind": "RETRIEVER",
+               "attributes": {"input": {"value": "q"}, "retrieval": {"documents": [{"document": {"content": "t"}}]}}}
+    for record, source in ((langsmith, "langsmith"), (otlp, "otlp"), (phoenix, "phoenix")):
+        for order in (FORMATS, tuple(reversed(FORMATS))):
+            fmt = next(f for f in order if f.detect(record))
+            (span,) = list(fmt.read(record, 1))
+            assert span.source == source and span.docs()[0]["content"] == "t"
+        assert [s.source for s in spans_of(record, 1)] == [source]
