@@ -42,7 +42,7 @@ from benchmarks.diagnosis.signals import Corpus, not_computed
 from benchmarks.errors import ConfigError, RbenchError
 from benchmarks.labels import LABELS
 from benchmarks.tracking.groups import GROUPS, describe
-from benchmarks.paths import CONF_DIR, default_tracking_uri
+from benchmarks.paths import CONF_DIR, location
 from benchmarks.arguments import arg_type, integer, limit, number
 from benchmarks.datasets import limits
 from retrievers.infrastructure.errors import RetrieverError
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_mlflow(args: argparse.Namespace) -> tuple[Any, str]:
     """(traces and report, a name for them) of ``--mlflow-experiment``, read from the tracking server."""
-    uri = args.tracking_uri or default_tracking_uri()
+    uri = args.tracking_uri or location("tracking.uri")
     check_reachable(uri, key="--tracking-uri", hint="--tracking-uri (or MLFLOW_TRACKING_URI)")
     check_store(uri, write=False, key="--tracking-uri")
     label = f"{redact_uri(uri)} experiment {args.mlflow_experiment!r}"
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if args.tracking_uri is None:
 
-        args.tracking_uri = default_tracking_uri()
+        args.tracking_uri = location("tracking.uri")
     from mlflow.tracking import MlflowClient
 
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from benchmarks.errors import RbenchError
 from benchmarks import resolvers  # noqa: F401 - registers ${rbench.*} before any config is composed
 from benchmarks.logs import hydra_verbose, quiet_third_party
+from benchmarks.paths import location
 from benchmarks.run.precheck import CONF_DIR, precheck
 from benchmarks.run.signals import Terminated, install_signal_handlers
 from benchmarks.run.sweep import sweep_progress
@@ -36,7 +37,7 @@ def _full_disk_message(err: BaseException) -> str | None:
     path = getattr(err, "filename", None)
     if path:
         return no_space_message(path)
-    return no_space_message(os.environ.get("RBENCH_HOME") or os.getcwd(), "a file under")
+    return no_space_message(os.path.abspath(location("home")), "a file under")
 
 
 def _fail_if_mlflow(prog: str, err: Exception) -> None:

@@ -44,7 +44,7 @@ from benchmarks.paths import CONF_DIR
 from benchmarks.diagnosis.traces import read_corpus_dir
 from retrievers.infrastructure.errors import RetrieverError
 from retrievers.llm import ChatClient
-from benchmarks.paths import default_cache_dir
+from benchmarks.paths import location
 
 SYSTEM = ("You write evaluation questions for a retrieval system. You are given one or more documents, each "
           "with an id. Reply with a JSON object and nothing else: {\"query\": \"<the question>\", \"evidence\": "
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
               "OpenAI-compatible server (a local one needs no key)", file=sys.stderr)
         return 2
 
-    cache_dir = args.cache_dir or str(default_cache_dir() / "llm")
+    cache_dir = args.cache_dir or str(Path(location("cache.dir")) / "llm")
     from tqdm.auto import tqdm
 
     try:

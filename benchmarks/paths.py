@@ -7,7 +7,11 @@ group asks :data:`CONF_DIR`, never a path of its own.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 PACKAGE = Path(__file__).resolve().parent
 #: the Hydra config folder: ``benchmarks/conf`` in an installed wheel, else the checkout's ``conf/``
@@ -15,33 +19,30 @@ CONF_DIR = PACKAGE / "conf" if (PACKAGE / "conf" / "config.yaml").is_file() else
 DATA_DIR = PACKAGE / "data"  # files shipped with the package: published.json, the example handbook
 
 
-def home() -> Path:
-    """Where runs write: ``$RBENCH_HOME`` when set, else the current folder (as MLflow defaults to
-    ``./mlruns``). Results, the MLflow store, caches and Hydra's run folders go under ``<home>/results``."""
-    import os
-
-    return Path(os.environ.get("RBENCH_HOME") or ".")
+#: the config group file holding every location (``paths: default`` in conf/config.yaml)
+PATHS_FILE = CONF_DIR / "paths" / "default.yaml"
 
 
-def results_dir() -> Path:
-    return home() / "results"
+@functools.lru_cache(maxsize=1)
+def _paths_file() -> dict[str, Any]:
+    """The group file as written (interpolations unresolved: they read the environment when a location is asked)."""
+    return OmegaConf.to_container(OmegaConf.load(PATHS_FILE), resolve=False)
 
 
-def default_tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI``, else the SQLite store ``<home>/results/mlflow.db``."""
-    import os
-
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(results_dir() / 'mlflow.db').as_posix()}"
-
-
-def default_cache_dir() -> Path:
-    import os
-
-    return Path(os.environ.get("RBENCH_CACHE_DIR") or results_dir() / "cache")
+def location(key: str) -> str:
+    """A location's default as a run would resolve it (``tracking.uri``, ``cache.dir``, ``home``), read from the paths
+    group with the environment of now (``$RBENCH_HOME``, ``$MLFLOW_TRACKING_URI``, ``$RBENCH_CACHE_DIR``), for the
+    tools that compose no Hydra config (rbench-report, rbench-audit, rbench-generate): derived once, in the YAML."""
+    node = OmegaConf.create({k: v for k, v in _paths_file().items() if k != "hydra"})  # Hydra's folders need its ${now:}
+    value = OmegaConf.select(node, key, throw_on_missing=True)
+    if value is None:
+        raise KeyError(f"{key}: not a location in {PATHS_FILE}")
+    return str(value)
 
 
-#: top-level config keys that say where things are read or written, not what is computed
-PLACE_ROOTS = ("home", "data_dir", "cache", "tracking", "hydra", "rerun")
+#: top-level config keys that say where things are read or written (every key the paths group sets), and ``rerun``
+#: (whether to skip a finished point, not what it computes)
+PLACE_ROOTS = (*(str(k) for k in _paths_file()), "rerun")
 #: nested keys that are places wherever they stand (a stage's cache, a dataset's folder and queries file)
 PLACE_LEAVES = ("cache_dir", "cache_mode")
 PLACE_KEYS = {"dataset": ("path", "queries", "data_dir", "hf_root")}

@@ -25,7 +25,7 @@ from benchmarks.tracking.store import ReportError, load_runs
 from benchmarks.studies.registry import StudyContext, get, studies
 from benchmarks.arguments import arg_type, limit, number
 from benchmarks.datasets import limits
-from benchmarks.paths import default_tracking_uri
+from benchmarks.paths import location
 
 __all__ = ["main", "paired_test"]
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     limits.configure(dict(args.limit) or None)
     if args.tracking_uri is None:
 
-        args.tracking_uri = default_tracking_uri()
+        args.tracking_uri = location("tracking.uri")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - {"md", "csv", "latex"})
     if unknown:

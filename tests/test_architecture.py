@@ -238,7 +238,7 @@ def _code_lines(pattern: str) -> list[str]:
     ("failure-mode labels", r"\(\s*\"chunk_boundary\",\s*\"exact_term\",\s*\"multi_hop\",\s*\"stale_version\",\s*\"simple\""),
     ("the verdict ladder", r"^LADDER\b"),
     ("the companion builder", r"^def companion_run\b"),
-    ("the location keys (a run's identity leaves them out)", r"[\"']tracking\.?[\"'].*[\"']hydra|[\"']hydra\.?[\"'].*[\"']tracking"),
+    ("the place rule (benchmarks.paths.is_place; its roots read from conf/paths/default.yaml)", r"^def is_place\b"),
     ("the language analyses", r"^ANALYSES\b"),
     ("the installed-module check (retrievers.infrastructure.extras.installed)", r"find_spec\("),
     ("the router rule (retrievers.pipeline.router_rule)", r"decomposition is set per route"),
@@ -325,3 +325,20 @@ def test_cli_parses_and_dispatches_only():
     assert defined == {"main", "run", "report", "audit", "generate", "_tool", "_fail", "_full_disk_message",
                        "_fail_if_mlflow", "_fail_if_full_disk"}, defined
     assert not any(isinstance(n, ast.ClassDef) for n in tree.body)
+
+
+def test_default_locations_are_derived_in_the_paths_group_only():
+    """#34: every location's default (home, data_dir, cache.dir, tracking.uri, artifact_root, Hydra's folders) is
+    written in conf/paths/default.yaml; Python reads it from there (``benchmarks.paths.location``) and derives none
+    from the environment itself; the keys that group sets are the places a run's identity leaves out."""
+    from benchmarks import paths
+
+    hits = [h for h in _code_lines(r"environ.*\b(RBENCH_HOME|RBENCH_CACHE_DIR|MLFLOW_TRACKING_URI|RBENCH_DATA_DIR)\b")
+            if not h.startswith(("benchmarks.scripts", "benchmarks.paths:"))]
+    assert hits == []
+    group = (ROOT / "conf" / "paths" / "default.yaml").read_text(encoding="utf-8")
+    assert "mlflow.db" in group and "RBENCH_CACHE_DIR" in group
+    config = (ROOT / "conf" / "config.yaml").read_text(encoding="utf-8")
+    assert "mlflow.db" not in config and "RBENCH_HOME" not in config and "- paths: default" in config
+    assert {"home", "data_dir", "cache", "tracking", "hydra"} <= set(paths.PLACE_ROOTS)
+    assert all(paths.is_place(k) for k in ("home", "data_dir", "cache.dir", "tracking.uri", "hydra.run.dir"))

@@ -126,3 +126,24 @@ def test_sweep_presets_find_gzipped_beir_folders(tmp_path):
         fh.write("{}\n")
     (tmp_path / "beir" / "notes").mkdir()
     assert beir_folders(str(tmp_path)) == "plain,zipped"
+
+
+def test_the_tools_defaults_follow_the_paths_group(monkeypatch, tmp_path):
+    """rbench-report/-audit/-generate compose no Hydra config: their default store and cache are read from
+    conf/paths/default.yaml with the environment of now, the same values a run resolves."""
+    from hydra import compose, initialize_config_dir
+
+    from benchmarks.paths import CONF_DIR, location
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("RBENCH_CACHE_DIR", raising=False)
+    monkeypatch.setenv("RBENCH_HOME", str(tmp_path))
+    assert location("tracking.uri") == f"sqlite:///{tmp_path}/results/mlflow.db"
+    assert location("cache.dir") == f"{tmp_path}/results/cache"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config")
+    assert cfg.tracking.uri == location("tracking.uri") and cfg.cache.dir == location("cache.dir")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert location("tracking.uri") == "http://127.0.0.1:5999"
+    with pytest.raises(KeyError):
+        location("retriever.k1")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import resolvers  # noqa: F401 - registers ${rbench.*} before any config is composed
-from benchmarks.paths import CONF_DIR as _CONF
+from benchmarks.paths import CONF_DIR as _CONF, location
 from benchmarks.run.validate import problems
 from retrievers.infrastructure.extras import message
 from retrievers.infrastructure.safe_write import unwritable
@@ -133,7 +133,7 @@ def precheck(argv: list[str]) -> str | None:
         if why:
             name = key.split("=", 1)[0]
             given = any(a.split("=", 1)[0].lstrip("+") == name for a in overrides)
-            env = " (RBENCH_HOME)" if name.startswith("hydra") and os.environ.get("RBENCH_HOME") and not given else ""
+            env = " (RBENCH_HOME)" if name.startswith("hydra") and location("home") != "." and not given else ""
             return f"config error: {name}{env}: {folder} cannot be written: {why} -- nothing was computed"
     if multirun:  # for the sweep's progress lines (read by every point, also in launcher subprocesses)
         import time
