@@ -40,9 +40,12 @@ def location(key: str) -> str:
     return str(value)
 
 
-#: top-level config keys that say where things are read or written (every key the paths group sets), and ``rerun``
-#: (whether to skip a finished point, not what it computes)
-PLACE_ROOTS = (*(str(k) for k in _paths_file()), "rerun")
+#: top-level config keys that say where things are read or written (every key the paths group sets), ``rerun``
+#: (whether to skip a finished point, not what it computes) and ``engine`` (where the encoding runs: every engine
+#: gives the same vectors, so a run finished on a laptop is the same run on Ray)
+PLACE_ROOTS = (*(str(k) for k in _paths_file()), "rerun", "engine")
+#: config nodes that are places wherever a stage holds them (``retriever.engine``, ``reranker.engine``)
+PLACE_NODES = ("engine",)
 #: nested keys that are places wherever they stand (a stage's cache, a dataset's folder and queries file)
 PLACE_LEAVES = ("cache_dir", "cache_mode")
 PLACE_KEYS = {"dataset": ("path", "queries", "data_dir", "hf_root")}
@@ -54,6 +57,6 @@ def is_place(key: str) -> bool:
     home or the cache, or ``cache.mode=refresh``, is the same run), for the params a run logs as its settings and
     for the settings reports compare."""
     parts = key.lstrip("+~").split(".")
-    if parts[0] in PLACE_ROOTS or parts[-1] in PLACE_LEAVES:
+    if parts[0] in PLACE_ROOTS or parts[-1] in PLACE_LEAVES or any(p in PLACE_NODES for p in parts[1:]):
         return True
     return len(parts) == 2 and parts[1] in PLACE_KEYS.get(parts[0], ())

@@ -23,8 +23,8 @@ from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import Calibrated, Encoder, SentenceTransformerEncoder
 from retrievers.infrastructure.fingerprint import installed_versions
-from chunkers.options import Options, device, integer, number, one_of, optional, string
-from retrievers.engines import ENGINES, SLURM_CLUSTERS, make_engine
+from chunkers.options import Options, device, integer, one_of, optional, string
+from retrievers.engines import Engine, checked_engine
 from retrievers.infrastructure.errors import RetrieverError
 from retrievers.cache import CACHE_MODES
 from retrievers.backends import ALL_PRECISIONS, BACKEND_OPTIONS, requirements
@@ -70,9 +70,6 @@ class DenseRetriever:
         "max_seq_length": optional(integer(1)), "cache_mode": one_of(*CACHE_MODES),
         "encoder_backend": one_of(*BACKEND_OPTIONS), "precision": one_of("auto", *ALL_PRECISIONS),
         "threads": optional(integer(1)), "processes": optional(integer(1)),
-        "engine": one_of(*ENGINES), "engine_address": optional(string), "engine_workers": optional(integer(1)),
-        "engine_gpus": number(0), "slurm_cluster": one_of(*SLURM_CLUSTERS), "slurm_partition": optional(string),
-        "slurm_timeout_min": integer(1), "slurm_array_parallelism": integer(1),
         "shard_passages": optional(integer(1)), "search_block": integer(1), "pq_m": integer(1),
         "pq_bits": integer(1, 16), "ann_check_queries": integer(0)}
     #: optional modules it needs beyond the core (``retrievers/infrastructure/extras.py`` names the extra for each); the
@@ -97,10 +94,7 @@ class DenseRetriever:
         revision: str | None = None, cache_dir: str | None = None, cache_mode: str = "use",
         encoder: Encoder | None = None, encoder_backend: str = "torch", precision: str = "auto",
         threads: int | None = None, processes: int | None = None,
-        engine: str = "local", engine_address: str | None = None, engine_workers: int | None = None,
-        engine_gpus: float = 0, slurm_cluster: str | None = None, slurm_partition: str | None = None,
-        slurm_timeout_min: int = 120, slurm_array_parallelism: int = 64,
-        shard_passages: int | None = None, search_block: int = 65536, pq_m: int = 16, pq_bits: int = 8,
+        engine: Engine | None = None, shard_passages: int | None = None, search_block: int = 65536, pq_m: int = 16, pq_bits: int = 8,
         ann_check_queries: int = 100,
     ) -> None:
         if index not in INDEXES:
@@ -114,12 +108,7 @@ class DenseRetriever:
                                              "ef_search": int(hnsw_ef_search)}
         self.ivf = {"nlist": int(ivf_nlist) if ivf_nlist else None, "nprobe": int(ivf_nprobe)}
         self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
-        if engine != "local" and self.cache.mode != "use":
-            raise RetrieverError(f"retriever.engine={engine} writes each encoded shard to cache.dir for the run to join: "
-                                 f"it needs cache.mode=use (got {self.cache.mode})")
-        self.engine = make_engine(engine, address=engine_address, workers=engine_workers, gpus=engine_gpus,
-                                  slurm_cluster=slurm_cluster, slurm_partition=slurm_partition,
-                                  slurm_timeout_min=slurm_timeout_min, slurm_array_parallelism=slurm_array_parallelism)
+        self.engine = checked_engine(engine, self.cache)
         self.shard_passages = int(shard_passages) if shard_passages else None
         self.search_block, self.pq = int(search_block), {"m": int(pq_m), "bits": int(pq_bits)}
         self.ann_check_queries = int(ann_check_queries)

@@ -153,12 +153,13 @@ class BiEncoderReranker(Reranker):
 
     kind = "bi_encoder"
 
-    def __init__(self, inner: Any = None, **settings: Any) -> None:
+    def __init__(self, inner: Any = None, *, engine: Any = None, **settings: Any) -> None:
         super().__init__(inner, **settings)
-
+        # the corpus is encoded shard by shard by the engine group's engine (engine=local|ray|slurm), as dense's is
         self._dense = DenseRetriever(model=self.name, batch_size=self.batch_size, device=self.device,
                                      max_seq_length=self.max_length, revision=self.revision,
-                                     cache_dir=settings.get("cache_dir"), cache_mode=settings.get("cache_mode", "use"))
+                                     cache_dir=settings.get("cache_dir"), cache_mode=settings.get("cache_mode", "use"),
+                                     engine=engine)
         self._text_rows: dict[str, int] = {}  # indexed text -> its row in the corpus embeddings
         self._pending: list[Chunk] | None = None  # chunks whose embeddings are loaded on the first score()
 

@@ -69,6 +69,7 @@ def shard_key(chunks: Sequence[Chunk], identity: Any) -> str:
     return Cache.key({"what": "embedding-shard", "passages": chunks_digest(chunks), "encoder": identity})
 
 
+
 def plan(chunks: Sequence[Chunk], identity: Any, target: int | None = None) -> list[Shard]:
     """The corpus's shards (``target``: passages per shard on average, default :data:`TARGET`)."""
     cuts = boundaries(chunks, TARGET if target is None else target)
@@ -101,13 +102,27 @@ def write_shard(cache: Cache, shard: Shard, texts: Sequence[str], ids: Sequence[
                                                "rows": len(ids), "start": shard.start, "encoder": identity})
 
 
-def present(cache: Cache, shard: Shard) -> bool:
+@dataclass(frozen=True)
+class ShardStore:
+    """How a stage's shards are cached: the cache kind their entries live under and the function that encodes one
+    shard and publishes it (``write(cache, shard, texts, ids, encode, identity, *, step, on_step)``). Module-level
+    functions only, so an engine can send it to Ray actors and SLURM jobs."""
+
+    kind: str
+    write: Callable[..., Any]
+
+
+#: dense embeddings (float32 ``.npy``); SPLADE's vectors: ``retrievers.splade.SPARSE_SHARDS``
+EMBEDDINGS = ShardStore(KIND, write_shard)
+
+
+def present(cache: Cache, shard: Shard, store: ShardStore = EMBEDDINGS) -> bool:
     """Whether a complete, intact entry of this shard exists (never with ``cache.mode=refresh``)."""
-    return cache.get(KIND, shard.key) is not None
+    return cache.get(store.kind, shard.key) is not None
 
 
-def missing(cache: Cache, shards: Sequence[Shard]) -> list[Shard]:
-    return [s for s in shards if not present(cache, s)]
+def missing(cache: Cache, shards: Sequence[Shard], store: ShardStore = EMBEDDINGS) -> list[Shard]:
+    return [s for s in shards if not present(cache, s, store)]
 
 
 def join(cache: Cache, shards: Sequence[Shard], ids: Sequence[str], out: Path) -> int:
@@ -134,9 +149,9 @@ def join(cache: Cache, shards: Sequence[Shard], ids: Sequence[str], out: Path) -
     return dim
 
 
-def drop(cache: Cache, shards: Sequence[Shard]) -> None:
+def drop(cache: Cache, shards: Sequence[Shard], store: ShardStore = EMBEDDINGS) -> None:
     """Remove the shard entries once joined (the joined entry holds the same rows: no second copy on disk)."""
     import shutil
 
     for shard in shards:
-        shutil.rmtree(cache.entry(KIND, shard.key), ignore_errors=True)
+        shutil.rmtree(cache.entry(store.kind, shard.key), ignore_errors=True)

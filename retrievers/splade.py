@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -39,6 +40,8 @@ from retrievers.types import Run
 from chunkers.options import Options, device, integer, optional, string
 from retrievers.infrastructure.extras import need
 from retrievers.infrastructure.progress import Progress
+from retrievers import shards as sh
+from retrievers.engines import Engine, checked_engine
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +63,49 @@ def _csr_load(folder: Path, name: str) -> Any:
                        np.load(folder / f"{name}.indptr.npy")), shape=shape)
 
 
+def write_sparse_shard(cache: Cache, shard: sh.Shard, texts: Sequence[str], ids: Sequence[str], encode: Any,
+                       identity: Any, *, step: int = ENCODE_BLOCK, on_step: Any = None) -> Path | None:
+    """Encode one shard's passages (calls of ``step`` texts) and publish its CSR rows as its own cache entry."""
+    from scipy.sparse import vstack
+
+    parts = []
+    for i in range(0, len(texts), step):
+        part = list(texts[i:i + step])
+        parts.append(encode(part))
+        if on_step is not None:
+            on_step(len(part))
+    matrix = vstack(parts, format="csr")
+
+    def write(folder: Path) -> None:
+        _csr_save(folder, "docs", matrix)
+        (folder / "ids.json").write_text(json.dumps(list(ids)), encoding="utf-8")
+
+    return cache.put(SPARSE_SHARDS.kind, shard.key, write, {"what": "SPLADE vectors (CSR) of one shard, row i = ids.json[i]",
+                                                           "rows": len(ids), "start": shard.start, "encoder": identity})
+
+
+#: SPLADE's shards: what an engine (``engine=local|ray|slurm``) writes for each missing one
+SPARSE_SHARDS = sh.ShardStore("sparse-shards", write_sparse_shard)
+
+
 class SpladeRetriever:
     """``retriever=splade``: a learned sparse first stage with exact dot-product search."""
 
     OPTIONS: ClassVar[Options] = {"model": string, "batch_size": integer(1), "device": device,
-                                  "max_seq_length": optional(integer(1)), "threads": optional(integer(1))}
+                                  "max_seq_length": optional(integer(1)), "threads": optional(integer(1)),
+                                  "shard_passages": optional(integer(1))}
     REQUIRES: ClassVar[tuple[str, ...]] = ("sentence_transformers", "torch")
 
     def __init__(self, *, model: str = "splade-tiny-msmarco", batch_size: int = 32, device: str = "auto",
                  max_seq_length: int | None = 256, revision: str | None = None, threads: int | None = None,
-                 cache_dir: str | None = None, cache_mode: str = "use") -> None:
+                 cache_dir: str | None = None, cache_mode: str = "use", engine: Engine | None = None,
+                 shard_passages: int | None = None) -> None:
         self.name, self.batch_size, self.revision = model, int(batch_size), revision
         self.max_seq_length = int(max_seq_length) if max_seq_length else None
         self.device, self.threads = device, threads
         self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
+        self.engine = checked_engine(engine, self.cache)
+        self.shard_passages = int(shard_passages) if shard_passages else None
         self.encoded_texts = 0  # texts sent to the model (0 on a fully cached run)
         self._model = None
         self._source: dict[str, Any] | None = None
@@ -147,17 +179,46 @@ class SpladeRetriever:
                            {"what": "SPLADE passage vectors (CSR), row i = chunk i", "rows": len(chunks),
                             "encoder": self.identity(), "chunks_digest": chunks_digest(chunks)})
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a Ray actor or SLURM job receives to encode shards: the settings, never a loaded model or vectors."""
+        return {**self.__dict__, "_model": None, "_docs": None}
+
     def _encode_corpus(self, chunks: Sequence[Chunk]) -> Any:
+        """Encode shard by shard (:mod:`retrievers.shards`, by the stage's ``engine``): each finished shard is its own
+        cache entry, so an interrupted encode resumes from the shards it finished; then the shards are stacked."""
         from scipy.sparse import vstack
 
-
+        identity = self.identity()
+        plan = sh.plan(chunks, identity, self.shard_passages)
+        encode = lambda texts: self.encode(texts, kind="doc")  # noqa: E731
+        if self.cache.mode == "off":
+            with Progress(len(chunks), "splade: encode corpus", "passages") as bar:
+                parts = []
+                for i in range(0, len(chunks), ENCODE_BLOCK):
+                    part = chunks[i:i + ENCODE_BLOCK]
+                    parts.append(encode([c.indexed_text for c in part]))
+                    bar.update(len(part))
+            return vstack(parts, format="csr")
+        todo = sh.missing(self.cache, plan, SPARSE_SHARDS)
+        if len(todo) < len(plan):
+            print(f"rbench: splade: resuming — {len(plan) - len(todo)} of {len(plan)} shards already encoded in "
+                  f"{self.cache.dir / SPARSE_SHARDS.kind}", file=sys.stderr, flush=True)
+        if todo:
+            self.engine.run(todo, chunks, cache=self.cache, encode=encode, encoder=self, identity=identity,
+                            step=ENCODE_BLOCK, store=SPARSE_SHARDS, label="splade")
+            if self.engine.name != "local":  # encoded elsewhere: counted here
+                self.encoded_texts += sum(len(s) for s in todo)
         parts = []
-        with Progress(len(chunks), "splade: encode corpus", "passages") as bar:
-            for i in range(0, len(chunks), ENCODE_BLOCK):
-                part = chunks[i:i + ENCODE_BLOCK]
-                parts.append(self.encode([c.indexed_text for c in part], kind="doc"))
-                bar.update(len(part))
-        return vstack(parts, format="csr")
+        for shard in plan:
+            entry = self.cache.entry(SPARSE_SHARDS.kind, shard.key)
+            stored = json.loads((entry / "ids.json").read_text(encoding="utf-8"))
+            if stored != [c.id for c in chunks[shard.start:shard.stop]]:
+                raise RetrieverError(f"SPLADE shard {shard.index} ({entry}) holds other passages than the corpus's rows "
+                                     f"{shard.start}..{shard.stop - 1}")
+            parts.append(_csr_load(entry, "docs"))
+        matrix = vstack(parts, format="csr")
+        sh.drop(self.cache, plan, SPARSE_SHARDS)
+        return matrix
 
     def _queries(self, queries: Sequence[Query]) -> Any:
         key = Cache.key({"what": "splade-query-vectors", "queries": [q.text for q in queries],

@@ -234,7 +234,6 @@ def _code_lines(pattern: str) -> list[str]:
     ("cache modes", r"\(\s*\"use\",\s*\"refresh\",\s*\"off\"\s*\)"),
     ("BM25 variants", r"\(\s*\"lucene\",\s*\"robertson\""),
     ("dense indexes", r"\(\s*\"flat\",\s*\"exact\",\s*\"hnsw\",\s*\"ivf\",\s*\"ivfpq\"\s*\)"),
-    ("encoding engines", r"\(\s*\"local\",\s*\"ray\",\s*\"slurm\"\s*\)"),
     ("failure-mode labels", r"\(\s*\"chunk_boundary\",\s*\"exact_term\",\s*\"multi_hop\",\s*\"stale_version\",\s*\"simple\""),
     ("the verdict ladder", r"^LADDER\b"),
     ("the companion builder", r"^def companion_run\b"),

@@ -10,6 +10,7 @@ import pytest
 from chunkers import Document, NoChunker
 from fakes import CountingEncoder
 from retrievers import shards
+from retrievers.engines import RayEngine, SlurmEngine
 from retrievers.dense import DenseRetriever
 
 pytestmark = pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow), not the README's command
@@ -50,7 +51,7 @@ def test_ray_shards_equal_local_and_a_killed_worker_redoes_only_its_shard(tmp_pa
     monkeypatch.setattr(shards, "TARGET", 40)
     marker = tmp_path / "died"
     enc = DyingOnce("passage 250 ", marker)
-    r = DenseRetriever(encoder=enc, cache_dir=str(tmp_path / "c"), engine="ray", engine_workers=2)
+    r = DenseRetriever(encoder=enc, cache_dir=str(tmp_path / "c"), engine=RayEngine(workers=2))
     r.index(CHUNKS)
     assert marker.exists()  # a worker did die mid-shard
     assert np.array_equal(np.asarray(r._emb), PLAIN)  # bit-identical to one process
@@ -73,7 +74,7 @@ def test_ray_encodes_only_the_missing_shards(tmp_path, monkeypatch):
         part = CHUNKS[s.start:s.stop]
         shards.write_shard(Cache(cache), s, [c.indexed_text for c in part], [c.id for c in part],
                            lambda t: enc.encode(t, kind="doc"), enc.identity())
-    r = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(cache), engine="ray", engine_workers=1)
+    r = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(cache), engine=RayEngine(workers=1))
     r.index(CHUNKS)
     assert r.encoded_texts == len(CHUNKS) - sum(len(s) for s in plan[:3])
     assert np.array_equal(np.asarray(r._emb), PLAIN)
@@ -82,8 +83,7 @@ def test_ray_encodes_only_the_missing_shards(tmp_path, monkeypatch):
 def test_submitit_local_job_array(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     monkeypatch.setattr(shards, "TARGET", 100)
-    r = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path / "c"), engine="slurm", slurm_cluster="local",
-                       slurm_timeout_min=5)
+    r = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path / "c"), engine=SlurmEngine(cluster="local", timeout_min=5))
     r.index(CHUNKS)
     assert np.array_equal(np.asarray(r._emb), PLAIN)
     logs = list((tmp_path / "c" / "submitit").rglob("*_log.out"))
@@ -94,7 +94,7 @@ def test_engines_need_the_cache():
     from retrievers.infrastructure.errors import RetrieverError
 
     with pytest.raises(RetrieverError, match="cache.mode=use"):
-        DenseRetriever(encoder=CountingEncoder(), cache_mode="off", cache_dir="/tmp/x", engine="ray")
+        DenseRetriever(encoder=CountingEncoder(), cache_mode="off", cache_dir="/tmp/x", engine=RayEngine())
 
 
 def test_exact_search_block_by_block_equals_one_block_and_faiss(tmp_path):
@@ -154,20 +154,19 @@ def test_an_engine_that_cannot_start_is_one_line_naming_the_key(tmp_path, monkey
     import time
 
     from chunkers.types import Chunk
-    from retrievers.engines import RayEngine, SlurmEngine
     from retrievers.infrastructure.errors import RetrieverError
 
     class Dir:
         dir = str(tmp_path)
 
     monkeypatch.setattr("shutil.which", lambda name: None)
-    with pytest.raises(RetrieverError, match=r"retriever.engine=slurm: no SLURM here .* retriever.slurm_cluster=local"):
+    with pytest.raises(RetrieverError, match=r"engine=slurm: no SLURM here .* engine.cluster=local"):
         SlurmEngine(cluster="slurm").run([], [], cache=Dir(), encode=None, encoder=None, identity=None, step=1)
     with socket.socket() as s:  # a loopback port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t0 = time.perf_counter()
-    with pytest.raises(RetrieverError, match=rf"retriever.engine_address: cannot reach Ray at 127.0.0.1:{port} \(nothing answers"):
+    with pytest.raises(RetrieverError, match=rf"engine.address: cannot reach Ray at 127.0.0.1:{port} \(nothing answers"):
         RayEngine(address=f"127.0.0.1:{port}").run([], [], cache=Dir(), encode=None, encoder=None, identity=None, step=1)
     assert time.perf_counter() - t0 < 30
     encoder = CountingEncoder()

@@ -174,3 +174,74 @@ def test_a_sequence_length_beyond_the_model_through_rbench_runs_and_says_the_cap
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stderr.count("retriever.max_seq_length=2000 is more than the model reads (512 tokens") == 1
+
+
+def _many_chunks(n: int = 60) -> list[Chunk]:
+    out = []
+    for i in range(n):
+        text = " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3 + i % 5))
+        out.append(Chunk(id=f"d{i}#0", doc_id=f"d{i}", title="", text=text, start=0, end=len(text)))
+    return out
+
+
+def test_splade_encodes_by_shards_with_any_engine_and_resumes_from_the_finished_ones(tiny_splade, tmp_path):
+    """#34: the engine is a stage's own config node, and SPLADE uses it as dense does: its corpus is encoded shard by
+    shard (a submitit job array here, submitit's local executor), equal to one process's vectors; an interrupted
+    encode resumes from the shards present (only the missing one is encoded again)."""
+    pytest.importorskip("submitit")
+    from retrievers import shards
+    from retrievers.cache import Cache
+    from retrievers.engines import SlurmEngine
+    from retrievers.splade import SPARSE_SHARDS, SpladeRetriever
+
+    chunks = _many_chunks()
+    plain = SpladeRetriever(model=tiny_splade, device="cpu", max_seq_length=None)  # cache off: one process
+    plain.index(chunks)
+    arrayed = SpladeRetriever(model=tiny_splade, device="cpu", max_seq_length=None, cache_dir=str(tmp_path / "a"),
+                              shard_passages=12, engine=SlurmEngine(cluster="local", timeout_min=5))
+    arrayed.index(chunks)
+    plan = shards.plan(chunks, arrayed.identity(), 12)
+    assert len(plan) > 2 and len(list((tmp_path / "a" / "submitit").rglob("*_log.out"))) == len(plan)
+    assert np.allclose(arrayed._docs.toarray(), plain._docs.toarray(), atol=1e-6)
+    assert arrayed.encoded_texts == len(chunks)  # encoded elsewhere, counted here
+    # an encode interrupted after all but one shard: the next run encodes that shard only
+    local = SpladeRetriever(model=tiny_splade, device="cpu", max_seq_length=None, cache_dir=str(tmp_path / "b"),
+                            shard_passages=12)
+    enc = SpladeRetriever(model=tiny_splade, device="cpu", max_seq_length=None)
+    for s in plan[:-1]:
+        part = chunks[s.start:s.stop]
+        SPARSE_SHARDS.write(Cache(tmp_path / "b"), s, [c.indexed_text for c in part], [c.id for c in part],
+                            lambda t: enc.encode(t, kind="doc"), local.identity())
+    local.index(chunks)
+    assert local.encoded_texts == len(plan[-1])
+    assert np.allclose(local._docs.toarray(), plain._docs.toarray(), atol=1e-6)
+
+
+def test_every_encoding_stage_takes_the_engine_groups_node(tmp_path):
+    """#34: ``engine=slurm engine.cluster=local`` reaches dense, SPLADE, the hybrids' dense part and the bi-encoder
+    reranker as one engine object each (the engine's own ``_target_``), and the engine is not part of a run's
+    identity (every engine gives the same vectors)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from benchmarks.paths import CONF_DIR, is_place
+    from retrievers.engines import LocalEngine, SlurmEngine
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for overrides, pick in ((["retriever=dense"], lambda r: r), (["retriever=splade"], lambda r: r),
+                                (["retriever=hybrid"], "dense"),
+                                (["reranker=bi_encoder"], None)):
+            cfg = compose(config_name="config", overrides=[*overrides, "engine=slurm", "engine.cluster=local",
+                                                           f"cache.dir={tmp_path}"])
+            if pick is None:
+                from retrievers.bm25 import BM25Retriever
+
+                stage = instantiate(cfg.reranker)(BM25Retriever())._dense
+            elif pick == "dense":  # the hybrid's dense base, as the hybrid builds it
+                stage = instantiate(cfg.retriever.retrievers.dense)
+            else:
+                stage = pick(instantiate(cfg.retriever))
+            assert isinstance(stage.engine, SlurmEngine) and stage.engine.cluster == "local", overrides
+        default = compose(config_name="config", overrides=["retriever=dense"])
+        assert isinstance(instantiate(default.retriever).engine, LocalEngine)
+    assert is_place("engine.address") and is_place("retriever.engine._target_") and not is_place("retriever.index")

@@ -29,6 +29,7 @@ import numpy as np
 from benchmarks.scripts.machine import as_markdown, describe
 from benchmarks.scripts.scale import corpus, vocabulary
 from retrievers.dense import DenseRetriever
+from retrievers.engines import LocalEngine, RayEngine, SlurmEngine
 from retrievers.encoders import StaticModelEncoder
 
 
@@ -71,7 +72,8 @@ def run(chunks, engine: str, label: str, shard: int, kill_after: int | None = No
     with tempfile.TemporaryDirectory(prefix="rbench-scale-out-") as tmp:
         log = str(Path(tmp) / "encoded.log")
         cache = Path(tmp) / "cache"
-        r = DenseRetriever(encoder=Counting(log), cache_dir=str(cache), engine=engine, shard_passages=shard, **kw)
+        made = {"local": LocalEngine, "ray": RayEngine, "slurm": SlurmEngine}[engine](**kw)
+        r = DenseRetriever(encoder=Counting(log), cache_dir=str(cache), engine=made, shard_passages=shard)
         record: dict[str, Any] = {"label": label, "engine": engine}
         stop = threading.Event()
         if kill_after is not None:
@@ -103,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     chunks = corpus(args.n, vocabulary(args.data_dir))
     print(f"generated {len(chunks):,} passages in {time.perf_counter() - t0:.0f} s", flush=True)
     rows = [run(chunks, "local", "this process", args.shard),
-            run(chunks, "ray", "ray, 1 worker", args.shard, engine_workers=1),
-            run(chunks, "ray", "ray, 2 workers", args.shard, engine_workers=2),
-            run(chunks, "ray", "ray, 2 workers, one killed", args.shard, kill_after=3, engine_workers=2),
-            run(chunks, "slurm", "submitit job array (local executor)", args.slurm_shard, slurm_cluster="local",
-                slurm_timeout_min=60)]
+            run(chunks, "ray", "ray, 1 worker", args.shard, workers=1),
+            run(chunks, "ray", "ray, 2 workers", args.shard, workers=2),
+            run(chunks, "ray", "ray, 2 workers, one killed", args.shard, kill_after=3, workers=2),
+            run(chunks, "slurm", "submitit job array (local executor)", args.slurm_shard, cluster="local",
+                timeout_min=60)]
     base = rows[0]["sha256"]
     one = next(r for r in rows if r["label"] == "ray, 1 worker")["passages_per_s"]
     two = next(r for r in rows if r["label"] == "ray, 2 workers")["passages_per_s"]
