@@ -42,11 +42,11 @@ from benchmarks.diagnosis.signals import Corpus, not_computed
 from benchmarks.errors import ConfigError, RbenchError
 from benchmarks.labels import LABELS
 from benchmarks.tracking.groups import GROUPS, describe
-from benchmarks.paths import CONF_DIR, location
+from benchmarks.paths import CONF_DIR, location, runnable
 from benchmarks.arguments import arg_type, integer, limit, number
 from benchmarks.datasets import limits
 from retrievers.infrastructure.errors import RetrieverError
-from benchmarks.tracking.store import download_artifact
+from benchmarks.tracking.store import download_artifact, resolve_run_id
 from benchmarks.datasets.beir import is_beir_folder
 from benchmarks.run.retrieval import chunk_dataset
 from benchmarks.evaluation.trec import read_run
@@ -270,7 +270,7 @@ def traces_main(args: argparse.Namespace) -> int:
         left = {k: v for k, v in counts.items() if k != "written" and v}
         print(f"rbench-audit: wrote {len(queries)} queries to {args.write_queries}"
               + (f" ({'; '.join(f'{k}: {v}' for k, v in left.items())})" if left else "")
-              + f"; measure fixes on them: rbench -m dataset=files dataset.path={args.corpus} "
+              + f"; measure fixes on them: {runnable('rbench')} -m dataset=files dataset.path={args.corpus} "
                 f"dataset.queries={args.write_queries} retriever=bm25,dense", file=sys.stderr)
     if args.out:
         table = [{"line": r["line"], "query_id": r["query_id"], "reached": r["reached"], "verdict": r.get("verdict", ""),
@@ -319,6 +319,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rbench-audit: error: no FINISHED run in {args.experiment!r} matches {args.filter!r}", file=sys.stderr)
             return 2
         run_id = chosen[-1].run_id
+    try:
+        run_id = resolve_run_id(client, run_id)
+    except ConfigError as err:
+        print(f"rbench-audit: error: {err}", file=sys.stderr)
+        return 2
+    except Exception:  # noqa: BLE001 - a store that cannot be searched: the lookup below names the store and the id
+        pass
     try:
         client.get_run(run_id)
     except Exception as err:

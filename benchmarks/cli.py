@@ -112,11 +112,13 @@ def run() -> None:
         code = 143 if isinstance(err, Terminated) else 130
         what = "terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)"
         run_id = getattr(err, "rbench_killed_run", None)  # set by the tracker that marked its run
+        resume = getattr(err, "rbench_resume", None)  # set by an encode that was cut: what the next run finds
         if run_id:
-            print(f"rbench: {what}; MLflow run {run_id} is marked KILLED; finished encoder shards stay in the cache: "
-                  "the same command resumes from them", file=sys.stderr)
+            print(f"rbench: {what}; MLflow run {run_id} is marked KILLED" + (f"; {resume}" if resume else ""),
+                  file=sys.stderr)
         else:
-            print(f"rbench: {what}; the run in progress (if any) is marked KILLED", file=sys.stderr)
+            print(f"rbench: {what}; the run in progress (if any) is marked KILLED" + (f"; {resume}" if resume else ""),
+                  file=sys.stderr)
         sys.exit(code)
 
 

@@ -44,7 +44,7 @@ from benchmarks.paths import CONF_DIR
 from benchmarks.diagnosis.traces import read_corpus_dir
 from retrievers.infrastructure.errors import RetrieverError
 from retrievers.llm import ChatClient
-from benchmarks.paths import location
+from benchmarks.paths import location, runnable
 
 SYSTEM = ("You write evaluation questions for a retrieval system. You are given one or more documents, each "
           "with an id. Reply with a JSON object and nothing else: {\"query\": \"<the question>\", \"evidence\": "
@@ -198,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.per_label < 1:
         print("rbench-generate: error: --per-label must be >= 1", file=sys.stderr)
         return 2
+    try:  # the corpus first: a missing or empty folder is the first thing wrong, whatever the endpoint
+        corpus = read_corpus_dir(args.corpus)
+    except (RbenchError, RetrieverError) as err:
+        print(f"rbench-generate: error: {err}", file=sys.stderr)
+        return 2
     dec = OmegaConf.load(CONF_DIR / "decomposer" / "llm.yaml")
     base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
     key_env = args.api_key_env or str(dec.api_key_env)
@@ -211,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     try:
-        corpus = read_corpus_dir(args.corpus)
         client = ChatClient(base_url=base_url, model=args.model or str(dec.model),
                             api_key_env=key_env, temperature=float(dec.temperature),
                             timeout_s=args.timeout_s or float(dec.timeout_s), retries=int(dec.retries), cache_dir=cache_dir,
@@ -240,5 +244,5 @@ def main(argv: list[str] | None = None) -> int:
     short = [lab for lab in labels if per.get(lab, 0) < args.per_label]
     if short:
         print(f"  fewer than {args.per_label} for {', '.join(short)}: the corpus has too few fitting documents, or replies were rejected")
-    print(f"next: rbench dataset=files dataset.path={args.corpus} dataset.queries={out}")
+    print(f"next: {runnable('rbench')} dataset=files dataset.path={args.corpus} dataset.queries={out}")
     return 0

@@ -8,6 +8,8 @@ group asks :data:`CONF_DIR`, never a path of its own.
 from __future__ import annotations
 
 import functools
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +62,19 @@ def is_place(key: str) -> bool:
     if parts[0] in PLACE_ROOTS or parts[-1] in PLACE_LEAVES or any(p in PLACE_NODES for p in parts[1:]):
         return True
     return len(parts) == 2 and parts[1] in PLACE_KEYS.get(parts[0], ())
+
+
+def runnable(name: str) -> str:
+    """How to type ``name``, a console command of this install (``rbench``, ``rbench-audit``, ``mlflow``), in the
+    shell that ran us: the bare name when the PATH finds this install's, else its path (``.venv/bin/rbench`` for a
+    virtual environment that was never activated), so every hint a tool prints works when pasted."""
+    here = Path(sys.executable).parent / name  # not resolved: a venv's python is a link to the system's
+    if not here.exists():
+        return name
+    found = shutil.which(name)
+    if found and Path(found).absolute() == here.absolute():
+        return name
+    try:
+        return str(here.absolute().relative_to(Path.cwd().absolute()))
+    except ValueError:
+        return str(here)

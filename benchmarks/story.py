@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmarks.arguments import command_line_overrides
 from benchmarks.labels import LABELS, VERDICTS
+from benchmarks.paths import runnable
 from benchmarks.run.runner import RunResult
 from benchmarks.evaluation.metrics import stale_hit, stale_sets
 from retrievers.base import top_k_of
@@ -92,5 +93,5 @@ def run_story(cfg: Any) -> float:
     n_fail = len(audit["verdicts"])
     counts = Counter(v["verdict"] for v in audit["verdicts"])
     print(f"baseline audit: {n_fail} failed queries — " + ", ".join(f"{v} {counts[v]}" for v in VERDICTS if counts.get(v)))
-    print(f"details: rbench-audit --run-id {results['baseline'].run_id} --out results/audit_story  (HTML report)")
+    print(f"details: {runnable('rbench-audit')} --run-id {results['baseline'].run_id} --out results/audit_story  (HTML report)")
     return float(rm["ndcg_at_10"])

@@ -24,7 +24,7 @@ from retrievers.cache import Cache
 from retrievers.encoders import Calibrated, Encoder, SentenceTransformerEncoder
 from retrievers.infrastructure.fingerprint import installed_versions
 from chunkers.options import Options, device, integer, one_of, optional, string
-from retrievers.engines import Engine, checked_engine
+from retrievers.engines import Engine, checked_engine, note_interrupted
 from retrievers.infrastructure.errors import RetrieverError
 from retrievers.cache import CACHE_MODES
 from retrievers.backends import ALL_PRECISIONS, BACKEND_OPTIONS, requirements
@@ -180,8 +180,12 @@ class DenseRetriever:
             print(f"rbench: dense: resuming — {len(plan) - len(todo)} of {len(plan)} shards ({done:,} of {n:,} "
                   f"passages) already encoded in {self.cache.dir / shards.KIND}", file=sys.stderr, flush=True)
         if todo:
-            self.engine.run(todo, chunks, cache=self.cache, encode=encode, encoder=self.encoder, identity=identity,
-                            step=step)
+            try:
+                self.engine.run(todo, chunks, cache=self.cache, encode=encode, encoder=self.encoder, identity=identity,
+                                step=step)
+            except KeyboardInterrupt as err:
+                note_interrupted(err, self.cache, plan, shards.EMBEDDINGS, "dense")
+                raise
             if self.engine.name != "local":  # encoded elsewhere: counted here
                 self.encoded_texts += sum(len(s) for s in todo)
         def write(folder: Path) -> None:

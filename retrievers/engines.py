@@ -231,10 +231,27 @@ Engine = Any
 def checked_engine(engine: Any, cache: Cache) -> Any:
     """The engine a stage encodes with (``None``: this process). An engine other than ``local`` writes each shard to
     ``cache.dir`` for the stage to join, so it needs ``cache.mode=use``."""
-    engine = engine if engine is not None else LocalEngine()
+    if engine is None or engine == "local":  # "local": the flat key of configs logged before the engine group
+        engine = LocalEngine()
     if not callable(getattr(engine, "run", None)):
         raise RetrieverError(f"engine: expected an engine (engine=local|ray|slurm), got {type(engine).__name__}")
     if getattr(engine, "name", "local") != "local" and cache.mode != "use":
         raise RetrieverError(f"engine={engine.name} writes each encoded shard to cache.dir for the run to join: "
                              f"it needs cache.mode=use (got {cache.mode})")
     return engine
+
+
+def note_interrupted(err: BaseException, cache: Cache, plan: Sequence[sh.Shard], store: sh.ShardStore, label: str) -> None:
+    """On Ctrl-C or SIGTERM during an encode: what the next run will find, said truly (``err.rbench_resume``, printed
+    by the console): the shards finished and kept, or that nothing is kept (one shard, or none finished)."""
+    try:
+        done = len(plan) - len(sh.missing(cache, plan, store))
+    except Exception:  # noqa: BLE001 - the note is a courtesy; the interrupt goes on either way
+        return
+    if done:
+        err.rbench_resume = (f"{label}: {done} of {len(plan)} encoded shards are kept in the cache; the same command "
+                             "resumes from them")
+    else:
+        err.rbench_resume = (f"{label}: no shard of the corpus was finished ({len(plan)} shard{'s' if len(plan) != 1 else ''}"
+                             f"{', the whole corpus' if len(plan) == 1 else ''}), so nothing encoded is kept; the same "
+                             "command encodes it again")

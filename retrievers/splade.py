@@ -41,7 +41,7 @@ from chunkers.options import Options, device, integer, optional, string
 from retrievers.infrastructure.extras import need
 from retrievers.infrastructure.progress import Progress
 from retrievers import shards as sh
-from retrievers.engines import Engine, checked_engine
+from retrievers.engines import Engine, checked_engine, note_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -204,8 +204,12 @@ class SpladeRetriever:
             print(f"rbench: splade: resuming — {len(plan) - len(todo)} of {len(plan)} shards already encoded in "
                   f"{self.cache.dir / SPARSE_SHARDS.kind}", file=sys.stderr, flush=True)
         if todo:
-            self.engine.run(todo, chunks, cache=self.cache, encode=encode, encoder=self, identity=identity,
-                            step=ENCODE_BLOCK, store=SPARSE_SHARDS, label="splade")
+            try:
+                self.engine.run(todo, chunks, cache=self.cache, encode=encode, encoder=self, identity=identity,
+                                step=ENCODE_BLOCK, store=SPARSE_SHARDS, label="splade")
+            except KeyboardInterrupt as err:
+                note_interrupted(err, self.cache, plan, SPARSE_SHARDS, "splade")
+                raise
             if self.engine.name != "local":  # encoded elsewhere: counted here
                 self.encoded_texts += sum(len(s) for s in todo)
         parts = []

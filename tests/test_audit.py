@@ -137,6 +137,42 @@ def test_verdicts_do_not_depend_on_labels_end_to_end(tmp_path):
     assert audit_main(["--run-id", run.info.run_id, "--tracking-uri", uri, "--k", "1", "--out", str(out)]) == 0
     assert (tmp_path / "rep" / "audit.html").stat().st_size > 1000
     assert audit_main(["--run-id", "nope", "--tracking-uri", uri]) == 2
+    # #36: the short id the story and the audit page show is accepted (a unique prefix)
+    short = tmp_path / "rep" / "short"
+    assert audit_main(["--run-id", run.info.run_id[:8], "--tracking-uri", uri, "--k", "1", "--out", str(short)]) == 0
+    assert (tmp_path / "rep" / "short.html").is_file()
+    assert audit_main(["--run-id", "ffffffffff", "--tracking-uri", uri]) == 2
+
+
+def test_a_run_id_prefix_is_resolved_or_its_candidates_listed():
+    """#36: ``--run-id 5c655744`` finds the one run whose id starts so; a prefix several runs share lists them."""
+    from types import SimpleNamespace as NS
+
+    from benchmarks.errors import ConfigError
+    from benchmarks.tracking.store import resolve_run_id
+
+    class Page(list):
+        token = None
+
+    ids = ["5c655744aa" + "0" * 22, "5c655744bb" + "1" * 22, "7d00" + "2" * 28]
+
+    class Client:
+        def search_experiments(self):
+            return [NS(experiment_id="0"), NS(experiment_id="1")]
+
+        def search_runs(self, experiment_ids, max_results, page_token):
+            assert experiment_ids == ["0", "1"]
+            return Page(NS(info=NS(run_id=i, run_name=f"run {n}")) for n, i in enumerate(ids))
+
+    assert resolve_run_id(Client(), "7d00") == ids[2]
+    assert resolve_run_id(Client(), "5c655744aa") == ids[0]
+    assert resolve_run_id(Client(), ids[1]) == ids[1]  # a whole id is taken as it is
+    with pytest.raises(ConfigError, match=r"matches 2 runs: 5c655744aa0+ \(run 0\), 5c655744bb1+ \(run 1\)"):
+        resolve_run_id(Client(), "5c655744")
+    with pytest.raises(ConfigError, match="no run's id starts with it"):
+        resolve_run_id(Client(), "abcd")
+    with pytest.raises(ConfigError, match="at least its first 4"):
+        resolve_run_id(Client(), "5c")
 
 
 @pytest.mark.parametrize("choices, named", [

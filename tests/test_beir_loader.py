@@ -19,8 +19,22 @@ def test_loads_folder_keeps_metadata_and_ids_with_spaces(tiny_beir):
     assert ds.corpus[4].text == ""  # empty text is not an error
     assert [q.id for q in ds.queries] == ["q1", "q2"]  # only judged queries of the split
     assert ds.qrels == {"q1": {"d1": 1}, "q2": {"doc with spaces": 2, "d2": 1}}
-    assert ds.notes["queries_without_judgments"] == 1
+    assert ds.notes["unjudged_queries_left_out"] == 1
     assert len(ds.fingerprint()) == 16
+
+
+def test_the_summary_counts_agree_on_queries_left_out_and_skipped(tiny_beir, capsys):
+    """#36: "0 skipped (no relevant judgments)" was followed by "queries without judgments: 1" for a query the loader
+    never ran: the note now says the query was left out, and the skipped count is this split's own."""
+    from benchmarks.evaluation.metrics import evaluate
+    from benchmarks.run.runner import print_summary
+
+    ds = BeirLoader(path=str(tiny_beir)).load()
+    ev = evaluate(ds.qrels, {q.id: {"d1": 1.0} for q in ds.queries}, [1, 10])
+    print_summary(ds, ev, [1, 10], "t", {}, "")
+    out = capsys.readouterr().out
+    assert "2 queries scored, 0 skipped (no relevant judgments)" in out
+    assert "note: unjudged queries left out: 1" in out and "queries without judgments" not in out
 
 
 def test_fingerprint_tracks_content(tmp_path):
@@ -134,7 +148,7 @@ def test_shared_scifact_loads(shared_data):
 
 def test_shared_cisi_and_cranfield(shared_data):
     cisi = BeirLoader(name="cisi", data_dir=str(shared_data)).load()
-    assert len(cisi.queries) == 76 and cisi.notes["queries_without_judgments"] == 112 - 76
+    assert len(cisi.queries) == 76 and cisi.notes["unjudged_queries_left_out"] == 112 - 76
     cran = BeirLoader(name="cranfield", data_dir=str(shared_data)).load()
     assert sum(1 for d in cran.corpus if not d.text.strip()) == 2
 

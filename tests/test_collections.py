@@ -39,7 +39,7 @@ def test_irds_loader_reads_a_registered_collection(irds_collection):
     ds = IrdsLoader(id=name).load()
     assert [d.id for d in ds.corpus] == ["d1", "d2", "d3"] and ds.corpus[1].text == DOCS[1][1]
     assert [q.id for q in ds.queries] == ["q1", "q2"]  # q3 has no judgments: not run, counted
-    assert ds.qrels == {"q1": {"d1": 1}, "q2": {"d2": 2, "d1": 0}} and ds.notes["queries_without_judgments"] == 1
+    assert ds.qrels == {"q1": {"d1": 1}, "q2": {"d2": 2, "d1": 0}} and ds.notes["unjudged_queries_left_out"] == 1
     assert ds.name == name.replace("/", "-") and ds.source == f"ir_datasets:{name}"
 
 

@@ -546,3 +546,15 @@ def test_generate_without_a_key_or_endpoint_says_what_is_missing(tmp_path, capsy
     err = capsys.readouterr().err
     assert "no LLM endpoint is configured: $OPENAI_API_KEY is not set" in err and "--base-url" in err
     assert not (tmp_path / "q.jsonl").exists()
+
+
+def test_generate_with_a_missing_folder_says_so_before_anything_about_the_endpoint(tmp_path, capsys, monkeypatch):
+    """#36: ``rbench-generate --corpus`` naming a folder that is not there complained about the LLM endpoint."""
+    from benchmarks.generate import main
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert main(["--corpus", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "q.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-folder" in err and "LLM endpoint" not in err
+    assert not (tmp_path / "q.jsonl").exists()

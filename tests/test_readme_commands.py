@@ -67,3 +67,38 @@ def test_readme_command_parses(where, argv):
         from benchmarks.audit import build_parser as audit_parser
 
         audit_parser().parse_args(argv[1:])
+
+
+def test_every_command_in_the_docs_runs_from_the_venv_the_quick_start_made():
+    """#36: the quick start makes ``.venv`` and never activates it; a later bare ``rbench`` or ``mlflow ui`` was
+    "command not found". Every command line of a code block names the venv's copy."""
+    bare = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S) + re.findall(r"((?:^    .*\n?)+)", text, re.M)
+        for block in blocks:
+            for line in block.splitlines():
+                m = re.match(r"^\s*(?:[A-Z_]+=\S+\s+)*(\S+)\s", line)
+                if m and m.group(1) in ("rbench", "rbench-report", "rbench-audit", "rbench-generate", "mlflow", "python",
+                                        "pytest"):
+                    bare.append(f"{doc.relative_to(ROOT)}: {line.strip()[:80]}")
+    assert bare == []
+
+
+def test_printed_hints_name_the_command_as_this_shell_finds_it(tmp_path, monkeypatch):
+    """The hints a run prints (``mlflow ui ...``, ``rbench-audit --run-id ...``): the venv's path when the PATH does not
+    find this install's command, the bare name when it does."""
+    import sys
+
+    from benchmarks.paths import runnable
+
+    bindir = Path(sys.executable).parent
+    monkeypatch.chdir(bindir.parent.parent)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert runnable("rbench") == str((bindir / "rbench").relative_to(bindir.parent.parent))
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    assert runnable("rbench") == "rbench"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert runnable("rbench") == str(bindir / "rbench")
+    assert runnable("no-such-command-here") == "no-such-command-here"

@@ -100,3 +100,38 @@ def test_a_shard_with_other_passages_is_refused(tmp_path):
                        lambda t: enc.encode(t, kind="doc"), ident)
     with pytest.raises(RuntimeError, match="other passages"):
         shards.join(cache, plan, [c.id for c in CHUNKS[1:51]], tmp_path / "out.npy")
+
+
+class _InterruptedAfter(CountingEncoder):
+    """Ctrl-C arrives once ``after`` texts were encoded (the encoder is in the middle of a call)."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+
+    def encode(self, texts, *, kind):
+        if self.texts + len(texts) > self.after:
+            raise KeyboardInterrupt()
+        return super().encode(texts, kind=kind)
+
+
+@pytest.mark.parametrize("target,after,said", [
+    (10_000, 150, r"dense: no shard of the corpus was finished \(1 shard, the whole corpus\), so nothing encoded is kept"),
+    (40, 130, r"dense: [1-9]\d* of \d+ encoded shards are kept in the cache; the same command resumes from them"),
+])
+def test_an_interrupted_encode_says_truly_what_the_next_run_finds(tmp_path, monkeypatch, target, after, said):
+    """#36: Ctrl-C during the encode of a one-shard corpus said 'finished encoder shards stay in the cache: the same
+    command resumes from them', and the rerun started again at 0. The note now counts the shards kept; the next run
+    encodes exactly the rest."""
+    import re
+
+    monkeypatch.setattr(shards, "TARGET", target)
+    r = DenseRetriever(encoder=_InterruptedAfter(after), cache_dir=str(tmp_path))
+    with pytest.raises(KeyboardInterrupt) as caught:
+        r.index(CHUNKS)
+    assert re.search(said, caught.value.rbench_resume), caught.value.rbench_resume
+    plan = shards.plan(CHUNKS, CountingEncoder().identity(), target)
+    kept = sum(len(s) for s in plan) - sum(len(s) for s in shards.missing(Cache(tmp_path), plan))
+    again = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path))
+    again.index(CHUNKS)
+    assert again.encoded_texts == len(CHUNKS) - kept and (kept == 0) == (target == 10_000)

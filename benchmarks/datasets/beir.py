@@ -488,7 +488,7 @@ class BeirLoader:
             tune_queries, n_tune = attach_decompositions(tune_queries, self.decompositions)
             notes["queries_with_decomposition"] = n + n_tune
         judged = set(qrels) | set(tune_qrels)
-        notes["queries_without_judgments"] = sum(1 for qid in queries if qid not in judged)
+        notes["unjudged_queries_left_out"] = sum(1 for qid in queries if qid not in judged)
         return Dataset(
             name=self.dataset_name(), corpus=corpus, queries=split_queries, qrels=qrels, split=self.split,
             tune_queries=tune_queries, tune_qrels=tune_qrels, tune_split=self.tune_split,

@@ -109,7 +109,7 @@ class IrdsLoader:
             qrels = {qid: {did: s for did, s in rels.items() if did in doc_ids} for qid, rels in qrels.items() if qid in queries}
             notes["qrels_dropped"] = len(unknown)
         judged = [queries[q] for q in queries if any(s > 0 for s in qrels.get(q, {}).values())]
-        notes["queries_without_judgments"] = len(queries) - len(judged)
+        notes["unjudged_queries_left_out"] = len(queries) - len(judged)
         chosen, qrels = apply_limit(judged, {q.id: qrels[q.id] for q in judged}, self.limit)
         return Dataset(name=self.dataset_name(), corpus=corpus, queries=chosen, qrels=qrels,
                        split=self.split, source=f"ir_datasets:{self.id}", notes=notes)

@@ -59,6 +59,8 @@ def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) 
         if node is None:  # the run has no such retriever: the defaults, with the run's cache
             node = OmegaConf.merge(OmegaConf.load(CONF_DIR / "retriever" / f"{name}.yaml"),
                                    {"cache_dir": cfg.cache.dir, "cache_mode": cfg.cache.mode})
+            if "engine" in node:  # encoded in this process (the engine group is not composed here)
+                node.engine = OmegaConf.load(CONF_DIR / "engine" / "local.yaml")
         out[name] = companion_run({"retriever": node}, chunks, dataset.queries, top_k=top_k, aggregate=aggregate, groups=())
     router = cfg.get("router")
     if router is not None and router.get("_target_"):

@@ -70,7 +70,9 @@ def write_per_query(path: Path, rows: Sequence[tuple[str, Query, Evaluation, dic
 def print_summary(dataset: Dataset, ev: Evaluation, ks: Sequence[int], title: str, by_label: dict[str, dict[str, float]],
                   footer: str) -> None:
     ks = sorted(ks)
-    unjudged = sum(1 for q in dataset.queries if q.id not in dataset.qrels)
+    unjudged = sum(1 for q in dataset.queries if q.id not in dataset.qrels)  # in the split, run, not scored
+    # queries of the file that no split judges are left out by the loader (note "unjudged queries left out"): they
+    # are not among the skipped, which count this split's queries only
     out = [f"\n{title}", f"{dataset.name} [{dataset.split}]: {ev.n_scored} queries scored, {ev.n_skipped + unjudged} skipped "
            f"(no relevant judgments{f'; {unjudged} retrieved and audited, not scored' if unjudged else ''}); "
            f"{len(dataset.corpus)} documents"]
@@ -129,7 +131,9 @@ def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev
     metrics.update(result.timings)
     metrics.update(result.ranking.stats)
     metrics["retrieval_calls_mean"] = result.ranking.calls_mean()  # base-retriever searches per evaluated query
-    unjudged = sum(1 for q in dataset.queries if q.id not in dataset.qrels)
+    unjudged = sum(1 for q in dataset.queries if q.id not in dataset.qrels)  # in the split, run, not scored
+    # queries of the file that no split judges are left out by the loader (note "unjudged queries left out"): they
+    # are not among the skipped, which count this split's queries only
     metrics.update({"queries_scored": ev.n_scored, "queries_skipped": ev.n_skipped + unjudged,
                     "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
     metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})

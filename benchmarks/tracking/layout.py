@@ -14,7 +14,7 @@ import re
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
-from benchmarks.paths import is_place
+from benchmarks.paths import is_place, runnable
 from benchmarks.tracking.groups import GROUPS
 from retrievers.pipeline import DEFAULT_PIPELINE
 from retrievers.infrastructure.redact import redact_text
@@ -160,7 +160,7 @@ def ui_base(uri: str) -> tuple[str, str | None]:
     """Where the MLflow UI of a tracking URI is, and the command that serves it when none runs yet."""
     if uri.startswith(("http://", "https://")):
         return redact_text(uri).rstrip("/"), None
-    return "http://127.0.0.1:5000", f"mlflow ui --backend-store-uri {redact_text(uri)}"
+    return "http://127.0.0.1:5000", f"{runnable('mlflow')} ui --backend-store-uri {redact_text(uri)}"
 
 
 def run_url(uri: str, experiment_id: str, run_id: str) -> str:

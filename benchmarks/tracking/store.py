@@ -192,3 +192,28 @@ def download_artifact(client: Any, run_id: str, name: str, dst: str) -> str:
 
         uri = client.get_run(run_id).info.artifact_uri.rstrip("/")
         return mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/{name}", dst_path=dst)
+
+
+def resolve_run_id(client: Any, given: str) -> str:
+    """A run id as a user types it: the full id, or a unique prefix of one (the short ids pages and tables show,
+    ``5c655744``). ConfigError naming the candidates when a prefix matches several runs, or none."""
+    given = given.strip()
+    if len(given) == 32:
+        return given
+    if len(given) < 4 or not all(c in "0123456789abcdef" for c in given.lower()):
+        raise ConfigError(f"--run-id {given!r}: give a run id, or at least its first 4 characters (hex)")
+    found: list[Any] = []
+    experiments = client.search_experiments()
+    token = None
+    while True:  # every run of every experiment, a page at a time
+        page = client.search_runs([e.experiment_id for e in experiments], max_results=5000, page_token=token)
+        found += [r for r in page if r.info.run_id.startswith(given.lower())]
+        token = page.token
+        if not token:
+            break
+    if len(found) == 1:
+        return found[0].info.run_id
+    if not found:
+        raise ConfigError(f"--run-id {given}: no run's id starts with it")
+    shown = ", ".join(f"{r.info.run_id} ({r.info.run_name})" for r in found[:10])
+    raise ConfigError(f"--run-id {given} matches {len(found)} runs: {shown}; give more of the id")
