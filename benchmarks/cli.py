@@ -12,7 +12,6 @@ import hydra
 from omegaconf import DictConfig
 
 from benchmarks.errors import RbenchError
-from benchmarks import resolvers  # noqa: F401 - registers ${rbench.*} before any config is composed
 from benchmarks.logs import hydra_verbose, quiet_third_party
 from benchmarks.paths import location
 from benchmarks.run.precheck import CONF_DIR, precheck
