@@ -14,45 +14,44 @@ from benchmarks.arguments import command_line_overrides
 from benchmarks.labels import LABELS, VERDICTS
 from benchmarks.paths import runnable
 from benchmarks.run.runner import RunResult
-from benchmarks.evaluation.metrics import stale_hit, stale_sets
-from retrievers.base import top_k_of
 from benchmarks.run import runner
 from benchmarks.tracking.groups import GROUPS
 from benchmarks.audit import audit_mlflow_run
 
 
-def per_label(result: RunResult) -> dict[str, dict[str, float]]:
-    ds, ev = result.dataset, result.evaluation
-    rows = {r["query_id"]: r for r in result.audit_rows}
-    sets = stale_sets(ds.queries, ds.qrels, ds.corpus)
-    groups: dict[str, list] = {}
-    for q in ds.queries:
-        if q.id in ev.per_query:
-            groups.setdefault(str(q.metadata.get("label", "all")), []).append(q)
-    out = {}
-    for label, qs in groups.items():
-        n = len(qs)
-        spans = [rows[q.id]["span_level_ok"] for q in qs if q.id in rows and "span_level_ok" in rows[q.id]]
-        stale = [stale_hit(list(top_k_of(result.run.get(q.id, {}))), *sets[q.id]) for q in qs if q.id in sets]
-        out[label] = {"n": n, "ndcg_at_10": sum(ev.per_query[q.id]["ndcg_at_10"] for q in qs) / n,
-                      "evidence_coverage_at_10": sum(ev.per_query[q.id]["evidence_coverage_at_10"] for q in qs) / n,
-                      "span_recall_at_budget": sum(spans) / len(spans) if spans else float("nan"),
-                      "stale_hit_rate": sum(stale) / len(stale) if stale else float("nan")}
-    return out
+def per_label(result: RunResult, client: Any) -> dict[str, dict[str, float]]:
+    """The run's measures per failure-mode label (:func:`benchmarks.run.runner.breakdown`): computed by this
+    job, or, for a run skipped because it had FINISHED before (``rerun=false``), read back from its
+    ``summary.json``."""
+    if result.by_label or not result.skipped:
+        return result.by_label
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="rbench-story-") as tmp:
+        try:
+            path = client.download_artifacts(result.run_id, "summary.json", tmp)
+            with open(path, encoding="utf-8") as fh:
+                return dict(json.load(fh).get("by_label") or {})
+        except Exception as err:  # noqa: BLE001 - an older run without it: the table shows dashes
+            print(f"rbench: note: run {result.run_id[:8]} has no readable summary.json ({type(err).__name__}); its "
+                  "per-label columns are left empty (rerun=true computes them)", flush=True)
+            return {}
 
 
 def table(base: dict[str, dict[str, float]], rep: dict[str, dict[str, float]], verdicts: dict[str, Counter]) -> str:
     def pair(metric: str, label: str) -> str:
         a, b = base.get(label, {}).get(metric, float("nan")), rep.get(label, {}).get(metric, float("nan"))
-        return "—" if a != a else f"{a:.2f} -> {b:.2f}"
+        return "—" if a != a and b != b else f"{a:.2f} -> {b:.2f}"
 
     head = f"{'label':16}{'queries':>8}  {'nDCG@10':>13}  {'coverage@10':>13}  {'span/stale':>13}  baseline audit says"
     lines = [head, "-" * (len(head) + 20)]
-    for label in [lab for lab in LABELS if lab in base] + [lab for lab in base if lab not in LABELS]:
+    either = {**rep, **base}
+    for label in [lab for lab in LABELS if lab in either] + [lab for lab in either if lab not in LABELS]:
         special = "stale_hit_rate" if label == "stale_version" else "span_recall_at_budget"
         tag = "stale" if label == "stale_version" else "span"
         said = ", ".join(f"{v} {c}" for v, c in verdicts.get(label, Counter()).most_common()) or "no failures"
-        lines.append(f"{label:16}{int(base[label]['n']):>8}  {pair('ndcg_at_10', label):>13}  "
+        lines.append(f"{label:16}{int(either[label]['n']):>8}  {pair('ndcg_at_10', label):>13}  "
                      f"{pair('evidence_coverage_at_10', label):>13}  {tag + ' ' + pair(special, label):>13}  {said}")
     return "\n".join(lines)
 
@@ -63,8 +62,7 @@ def run_story(cfg: Any) -> float:
     extra = command_line_overrides()
     results = {}
     for name in ("baseline", "repaired"):
-        overrides = [*cfg.story[name], *extra, f"tracking.experiment={cfg.tracking.experiment}", f"tracking.run_name='{name} · {{pipeline}} · {{dataset}}'",
-                     "rerun=true"]
+        overrides = [*cfg.story[name], *extra, f"tracking.experiment={cfg.tracking.experiment}", f"tracking.run_name='{name} · {{pipeline}} · {{dataset}}'"]
         print(f"\n=== story: {name}: {' '.join(str(o) for o in cfg.story[name])}", flush=True)
         full = compose(config_name="config", overrides=overrides, return_hydra_config=True)
         choices = {g: str(full.hydra.runtime.choices[g]) for g in GROUPS
@@ -76,16 +74,19 @@ def run_story(cfg: Any) -> float:
     from mlflow.tracking import MlflowClient
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    audit = audit_mlflow_run(MlflowClient(tracking_uri=cfg.tracking.uri), results["baseline"].run_id)
+    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    audit = audit_mlflow_run(client, results["baseline"].run_id)
     verdicts: dict[str, Counter] = {}
     for v in audit["verdicts"]:
         verdicts.setdefault(audit["labels"].get(v["query_id"], "all"), Counter())[v["verdict"]] += 1
-    base, rep = per_label(results["baseline"]), per_label(results["repaired"])
+    base, rep = per_label(results["baseline"], client), per_label(results["repaired"], client)
     bm, rm = results["baseline"].metrics, results["repaired"].metrics
     print("\n" + "=" * 100)
     print("rbench story: the same enterprise questions through a naive pipeline and a repaired one")
-    print(f"  baseline: {' '.join(cfg.story.baseline)}  (run {results['baseline'].run_id[:8]})")
-    print(f"  repaired: {' '.join(cfg.story.repaired)}  (run {results['repaired'].run_id[:8]})\n")
+    for name in ("baseline", "repaired"):
+        earlier = "; FINISHED before, so skipped: rerun=true runs it again" if results[name].skipped else ""
+        print(f"  {name}: {' '.join(cfg.story[name])}  (run {results[name].run_id[:8]}{earlier})")
+    print()
     print(table(base, rep, verdicts))
     print(f"\nall queries: nDCG@10 {bm['ndcg_at_10']:.3f} -> {rm['ndcg_at_10']:.3f}, coverage@10 "
           f"{bm['evidence_coverage_at_10']:.3f} -> {rm['evidence_coverage_at_10']:.3f}, retrieval calls/query "

@@ -25,7 +25,8 @@ from retrievers.infrastructure.safe_write import unwritable
 from retrievers.pipeline import DEFAULT_PIPELINE
 from retrievers.query_features import ExactTermRule
 from benchmarks.evaluation.evidence import chunk_stats, evidence_metrics
-from benchmarks.evaluation.metrics import stale_hit_rate, stale_sets
+from benchmarks.evaluation.metrics import stale_hit, stale_hit_rate, stale_sets
+from retrievers.base import top_k_of
 from benchmarks.evaluation.trec import write_qrels, write_run
 from benchmarks.run.visuals import audit_page, metric_plots
 from benchmarks.tracking import layout
@@ -81,9 +82,10 @@ def print_summary(dataset: Dataset, ev: Evaluation, ks: Sequence[int], title: st
             out.append(f"  note: {key.replace('_', ' ')}: {value}")
     out += metric_table(ev.mean, ks)
     if len(by_label) > 1:
-        out.append(f"\n{'by label':18}{'queries':>9}{'ndcg@10':>9}{'cov@10':>9}")
+        out.append(f"\n{'by label':18}{'queries':>9}{'ndcg@10':>9}{'cov@10':>9}{'span@budget':>12}{'stale hits':>11}")
         for label, row in sorted(by_label.items()):
-            out.append(f"{label:18}{int(row['n']):>9}{row['ndcg_at_10']:>9.4f}{row['evidence_coverage_at_10']:>9.4f}")
+            extra = "".join(f"{row[m]:>{w}.4f}" if m in row else f"{'–':>{w}}" for m, w in zip(LABEL_MEASURES[2:], (12, 11)))
+            out.append(f"{label:18}{int(row['n']):>9}{row['ndcg_at_10']:>9.4f}{row['evidence_coverage_at_10']:>9.4f}{extra}")
     out.append(footer)
     print("\n".join(out), flush=True)
 
@@ -97,15 +99,36 @@ def metric_table(metrics: Mapping[str, float], ks: Sequence[int]) -> list[str]:
     return out
 
 
-def breakdown(queries: Sequence[Query], ev: Evaluation) -> dict[str, dict[str, float]]:
-    groups: dict[str, list[dict[str, float]]] = {}
+#: the measures of each failure-mode label (``by_label`` in ``summary.json``, the ``by_label.png`` plot, the
+#: story's table): span recall within the budget where the label's queries have gold spans, the stale-hit rate
+#: where they ask about a versioned document; a measure a label has no query for is left out
+LABEL_MEASURES = ("ndcg_at_10", "evidence_coverage_at_10", "span_recall_at_budget", "stale_hit_rate")
+
+
+def breakdown(queries: Sequence[Query], ev: Evaluation, *, rows: Sequence[Mapping[str, Any]] = (),
+              run: Mapping[str, Mapping[str, float]] | None = None,
+              sets: Mapping[str, tuple[set[str], set[str]]] | None = None) -> dict[str, dict[str, float]]:
+    """Per label of the scored queries (``all`` where they carry none): ``n`` and :data:`LABEL_MEASURES` —
+    nDCG@10 and coverage@10 from the evaluation, span recall at budget from the audit ``rows``
+    (``span_level_ok``), the stale-hit rate from the ``run`` and the version ``sets``
+    (:func:`benchmarks.evaluation.metrics.stale_sets`)."""
+    spans = {r["query_id"]: bool(r["span_level_ok"]) for r in rows if "span_level_ok" in r}
+    groups: dict[str, list[Query]] = {}
     for q in queries:
         if q.id in ev.per_query:
-            groups.setdefault(_label(q) or "all", []).append(ev.per_query[q.id])
+            groups.setdefault(_label(q) or "all", []).append(q)
     out = {}
-    for label, rows in groups.items():
-        n = len(rows)
-        out[label] = {"n": n, **{c: sum(r.get(c, 0.0) for r in rows) / n for c in ("ndcg_at_10", "evidence_coverage_at_10")}}
+    for label, qs in groups.items():
+        n = len(qs)
+        row: dict[str, float] = {"n": n, **{c: sum(ev.per_query[q.id].get(c, 0.0) for q in qs) / n
+                                            for c in ("ndcg_at_10", "evidence_coverage_at_10")}}
+        span = [spans[q.id] for q in qs if q.id in spans]
+        if span:
+            row["span_recall_at_budget"] = sum(span) / len(span)
+        stale = [stale_hit(list(top_k_of((run or {}).get(q.id, {}))), *sets[q.id]) for q in qs if q.id in (sets or {})]
+        if stale:
+            row["stale_hit_rate"] = sum(stale) / len(stale)
+        out[label] = row
     return out
 
 
@@ -225,6 +248,7 @@ class RunResult:
     evaluation: Evaluation | None = None
     run: dict[str, dict[str, float]] = field(default_factory=dict)  # the document run of the evaluated split
     audit_rows: list[dict[str, Any]] = field(default_factory=list)
+    by_label: dict[str, dict[str, float]] = field(default_factory=dict)  # :func:`breakdown`; a skipped point's: {}
 
     @property
     def objective(self) -> float:
@@ -320,7 +344,6 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
         context = BudgetContext(result.chunks, budget)  # token counts shared by the evidence metrics and the audit
         metrics = collect_metrics(dataset, result, ev, tune_ev, ks, budget=budget, context=context)
         metrics["time_load_s"] = load_s
-        by_label = breakdown(dataset.queries, ev)
 
         with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp, \
                 writing(tmp, "the run's artifacts (a temporary folder)"):
@@ -333,6 +356,8 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
             rows = audit_rows(dataset.queries, dataset.qrels, result.run, result.chunk_run, result.chunks, records, k=10,
                               context=context)
             write_jsonl(folder / "audit.jsonl", rows)
+            by_label = breakdown(dataset.queries, ev, rows=rows, run=result.run,
+                                 sets=stale_sets(dataset.queries, dataset.qrels, dataset.corpus))
             if cfg.tracking.get("visuals", True):
                 write_visuals(folder, metrics, by_label, ks, rows, result, dataset,
                               f"{pipeline_text} on {dataset.name} [{dataset.split}]")
@@ -365,4 +390,5 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
                       f"{span_line(metrics, len(result.chunks), cfg.metrics.get('budget', 512))}\nMLflow run "
                       f"{tracker.run_id} (experiment '{cfg.tracking.experiment}', {cfg.tracking.uri})\n" +
                       "\n".join(layout.print_urls(str(cfg.tracking.uri), tracker.experiment_id(), tracker.run_id)))
-    return RunResult(tracker.run_id, metrics, dataset=dataset, evaluation=ev, run=result.run, audit_rows=rows)
+    return RunResult(tracker.run_id, metrics, dataset=dataset, evaluation=ev, run=result.run, audit_rows=rows,
+                     by_label=by_label)
