@@ -16,7 +16,7 @@ from benchmarks.logs import hydra_verbose, quiet_third_party
 from benchmarks.paths import location
 from benchmarks.run.precheck import CONF_DIR, precheck
 from benchmarks.run.signals import Terminated, install_signal_handlers
-from benchmarks.run.sweep import sweep_progress
+from benchmarks.run.sweep import note_point, sweep_progress
 from retrievers.infrastructure import redact
 from retrievers.infrastructure.errors import NoSpaceError, RetrieverError, no_space_message, out_of_space
 
@@ -75,7 +75,9 @@ def main(cfg: DictConfig) -> float:
             return run_beir_full(cfg)
         from benchmarks.run.runner import run_experiment
 
-        return run_experiment(cfg).objective
+        result = run_experiment(cfg)
+        note_point(result.run_id, skipped=result.skipped)  # the sweep's closing table lists it
+        return result.objective
     except (RbenchError, RetrieverError) as err:
         _fail("rbench", str(err))
     except InstantiationException as err:

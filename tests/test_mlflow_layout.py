@@ -46,8 +46,12 @@ def test_a_run_reads_at_a_glance(tmp_path):
     exp = client.get_experiment_by_name("glance")
     (run,) = client.search_runs([exp.experiment_id])
     m = run.data.metrics
+    # the headline measures, then the failure-mode ones this run computed (#36: beside them, not under stats/)
     heads = ["ndcg_at_10", "recall_at_100", "mrr_at_10", "evidence_coverage_at_10"]
-    assert [k for k in m if "/" not in k] == [k for k in heads if k in m] and set(heads) <= set(m)
+    failure = ["span_recall_at_budget", "evidence_split_rate"]  # the first 6 queries ask about no versioned document
+    assert "stale_hit_rate" not in result.metrics and layout.failure_heads(result.metrics) == failure
+    assert [k for k in m if "/" not in k] == heads + failure
+    assert m["span_recall_at_budget"] == round(result.metrics["span_recall_at_budget"], 4)
     assert {k.split("/")[0] for k in m if "/" in k} == {"at_k", "cost", "stats"}
     assert m["ndcg_at_10"] == round(result.metrics["ndcg_at_10"], 4)  # rounded where shown
     assert "at_k/ndcg_at_1" in m and "ndcg_at_1" not in m
@@ -60,11 +64,22 @@ def test_a_run_reads_at_a_glance(tmp_path):
     note = run.data.tags["mlflow.note.content"]
     assert "chunker=fixed_64 + retriever=bm25" in note and "enterprise-seed0" in note and "[test]" in note
     assert f"{result.metrics['ndcg_at_10']:.4f}" in note and "nDCG@10" in note and "Recall@100" in note
+    # a fixed-width block (MLflow gives table cells no padding): each label above its value, right-aligned
+    block = note.split("```")[1].strip("\n").splitlines()
+    assert len(block) == 2 and "|" not in note.split("```")[1]
+    for name, lab in (("ndcg_at_10", "nDCG@10"), ("span_recall_at_budget", "Span recall@budget"),
+                      ("evidence_split_rate", "Split evidence")):
+        end = block[0].index(lab) + len(lab)
+        assert block[1][:end].endswith(f"{result.metrics[name]:.4f}"), (name, block)
+    assert "Lower is better for Split evidence" in note
     # the experiment's runs-table view: pipeline columns, then the headline metrics, best first
     view = json.loads(exp.tags[layout.VIEW_TAG])
     cols = view["selectedColumns"]
     assert cols.index("params.`retriever`") < cols.index("params.`chunker`") < cols.index("metrics.`ndcg_at_10`")
     assert view["orderByKey"] == "metrics.`ndcg_at_10`" and view["orderByAsc"] is False
+    metric_cols = [c for c in view["columnOrder"] if c.startswith("metrics.")]
+    assert metric_cols == [f"metrics.`{k}`" for k in heads + failure]
+    assert view["columnOrder"].index(metric_cols[-1]) < view["columnOrder"].index("params.`retriever`")
     # readers (reports, studies) see the contract's names and the class paths as settings
     _, (rec,) = load_runs(uri, "glance")
     assert set(metric_names([1, 10, 100])) <= set(rec.metrics) and rec.metrics["ndcg_at_1"] == m["at_k/ndcg_at_1"]
@@ -78,6 +93,11 @@ def test_the_view_keeps_earlier_param_columns():
     assert [c for c in second["selectedColumns"] if c.startswith("params.")] == [
         "params.`retriever`", "params.`chunker`", "params.`retriever.k1`"]
     assert layout.view_state(["ndcg_at_10"], ["retriever"], "not json")  # a hand-edited tag is replaced
+    # a run without failure measures keeps the columns an earlier run added, after the headline ones
+    spans = layout.view_state(["ndcg_at_10", "stale_hit_rate", "span_recall_at_budget"], ["retriever"])
+    plain = json.loads(layout.view_state(["ndcg_at_10"], ["retriever"], spans))
+    assert [c for c in plain["selectedColumns"] if c.startswith("metrics.")] == [
+        "metrics.`ndcg_at_10`", "metrics.`span_recall_at_budget`", "metrics.`stale_hit_rate`"]
 
 
 @pytest.mark.slow
@@ -140,3 +160,25 @@ def test_reports_read_finished_runs_unless_asked(tmp_path):
     assert "FAILED" not in out.with_suffix(".md").read_text() and "| dense" not in out.with_suffix(".md").read_text()
     assert report_main(["--tracking-uri", uri, "--experiment", "mixed", "--out", str(out), "--include-unfinished"]) == 0
     assert "dense [FAILED]" in out.with_suffix(".md").read_text()
+
+
+def test_by_label_plot_shows_the_failure_measures(tmp_path, monkeypatch):
+    """#36: by_label.png has a bar per label for each measure a label has (span recall, stale hits beside nDCG and
+    coverage), each bar the label's value, and no bar where a label has no query for the measure."""
+    import matplotlib.figure
+
+    from benchmarks.run.visuals import metric_plots
+
+    saved = {}
+    real = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, path, **kw: (saved.__setitem__(str(path).rsplit("/", 1)[-1], fig), real(fig, path, **kw)))
+    by_label = {"chunk_boundary": {"n": 4, "ndcg_at_10": 1.0, "evidence_coverage_at_10": 1.0, "span_recall_at_budget": 0.25},
+                "stale_version": {"n": 2, "ndcg_at_10": 0.8, "evidence_coverage_at_10": 1.0, "stale_hit_rate": 0.5}}
+    written = metric_plots(tmp_path, {"ndcg_at_10": 0.9}, by_label, [10], "t")
+    assert "by_label.png" in written and (tmp_path / "by_label.png").stat().st_size > 0
+    ax = saved["by_label.png"].axes[0]
+    series = {c.get_label(): [b.get_height() for b in c] for c in ax.containers}
+    assert series["nDCG@10"] == [1.0, 0.8] and series["span recall within budget"][0] == 0.25
+    heights = series["stale hits (lower is better)"]
+    assert heights[0] != heights[0] and heights[1] == 0.5  # NaN: chunk_boundary asks about no version

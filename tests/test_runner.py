@@ -100,7 +100,11 @@ def test_run_names():
     assert run_name("baseline", base, "x") == "baseline"
     assert run_name("baseline · {pipeline} · {dataset}", {**base, "chunker": "auto"}, "x") == "baseline · hybrid + chunks:auto · x"
     # a sweep point's own settings lead: sibling runs differ at the start of their names, not after a cut
-    assert run_name(None, base, "e", varied=["retriever.weights=[0.6,0.4]"]) == "retriever.weights=[0.6,0.4] · hybrid · e"
+    assert run_name(None, base, "e", varied=["retriever.weights=[0.6,0.4]"]) == "weights 0.6/0.4 · hybrid · e"
+    # in plain words (#36): a dict-valued sweep point by its entries, a list by its values
+    assert run_name(None, base, "enterprise", varied=["point={fusion:wsum,weights:[0.7,0.3]}"]) == \
+        "fusion wsum 0.7/0.3 · hybrid · enterprise"
+    assert run_name(None, base, "e", varied=["point={fusion:rrf,rrf_k:60}"]) == "fusion rrf rrf_k 60 · hybrid · e"
 
 
 def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):
@@ -164,8 +168,8 @@ def test_run_name_templates_read_config_values_and_sweep_points_differ():
     assert run_name("{retriever} k1={retriever.k1} · {dataset}", base, "scifact",
                     values={"retriever.k1": 1.2}) == "bm25 k1=1.2 · scifact"
     assert run_name("{nope}", base, "x") == "{nope}"  # an unknown key is left as written
-    assert run_name(None, base, "scifact", varied=["retriever.k1=0.9"]) == "retriever.k1=0.9 · bm25 · scifact"
-    assert run_name(None, base, "s", varied=[f"a{i}=1" for i in range(6)]).startswith("a0=1, a1=1, a2=1, a3=1 … · bm25")
+    assert run_name(None, base, "scifact", varied=["retriever.k1=0.9"]) == "k1 0.9 · bm25 · scifact"
+    assert run_name(None, base, "s", varied=[f"a{i}=1" for i in range(6)]).startswith("a0 1, a1 1, a2 1, a3 1 … · bm25")
 
 
 def test_every_dataset_option_builds_a_loader():

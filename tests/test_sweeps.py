@@ -125,3 +125,47 @@ def test_a_sweep_ends_with_one_table_of_its_points_best_first(tmp_path):
     scores = [float(line.split()[0]) for line in tail.splitlines()[2:] if line.strip()]
     assert len(scores) == 4 and scores == sorted(scores, reverse=True)
     assert tail.splitlines()[2].endswith("<- best")
+
+
+def test_a_resumed_sweep_lists_every_point(tmp_path):
+    """#36: the second, larger sweep skips the two points that FINISHED before and runs the new one; its closing
+    table has all three (the skipped ones marked ``earlier``), best first, not only the point run this time."""
+    import re
+
+    common = [str(Path(sys.executable).parent / "rbench"), "-m", "dataset.limit=8", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+              f"tracking.artifact_root={tmp_path}/art", f"cache.dir={tmp_path}/cache"]
+    first = subprocess.run([*common, "retriever.k1=0.6,1.2", f"hydra.sweep.dir={tmp_path}/s1"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "2 of 2 points FINISHED;" in first.stdout  # nothing earlier: no breakdown
+    again = subprocess.run([*common, "retriever.k1=0.6,1.2,1.8", f"hydra.sweep.dir={tmp_path}/s2"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    tail = again.stdout.split("rbench: sweep done in", 1)[1]
+    assert "3 of 3 points FINISHED (1 run now, 2 FINISHED earlier, skipped)" in tail
+    rows = re.findall(r"^\s+([0-9.]+)\s+([0-9.]+)\s+limit 8, k1 ([0-9.]+) · bm25 · \S+ \(\w{8}\)(  earlier)?", tail, re.M)
+    assert sorted(r[2] for r in rows) == ["0.6", "1.2", "1.8"]
+    assert {r[2] for r in rows if r[3]} == {"0.6", "1.2"}
+    scores = [float(r[0]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_the_closing_table_marks_failed_points():
+    from types import SimpleNamespace as NS
+
+    from benchmarks.run.sweep import summary_lines
+
+    run = lambda name, status, ndcg: NS(info=NS(run_name=name, status=status),  # noqa: E731
+                                        data=NS(metrics={"ndcg_at_10": ndcg, "at_k/recall_at_100": 0.9}))
+    runs = {"a" * 32: run("k1 0.6 · bm25 · e", "FINISHED", 0.5), "b" * 32: run("k1 1.2 · bm25 · e", "FINISHED", 0.7),
+            "c" * 32: run("k1 9 · bm25 · e", "FAILED", 0.0)}
+    points = [{"num": 0, "status": "COMPLETED", "run_id": "a" * 32, "skipped": True},
+              {"num": 1, "status": "COMPLETED", "run_id": "b" * 32, "skipped": False},
+              {"num": 2, "status": "FAILED", "run_id": "c" * 32},
+              {"num": 3, "status": "FAILED", "overrides": ["retriever.k1=-1"]}]
+    lines = summary_lines(points, runs, "ndcg_at_10", "recall_at_100", 61)
+    assert "2 of 4 points FINISHED (1 run now, 1 FINISHED earlier, skipped); 2 FAILED or KILLED" in lines[0]
+    assert lines[2].split()[:2] == ["0.7000", "0.9000"] and lines[2].endswith("<- best")
+    assert lines[3].rstrip().endswith("(aaaaaaaa)  earlier")
+    assert lines[4].split()[0] == "FAILED" and "k1 9 · bm25" in lines[4]
+    assert lines[5].split() == ["FAILED", "retriever.k1=-1"]

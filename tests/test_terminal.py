@@ -49,7 +49,7 @@ def test_a_sweep_in_a_terminal(tmp_path):
     assert "[INFO]" not in out and " INFO " not in out, out[:3000]
     # one closing table: every point, best first
     tail = out[out.index("sweep done"):]
-    rows = re.findall(r"^\s+([0-9.]+)\s+([0-9.]+)\s+retriever\.k1=([0-9.]+)[^·]* · bm25", tail, re.M)
+    rows = re.findall(r"^\s+([0-9.]+)\s+([0-9.]+)\s+k1 ([0-9.]+), limit 12 · bm25", tail, re.M)
     assert len(rows) == 3 and [float(r[0]) for r in rows] == sorted((float(r[0]) for r in rows), reverse=True)
     assert out.count("MLflow: http://127.0.0.1:5000/#/experiments/") == 3
 

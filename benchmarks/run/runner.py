@@ -367,6 +367,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
                 {"metrics": metrics, "by_label": by_label, "notes": dataset.notes, "skipped_queries": ev.skipped,
                  "dataset_fingerprint": ds_fp, "config_fingerprint": cfg_fp}, indent=2), encoding="utf-8")
             try:
+                heads += layout.failure_heads(metrics)  # span recall, stale hits, split evidence: beside the headline
                 tracker.log_metrics(layout.logged_metrics(metrics, heads))
                 tracker.set_tags({"mlflow.note.content": layout.description(
                     pipeline=pipeline_text, dataset=dataset.name, split=dataset.split, queries=ev.n_scored,

@@ -2,7 +2,8 @@
 
 * ``metrics_at_k.png`` — nDCG, recall and full-evidence coverage against k (and span recall where gold spans
   exist), titled with the dataset and the pipeline;
-* ``by_label.png`` — nDCG@10 and coverage@10 per failure-mode label, where the queries carry labels;
+* ``by_label.png`` — per failure-mode label (where the queries carry labels): nDCG@10, coverage@10, span recall
+  within the context budget and the stale-hit rate (the last two where the label's queries have spans or versions);
 * ``audit.html`` — the run audit's self-contained report: the verdicts that need no companion runs
   (``stale_version``, ``chunk_boundary``, ``multi_hop``, ``other``; ``rbench-audit`` adds ``exact_term`` and
   ``routing`` from BM25/dense/route reruns) and the label-free signals of every query.
@@ -16,6 +17,11 @@ from typing import Any, Mapping, Sequence
 from benchmarks.diagnosis.page import html_report, summary_text
 from benchmarks.diagnosis.run_audit import run_audit, run_signals
 from benchmarks.diagnosis.signals import Corpus, not_computed
+
+
+#: the bars of ``by_label.png``: the headline measures, then the failure-mode measures a label has queries for
+BY_LABEL_SERIES = (("ndcg_at_10", "nDCG@10"), ("evidence_coverage_at_10", "coverage@10"),
+                   ("span_recall_at_budget", "span recall within budget"), ("stale_hit_rate", "stale hits (lower is better)"))
 
 
 def metric_plots(folder: Path, metrics: Mapping[str, float], by_label: Mapping[str, Mapping[str, float]],
@@ -47,18 +53,22 @@ def metric_plots(folder: Path, metrics: Mapping[str, float], by_label: Mapping[s
     if len(labels) > 1:
         import numpy as np
 
-        fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+        fig, ax = plt.subplots(figsize=(7.2, 3.8), dpi=110)
         x = np.arange(len(labels))
-        ax.bar(x - 0.2, [by_label[lab]["ndcg_at_10"] for lab in labels], 0.4, label="nDCG@10")
-        ax.bar(x + 0.2, [by_label[lab]["evidence_coverage_at_10"] for lab in labels], 0.4, label="coverage@10")
+        shown = [(m, name) for m, name in BY_LABEL_SERIES if any(m in by_label[lab] for lab in labels)]
+        width = 0.8 / len(shown)
+        for i, (m, name) in enumerate(shown):
+            ys = [by_label[lab].get(m, float("nan")) for lab in labels]  # a label without the measure: no bar
+            bars = ax.bar(x - 0.4 + width * (i + 0.5), ys, width, label=name)
+            ax.bar_label(bars, [f"{y:.2f}" if y == y else "" for y in ys], fontsize=6, padding=1)
         ax.set_xticks(x, [f"{lab}\n({int(by_label[lab]['n'])})" for lab in labels], fontsize=8)
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(0, 1.12)
         ax.set_ylabel("score")
         ax.set_xlabel("failure-mode label (queries)")
         ax.set_title(f"{title} — by label", fontsize=10)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.3))
         fig.tight_layout()
-        fig.savefig(folder / "by_label.png")
+        fig.savefig(folder / "by_label.png", bbox_inches="tight")
         plt.close(fig)
         written.append("by_label.png")
     return written

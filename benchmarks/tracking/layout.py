@@ -22,7 +22,14 @@ from retrievers.infrastructure.redact import redact_text
 #: the headline measures, in the order the runs table and the description show them; recall is read at the
 #: largest k (BEIR's Recall@100), the others at ``metrics.headline_k``
 HEADLINE_MEASURES = ("ndcg", "recall", "mrr", "evidence_coverage")
-LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR", "evidence_coverage": "Coverage"}
+#: the failure-mode measures, shown beside the headline ones (top level, runs table, description) in every run
+#: that computed them: the share of queries whose gold spans fit whole in the chunks within the context budget,
+#: the share of version queries where a superseded document outranks the current one, and the share of gold
+#: spans that no single chunk holds whole (the last two: lower is better)
+FAILURE_MEASURES = ("span_recall_at_budget", "stale_hit_rate", "evidence_split_rate")
+LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR", "evidence_coverage": "Coverage",
+          "span_recall_at_budget": "Span recall@budget", "stale_hit_rate": "Stale hits@10",
+          "evidence_split_rate": "Split evidence"}
 #: metrics about what a run cost (time, encoder and index work, retrieval calls), grouped under ``cost/``
 _COST = re.compile(r"^(time_|retrieval_calls|encoded_|index_builds|cache_|llm_|decomposed_)")
 _AT_K = re.compile(r"_at_(\d+|budget)$")
@@ -48,8 +55,16 @@ def headline(ks: Sequence[int], configured: int | None = None) -> list[str]:
     return [f"{m}_at_{max(ks) if m == 'recall' else k}" for m in HEADLINE_MEASURES]
 
 
+def failure_heads(metrics: Mapping[str, float]) -> list[str]:
+    """The :data:`FAILURE_MEASURES` this run computed (a number, not NaN), in that order."""
+    return [m for m in FAILURE_MEASURES if m in metrics and metrics[m] == metrics[m]]
+
+
 def label(name: str) -> str:
-    """``ndcg_at_10`` -> ``nDCG@10``, ``evidence_coverage_at_10`` -> ``Coverage@10``."""
+    """``ndcg_at_10`` -> ``nDCG@10``, ``evidence_coverage_at_10`` -> ``Coverage@10``,
+    ``stale_hit_rate`` -> ``Stale hits@10``."""
+    if name in LABELS:
+        return LABELS[name]
     measure, _, k = name.rpartition("_at_")
     return f"{LABELS.get(measure, measure)}@{k}" if measure else name
 
@@ -119,35 +134,48 @@ def description(*, pipeline: str, dataset: str, split: str, queries: int, docume
                 metrics: Mapping[str, float], heads: Sequence[str], varied: Sequence[str] = (),
                 fingerprint: str = "") -> str:
     """The run page's description (MLflow's ``mlflow.note.content``, markdown): what ran, on what, and the
-    headline metrics rounded to four places."""
+    measures in ``heads`` (the headline ones, then the failure-mode ones) rounded to four places. They are a
+    fixed-width block, not a pipe table: MLflow's UI gives a description's table cells no padding, so a table's
+    headers read as one word (``nDCG@10Recall@100``)."""
     cols = [label(h) for h in heads]
+    widths = [max(len(c), 6) for c in cols]
     lines = [f"**{pipeline}** on **{dataset}** [{split}]: {queries:,} queries scored, {documents:,} documents.", "",
-             "| " + " | ".join(cols) + " |", "|" + "---:|" * len(cols),
-             "| " + " | ".join(_fmt(metrics.get(h)) for h in heads) + " |", ""]
+             "```", "   ".join(c.rjust(w) for c, w in zip(cols, widths)),
+             "   ".join(_fmt(metrics.get(h)).rjust(w) for h, w in zip(heads, widths)), "```", ""]
+    lower = [label(h) for h in heads if h in ("stale_hit_rate", "evidence_split_rate")]
+    if lower:
+        lines += [f"Lower is better for {' and '.join(lower)}; higher for the rest.", ""]
     if varied:
-        lines.append("This point's own settings: " + ", ".join(f"`{v}`" for v in varied) + ".")
+        lines += ["This point's own settings: " + ", ".join(f"`{v}`" for v in varied) + ".", ""]
     lines.append("Other metrics: `at_k/` (every k), `cost/` (time, encoding, calls), `stats/` (corpus and chunks). "
                  "Values are rounded to four places; exact ones are in `summary.json`. "
-                 "Artifacts: `per_query.csv`, `run.trec`, `audit.html`, plots." +
+                 "Artifacts: `per_query.csv`, `run.trec`, `audit.html`, plots (`by_label.png`: each measure per "
+                 "failure-mode label)." +
                  (f" Config fingerprint `{fingerprint[:12]}`." if fingerprint else ""))
     return "\n".join(lines)
 
 
 def view_state(heads: Sequence[str], param_columns: Sequence[str], previous: str | None = None) -> str:
-    """The experiment's shared view: the runs table showing the group options and a sweep's varied keys, then
-    the headline metrics, sorted by the first headline metric. Param columns of earlier runs are kept."""
+    """The experiment's shared view: the runs table showing the headline metrics and the failure-mode measures
+    (``heads``) right after the run's name, then the group options and a sweep's varied keys; sorted by the first
+    headline metric. The param and metric columns of earlier runs are kept."""
     cols: list[str] = []
+    earlier: list[str] = []
     try:
         old = json.loads(previous) if previous else {}
         cols = [c for c in old.get("selectedColumns", []) if c.startswith("params.")]
+        earlier = [c for c in old.get("selectedColumns", []) if c.startswith("metrics.")]
     except (ValueError, AttributeError):
-        cols = []
+        cols, earlier = [], []
     for p in param_columns:
         c = f"params.`{p}`"
         if c not in cols:
             cols.append(c)
     cols.sort(key=lambda c: _rank(c[len("params.`"):-1]))
     metrics = [f"metrics.`{h}`" for h in heads]
+    metrics += [c for c in earlier if c not in metrics]  # another run's failure-mode columns stay
+    order = {f"metrics.`{m}`": i for i, m in enumerate(FAILURE_MEASURES)}
+    metrics = [c for c in metrics if c not in order] + sorted((c for c in metrics if c in order), key=order.get)
     state = {"selectedColumns": ["attributes.`Dataset`", *cols, *metrics],
              # the headline metrics right after the run's name, then the pipeline; names wide enough to read
              "columnOrder": [RUN_NAME_COLUMN, *metrics, *cols, "attributes.`Dataset`"],

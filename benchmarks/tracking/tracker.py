@@ -226,8 +226,33 @@ def run_name(template: str | None, choices: Mapping[str, str], dataset: str, *,
         return re.sub(r"\{([^{}]+)\}", lambda m: str(table.get(m.group(1), m.group(0))), str(template))
     name = f"{pipeline} · {dataset}"
     if varied:
-        name = ", ".join(varied[:4]) + (" …" if len(varied) > 4 else "") + " · " + name
+        words = [plain_setting(v) for v in varied]
+        name = ", ".join(words[:4]) + (" …" if len(words) > 4 else "") + " · " + name
     return name
+
+
+def plain_setting(item: str) -> str:
+    """A command-line setting in plain words, as a run's name shows it: ``retriever.k1=0.9`` -> ``k1 0.9``,
+    ``retriever.weights=[0.6,0.4]`` -> ``weights 0.6/0.4``, ``point={fusion:wsum,weights:[0.7,0.3]}`` ->
+    ``fusion wsum 0.7/0.3`` (a dict-valued point is named by its entries; a list by its values joined by ``/``).
+    What Hydra's override grammar cannot parse is shown as written."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    def words(value: Any) -> str:
+        if isinstance(value, dict):
+            return " ".join(words(v) if isinstance(v, (list, tuple)) else f"{k} {words(v)}" for k, v in value.items())
+        if isinstance(value, (list, tuple)):
+            return "/".join(words(v) for v in value)
+        return str(value)
+
+    try:
+        override = OverridesParser.create().parse_override(item)
+        value = override.value()
+    except Exception:  # noqa: BLE001 - not an override Hydra parses: the text itself
+        return item
+    if isinstance(value, dict):
+        return words(value)
+    return f"{override.key_or_group.rsplit('.', 1)[-1]} {words(value)}"
 
 
 
