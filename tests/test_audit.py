@@ -187,3 +187,29 @@ def test_a_pipeline_is_named_by_the_options_that_change_something(choices, named
     from benchmarks.tracking.groups import describe
 
     assert describe(choices) == named
+
+
+def test_the_audit_page_marks_the_evidence_a_passage_holds_and_shows_the_rest():
+    """#36: a chunk that holds the first part of a gold span shows that part marked (not cut off by the preview's
+    first 220 characters) and the missing part beside it; a trace's passage marks its reference found in its text."""
+    from benchmarks.diagnosis.page import evidence_marks, marked_html, reference_marks
+
+    doc = "x" * 400 + "A sabbatical request requires two signatures: the second from the DPO." + "y" * 50
+    start = doc.index("A sabbatical")
+    span = {"doc_id": "d", "start": start, "end": start + 70}
+    chunk = doc[100:start + 29]  # the chunk ends inside the span, after "requires"
+    marks, missing = evidence_marks(chunk, 100, [span], doc)
+    assert [chunk[a:b] for a, b in marks] == ["A sabbatical request requires"]
+    assert missing == [doc[start + 29:start + 70]]
+    page = marked_html(chunk, marks, missing)
+    assert "<mark>A sabbatical request requires</mark>" in page and page.startswith("…x")
+    assert "missing from this passage: <del>two signatures: the second from the DPO.</del>" in page
+    # a span the passage does not reach: the plain preview, no marks
+    assert evidence_marks(doc[:300], 0, [span], doc) == ([], [])
+    assert marked_html("short text", [], []) == "short text"
+    # a trace: the longest stretch of the reference found, case-insensitively, and the rest named
+    text = "Policy 6.3: a Sabbatical request above 5,000 euros requires two signatures."
+    marks, missing = reference_marks(text, ["A sabbatical request above 5,000 euros requires two signatures from HR."])
+    assert [text[a:b] for a, b in marks] == ["a Sabbatical request above 5,000 euros requires two signatures"]
+    assert missing == [" from HR."]
+    assert reference_marks(text, ["nothing like it at all, not even close"]) == ([], [])

@@ -53,7 +53,67 @@ border-radius:8px;padding:12px 14px;margin:12px 0}.q{font-weight:600;font-size:1
 border-radius:10px;padding:1px 9px;font-size:12px;color:#fff;margin-right:6px}.ev{font-size:13px;color:#39424e;margin:6px 0}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:14px}.col h3{font-size:13px;margin:4px 0;color:#5b6577}
 .hit{font-size:12px;border-left:3px solid #c5ccd8;padding:3px 8px;margin:4px 0;background:#f6f8fb}
-.hit.gold{border-color:#2e9d5b;background:#eef8f1}.miss{border-color:#c0392b;background:#fbefed}.t{color:#5b6577}"""
+.hit.gold{border-color:#2e9d5b;background:#eef8f1}.miss{border-color:#c0392b;background:#fbefed}.t{color:#5b6577}
+mark{background:#ffe58a;padding:0 1px}.gap{margin-top:3px;color:#8a2b20}.gap del{text-decoration:none;background:#fbe0dc}"""
+
+#: characters of context shown around the evidence a retrieved passage holds, and the most of a marked or missing
+#: piece shown before its middle is cut
+AROUND, LONGEST = 90, 360
+
+
+def _cut(text: str, n: int = LONGEST) -> str:
+    return text if len(text) <= n else f"{text[: n // 2 - 2]} … {text[-(n // 2 - 2):]}"
+
+
+def evidence_marks(text: str, offset: int, spans: Sequence[Mapping[str, Any]], source: str) -> tuple[list[tuple[int, int]], list[str]]:
+    """The parts of gold ``spans`` (offsets into ``source``, the document's text) that a passage holds — ranges
+    into ``text``, the passage's own text, which starts at ``offset`` of the document — and the parts of those
+    spans it misses (their text), for a span it holds only in part."""
+    marks, missing = [], []
+    end = offset + len(text)
+    for sp in spans:
+        a, b = max(sp["start"], offset), min(sp["end"], end)
+        if a >= b:
+            continue
+        marks.append((a - offset, b - offset))
+        missing += [piece for piece in (source[sp["start"]:a], source[b:sp["end"]]) if piece.strip()]
+    return sorted(marks), missing
+
+
+def reference_marks(text: str, pieces: Sequence[str], least: int = 20) -> tuple[list[tuple[int, int]], list[str]]:
+    """For a trace's passage: the longest stretch of each reference piece found in ``text`` (case-insensitive,
+    at least ``least`` characters, or the whole of a shorter piece), and the rest of a piece found in part."""
+    from difflib import SequenceMatcher
+
+    marks, missing = [], []
+    low = text.lower()
+    for piece in pieces:
+        m = SequenceMatcher(None, low, piece.lower(), autojunk=False).find_longest_match(0, len(low), 0, len(piece))
+        if m.size == 0 or m.size < min(least, len(piece)):
+            continue
+        marks.append((m.a, m.a + m.size))
+        missing += [rest for rest in (piece[:m.b], piece[m.b + m.size:]) if len(rest.strip()) > 2]
+    return sorted(marks), missing
+
+
+def marked_html(text: str, marks: Sequence[tuple[int, int]], missing: Sequence[str], n: int = 220) -> str:
+    """A passage's preview: without marks its first ``n`` characters; with them, the marked evidence
+    (``<mark>``) with :data:`AROUND` characters either side, then each missing part of the evidence beside it."""
+    esc = html.escape
+    if not marks:
+        return esc(text[:n] + ("…" if len(text) > n else ""))
+    lo, hi = max(0, marks[0][0] - AROUND), min(len(text), marks[-1][1] + AROUND)
+    out, at = ["…" if lo > 0 else ""], lo
+    for a, b in marks:
+        a = max(a, at)
+        if a >= b:
+            continue
+        out += [esc(_cut(text[at:a])), f"<mark>{esc(_cut(text[a:b]))}</mark>"]
+        at = b
+    out += [esc(text[at:hi]), "…" if hi < len(text) else ""]
+    out += [f"<div class='gap'>missing from this passage: <del>{esc(_cut(' '.join(piece.split())))}</del></div>"
+            for piece in missing]
+    return "".join(out)
 
 
 COLORS = {"chunk_boundary": "#8e44ad", "wrong_passage": "#c0392b", "exact_term": "#d35400", "multi_hop": "#2471a3", "stale_version": "#b7950b",
@@ -78,9 +138,21 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
             text = d.text[start:end] if start is not None else d.text
         return esc(text[:n] + ("…" if len(text) > n else ""))
 
-    def hit(h: Mapping[str, Any]) -> str:
+    def preview(h: Mapping[str, Any], row: Mapping[str, Any] | None) -> str:
+        """The passage's text with the gold evidence it holds marked and the part it misses beside it."""
+        if h.get("text") is not None:  # a trace's passage: its reference, found in its text
+            trace = (row or {}).get("trace") or {}
+            return marked_html(h["text"], *reference_marks(h["text"], trace.get("reference") or []))
+        d = docs.get(h["doc_id"])
+        if d is None:
+            return ""
+        start, end = (h["start"], h["end"]) if h.get("start") is not None else (0, len(d.text))
+        spans = [sp for sp in (row or {}).get("spans", []) if sp["doc_id"] == h["doc_id"]]
+        return marked_html(d.text[start:end], *evidence_marks(d.text[start:end], start, spans, d.text))
+
+    def hit(h: Mapping[str, Any], row: Mapping[str, Any] | None = None) -> str:
         extra = f" [{h['start']}:{h['end']}]" if "start" in h else ""
-        body = snippet(h["doc_id"], h.get("start"), h.get("end"), text=h.get("text"))
+        body = preview(h, row)
         title = esc(docs[h["doc_id"]].title) if h["doc_id"] in docs else ""
         score = f" · {h['score']:.3f}" if isinstance(h.get("score"), (int, float)) else ""
         route = h.get("attributed")  # a trace's passage: how its document was found
@@ -123,7 +195,7 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
                          + (f" <span class='t'>route: {esc(row['route'])}</span>" if row.get("route") else "")
                          + f"</div><div class='ev'>{esc(v['evidence'])}</div><div class='cols'><div class='col'><h3>Retrieved (top 5)</h3>")
             items = row.get("chunks") or row["docs"]
-            parts += [hit(h) for h in items[:5]]
+            parts += [hit(h, row) for h in items[:5]]
             parts.append("</div><div class='col'><h3>Missed</h3>")
             trace = row.get("trace")
             if trace:
@@ -164,7 +236,7 @@ def html_report(title: str, rows: Sequence[Mapping[str, Any]], verdicts: Sequenc
                 row = by_q.get(qid, {})
                 parts.append(f"<div class='case'><div><span class='v' style='background:#34495e'>{name}</span>"
                              f"<span class='q'>{esc(row.get('query', qid))}</span></div><div class='ev'>{esc(x['evidence'])}</div>")
-                parts += [hit(h) for h in (row.get("chunks") or row.get("docs") or [])[:3]]
+                parts += [hit(h, row) for h in (row.get("chunks") or row.get("docs") or [])[:3]]
                 parts.append("</div>")
     parts.append("</body></html>")
     return "".join(parts)
