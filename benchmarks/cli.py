@@ -129,6 +129,9 @@ def _tool(prog: str, entry) -> None:  # noqa: ANN001 - a main(argv) -> int
     redact.install()
     try:
         code = entry()
+    except BrokenPipeError:  # the reader of a pipe stopped (``| head``): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except (RbenchError, RetrieverError) as err:
         _fail(prog, str(err))
     except Exception as err:

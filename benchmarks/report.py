@@ -6,7 +6,8 @@
     rbench-report chunking --experiment chunking_enterprise [--out results/chunking_enterprise]
     rbench-report multihop --experiment multihop [--out results/multihop]
     rbench-report routing --experiment routing [--out results/routing]
-    rbench-report gate --experiment multihop_ci --baseline-file results/baselines/multihop_ci.json [--tolerance 0.01] [--update]
+    rbench-report gate --experiment multihop_ci --baseline-file results/baselines/multihop_ci.json [--margin 0.01] [--update]
+    rbench-report gate --experiment my_rag --baseline-run 5c655744 [--run 9e1f0a27] [--margin 0.02] [--alpha 0.05] [--summary gate.md]
 
 Studies live one per module in ``benchmarks/studies/`` and are selected by name (``benchmarks.studies.registry``).
 Significance is computed from the per-query metrics table every run logs (``per_query.csv``), pairing
@@ -46,8 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated output formats for --out: md, csv, latex (a .tex with booktabs tables)")
     parser.add_argument("--include-unfinished", action="store_true",
                         help="also FAILED, KILLED and RUNNING runs (by default reports read FINISHED runs only)")
-    parser.add_argument("--baseline-file", default=None, help="gate: the committed baseline (JSON)")
-    parser.add_argument("--tolerance", type=arg_type(float, number(0)), default=0.01, help="gate: allowed drop below the baseline")
+    parser.add_argument("--baseline-file", default=None, help="gate: the committed baseline (JSON, per-query values)")
+    parser.add_argument("--baseline-run", default=None, help="gate: a run in the store as the baseline (id or unique prefix)")
+    parser.add_argument("--run", default=None, help="gate: the run tested against --baseline-run (default: the "
+                        "experiment's latest other FINISHED run on the baseline's dataset)")
+    parser.add_argument("--margin", "--tolerance", dest="tolerance", type=arg_type(float, number(0)), default=0.01,
+                        help="gate: a metric fails only when it falls by more than this and significantly")
+    parser.add_argument("--alpha", type=arg_type(float, number(0, 1)), default=0.05,
+                        help="gate: the significance level of the paired test (default 0.05)")
+    parser.add_argument("--summary", default=None,
+                        help="gate: append the Markdown summary to this file (default: $GITHUB_STEP_SUMMARY when set)")
     parser.add_argument("--update", action="store_true", help="gate: rewrite the baseline file from the current runs")
     parser.add_argument("--limit", type=limit, action="append", default=[], metavar="NAME=VALUE",
                         help="a bounded-reading limit, as the config's limits.* (e.g. --limit json_file_mb=512 for a "
@@ -71,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         client, records = load_runs(args.tracking_uri, args.experiment, unfinished=args.include_unfinished)
         result = study.run(StudyContext(client, records, args.experiment, out=args.out, baseline=args.baseline,
                                         metrics=args.metrics, baseline_file=args.baseline_file,
-                                        tolerance=args.tolerance, update=args.update))
+                                        tolerance=args.tolerance, update=args.update, baseline_run=args.baseline_run,
+                                        run=args.run, alpha=args.alpha, summary=args.summary))
     except ReportError as err:
         print(f"rbench-report: error: {err}", file=sys.stderr)
         return 2

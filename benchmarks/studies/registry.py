@@ -25,8 +25,12 @@ class StudyContext:
     baseline: str | None = None
     metrics: str | None = None
     baseline_file: str | None = None
-    tolerance: float = 0.01
+    tolerance: float = 0.01  # gate: the margin a metric may fall by before a significant drop fails
     update: bool = False
+    baseline_run: str | None = None  # gate: a run in the store as the baseline
+    run: str | None = None  # gate: the run tested against baseline_run
+    alpha: float = 0.05  # gate: the significance level
+    summary: str | None = None  # gate: a Markdown file appended to (a CI job summary)
     fmt: str = "md"
 
 

@@ -88,6 +88,12 @@ class RunRecord:
 
 
 # ------------------------------------------------------------------------------------------ loading
+def record_of(run: Any) -> RunRecord:
+    """An MLflow run as a :class:`RunRecord` (metrics under the contract's names)."""
+    return RunRecord(run.info.run_id, dict(run.data.params), contract_metrics(run.data.metrics), dict(run.data.tags),
+                     run.info.start_time, run.info.status)
+
+
 def load_runs(uri: str, experiment: str, *, unfinished: bool = False) -> tuple[Any, list[RunRecord]]:
     """FINISHED runs of ``experiment`` (``unfinished``: FAILED, KILLED and RUNNING ones too); of several runs
     with one config fingerprint, the latest."""
@@ -110,8 +116,7 @@ def load_runs(uri: str, experiment: str, *, unfinished: bool = False) -> tuple[A
     for r in runs:
         key = r.data.tags.get("config_fingerprint", r.info.run_id)
         if key not in latest:
-            latest[key] = RunRecord(r.info.run_id, dict(r.data.params), contract_metrics(r.data.metrics), dict(r.data.tags),
-                                    r.info.start_time, r.info.status)
+            latest[key] = record_of(r)
     if not latest:
         raise ReportError(f"experiment {experiment!r} has no {'' if unfinished else 'FINISHED '}runs"
                           + ("" if unfinished else " (--include-unfinished lists FAILED and KILLED ones)"))
