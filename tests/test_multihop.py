@@ -202,3 +202,26 @@ def test_the_gate_on_scifact_passes_an_equal_run_and_fails_a_worse_one(tmp_path,
     assert report_main(["gate", "--experiment", "gate_scifact", "--tracking-uri", uri,
                         "--baseline-run", first.run_id[:8], "--summary", str(tmp_path / "s.md")]) == 1
     assert f"FAIL  run {worse.run_id[:8]}" in capsys.readouterr().out
+
+
+def test_the_github_actions_gate_template_calls_what_exists():
+    """The documented workflow (benchmarks/ci/retrieval-gate.yml): its rbench-report line parses with the real
+    parser as a gate, its rbench line composes with the real config, and the folder it caches is the cache.dir
+    the run writes its embeddings to."""
+    import shlex
+
+    import yaml
+
+    from benchmarks.report import build_parser
+
+    flow = yaml.safe_load((Path(__file__).parent.parent / "benchmarks" / "ci" / "retrieval-gate.yml").read_text())
+    steps = flow["jobs"]["gate"]["steps"]
+    runs = [shlex.split(s["run"]) for s in steps if "run" in s]
+    (report,) = [r for r in runs if r[0] == ".venv/bin/rbench-report"]
+    args = build_parser().parse_args(report[1:])
+    assert args.command == "gate" and args.baseline_file and args.tolerance == 0.02 and args.alpha == 0.05
+    (bench,) = [r for r in runs if r[0] == ".venv/bin/rbench"]
+    cfg = compose_cfg([*bench[1:], "dataset.path=benchmarks/data/handbook"])  # the template's own path is yours
+    assert cfg.tracking.experiment == args.experiment
+    (cache,) = [s for s in steps if s.get("uses", "").startswith("actions/cache@")]
+    assert str(cfg.cache.dir) in cache["with"]["path"].split()
