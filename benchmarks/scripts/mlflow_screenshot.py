@@ -3,6 +3,12 @@ prints: metric and pipeline columns, best first; ``results/mlflow_runs_table.png
 the run's logged plot and audit report (``results/mlflow_run_page.png``, ``results/mlflow_run_page_audit.png``).
 
     python -m benchmarks.scripts.mlflow_screenshot [--out results/mlflow_run_page]
+    python -m benchmarks.scripts.mlflow_screenshot --story [--story-out results/mlflow_story]
+
+``--story`` runs the README's main job (``rbench experiment=story``) in a temporary store instead and shoots, at
+1600x1000 as a reader's browser shows them, the story's runs table (``<story-out>_runs_table.png``: the headline and
+failure-mode columns — span recall at budget, stale hits, split evidence — beside the run names) and the baseline
+run's page (``<story-out>_run_page.png``: its description with the same measures and its metrics).
 
 It makes a four-point sweep (``rbench -m retriever.k1=0.6,0.9,1.2,1.5``) and one run (``rbench chunker=fixed_64``)
 in a temporary store, starts ``mlflow server`` on it, installs
@@ -34,10 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/mlflow_run_page")
     p.add_argument("--table-out", default="results/mlflow_runs_table")
     p.add_argument("--port", type=int, default=5097)
+    p.add_argument("--story", action="store_true", help="shoot the story's runs table and run page instead")
+    p.add_argument("--story-out", default="results/mlflow_story")
     args = p.parse_args(argv)
     if not shutil.which("node") or not shutil.which("npm"):
         print("needs node and npm", file=sys.stderr)
         return 2
+    if args.story:
+        return story_shots(Path(args.story_out), args.port)
     bin_dir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory(prefix="rbench-shot-") as tmp:
         store = Path(tmp)
@@ -76,6 +86,54 @@ def main(argv: list[str] | None = None) -> int:
                 target = out.with_name(out.name + suffix + ".png")
                 subprocess.run(["node", "screenshot.mjs", url, str(target), "Model training", run.info.run_name,
                                 "Artifacts", artifact], cwd=node, check=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return 0
+
+
+def serve(db: Path, port: int) -> subprocess.Popen:
+    """``mlflow server`` on loopback over the SQLite store ``db``, answering /health."""
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen([str(bin_dir / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{db}",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(90):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return server
+        except OSError:
+            time.sleep(1)
+    server.terminate()
+    raise SystemExit("mlflow server did not answer in 90 s")
+
+
+def story_shots(out: Path, port: int) -> int:
+    """The story's runs table and its baseline run's page, 1600x1000, as ``rbench experiment=story`` leaves them."""
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="rbench-shot-") as tmp:
+        store = Path(tmp)
+        env = {**os.environ, "RBENCH_HOME": str(store)}
+        subprocess.run([str(bin_dir / "rbench"), "experiment=story"], env=env, check=True, capture_output=True, cwd=tmp)
+        import mlflow
+
+        client = mlflow.tracking.MlflowClient(f"sqlite:///{store}/results/mlflow.db")
+        exp = client.get_experiment_by_name("story")
+        (baseline,) = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name.startswith("baseline")]
+        server = serve(store / "results" / "mlflow.db", port)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            node = store / "node"
+            node.mkdir()
+            subprocess.run(["npm", "install", "--silent", "puppeteer-core@25", "@sparticuz/chromium@153"], cwd=node, check=True)
+            shutil.copy(HERE / "screenshot.mjs", node / "screenshot.mjs")
+            out = out.resolve()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            size = {"SHOT_WIDTH": "1600", "SHOT_HEIGHT": "1000"}
+            subprocess.run(["node", "screenshot.mjs", layout.table_url(base, exp.experiment_id),
+                            str(out.with_name(out.name + "_runs_table.png"))], cwd=node, check=True, env={**os.environ, **size})
+            subprocess.run(["node", "screenshot.mjs", layout.run_url(base, exp.experiment_id, baseline.info.run_id),
+                            str(out.with_name(out.name + "_run_page.png"))], cwd=node, check=True, env={**os.environ, **size})
         finally:
             server.terminate()
             server.wait(timeout=30)

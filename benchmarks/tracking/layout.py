@@ -155,6 +155,11 @@ def description(*, pipeline: str, dataset: str, split: str, queries: int, docume
     return "\n".join(lines)
 
 
+def column_width(column: str) -> int:
+    """A metric column wide enough for its header (``metrics.`span_recall_at_budget```: 21 characters)."""
+    return max(90, 7 * len(column[len("metrics.`"):-1]) + 12)
+
+
 def view_state(heads: Sequence[str], param_columns: Sequence[str], previous: str | None = None) -> str:
     """The experiment's shared view: the runs table showing the headline metrics and the failure-mode measures
     (``heads``) right after the run's name, then the group options and a sweep's varied keys; sorted by the first
@@ -179,7 +184,7 @@ def view_state(heads: Sequence[str], param_columns: Sequence[str], previous: str
     state = {"selectedColumns": ["attributes.`Dataset`", *cols, *metrics],
              # the headline metrics right after the run's name, then the pipeline; names wide enough to read
              "columnOrder": [RUN_NAME_COLUMN, *metrics, *cols, "attributes.`Dataset`"],
-             "columnWidths": {RUN_NAME_COLUMN: 340},
+             "columnWidths": {RUN_NAME_COLUMN: 300, **{c: column_width(c) for c in metrics}},
              "orderByKey": metrics[0], "orderByAsc": False, "runsHiddenMode": "SHOW_ALL"}
     return json.dumps(state)
 
