@@ -17,6 +17,7 @@ from benchmarks.paths import location
 from benchmarks.run.precheck import CONF_DIR, precheck
 from benchmarks.run.signals import Terminated, install_signal_handlers
 from benchmarks.run.sweep import note_point, sweep_progress
+from benchmarks.tracking import helper
 from retrievers.infrastructure import redact
 from retrievers.infrastructure.errors import NoSpaceError, RetrieverError, no_space_message, out_of_space
 
@@ -97,6 +98,7 @@ def run() -> None:
 
     redact.install()  # every line printed or logged from here on has its secrets masked
     logging.raiseExceptions = False  # a log line lost to a full disk is not a traceback
+    helper.prestart()  # MLflow imported and its store opened beside the run, not before it
     install_signal_handlers()
     # Hydra's own errors raised, not printed with a trimmed traceback: a full disk while Hydra writes the run
     # folder becomes one line below
@@ -110,6 +112,7 @@ def run() -> None:
     except Exception as err:
         _fail_if_full_disk("rbench", err)
     except KeyboardInterrupt as err:
+        helper.stop()
         code = 143 if isinstance(err, Terminated) else 130
         what = "terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)"
         run_id = getattr(err, "rbench_killed_run", None)  # set by the tracker that marked its run
@@ -121,6 +124,8 @@ def run() -> None:
             print(f"rbench: {what}; the run in progress (if any) is marked KILLED" + (f"; {resume}" if resume else ""),
                   file=sys.stderr)
         sys.exit(code)
+    finally:
+        helper.stop()
 
 
 def _tool(prog: str, entry) -> None:  # noqa: ANN001 - a main(argv) -> int

@@ -366,7 +366,8 @@ def test_audit_numeric_options_have_ranges(argv, pattern, tmp_path):
 @pytest.mark.parametrize("argv,pattern", [
     (["rbench-generate", "--corpus", ".", "--out", "x.jsonl", "--per-label", "0"], r"argument --per-label: expected an integer >= 1"),
     (["rbench-generate", "--corpus", ".", "--out", "x.jsonl", "--timeout-s", "-1"], r"argument --timeout-s: expected a number > 0"),
-    (["rbench-report", "--experiment", "x", "--tolerance", "-0.1"], r"argument --tolerance: expected a number >= 0"),
+    (["rbench-report", "--experiment", "x", "--margin", "-0.1"], r"argument --margin/--tolerance: expected a number >= 0"),
+    (["rbench-report", "--experiment", "x", "--alpha", "1.5"], r"argument --alpha: expected a number in \[0, 1\], got 1.5"),
 ])
 def test_other_tools_numeric_options_have_ranges(argv, pattern, tmp_path):
     res = subprocess.run([str(Path(sys.executable).parent / argv[0]), *argv[1:]], capture_output=True, text=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import tempfile
@@ -30,7 +31,8 @@ from retrievers.base import top_k_of
 from benchmarks.evaluation.trec import write_qrels, write_run
 from benchmarks.run.visuals import audit_page, metric_plots
 from benchmarks.tracking import layout
-from benchmarks.tracking.tracker import Tracker, flatten
+from benchmarks.tracking.tracker import flatten
+from benchmarks.tracking.helper import tracker_for
 from benchmarks.run.validate import validate
 from retrievers.pipeline import build_pipeline
 from benchmarks.tracking.groups import GROUPS, describe, routes
@@ -285,8 +287,8 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
             raise ConfigError(f"cache.dir: {cfg.cache.dir} cannot be written: {why} (cache.mode=off runs without a "
                               "cache) -- nothing was computed")
     limits.configure(resolved.get("limits"))  # bounded reading of every input file (benchmarks.datasets.limits)
-    tracker = Tracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
-                      artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
+    tracker = tracker_for(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment,
+                          artifact_root=cfg.tracking.get("artifact_root"), run_name=cfg.tracking.get("run_name"))
     # the point's identity (config fingerprint) needs the dataset's content hash: load it first. Bad data (a
     # DataError naming the file and line) stops here, before a run exists, so the experiment holds no FAILED run
     # for it; any other failure while loading is raised inside the run below and logged as a FAILED run
@@ -309,13 +311,13 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
         tracker.reap_dead(cfg_fp)
         done = None if cfg.get("rerun", False) else tracker.finished_run(cfg_fp)
         if done is not None:  # resumable sweeps: this point already has a FINISHED run
-            stored = layout.contract_metrics(done.data.metrics)
+            stored = layout.contract_metrics(done.metrics)
             print("\n".join([f"rbench: skipped — experiment '{cfg.tracking.experiment}' already has FINISHED run "
-                              f"{done.info.run_id} for this point (config fingerprint {cfg_fp[:12]}); rerun=true runs it "
+                              f"{done.run_id} for this point (config fingerprint {cfg_fp[:12]}); rerun=true runs it "
                               f"again. Its stored results:",
                               f"{dataset.name} [{dataset.split}]: {int(stored.get('queries_scored', 0))} queries scored",
                               *metric_table(stored, ks)]), flush=True)
-            return RunResult(done.info.run_id, stored, skipped=True)
+            return RunResult(done.run_id, stored, skipped=True)
     choices = choices if choices is not None else group_choices(cfg)
 
     varied = varied_settings(GROUPS)
@@ -373,8 +375,9 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
                     pipeline=pipeline_text, dataset=dataset.name, split=dataset.split, queries=ev.n_scored,
                     documents=len(dataset.corpus), metrics=metrics, heads=heads, varied=varied, fingerprint=cfg_fp)})
                 columns = [g for g in layout.STAGES if g in choices] + [v.split("=", 1)[0] for v in varied]
-                tracker.set_view(lambda previous: layout.view_state(heads, columns, previous))
+                tracker.set_view(functools.partial(layout.view_state, heads, columns))
                 tracker.log_artifacts(folder)  # only now: a failed run leaves no partial artifacts
+                tracker.flush()  # the store has it all before the folder goes (a helper logs while the run computes)
             except Exception as err:
 
                 kept = keep_unlogged(folder, Path(str(cfg.get("home", "."))), cfg_fp, metrics)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import json
 import logging
 import sys
@@ -276,6 +278,14 @@ def varied_settings(groups: Sequence[str], task: Sequence[str] | None = None) ->
     return out
 
 
+@dataclass
+class StoredRun:
+    """A FINISHED run of this point, as a skip needs it: its id and its metrics (logged names)."""
+
+    run_id: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
 class Tracker:
     """Context manager around one MLflow run. An exception marks it FAILED, Ctrl-C marks it KILLED."""
 
@@ -353,12 +363,14 @@ class Tracker:
                 raise
             return exp.experiment_id
 
-    def start(self, tags: Mapping[str, str] | None = None) -> str:
+    def start(self, tags: Mapping[str, str] | None = None, pid: int | None = None) -> str:
+        """Create the run (RUNNING), tagged with this host and ``pid`` (default: this process; the run's own
+        process when a helper logs for it), which is how a later run of the point tells a dead run from a live one."""
         import os
         import socket
 
         tags = {k: str(redact_value(k, redact_text(str(v)))) for k, v in (tags or {}).items()}
-        tags.update({"rbench.host": socket.gethostname(), "rbench.pid": str(os.getpid())})
+        tags.update({"rbench.host": socket.gethostname(), "rbench.pid": str(pid or os.getpid())})
         exp_id = self._call(self.experiment_id)
         # the name comes from the command line's settings, which may hold a URL's password: masked like every value
         name = redact_text(self.run_name) if self.run_name else self.run_name
@@ -374,10 +386,14 @@ class Tracker:
                      filter_string=f"tags.config_fingerprint = '{fingerprint}' and attributes.status = '{status}'",
                      max_results=100)
 
-    def finished_run(self, fingerprint: str) -> Any | None:
+    def finished_run(self, fingerprint: str) -> StoredRun | None:
         """The FINISHED run of this experiment point (same config fingerprint), if there is one."""
         runs = self._runs(fingerprint, "FINISHED")
-        return runs[0] if runs else None
+        return StoredRun(runs[0].info.run_id, dict(runs[0].data.metrics)) if runs else None
+
+    def flush(self) -> str | None:
+        """Every operation so far is done (here at once; see ``benchmarks.tracking.helper``): the run's id."""
+        return self.run_id
 
     def reap_dead(self, fingerprint: str) -> list[str]:
         """Mark KILLED the RUNNING runs of this point whose process (on this host) is gone — what a sweep
