@@ -66,7 +66,11 @@ def prestart() -> None:
     """Fork the helper (once per process, POSIX): it imports MLflow at once and waits for the run's first message.
     :func:`stop` ends it; ``rbench`` starts it before its pre-checks and stops it when its command ends."""
     global _HELPER
+    import threading
+
     if _HELPER is not None or not hasattr(os, "fork") or os.environ.get("RBENCH_NO_HELPER"):
+        return
+    if threading.active_count() > 1:  # a lock another thread holds would stay held in the fork: no helper
         return
     import multiprocessing
 
@@ -100,9 +104,17 @@ def stop() -> None:
         helper.conn.close()
     except OSError:
         pass
+    import time
+
+    deadline = time.monotonic() + 10  # it ends at the pipe's end; one that does not is not waited for
     try:
-        os.waitpid(helper.pid, 0)
-    except ChildProcessError:
+        while os.waitpid(helper.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(helper.pid, signal.SIGKILL)
+                os.waitpid(helper.pid, 0)
+                break
+            time.sleep(0.02)
+    except (ChildProcessError, ProcessLookupError):
         pass
 
 
