@@ -23,9 +23,18 @@ class _OwnInfoOnly:
         return record.levelno >= 30 or record.name.split(".")[0] in OWN_LOGGERS
 
 
+#: whether this process shows third-party chatter (set by :func:`quiet_third_party`; read by the tracking helper)
+VERBOSE = {"on": False}
+
+
+def verbose_wanted(verbose: bool = False) -> bool:
+    return verbose or os.environ.get("RBENCH_VERBOSE", "").lower() in ("1", "true", "yes")
+
+
 def quiet_third_party(verbose: bool) -> None:
     """Third-party INFO chatter and weight-loading bars off, unless asked for."""
-    if verbose or os.environ.get("RBENCH_VERBOSE", "").lower() in ("1", "true", "yes"):
+    VERBOSE["on"] = verbose_wanted(verbose)
+    if VERBOSE["on"]:
         for name in ("retrievers", "benchmarks", "chunkers"):  # the project's own debug lines (cache hits, ...)
             logging.getLogger(name).setLevel(logging.DEBUG)
         return

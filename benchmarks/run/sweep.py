@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from benchmarks.tracking import layout
 from retrievers.infrastructure.progress import fmt_seconds
+from retrievers.infrastructure.redact import redact_text, redact_value
 
 
 #: what this process's current sweep point logged (set by the entry point, written by ``on_job_end``)
@@ -41,7 +42,7 @@ class SweepSummary(Callback):
             if hc.mode != RunMode.MULTIRUN:
                 return
             record = {"sweep_start": os.environ.get("RBENCH_SWEEP_START", ""), "num": int(hc.job.num),
-                      "overrides": list(job_return.overrides or []), "status": job_return.status.name, **_POINT}
+                      "overrides": [_masked(str(o)) for o in job_return.overrides or []], "status": job_return.status.name, **_POINT}
             Path(hc.runtime.output_dir, POINT_FILE).write_text(json.dumps(record), encoding="utf-8")
         except Exception:  # noqa: BLE001 - the summary is a courtesy; the point's own result stands
             pass
@@ -66,6 +67,12 @@ class SweepSummary(Callback):
         first, second = layout.headline(ks, config.metrics.get("headline_k"))[:2]
         elapsed = time.time() - float(start or time.time())
         print("\n".join(summary_lines(points, runs, first, second, elapsed)), flush=True)
+
+
+def _masked(override: str) -> str:
+    """A command-line setting as a record may keep it: a secret-named key's value and any secret in it masked."""
+    key, eq, value = override.partition("=")
+    return f"{key}={redact_value(key.lstrip('+~'), redact_text(value))}" if eq else redact_text(override)
 
 
 def sweep_points(folder: Path, start: str) -> list[dict[str, Any]]:

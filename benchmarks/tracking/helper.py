@@ -19,6 +19,7 @@ only by the process that forked it, and ends when that process closes the pipe o
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -27,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from benchmarks.logs import VERBOSE, quiet_third_party, verbose_wanted
 from benchmarks.tracking.tracker import StoredRun, Tracker, _local_store
 
 
@@ -129,6 +131,8 @@ def _serve(conn: Any) -> None:
     that may not exist)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's process decides what an interrupt means
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if not verbose_wanted():  # read by MLflow when it is imported; hydra.verbose=true arrives with the run
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     import mlflow  # noqa: F401 - the point of the helper: imported while the run computes
     import mlflow.entities  # noqa: F401
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
@@ -141,6 +145,9 @@ def _serve(conn: Any) -> None:
         except (EOFError, OSError):
             return
         if name == "__init__":
+            quiet_third_party(kwargs.pop("verbose", False))  # as the run's own process prints
+            if VERBOSE["on"]:
+                logging.getLogger("mlflow").setLevel(logging.INFO)
             tracker, pending = Tracker(*args, **kwargs), None
             try:
                 tracker.client  # noqa: B018 - open (create, migrate) the store now, while the run computes
@@ -182,7 +189,8 @@ class HelperTracker(Tracker):
     def _init(self) -> None:
         if not self._sent_init:  # the run name may be set after construction: sent with the first operation
             self._conn.send(("__init__", (), {"uri": self.uri, "experiment": self.experiment,
-                                              "artifact_root": self.artifact_root, "run_name": self.run_name}, False))
+                                              "artifact_root": self.artifact_root, "run_name": self.run_name,
+                                              "verbose": VERBOSE["on"]}, False))
             self._sent_init = True
 
     def _queue(self, name: str, *args: Any, **kwargs: Any) -> None:
@@ -206,6 +214,7 @@ class HelperTracker(Tracker):
 
     # queued: the run goes on while the helper works
     def start(self, tags: Mapping[str, str] | None = None, pid: int | None = None) -> str | None:  # type: ignore[override]
+        self._queue("__setattr__", "run_name", self.run_name)  # named after the tracker was made (runner.run_name)
         self._queue("start", tags, pid=os.getpid())
         self._started = True
         return None
