@@ -59,6 +59,7 @@ def finished_in_sqlite(store: Path, experiment: str, fingerprint: str) -> Stored
 class _Helper:
     def __init__(self, pid: int, conn: Any, owner: int) -> None:
         self.pid, self.conn, self.owner = pid, conn, owner
+        self.outstanding = False  # operations queued since the last answer: stop() lets the helper finish them
 
 
 _HELPER: _Helper | None = None
@@ -102,6 +103,11 @@ def stop() -> None:
     helper, _HELPER = _HELPER, None
     if helper is None or helper.owner != os.getpid():
         return
+    if not helper.outstanding:  # nothing left to do (a run flushed, or none used it: --help, a config error)
+        try:
+            os.kill(helper.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     try:
         helper.conn.close()
     except OSError:
@@ -196,11 +202,13 @@ class HelperTracker(Tracker):
     def _queue(self, name: str, *args: Any, **kwargs: Any) -> None:
         self._init()
         self._conn.send((name, args, kwargs, False))
+        _HELPER.outstanding = True  # type: ignore[union-attr]
 
     def _ask(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self._init()
         self._conn.send((name, args, kwargs, True))
         kind, payload = self._conn.recv()
+        _HELPER.outstanding = False  # type: ignore[union-attr] - everything sent before is done
         if kind == "err":
             raise pickle.loads(payload)
         result, run_id = payload
