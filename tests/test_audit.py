@@ -204,6 +204,8 @@ def test_the_audit_page_marks_the_evidence_a_passage_holds_and_shows_the_rest():
     page = marked_html(chunk, marks, missing)
     assert "<mark>A sabbatical request requires</mark>" in page and page.startswith("…x")
     assert "missing from this passage: <del>two signatures: the second from the DPO.</del>" in page
+    # a chunk that misses only the span's closing full stop misses no evidence
+    assert evidence_marks(doc[:start + 69], 0, [span], doc)[1] == []
     # a span the passage does not reach: the plain preview, no marks
     assert evidence_marks(doc[:300], 0, [span], doc) == ([], [])
     assert marked_html("short text", [], []) == "short text"

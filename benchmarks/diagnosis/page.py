@@ -76,7 +76,8 @@ def evidence_marks(text: str, offset: int, spans: Sequence[Mapping[str, Any]], s
         if a >= b:
             continue
         marks.append((a - offset, b - offset))
-        missing += [piece for piece in (source[sp["start"]:a], source[b:sp["end"]]) if piece.strip()]
+        # a part without a letter or digit (the span's closing full stop) is not evidence a reader would miss
+        missing += [piece for piece in (source[sp["start"]:a], source[b:sp["end"]]) if any(c.isalnum() for c in piece)]
     return sorted(marks), missing
 
 
@@ -92,7 +93,7 @@ def reference_marks(text: str, pieces: Sequence[str], least: int = 20) -> tuple[
         if m.size == 0 or m.size < min(least, len(piece)):
             continue
         marks.append((m.a, m.a + m.size))
-        missing += [rest for rest in (piece[:m.b], piece[m.b + m.size:]) if len(rest.strip()) > 2]
+        missing += [rest for rest in (piece[:m.b], piece[m.b + m.size:]) if sum(c.isalnum() for c in rest) > 2]
     return sorted(marks), missing
 
 
