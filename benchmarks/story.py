@@ -17,6 +17,7 @@ from benchmarks.run.runner import RunResult
 from benchmarks.run import runner
 from benchmarks.tracking.groups import GROUPS
 from benchmarks.audit import audit_mlflow_run
+from benchmarks.tracking.store import download_artifact
 
 
 def per_label(result: RunResult, client: Any) -> dict[str, dict[str, float]]:
@@ -30,7 +31,7 @@ def per_label(result: RunResult, client: Any) -> dict[str, dict[str, float]]:
 
     with tempfile.TemporaryDirectory(prefix="rbench-story-") as tmp:
         try:
-            path = client.download_artifacts(result.run_id, "summary.json", tmp)
+            path = download_artifact(client, result.run_id, "summary.json", tmp)
             with open(path, encoding="utf-8") as fh:
                 return dict(json.load(fh).get("by_label") or {})
         except Exception as err:  # noqa: BLE001 - an older run without it: the table shows dashes

@@ -162,7 +162,8 @@ def test_the_closing_table_marks_failed_points():
     points = [{"num": 0, "status": "COMPLETED", "run_id": "a" * 32, "skipped": True},
               {"num": 1, "status": "COMPLETED", "run_id": "b" * 32, "skipped": False},
               {"num": 2, "status": "FAILED", "run_id": "c" * 32},
-              {"num": 3, "status": "FAILED", "overrides": ["retriever.k1=-1"]}]
+              {"num": 3, "status": "FAILED", "overrides": ["retriever.k1=-1"]},
+              {"num": 4, "status": "COMPLETED", "overrides": ["experiment=story"]}]  # several runs of its own: no row
     lines = summary_lines(points, runs, "ndcg_at_10", "recall_at_100", 61)
     assert "2 of 4 points FINISHED (1 run now, 1 FINISHED earlier, skipped); 2 FAILED or KILLED" in lines[0]
     assert lines[2].split()[:2] == ["0.7000", "0.9000"] and lines[2].endswith("<- best")

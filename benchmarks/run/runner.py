@@ -146,7 +146,8 @@ def exact_term_rule(dataset: Dataset) -> Any:
 
 
 def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev: Evaluation | None,
-                    ks: Sequence[int], *, budget: int, context: Any = None) -> dict[str, float]:
+                    ks: Sequence[int], *, budget: int, context: Any = None,
+                    sets: Mapping[str, tuple[set[str], set[str]]] | None = None) -> dict[str, float]:
     """Everything a run logs as MLflow metrics (the contract's names, costs, chunk and evidence metrics).
     ``context``: the run's :class:`benchmarks.evaluation.evidence.BudgetContext`, shared with the audit."""
 
@@ -163,7 +164,7 @@ def collect_metrics(dataset: Dataset, result: Retrieval, ev: Evaluation, tune_ev
                     "num_documents": len(dataset.corpus), "num_chunks": len(result.chunks)})
     metrics.update({f"dataset_{k}": v for k, v in dataset.notes.items()})
 
-    sets = stale_sets(dataset.queries, dataset.qrels, dataset.corpus)
+    sets = stale_sets(dataset.queries, dataset.qrels, dataset.corpus) if sets is None else sets
     if sets:
         metrics["stale_hit_rate"] = stale_hit_rate(sets, result.run, k=10)
         metrics["stale_queries"] = len(sets)
@@ -344,7 +345,8 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
 
         budget = int(cfg.metrics.get("budget", 512))
         context = BudgetContext(result.chunks, budget)  # token counts shared by the evidence metrics and the audit
-        metrics = collect_metrics(dataset, result, ev, tune_ev, ks, budget=budget, context=context)
+        sets = stale_sets(dataset.queries, dataset.qrels, dataset.corpus)  # version queries: metrics and by label
+        metrics = collect_metrics(dataset, result, ev, tune_ev, ks, budget=budget, context=context, sets=sets)
         metrics["time_load_s"] = load_s
 
         with tempfile.TemporaryDirectory(prefix="rbench-artifacts-") as tmp, \
@@ -358,8 +360,7 @@ def run_experiment(cfg: Any, choices: dict[str, str] | None = None) -> RunResult
             rows = audit_rows(dataset.queries, dataset.qrels, result.run, result.chunk_run, result.chunks, records, k=10,
                               context=context)
             write_jsonl(folder / "audit.jsonl", rows)
-            by_label = breakdown(dataset.queries, ev, rows=rows, run=result.run,
-                                 sets=stale_sets(dataset.queries, dataset.qrels, dataset.corpus))
+            by_label = breakdown(dataset.queries, ev, rows=rows, run=result.run, sets=sets)
             if cfg.tracking.get("visuals", True):
                 write_visuals(folder, metrics, by_label, ks, rows, result, dataset,
                               f"{pipeline_text} on {dataset.name} [{dataset.split}]")

@@ -95,6 +95,8 @@ def summary_lines(points: list[dict[str, Any]], runs: dict[str, Any], first: str
     """The closing table: a header counting the points (finished now, finished earlier, failed), then one line
     per point, best first; a point without a FINISHED run last, marked."""
     shown = [layout.label(first), layout.label(second)]
+    # a point that completed without one run of its own (experiment=story, beir_full: several) is not a row
+    points = [p for p in points if p.get("run_id") or p.get("status") != "COMPLETED"]
 
     def status(p: dict[str, Any]) -> str:
         run = runs.get(p.get("run_id") or "")
