@@ -69,7 +69,9 @@ with tracker:
     tracker.log_artifacts(folder)
     out["run_id"] = tracker.flush()
 out["finished"] = tracker.finished_run("fp").run_id  # read from the file, no wait
-out["experiment_id"] = tracker.experiment_id()
+helper._HELPER.asked += 1  # a wait whose answer was never read (its caller interrupted by Ctrl-C) ...
+tracker._conn.send(("flush", (), {}, helper._HELPER.asked))
+out["experiment_id"] = tracker.experiment_id()  # ... is not taken for the next one's answer
 failing = tracker_for(uri=uri, experiment="h", artifact_root=str(tmp / "art"))
 try:
     with failing:
@@ -104,7 +106,7 @@ def test_a_run_logged_through_the_helper(tmp_path):
     assert run.data.tags["rbench.pid"] == str(out["pid"])  # the run's own process, not the helper's
     assert [a.path for a in client.list_artifacts(out["run_id"])] == ["summary.json"]
     exp = client.get_experiment_by_name("h")
-    assert out["experiment_id"] == exp.experiment_id and layout.VIEW_TAG in exp.tags
+    assert out["experiment_id"] == exp.experiment_id and layout.VIEW_TAG in exp.tags  # not the flush's None
     assert out["error"] == "ValueError" and client.get_run(out["failed_run"]).info.status == "FAILED"
 
 

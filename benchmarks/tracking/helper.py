@@ -60,6 +60,7 @@ class _Helper:
     def __init__(self, pid: int, conn: Any, owner: int) -> None:
         self.pid, self.conn, self.owner = pid, conn, owner
         self.outstanding = False  # operations queued since the last answer: stop() lets the helper finish them
+        self.asked = 0  # the number of the last operation that waits; its answer carries it
 
 
 _HELPER: _Helper | None = None
@@ -170,7 +171,7 @@ def _serve(conn: Any) -> None:
             pending = error
             continue
         pending = None
-        conn.send(("err", _portable(error)) if error is not None else ("ok", (result, tracker.run_id)))
+        conn.send((wait, "err", _portable(error)) if error is not None else (wait, "ok", (result, tracker.run_id)))
 
 
 def _portable(err: BaseException) -> bytes:
@@ -196,19 +197,25 @@ class HelperTracker(Tracker):
         if not self._sent_init:  # the run name may be set after construction: sent with the first operation
             self._conn.send(("__init__", (), {"uri": self.uri, "experiment": self.experiment,
                                               "artifact_root": self.artifact_root, "run_name": self.run_name,
-                                              "verbose": VERBOSE["on"]}, False))
+                                              "verbose": VERBOSE["on"]}, 0))
             self._sent_init = True
 
     def _queue(self, name: str, *args: Any, **kwargs: Any) -> None:
         self._init()
-        self._conn.send((name, args, kwargs, False))
+        self._conn.send((name, args, kwargs, 0))
         _HELPER.outstanding = True  # type: ignore[union-attr]
 
     def _ask(self, name: str, *args: Any, **kwargs: Any) -> Any:
         self._init()
-        self._conn.send((name, args, kwargs, True))
-        kind, payload = self._conn.recv()
-        _HELPER.outstanding = False  # type: ignore[union-attr] - everything sent before is done
+        helper = _HELPER
+        helper.asked += 1  # type: ignore[union-attr]
+        number = helper.asked  # type: ignore[union-attr]
+        self._conn.send((name, args, kwargs, number))
+        while True:  # an answer to an earlier wait that was interrupted (Ctrl-C) is not this one's: read past it
+            answered, kind, payload = self._conn.recv()
+            if answered == number:
+                break
+        helper.outstanding = False  # type: ignore[union-attr] - everything sent before is done
         if kind == "err":
             raise pickle.loads(payload)
         result, run_id = payload
