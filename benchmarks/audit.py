@@ -46,6 +46,7 @@ from benchmarks.paths import CONF_DIR, location, runnable
 from benchmarks.arguments import arg_type, integer, limit, number
 from benchmarks.datasets import limits
 from retrievers.infrastructure.errors import RetrieverError
+from retrievers.dense import regrouped
 from benchmarks.tracking.store import download_artifact, resolve_run_id
 from benchmarks.datasets.beir import is_beir_folder
 from benchmarks.run.retrieval import chunk_dataset
@@ -108,6 +109,21 @@ def check_stored_config(cfg: Any, run_id: str) -> None:
                           f"rebuilt (an artifact store is not trusted to choose code): {'; '.join(bad[:5])}")
 
 
+def current_layout(cfg: Any) -> Any:
+    """A stored run's config in today's layout: every dense retriever node written before the ``encoder`` and
+    ``index`` nodes (flat ``model``, ``index: hnsw``, ...) regrouped (``retrievers.dense.regrouped``)."""
+    from omegaconf import OmegaConf
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get("_target_") == "retrievers.dense.DenseRetriever":
+                node = regrouped(node)
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return OmegaConf.create(walk(OmegaConf.to_container(cfg, resolve=False)))
+
+
 def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
                      dataset_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Re-read one run and audit it: rows, verdicts, labels (joined afterwards), documents."""
@@ -125,6 +141,7 @@ def audit_mlflow_run(client: Any, run_id: str, *, k: int | None = None,
                              "(runs made before the audit existed cannot be audited; rerun them)")
         cfg = OmegaConf.load(cfg_path)
         check_stored_config(cfg, run_id)
+        cfg = current_layout(cfg)
         rows = [json.loads(line) for line in open(audit_path, encoding="utf-8")]
         run = read_run(run_path)
         labels = {}

@@ -55,7 +55,7 @@ def point_overrides(systems: Sequence[str], command_line: Sequence[str],
                     per_system: Mapping[str, Any]) -> dict[str, list[str]]:
     """Each system's overrides: the command line's (``top_k=100``, ``cache.dir=...``), of which a
     ``retriever.<key>`` one goes only to the systems whose retriever has that key (``retriever.k1=0.9`` to bm25
-    and not to dense), then ``beir_full.per_system.<system>`` (``'+beir_full.per_system.dense=["retriever.model=
+    and not to dense), then ``beir_full.per_system.<system>`` (``'+beir_full.per_system.dense=["retriever.encoder.model=
     BAAI/bge-small-en-v1.5"]'``: a key the default retriever lacks, which the command line itself cannot take).
     Every system's config is composed here, so a bad override is a config error before anything runs."""
     from hydra import compose
@@ -299,7 +299,8 @@ def run_beir_full(cfg: Any) -> float:
                           file=sys.stderr, flush=True)
 
     # 4. one table, published figures beside each cell
-    models = {s: nodes[s].get("model") for s in systems}
+    # the model a figure is published for: SPLADE's own, a dense retriever's encoder's
+    models = {s: nodes[s].get("model") or (nodes[s].get("encoder") or {}).get("model") for s in systems}
     text, csv_rows = matrix(rows, results, systems, registry["sources"], figure_for(systems, models, registry["models"]))
     print("\n" + text, flush=True)
     if failures:

@@ -1,13 +1,13 @@
 """Faster encoders for the same sentence-transformers model: ONNX Runtime and OpenVINO.
 
-``retriever.encoder_backend=onnx|openvino`` runs the model's transformer through an exported graph; the
+``retriever.encoder.backend=onnx|openvino`` runs the model's transformer through an exported graph; the
 tokenizer and the pooling / normalisation modules stay the sentence-transformers model's own, so the
 vectors are the model's (fp32: equal to torch's to ~1e-6). Exports are made offline, in seconds, from the
 weights already loaded, and cached content-addressed beside the embeddings
 (``<cache.dir>/models/<key>/``, key = weights identity + backend + precision + library versions); the
 embeddings' cache key includes backend and precision.
 
-Precisions (``retriever.precision``):
+Precisions (``retriever.encoder.precision``):
 
 * ``onnx``: ``fp32``, or ``int8`` — dynamic quantisation of the weights (``onnxruntime.quantization.
   quantize_dynamic``); activations are quantised at run time, so there is nothing to calibrate and
@@ -33,10 +33,10 @@ from retrievers.infrastructure.extras import installed, need
 from retrievers.infrastructure.progress import Progress
 
 BACKENDS = ("torch", "onnx", "openvino")
-#: ``encoder_backend`` values: a backend, or ``auto`` (with ``precision=auto``: the fastest within tolerance)
+#: ``backend`` values: a backend, or ``auto`` (with ``precision=auto``: the fastest within tolerance)
 BACKEND_OPTIONS = ("auto", *BACKENDS)
 PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16", "fp16", "int8")}
-#: every precision some backend takes (``retriever.precision``; ``auto`` besides)
+#: every precision some backend takes (``retriever.encoder.precision``; ``auto`` besides)
 ALL_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8", "fp16")
 #: passages an OpenVINO int8 export is calibrated on (a seeded sample of the corpus), in batches of CALIBRATION_BATCH
 CALIBRATION_SIZE, CALIBRATION_BATCH = 300, 8
@@ -49,8 +49,8 @@ AUTO_TOLERANCE = {"mean_cosine": 0.999, "ndcg_at_10": 0.002}
 
 #: what ``precision=auto`` may choose on a CPU, fastest first: (backend, precision, CPU flags it needs (any one),
 #: what was measured on an AMD EPYC with AVX512-BF16, 2 threads, all-MiniLM-L6-v2, ``results/encode_speed.md``).
-#: Each stayed within AUTO_TOLERANCE there. With the default ``encoder_backend=torch`` it is torch bf16 (no
-#: export, no extra); ``encoder_backend=auto`` takes OpenVINO bf16 where installed. Left out: int8 (ONNX
+#: Each stayed within AUTO_TOLERANCE there. With the default ``backend=torch`` it is torch bf16 (no
+#: export, no extra); ``backend=auto`` takes OpenVINO bf16 where installed. Left out: int8 (ONNX
 #: dynamic: mean cosine 0.93; OpenVINO static: 3.2x but mean cosine 0.998, cranfield nDCG@10 -0.003, and a
 #: calibration pass per corpus), and bf16 on CPUs without native BF16 (emulated: 0.32x torch fp32 on a Xeon
 #: with AVX-512 but no BF16).
@@ -82,7 +82,7 @@ def available(backend: str, precision: str) -> bool:
 
 def auto_setting(backend: str, flags: frozenset[str] | None = None) -> tuple[str, str, str]:
     """``(backend, precision, why)`` for ``precision=auto`` on the CPU: the fastest setting of :data:`AUTO_CPU`
-    whose CPU flags are present and whose modules are installed, for ``encoder_backend`` ``backend`` (``auto``:
+    whose CPU flags are present and whose modules are installed, for ``backend`` ``backend`` (``auto``:
     any backend); otherwise fp32 (exact), on ``backend`` (``auto``: torch)."""
     flags = cpu_flags() if flags is None else flags
     for b, precision, needs, measured in AUTO_CPU:
@@ -106,11 +106,11 @@ def modules_needed(backend: str, precision: str) -> list[str]:
 
 def precision_problem(backend: str, precision: str) -> str | None:
     """The one backend/precision compatibility rule: why ``precision`` cannot run on ``backend``, e.g. ``bf16 is
-    not available with encoder_backend=onnx (choose fp32|int8)``; None when it can (or is ``auto``)."""
+    not available with backend=onnx (choose fp32|int8)``; None when it can (or is ``auto``)."""
     if backend == "torch" and precision == "int8":
-        return "int8 needs encoder_backend=onnx or openvino"
+        return "int8 needs backend=onnx or openvino"
     if backend in PRECISIONS and precision != "auto" and precision not in PRECISIONS[backend]:
-        return f"{precision} is not available with encoder_backend={backend} (choose {'|'.join(PRECISIONS[backend])})"
+        return f"{precision} is not available with backend={backend} (choose {'|'.join(PRECISIONS[backend])})"
     return None
 
 
@@ -123,12 +123,12 @@ def requirements(backend: str, precision: str) -> tuple[list[str], list[tuple[st
 
 def check(backend: str, precision: str) -> None:
     if backend not in BACKENDS:  # resolved: ``auto`` never gets here
-        raise RetrieverError(f"retriever.encoder_backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
+        raise RetrieverError(f"retriever.encoder.backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
     problem = precision_problem(backend, precision)
     if problem:
-        raise RetrieverError(f"retriever.precision={problem}")
+        raise RetrieverError(f"retriever.encoder.precision={problem}")
 
-    need(f"retriever.encoder_backend={backend}" + (f" precision={precision}" if precision == "int8" else ""),
+    need(f"retriever.encoder.backend={backend}" + (f" precision={precision}" if precision == "int8" else ""),
          *modules_needed(backend, precision))
 
 
@@ -167,7 +167,7 @@ class ExportedEncoder:
         self.st, self.backend, self.precision, self.folder = st_model, backend, precision, Path(folder)
         self.calibration = list(calibration)
         if (backend, precision) == ("openvino", "int8") and not self.calibration:  # before anything is exported
-            raise RetrieverError("retriever.precision=int8 with encoder_backend=openvino is calibrated on the corpus "
+            raise RetrieverError("retriever.encoder.precision=int8 with backend=openvino is calibrated on the corpus "
                                  "being indexed: index the corpus (or call the encoder's calibrate(passages)) first")
         self.threads = int(threads) if threads else None
         self.device = device
@@ -232,7 +232,7 @@ class ExportedEncoder:
         core = ov.Core()
         target = "GPU" if self.device.startswith("cuda") or self.device.upper().startswith("GPU") else "CPU"
         if self.precision == "bf16" and target == "CPU" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            raise RetrieverError("retriever.precision=bf16 with encoder_backend=openvino needs a CPU with BF16 "
+            raise RetrieverError("retriever.encoder.precision=bf16 with backend=openvino needs a CPU with BF16 "
                                  f"(AMX or AVX512-BF16); this one reports {core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')}")
 
         def export(path: Path) -> None:

@@ -12,6 +12,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence as SequenceABC
+import inspect
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -23,16 +25,17 @@ from retrievers.base import chunks_digest, top_k_of
 from retrievers.cache import Cache
 from retrievers.encoders import Calibrated, Encoder, SentenceTransformerEncoder
 from retrievers.infrastructure.fingerprint import installed_versions
-from chunkers.options import Options, device, integer, one_of, optional, string
+from chunkers.options import Options, integer, one_of, optional
 from retrievers.engines import Engine, checked_engine, note_interrupted
 from retrievers.infrastructure.errors import RetrieverError
 from retrievers.cache import CACHE_MODES
-from retrievers.backends import ALL_PRECISIONS, BACKEND_OPTIONS, requirements
 from retrievers.infrastructure.progress import Progress
 from retrievers import shards
 
 log = logging.getLogger(__name__)
 INDEXES = ("flat", "exact", "hnsw", "ivf", "ivfpq")
+#: where a dense retriever's index settings sit in the config; messages name its keys from here
+INDEX_KEY = "retriever.index"
 
 
 def _faiss_version() -> str:
@@ -60,58 +63,88 @@ class _IndexedTexts(SequenceABC):
 ENCODE_BLOCK = 512  # queries per encoder call when searching (progress is reported per block)
 
 
-class DenseRetriever:
-    """``retriever=dense``: exact inner-product search by default, HNSW with ``index=hnsw``."""
+@dataclass(frozen=True)
+class Index:
+    """``retriever.index``: how the chunk embeddings are searched. ``kind``: ``flat`` (exact, faiss), ``exact`` (exact,
+    block by block over the memory-mapped embeddings: memory is one block of ``search_block`` rows), ``hnsw``, ``ivf``
+    or ``ivfpq`` (approximate: ``ann_check_queries`` queries are also searched exactly, for ``ann_recall_at_<k>``).
+    The other keys are the settings of the kind that reads them."""
 
     OPTIONS: ClassVar[Options] = {
-        "model": string, "batch_size": integer(1), "device": device, "index": one_of(*INDEXES), "hnsw_m": integer(2),
-        "hnsw_ef_construction": integer(1), "hnsw_ef_search": integer(1), "ivf_nlist": optional(integer(1)),
-        "ivf_nprobe": integer(1), "normalize": one_of("auto", True, False, "true", "false"),
-        "max_seq_length": optional(integer(1)), "cache_mode": one_of(*CACHE_MODES),
-        "encoder_backend": one_of(*BACKEND_OPTIONS), "precision": one_of("auto", *ALL_PRECISIONS),
-        "threads": optional(integer(1)), "processes": optional(integer(1)),
-        "shard_passages": optional(integer(1)), "search_block": integer(1), "pq_m": integer(1),
+        "kind": one_of(*INDEXES), "search_block": integer(1), "hnsw_m": integer(2), "hnsw_ef_construction": integer(1),
+        "hnsw_ef_search": integer(1), "ivf_nlist": optional(integer(1)), "ivf_nprobe": integer(1), "pq_m": integer(1),
         "pq_bits": integer(1, 16), "ann_check_queries": integer(0)}
+
+    kind: str = "flat"
+    search_block: int = 65536
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+    ivf_nlist: int | None = None
+    ivf_nprobe: int = 16
+    pq_m: int = 16
+    pq_bits: int = 8
+    ann_check_queries: int = 100
+
+    def __post_init__(self) -> None:
+        if self.kind not in INDEXES:
+            raise ValueError(f"{INDEX_KEY}.kind must be one of {'|'.join(INDEXES)}, got {self.kind!r}")
+        for name in ("search_block", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nprobe", "pq_m",
+                     "pq_bits", "ann_check_queries"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "ivf_nlist", int(self.ivf_nlist) if self.ivf_nlist else None)
+
+
+def regrouped(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``DenseRetriever`` config node as runs stored before the ``encoder`` and ``index`` nodes wrote it (flat keys:
+    ``model``, ``encoder_backend``, ``precision``, ``index: hnsw``, ``hnsw_m``, ...), regrouped into today's layout so
+    a stored run's ``config.yaml`` still builds its retriever (``rbench-audit --run-id``). A node already grouped is
+    returned unchanged. The regrouped node gives the same encoder identity and index settings, so the same cache
+    entries."""
+    node = dict(settings)
+    if isinstance(node.get("index"), Mapping) or not ({"model", "index"} & set(node)):
+        return node
+    index: dict[str, Any] = {"_target_": f"{__name__}.Index", "kind": node.pop("index", "flat")}
+    for field in fields(Index):
+        if field.name in node:
+            index[field.name] = node.pop(field.name)
+    flat = {("backend" if key == "encoder_backend" else key): node.pop(key) for key in list(node)
+            if key not in ("_target_", "engine", "shard_passages", "cache_dir", "cache_mode", "encoder")}
+    encoder = node.pop("encoder", None)  # an encoder object given then took the place of the flat model keys
+    if not isinstance(encoder, Mapping):
+        params = inspect.signature(SentenceTransformerEncoder).parameters
+        encoder = {"_target_": f"{SentenceTransformerEncoder.__module__}.{SentenceTransformerEncoder.__name__}",
+                   **{k: v for k, v in flat.items() if k in params}}
+    return {**node, "encoder": dict(encoder), "index": index}
+
+
+class DenseRetriever:
+    """``retriever=dense``: an ``encoder`` (``conf/encoder/``; sentence-transformers all-MiniLM-L6-v2 by default) and
+    an ``index`` (:class:`Index`: exact inner-product search by default, HNSW with ``index.kind=hnsw``), the corpus
+    encoded shard by shard by the ``engine``."""
+
+    OPTIONS: ClassVar[Options] = {"cache_mode": one_of(*CACHE_MODES), "shard_passages": optional(integer(1))}
     #: optional modules it needs beyond the core (``retrievers/infrastructure/extras.py`` names the extra for each); the
-    #: default encoder and the chosen backend add theirs (``retrievers.backends.modules_needed``)
+    #: encoder declares its own
     REQUIRES: ClassVar[tuple[str, ...]] = ("faiss", "numpy")
 
-    @staticmethod
-    def requirements(settings: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
-        """What these settings need beyond ``REQUIRES`` (read by the validator before anything runs): the default
-        encoder's modules (an ``encoder`` object brings its own) and the encoder backend's, and the backend/precision
-        rule's problems (``retrievers.backends.requirements``)."""
-        if isinstance(settings.get("encoder"), Mapping):
-            return [], []
-        modules, problems = requirements(str(settings.get("encoder_backend", "torch")), str(settings.get("precision", "auto")))
-        return ["sentence_transformers", "torch", *modules], problems
-
     def __init__(
-        self, *, model: str = "sentence-transformers/all-MiniLM-L6-v2", batch_size: int = 32, device: str = "auto",
-        index: str = "flat", hnsw_m: int = 32, hnsw_ef_construction: int = 200, hnsw_ef_search: int = 128,
-        ivf_nlist: int | None = None, ivf_nprobe: int = 16,
-        query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto", max_seq_length: int | None = None,
-        revision: str | None = None, cache_dir: str | None = None, cache_mode: str = "use",
-        encoder: Encoder | None = None, encoder_backend: str = "torch", precision: str = "auto",
-        threads: int | None = None, processes: int | None = None,
-        engine: Engine | None = None, shard_passages: int | None = None, search_block: int = 65536, pq_m: int = 16, pq_bits: int = 8,
-        ann_check_queries: int = 100,
+        self, *, encoder: Encoder | None = None, index: Index | str | None = None, engine: Engine | None = None,
+        shard_passages: int | None = None, cache_dir: str | None = None, cache_mode: str = "use",
     ) -> None:
-        if index not in INDEXES:
-            raise ValueError(f"retriever.index must be one of {'|'.join(INDEXES)}, got {index!r}")
-        self.encoder: Encoder = encoder or SentenceTransformerEncoder(
-            model, batch_size=batch_size, device=device, query_prefix=query_prefix, doc_prefix=doc_prefix,
-            normalize=normalize, max_seq_length=max_seq_length, revision=revision, encoder_backend=encoder_backend,
-            precision=precision, threads=threads, processes=processes,
-            export_dir=str(Path(cache_dir) / "models") if cache_dir else None)
-        self.index_kind, self.hnsw = index, {"m": int(hnsw_m), "ef_construction": int(hnsw_ef_construction),
-                                             "ef_search": int(hnsw_ef_search)}
-        self.ivf = {"nlist": int(ivf_nlist) if ivf_nlist else None, "nprobe": int(ivf_nprobe)}
+        self.encoder: Encoder = encoder if encoder is not None else SentenceTransformerEncoder()
+        if cache_dir and getattr(self.encoder, "export_dir", "") is None:  # exported models live in the cache
+            self.encoder.export_dir = str(Path(cache_dir) / "models")
+        self.spec = index if isinstance(index, Index) else Index(index or "flat")
+        self.index_kind = self.spec.kind
+        self.hnsw = {"m": self.spec.hnsw_m, "ef_construction": self.spec.hnsw_ef_construction,
+                     "ef_search": self.spec.hnsw_ef_search}
+        self.ivf = {"nlist": self.spec.ivf_nlist, "nprobe": self.spec.ivf_nprobe}
         self.cache = Cache(cache_dir, cache_mode) if cache_dir else Cache(".", "off")
         self.engine = checked_engine(engine, self.cache)
         self.shard_passages = int(shard_passages) if shard_passages else None
-        self.search_block, self.pq = int(search_block), {"m": int(pq_m), "bits": int(pq_bits)}
-        self.ann_check_queries = int(ann_check_queries)
+        self.search_block, self.pq = self.spec.search_block, {"m": self.spec.pq_m, "bits": self.spec.pq_bits}
+        self.ann_check_queries = self.spec.ann_check_queries
         self.ann_recall: dict[str, float] = {}
         self.encoded_texts = 0   # texts sent to the encoder (0 on a fully cached run)
         self.index_builds = 0    # faiss indexes built (0 on a fully cached run)
@@ -217,12 +250,12 @@ class DenseRetriever:
         return settings
 
     def _nlist(self) -> int:
-        """IVF lists: ``ivf_nlist``, or ~4 sqrt(n) (faiss's guideline), at most n / 39 so each list trains. More lists
+        """IVF lists: ``index.ivf_nlist``, or ~4 sqrt(n) (faiss's guideline), at most n / 39 so each list trains. More lists
         than passages cannot be trained (faiss stops on a C++ assertion): an error naming the key, before any work."""
         n = len(self._ids)
         asked = self.ivf["nlist"]
         if asked and asked > n:
-            raise RetrieverError(f"retriever.ivf_nlist={asked}: more IVF lists than the {n} passages to index (each list "
+            raise RetrieverError(f"{INDEX_KEY}.ivf_nlist={asked}: more IVF lists than the {n} passages to index (each list "
                                  f"needs passages to train on; at most {max(1, n // 39)} trains well, or leave it unset "
                                  "for ~4 sqrt(n))")
         return asked or max(1, min(int(4 * n ** 0.5), n // 39 or 1))

@@ -14,17 +14,22 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from retrievers.infrastructure.errors import RetrieverError
 from retrievers.infrastructure.fingerprint import installed_versions
 from retrievers.infrastructure.hub import go_offline_if_unreachable
-from retrievers.backends import PRECISIONS, auto_setting, available, check, precision_problem
-from retrievers.backends import calibration_sample
+from retrievers.backends import ALL_PRECISIONS, BACKEND_OPTIONS, PRECISIONS, auto_setting, available, check
+from retrievers.backends import calibration_sample, precision_problem, requirements
 from retrievers.infrastructure.fingerprint import fingerprint
 from retrievers.backends import ExportedEncoder
+from chunkers.options import Options, device as device_option, integer, one_of, optional, string
+
+#: where a dense retriever's encoder sits in the config (``conf/encoder/``, chosen per dense retriever); messages name
+#: its keys from here
+ENCODER_KEY = "retriever.encoder"
 
 #: Hub names with a copy shipped in a Python package: name -> (module, function returning the path).
 PACKAGED = {
@@ -152,7 +157,7 @@ def _announce(backend: str, precision: str, why: str) -> None:
         return
     _ANNOUNCED.add((backend, precision))
     print(f"rbench: dense: precision=auto chose {backend} {precision} ({why}); the model's exact fp32 vectors: "
-          "retriever.encoder_backend=torch retriever.precision=fp32", file=sys.stderr, flush=True)
+          "retriever.encoder.backend=torch retriever.encoder.precision=fp32", file=sys.stderr, flush=True)
 
 
 def resolve_placement(device: str = "auto", backend: str = "torch", precision: str = "auto",
@@ -164,7 +169,7 @@ def resolve_placement(device: str = "auto", backend: str = "torch", precision: s
     if device == "auto":
         device = "cuda" if n_gpu else "cpu"
     if device.startswith("cuda") and not n_gpu:
-        raise RetrieverError(f"retriever.device={device} but no CUDA GPU is available (use device=auto or cpu)")
+        raise RetrieverError(f"{ENCODER_KEY}.device={device} but no CUDA GPU is available (use device=auto or cpu)")
     if precision == "auto" and device.startswith("cuda"):
         backend, precision = ("torch" if backend == "auto" else backend), ("fp16" if backend in ("auto", "torch") else "fp32")
     elif precision == "auto":  # the CPU: the fastest setting within the documented tolerance (retrievers.backends)
@@ -175,10 +180,10 @@ def resolve_placement(device: str = "auto", backend: str = "torch", precision: s
                        "torch")
     problem = precision_problem(backend, precision)
     if problem:
-        raise RetrieverError(f"retriever.precision={problem}")
+        raise RetrieverError(f"{ENCODER_KEY}.precision={problem}")
     if backend == "torch" and precision == "fp16" and not device.startswith("cuda"):
-        raise RetrieverError("retriever.precision=fp16 with encoder_backend=torch needs a CUDA device (on the CPU: fp32 "
-                             "or bf16, or encoder_backend=onnx precision=int8)")
+        raise RetrieverError(f"{ENCODER_KEY}.precision=fp16 with backend=torch needs a CUDA device (on the CPU: fp32 "
+                             "or bf16, or backend=onnx precision=int8)")
     pool: tuple[str, ...] = ()
     if processes and int(processes) > 1:
         pool = tuple(f"cuda:{i}" for i in range(min(int(processes), n_gpu))) if device.startswith("cuda") else \
@@ -252,19 +257,35 @@ def shared_model(kind: str, source: dict[str, Any], *, device: str = "cpu", revi
 
 
 class SentenceTransformerEncoder:
-    """sentence-transformers model; vectors normalised when the model's similarity is cosine."""
+    """``encoder=sentence_transformers`` (``retriever=dense``'s default, ``conf/encoder/``): a sentence-transformers
+    model; vectors normalised when the model's similarity is cosine. ``export_dir`` (where ONNX / OpenVINO copies of
+    the model are kept) is set by the retriever that holds it, to its cache's ``models/`` folder."""
+
+    OPTIONS: ClassVar[Options] = {
+        "model": string, "batch_size": integer(1), "device": device_option, "backend": one_of(*BACKEND_OPTIONS),
+        "precision": one_of("auto", *ALL_PRECISIONS), "threads": optional(integer(1)), "processes": optional(integer(1)),
+        "normalize": one_of("auto", True, False, "true", "false"), "max_seq_length": optional(integer(1))}
+    #: optional modules it needs beyond the core (``retrievers/infrastructure/extras.py`` names the extra for each); the
+    #: chosen backend adds its own (``requirements``)
+    REQUIRES: ClassVar[tuple[str, ...]] = ("sentence_transformers", "torch")
+
+    @staticmethod
+    def requirements(settings: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+        """What these settings need beyond ``REQUIRES`` (read by the validator before anything runs): the backend's
+        modules, and the backend/precision rule's problems (``retrievers.backends.requirements``)."""
+        return requirements(str(settings.get("backend", "torch")), str(settings.get("precision", "auto")))
 
     def __init__(self, model: str = "sentence-transformers/all-MiniLM-L6-v2", *, batch_size: int = 32,
                  device: str = "auto", query_prefix: str = "", doc_prefix: str = "", normalize: str | bool = "auto",
                  max_seq_length: int | None = None, revision: str | None = None,
                  show_progress: bool = True,  # noqa: ARG002 - accepted as before; callers show progress per block
-                 encoder_backend: str = "torch", precision: str = "auto", threads: int | None = None,
+                 backend: str = "torch", precision: str = "auto", threads: int | None = None,
                  processes: int | None = None, export_dir: str | None = None) -> None:
         self.name, self.batch_size = model, int(batch_size)
         self.query_prefix, self.doc_prefix, self.normalize_opt = query_prefix, doc_prefix, normalize
         self.max_seq_length, self.revision = max_seq_length, revision
         self._device_option = device
-        self.placement = resolve_placement(device, encoder_backend, precision, processes)
+        self.placement = resolve_placement(device, backend, precision, processes)
         self.device, self.backend, self.precision = self.placement.device, self.placement.backend, self.placement.precision
 
         check(self.backend, self.precision)
@@ -299,14 +320,14 @@ class SentenceTransformerEncoder:
     def source(self) -> dict[str, Any]:
         """Where the weights come from, resolved without loading them."""
         if self._source is None:
-            self._source = resolve_source(self.name, self.revision, key="retriever.model")
+            self._source = resolve_source(self.name, self.revision, key=f"{ENCODER_KEY}.model")
         return self._source
 
     @property
     def model(self):
         if self._model is None:
             self._model = shared_model("bi", self.source(), device=self.device, revision=self.revision,
-                                       max_length=self.max_seq_length, key="retriever.model", name=self.name,
+                                       max_length=self.max_seq_length, key=f"{ENCODER_KEY}.model", name=self.name,
                                        precision=self.precision if self.backend == "torch" else "fp32")
         return self._model
 
@@ -395,6 +416,8 @@ class StaticModelEncoder:
     ``path``: a local model2vec folder; default the 64-d model of the ``tokenlearn-static-model`` package."""
 
     REQUIRES: ClassVar[tuple[str, ...]] = ("model2vec",)
+
+    OPTIONS: ClassVar[Options] = {"path": optional(string), "batch_size": integer(1)}
 
     def __init__(self, *, path: str | None = None, batch_size: int = 1024) -> None:
         if path is None:

@@ -30,7 +30,7 @@ import numpy as np
 from chunkers.types import Chunk, Query
 from retrievers.base import aggregate_to_docs, check_aggregate, chunk_view, top_k_of
 from retrievers.cache import Cache
-from retrievers.encoders import resolve_source, shared_model
+from retrievers.encoders import SentenceTransformerEncoder, resolve_source, shared_model
 from retrievers.infrastructure.fingerprint import installed_versions
 from retrievers.stage import Stage, as_stage
 from retrievers.types import Ranking, Run
@@ -156,10 +156,10 @@ class BiEncoderReranker(Reranker):
     def __init__(self, inner: Any = None, *, engine: Any = None, **settings: Any) -> None:
         super().__init__(inner, **settings)
         # the corpus is encoded shard by shard by the engine group's engine (engine=local|ray|slurm), as dense's is
-        self._dense = DenseRetriever(model=self.name, batch_size=self.batch_size, device=self.device,
-                                     max_seq_length=self.max_length, revision=self.revision,
-                                     cache_dir=settings.get("cache_dir"), cache_mode=settings.get("cache_mode", "use"),
-                                     engine=engine)
+        encoder = SentenceTransformerEncoder(self.name, batch_size=self.batch_size, device=self.device,
+                                             max_seq_length=self.max_length, revision=self.revision)
+        self._dense = DenseRetriever(encoder=encoder, cache_dir=settings.get("cache_dir"),
+                                     cache_mode=settings.get("cache_mode", "use"), engine=engine)
         self._text_rows: dict[str, int] = {}  # indexed text -> its row in the corpus embeddings
         self._pending: list[Chunk] | None = None  # chunks whose embeddings are loaded on the first score()
 

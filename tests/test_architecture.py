@@ -241,7 +241,7 @@ def _code_lines(pattern: str) -> list[str]:
     ("the language analyses", r"^ANALYSES\b"),
     ("the installed-module check (retrievers.infrastructure.extras.installed)", r"find_spec\("),
     ("the router rule (retrievers.pipeline.router_rule)", r"decomposition is set per route"),
-    ("the backend/precision rule (retrievers.backends.precision_problem)", r"is not available with encoder_backend"),
+    ("the backend/precision rule (retrievers.backends.precision_problem)", r"is not available with backend="),
     ("the metric names (evaluation.metrics.MEASURES)", r"[\"']ndcg[\"'],\s*[\"']recall[\"'],\s*[\"']mrr[\"'],\s*[\"']map[\"']"),
     ("the passage attribution routes", r"^ATTRIBUTION_ROUTES\b"),
 ])
@@ -255,11 +255,13 @@ def test_the_validator_keeps_no_option_lists_of_its_own():
     import benchmarks.run.validate as v
 
     assert not hasattr(v, "RULES") and not hasattr(v, "PREFIX_RULES") and not hasattr(v, "NEEDS")
-    options, requires, settings_rule = v.declared("retrievers.dense.DenseRetriever")
-    from retrievers.dense import DenseRetriever
+    options, requires, settings_rule = v.declared("retrievers.encoders.SentenceTransformerEncoder")
+    from retrievers.encoders import SentenceTransformerEncoder
 
-    assert options == dict(DenseRetriever.OPTIONS) and requires == DenseRetriever.REQUIRES
-    assert settings_rule == DenseRetriever.requirements  # backend/precision compatibility, declared by the component
+    assert options == dict(SentenceTransformerEncoder.OPTIONS) and requires == SentenceTransformerEncoder.REQUIRES
+    # backend/precision compatibility, declared by the component that encodes (the dense retriever's encoder node)
+    assert settings_rule == SentenceTransformerEncoder.requirements
+    assert v.declared("retrievers.dense.DenseRetriever")[2] is None
     # merged along the class hierarchy: a fixed-size chunker takes the base class's aggregate too
     chunker_options, _, _ = v.declared("chunkers.windows.FixedTokenChunker")
     assert {"aggregate", "size", "overlap"} <= set(chunker_options)

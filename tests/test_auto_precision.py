@@ -37,7 +37,7 @@ def test_placement_says_what_it_chose_and_exact_is_one_override_away(monkeypatch
     resolve_placement("cpu", "torch", "auto")
     err = capsys.readouterr().err
     assert err.count("precision=auto chose torch bf16") == 1 and "avx512_bf16" in err
-    assert "retriever.encoder_backend=torch retriever.precision=fp32" in err
+    assert "retriever.encoder.backend=torch retriever.encoder.precision=fp32" in err
     exact = resolve_placement("cpu", "torch", "fp32")
     assert (exact.backend, exact.precision) == ("torch", "fp32")
     monkeypatch.setenv("RBENCH_CPU_FLAGS", "avx2")

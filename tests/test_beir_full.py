@@ -101,15 +101,15 @@ def test_a_retriever_override_goes_to_the_systems_that_have_its_key():
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         got = point_overrides(["bm25", "dense_static"], ["retriever.k1=1.0", "top_k=50"],
-                              {"dense_static": ["retriever.batch_size=16"]})
+                              {"dense_static": ["retriever.encoder.batch_size=16"]})
         assert got == {"bm25": ["retriever.k1=1.0", "top_k=50"],
-                       "dense_static": ["top_k=50", "retriever.batch_size=16"]}
+                       "dense_static": ["top_k=50", "retriever.encoder.batch_size=16"]}
         with pytest.raises(ConfigError, match=r"retriever.k1: no system of beir_full.systems \(dense_static\)"):
             point_overrides(["dense_static"], ["retriever.k1=1.0"], {})
         with pytest.raises(ConfigError, match=r"retriever=dense: beir_full runs each retriever of beir_full.systems"):
             point_overrides(["bm25", "dense_static"], ["retriever=dense"], {})  # would make every system dense
         with pytest.raises(ConfigError, match="beir_full.per_system: dense is not in beir_full.systems"):
-            point_overrides(["bm25"], [], {"dense": ["retriever.batch_size=16"]})
+            point_overrides(["bm25"], [], {"dense": ["retriever.encoder.batch_size=16"]})
         with pytest.raises(ConfigError, match="dense_static with retriever.no_such_key=1"):
             point_overrides(["dense_static"], [], {"dense_static": ["retriever.no_such_key=1"]})
 

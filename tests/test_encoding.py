@@ -30,8 +30,8 @@ def test_placement(monkeypatch, gpus, device, precision, processes, want):
 
 @pytest.mark.parametrize("gpus, device, backend, precision, pattern", [
     (0, "cuda", "torch", "auto", "no CUDA GPU is available"),
-    (0, "cpu", "torch", "fp16", "fp16 with encoder_backend=torch needs a CUDA device"),
-    (0, "cpu", "torch", "int8", "int8 needs encoder_backend=onnx or openvino"),
+    (0, "cpu", "torch", "fp16", "fp16 with backend=torch needs a CUDA device"),
+    (0, "cpu", "torch", "int8", "int8 needs backend=onnx or openvino"),
 ])
 def test_placement_errors(monkeypatch, gpus, device, backend, precision, pattern):
     monkeypatch.setattr(enc, "cuda_count", lambda: gpus)
@@ -43,14 +43,14 @@ def test_backend_precision_checks_and_config_errors():
     from benchmarks.run.precheck import precheck
     from retrievers.backends import check
 
-    with pytest.raises(RetrieverError, match="not available with encoder_backend=onnx"):
+    with pytest.raises(RetrieverError, match="not available with backend=onnx"):
         check("onnx", "bf16")
-    with pytest.raises(RetrieverError, match="encoder_backend must be one of"):
+    with pytest.raises(RetrieverError, match="backend must be one of"):
         check("tensorrt", "fp32")
-    err = precheck(["retriever=dense", "retriever.encoder_backend=onnx", "retriever.precision=bf16"])
-    assert err is not None and "retriever.precision: bf16 is not available with encoder_backend=onnx" in err
-    err = precheck(["retriever=dense", "retriever.encoder_backend=tensorrt"])
-    assert err is not None and "retriever.encoder_backend" in err
+    err = precheck(["retriever=dense", "retriever.encoder.backend=onnx", "retriever.encoder.precision=bf16"])
+    assert err is not None and "retriever.encoder.precision: bf16 is not available with backend=onnx" in err
+    err = precheck(["retriever=dense", "retriever.encoder.backend=tensorrt"])
+    assert err is not None and "retriever.encoder.backend" in err
 
 
 def test_missing_backend_extra_is_named(monkeypatch):
@@ -59,7 +59,7 @@ def test_missing_backend_extra_is_named(monkeypatch):
 
     real = extras.installed
     monkeypatch.setattr(extras, "installed", lambda m: m != "openvino" and real(m))
-    err = precheck(["retriever=dense", "retriever.encoder_backend=openvino"])
+    err = precheck(["retriever=dense", "retriever.encoder.backend=openvino"])
     assert err is not None and "retrieval-bench[openvino]" in err
 
 
@@ -67,9 +67,9 @@ def test_identity_keys_backend_and_precision_but_keeps_torch_fp32_keys():
     plain = enc.SentenceTransformerEncoder(device="cpu")
     assert "backend" not in plain.identity()  # torch fp32: the cache keys every earlier run wrote
     pytest.importorskip("onnxruntime")
-    int8 = enc.SentenceTransformerEncoder(device="cpu", encoder_backend="onnx", precision="int8")
+    int8 = enc.SentenceTransformerEncoder(device="cpu", backend="onnx", precision="int8")
     assert int8.identity()["backend"] == "onnx" and int8.identity()["precision"] == "int8"
-    assert int8.identity() != enc.SentenceTransformerEncoder(device="cpu", encoder_backend="onnx").identity()
+    assert int8.identity() != enc.SentenceTransformerEncoder(device="cpu", backend="onnx").identity()
 
 
 TEXTS = ["Solar panels convert sunlight into electricity.", "Wind turbines turn in the wind.",
@@ -81,7 +81,7 @@ TEXTS = ["Solar panels convert sunlight into electricity.", "Wind turbines turn 
 def test_exported_fp32_gives_the_models_vectors(tmp_path, backend, module):
     pytest.importorskip(module)
     ref = enc.SentenceTransformerEncoder(device="cpu", batch_size=2).encode(TEXTS, kind="doc")
-    got = enc.SentenceTransformerEncoder(device="cpu", batch_size=2, encoder_backend=backend,
+    got = enc.SentenceTransformerEncoder(device="cpu", batch_size=2, backend=backend,
                                          export_dir=str(tmp_path)).encode(TEXTS, kind="doc")
     assert got.shape == ref.shape and np.abs(got - ref).max() < 1e-4
     assert list(tmp_path.iterdir())  # the export is cached for the next process
@@ -91,7 +91,7 @@ def test_exported_fp32_gives_the_models_vectors(tmp_path, backend, module):
 def test_onnx_int8_is_close_and_cached(tmp_path):
     pytest.importorskip("onnxruntime")
     ref = enc.SentenceTransformerEncoder(device="cpu").encode(TEXTS, kind="doc")
-    e = enc.SentenceTransformerEncoder(device="cpu", encoder_backend="onnx", precision="int8", export_dir=str(tmp_path))
+    e = enc.SentenceTransformerEncoder(device="cpu", backend="onnx", precision="int8", export_dir=str(tmp_path))
     got = e.encode(TEXTS, kind="doc")
     cos = np.sum(got * ref, axis=1)
     assert cos.min() > 0.9 and np.abs(got - ref).max() > 1e-4  # quantised: close, not equal
@@ -114,7 +114,7 @@ def test_openvino_int8_is_calibrated_on_the_corpus_cached_and_close(tmp_path, mo
     nncf = pytest.importorskip("nncf")
 
     def make():
-        return enc.SentenceTransformerEncoder(device="cpu", batch_size=4, encoder_backend="openvino", precision="int8",
+        return enc.SentenceTransformerEncoder(device="cpu", batch_size=4, backend="openvino", precision="int8",
                                               export_dir=str(tmp_path))
 
     corpus = TEXTS * 3
@@ -151,7 +151,7 @@ def test_dense_retriever_calibrates_before_keying_and_searching(tmp_path):
     chunks = [Chunk(f"c{i}", f"d{i}", "", t, 0, len(t)) for i, t in enumerate(TEXTS)]
     runs = []
     for _ in range(2):  # the second retriever: embeddings, model and run all from the cache
-        encoder = enc.SentenceTransformerEncoder(device="cpu", encoder_backend="openvino", precision="int8",
+        encoder = enc.SentenceTransformerEncoder(device="cpu", backend="openvino", precision="int8",
                                                  export_dir=str(tmp_path / "models"))
         r = DenseRetriever(encoder=encoder, cache_dir=str(tmp_path / "cache"))
         r.index(chunks)
@@ -167,9 +167,9 @@ def test_missing_nncf_names_the_openvino_extra(monkeypatch):
 
     real = extras.installed
     monkeypatch.setattr(extras, "installed", lambda m: m != "nncf" and real(m))
-    err = precheck(["retriever=dense", "retriever.encoder_backend=openvino", "retriever.precision=int8"])
+    err = precheck(["retriever=dense", "retriever.encoder.backend=openvino", "retriever.encoder.precision=int8"])
     assert err is not None and "nncf" in err and "retrieval-bench[openvino]" in err
-    assert precheck(["retriever=dense", "retriever.encoder_backend=openvino", "retriever.precision=fp32"]) is None
+    assert precheck(["retriever=dense", "retriever.encoder.backend=openvino", "retriever.encoder.precision=fp32"]) is None
 
 
 def test_progress_off_a_terminal_logs_count_rate_eta(monkeypatch):

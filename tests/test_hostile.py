@@ -900,7 +900,7 @@ def test_a_key_under_a_group_whose_component_does_not_take_it_is_an_error(tmp_pa
 @pytest.mark.parametrize("argv,expected", [
     (["engine=slurm", "engine.cluster=slurm"], r"engine=slurm: no SLURM here"),
     (["engine=ray", "engine.address=127.0.0.1:1"], r"engine.address: cannot reach Ray at 127.0.0.1:1 \(nothing answers"),
-    (["retriever.index=ivf", "retriever.ivf_nlist=5000"], r"retriever.ivf_nlist=5000: more IVF lists than the \d+ passages"),
+    (["retriever.index.kind=ivf", "retriever.index.ivf_nlist=5000"], r"retriever.index.ivf_nlist=5000: more IVF lists than the \d+ passages"),
 ])
 def test_an_engine_or_index_that_cannot_work_is_one_line_through_rbench(tmp_path, capsys, home, argv, expected, monkeypatch):
     """#35 through the entry point: no SLURM ('Could not detect srun' traceback), a Ray address nothing listens on

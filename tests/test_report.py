@@ -85,7 +85,7 @@ def test_gap_report_with_published_figures(tmp_path):
     uri, art = f"sqlite:///{tmp_path}/m.db", str(tmp_path / "art")
     log_run(uri, art, "gap", "bm25", "scifact", pq([0.68, 0.70, 0.66, 0.67], [0.9] * 4, [1] * 4))
     log_run(uri, art, "gap", "dense", "scifact", pq([0.64, 0.65, 0.63, 0.66], [0.85] * 4, [1] * 4),
-            {"retriever.model": "sentence-transformers/all-MiniLM-L6-v2"})
+            {"retriever.encoder.model": "sentence-transformers/all-MiniLM-L6-v2"})
     out = tmp_path / "gap"
     assert report_main(["gap", "--experiment", "gap", "--tracking-uri", uri, "--out", str(out)]) == 0
     text = (tmp_path / "gap.md").read_text()
@@ -101,7 +101,7 @@ def test_gap_report_with_splade_holm_adjusted(tmp_path):
     uri, art = f"sqlite:///{tmp_path}/m.db", str(tmp_path / "art")
     log_run(uri, art, "gap", "bm25", "scifact", pq([0.68, 0.70, 0.66, 0.67], [0.9] * 4, [1] * 4))
     log_run(uri, art, "gap", "dense", "scifact", pq([0.64, 0.65, 0.63, 0.66], [0.85] * 4, [1] * 4),
-            {"retriever.model": "sentence-transformers/all-MiniLM-L6-v2"})
+            {"retriever.model": "sentence-transformers/all-MiniLM-L6-v2"})  # a dense run stored before the encoder node
     log_run(uri, art, "gap", "splade", "scifact", pq([0.72, 0.73, 0.71, 0.72], [0.9] * 4, [1] * 4),
             {"retriever.model": "splade-tiny-msmarco"})
     out = tmp_path / "gap"

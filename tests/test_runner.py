@@ -105,6 +105,11 @@ def test_run_names():
     assert run_name(None, base, "enterprise", varied=["point={fusion:wsum,weights:[0.7,0.3]}"]) == \
         "fusion wsum 0.7/0.3 · hybrid · enterprise"
     assert run_name(None, base, "e", varied=["point={fusion:rrf,rrf_k:60}"]) == "fusion rrf rrf_k 60 · hybrid · e"
+    # a nested node's key by its own name; an index's kind by its node's, a group option chosen for a node by its group
+    assert run_name(None, base, "e", varied=["retriever.retrievers.dense.index.hnsw_ef_search=64",
+                                             "retriever.retrievers.dense.index.kind=hnsw",
+                                             "encoder@retriever.retrievers.dense.encoder=static"]) == \
+        "hnsw_ef_search 64, index hnsw, encoder static · hybrid · e"
 
 
 def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):

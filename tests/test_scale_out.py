@@ -11,7 +11,7 @@ from chunkers import Document, NoChunker
 from fakes import CountingEncoder
 from retrievers import shards
 from retrievers.engines import RayEngine, SlurmEngine
-from retrievers.dense import DenseRetriever
+from retrievers.dense import DenseRetriever, Index
 
 pytestmark = pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow), not the README's command
 
@@ -102,8 +102,8 @@ def test_exact_search_block_by_block_equals_one_block_and_faiss(tmp_path):
 
     queries = [Query(f"q{i}", f"topic {i % 7} item {i * 5 % 101}") for i in range(30)]
     runs = {}
-    for name, kw in {"flat": {"index": "flat"}, "one": {"index": "exact", "search_block": 10**6},
-                     "blocks": {"index": "exact", "search_block": 37}}.items():
+    for name, kw in {"flat": {"index": Index("flat")}, "one": {"index": Index("exact", search_block=10**6)},
+                     "blocks": {"index": Index("exact", search_block=37)}}.items():
         r = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path / name), **kw)
         r.index(CHUNKS)
         runs[name] = r.search(queries, top_k=10)
@@ -120,8 +120,8 @@ def test_approximate_indexes_report_recall_against_exact(tmp_path):
 
     queries = [Query(f"q{i}", f"topic {i % 7} item {i * 5 % 101}") for i in range(20)]
     for kind in ("hnsw", "ivfpq"):
-        r = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path / kind), index=kind, ivf_nlist=4,
-                           pq_m=8, pq_bits=4, ann_check_queries=15)
+        r = DenseRetriever(encoder=CountingEncoder(), cache_dir=str(tmp_path / kind), index=Index(kind, ivf_nlist=4,
+                           pq_m=8, pq_bits=4, ann_check_queries=15))
         r.index(CHUNKS)
         r.search(queries, top_k=10)
         stats = r.stats()
@@ -170,7 +170,7 @@ def test_an_engine_that_cannot_start_is_one_line_naming_the_key(tmp_path, monkey
         RayEngine(address=f"127.0.0.1:{port}").run([], [], cache=Dir(), encode=None, encoder=None, identity=None, step=1)
     assert time.perf_counter() - t0 < 30
     encoder = CountingEncoder()
-    r = DenseRetriever(encoder=encoder, cache_dir=str(tmp_path / "c"), index="ivf", ivf_nlist=50)
-    with pytest.raises(RetrieverError, match=r"retriever.ivf_nlist=50: more IVF lists than the 20 passages"):
+    r = DenseRetriever(encoder=encoder, cache_dir=str(tmp_path / "c"), index=Index("ivf", ivf_nlist=50))
+    with pytest.raises(RetrieverError, match=r"retriever.index.ivf_nlist=50: more IVF lists than the 20 passages"):
         r.index([Chunk(f"d{i}", f"d{i}", "", f"text number {i}", 0, 14) for i in range(20)])
     assert encoder.calls == 0  # before anything was encoded

@@ -37,6 +37,20 @@ def _find(node: Any, suffix: str) -> Any:
     return None
 
 
+def default_retriever(name: str, cfg: Any) -> Any:
+    """``retriever=<name>`` as a run composes it (its groups' nodes included: a dense retriever's encoder), with the
+    cache and encoder precision of the run ``cfg``, encoded in this process (``engine=local``)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        full = compose(config_name="config", overrides=[f"retriever={name}", "engine=local"])
+    for key in ("cache.dir", "cache.mode", "encoder_precision"):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            OmegaConf.update(full, key, value)
+    return OmegaConf.create(OmegaConf.to_container(full.retriever, resolve=True))  # resolved: it leaves its config
+
+
 def companion_run(tree: Any, chunks: Sequence[Chunk], queries: Sequence[Query], *, top_k: int,
                   aggregate: str = "max", groups: Sequence[str] | None = None) -> Run:
     """The one companion builder: a pipeline from ``tree`` (a config holding ``retriever`` and whatever groups
@@ -57,10 +71,7 @@ def companion_runs(cfg: Any, dataset: Any, chunks: Sequence[Chunk], top_k: int) 
     for name, suffix in (("bm25", "BM25Retriever"), ("dense", "DenseRetriever")):
         node = _find(cfg, suffix)
         if node is None:  # the run has no such retriever: the defaults, with the run's cache
-            node = OmegaConf.merge(OmegaConf.load(CONF_DIR / "retriever" / f"{name}.yaml"),
-                                   {"cache_dir": cfg.cache.dir, "cache_mode": cfg.cache.mode})
-            if "engine" in node:  # encoded in this process (the engine group is not composed here)
-                node.engine = OmegaConf.load(CONF_DIR / "engine" / "local.yaml")
+            node = default_retriever(name, cfg)
         out[name] = companion_run({"retriever": node}, chunks, dataset.queries, top_k=top_k, aggregate=aggregate, groups=())
     router = cfg.get("router")
     if router is not None and router.get("_target_"):

@@ -45,14 +45,14 @@ def precheck(argv: list[str]) -> str | None:
     except Exception as err:  # noqa: BLE001 - Hydra's own parse errors
         return f"config error: {err}"
     for o in parsed:  # an optional group (experiment) silently ignores an unknown option: check every group option
-        group = o.get_key_element().lstrip("+~")
+        group = o.get_key_element().lstrip("+~").split("@", 1)[0]  # encoder@retriever.encoder: the encoder group
         folder = Path(CONF_DIR) / group
         if group == "hydra/launcher":
             plugin = LAUNCHER_PLUGINS.get(str(o.value()) if not o.is_sweep_override() else "")
             err = message(f"hydra/launcher={o.value()}", plugin) if plugin else None
             if err:
                 return f"config error: {err}"
-        if "." in group or "@" in group or group.startswith("hydra") or not folder.is_dir():
+        if "." in group or group.startswith("hydra") or not folder.is_dir():
             # hydra/launcher etc. also have options from installed plugins: Hydra checks those itself
             continue
         try:
@@ -112,6 +112,10 @@ def precheck(argv: list[str]) -> str | None:
             if i == 0:
                 from omegaconf import open_dict
 
+                replaced = _replaced_node(combo, compose, cfg)
+                if replaced:
+                    return f"config error: {replaced}"
+
                 try:
                     hc = cfg.hydra.sweep if multirun else cfg.hydra.run
                     folders["hydra.sweep.dir" if multirun else "hydra.run.dir"] = str(hc.dir)
@@ -143,25 +147,71 @@ def precheck(argv: list[str]) -> str | None:
     return None
 
 
+def _groups_only(overrides: list[str]) -> list[str]:
+    """The overrides that choose config group options (``retriever=dense``, ``encoder@retriever.encoder=static``),
+    without the ones that set keys: the config the keys are looked up in."""
+    return [o for o in overrides if "=" in o and "." not in o.split("=")[0].split("@")[0]]
+
+
+def _node_at(cfg, dotted: str):  # noqa: ANN001, ANN202 - a DictConfig and what it holds there
+    node = cfg
+    for part in dotted.split("."):
+        node = node.get(part) if hasattr(node, "get") else None
+    return node
+
+
 def _key_hint(overrides: list[str], compose) -> str:  # noqa: ANN001 - hydra.compose
-    """For an override of a key that does not exist: the closest existing key and the keys allowed there."""
+    """For an override of a key that does not exist: where it is (a key one node down: ``retriever.model`` is
+    ``retriever.encoder.model``; ``retriever.encoder_backend`` is ``retriever.encoder.backend``), else the closest
+    existing key, and the keys allowed there."""
     import difflib
 
     try:
-        base = compose(config_name="config", overrides=[o for o in overrides if "=" in o and "." not in o.split("=")[0]])
+        base = compose(config_name="config", overrides=_groups_only(overrides))
     except Exception:  # noqa: BLE001
         return ""
     for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~")
+        key, _, value = o.partition("=")
+        key = key.lstrip("+~")
         if "." not in key or o.startswith(("+", "~")):
             continue
         parent, leaf = key.rsplit(".", 1)
-        node = base
-        for part in parent.split("."):
-            node = node.get(part) if hasattr(node, "get") else None
+        node = _node_at(base, parent)
         if hasattr(node, "keys") and leaf not in node:
             keys = sorted(str(k) for k in node.keys())
+            below = [f"{parent}.{k}.{rest}" for k in keys for rest in (leaf, leaf[len(k) + 1:] if leaf.startswith(f"{k}_") else "")
+                     if rest and hasattr(node.get(k), "keys") and rest in node.get(k)]
+            if below:
+                return f"\n{key}: no such key; it is {below[0]} ({below[0]}={value})"
             close = difflib.get_close_matches(leaf, keys, n=1, cutoff=0.4)
             return (f"\n{key}: no such key" + (f"; did you mean {parent}.{close[0]}?" if close else ".")
                     + f" Keys of {parent}: {', '.join(keys)}")
+    return ""
+
+
+def _replaced_node(overrides: list[str], compose, cfg) -> str:  # noqa: ANN001 - hydra.compose and its config
+    """An override that replaces a node of settings with one value (``retriever.index=hnsw`` where ``retriever.index``
+    holds ``kind``, ``hnsw_m``, ...): Hydra takes it, and nothing would read the node's settings. The message names
+    the key to set instead, or the group option to choose when the node is a config group's (``retriever.encoder``:
+    ``encoder@retriever.encoder=static``)."""
+    try:
+        base = compose(config_name="config", overrides=_groups_only(overrides))
+    except Exception:  # noqa: BLE001 - Hydra reports a broken config itself
+        return ""
+    choices = dict(cfg.hydra.runtime.choices) if "hydra" in cfg else {}
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if "." not in key or key.startswith(("+", "~")) or value.startswith(("{", "null")):
+            continue
+        was = _node_at(base, key)
+        if not hasattr(was, "keys"):
+            continue
+        group = next((g.split("@")[0] for g in choices if g.endswith(f"@{key}")), None)
+        if group:
+            options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+            return (f"{key}: a node of the {group} group's settings, not one value: choose another option with "
+                    f"{group}@{key}=<{'|'.join(options)}>, or set one of its keys ({key}.<key>)")
+        keys = [str(k) for k in was.keys() if not str(k).startswith("_")]
+        return (f"{key}: a node of settings ({', '.join(keys)}), not one value: set one of its keys, e.g. "
+                f"{key}.{keys[0]}={value}" if keys else f"{key}: a node of settings, not one value")
     return ""

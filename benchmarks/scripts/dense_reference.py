@@ -21,6 +21,7 @@ from benchmarks.evaluation.metrics import evaluate
 from benchmarks.run.retrieval import retrieve
 from chunkers.base import NoChunker
 from retrievers.dense import DenseRetriever
+from retrievers.encoders import SentenceTransformerEncoder
 
 MTEB = 0.645
 TOLERANCE = 0.015
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/dense_reference")
     args = parser.parse_args(argv)
     ds = BeirLoader(name="scifact", data_dir=args.data_dir).load()
-    retriever = DenseRetriever(cache_dir=args.cache_dir, precision="fp32")  # the model's own vectors: a reproduction
+    retriever = DenseRetriever(encoder=SentenceTransformerEncoder(precision="fp32"), cache_dir=args.cache_dir)  # the model's own vectors: a reproduction
     t0 = time.perf_counter()
     res = retrieve(ds, NoChunker(), retriever, top_k=100)
     wall = time.perf_counter() - t0

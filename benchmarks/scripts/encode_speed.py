@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for backend, precision in SETTINGS:
         try:
-            enc = SentenceTransformerEncoder(device="cpu", encoder_backend=backend, precision=precision,
+            enc = SentenceTransformerEncoder(device="cpu", backend=backend, precision=precision,
                                              threads=args.threads, batch_size=args.batch_size, export_dir=str(export_dir))
             # OpenVINO int8 is calibrated on the corpus, as DenseRetriever.index does (other settings: no-op)
             enc.calibrate([f"{d.title}\n{d.text}" if d.title else d.text for d in corpus])
@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
         for backend, precision in {("torch", "fp32"), (best["backend"], best["precision"]), chosen[:2]}:
             with tempfile.TemporaryDirectory() as tmp:
-                out = run(["dataset=beir", f"dataset.name={args.dataset}", "retriever=dense", "retriever.device=cpu",
-                           f"retriever.encoder_backend={backend}", f"retriever.precision={precision}",
-                           f"retriever.threads={args.threads}", f"tracking.uri=sqlite:///{tmp}/m.db",
+                out = run(["dataset=beir", f"dataset.name={args.dataset}", "retriever=dense", "retriever.encoder.device=cpu",
+                           f"retriever.encoder.backend={backend}", f"retriever.encoder.precision={precision}",
+                           f"retriever.encoder.threads={args.threads}", f"tracking.uri=sqlite:///{tmp}/m.db",
                            f"tracking.artifact_root={tmp}/art", "tracking.visuals=false",
                            f"cache.dir={os.environ.get('RBENCH_CACHE_DIR', 'results/cache')}"])
             quality[f"{backend}/{precision}"] = {"ndcg_at_10": out["metrics"]["ndcg_at_10"],
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if quality:
         lines += ["", f"| setting | {args.dataset} nDCG@10 | index time s (encode + build) |", "|---|---|---|"]
         lines += [f"| {k} | {v['ndcg_at_10']:.4f} | {v['time_index_s']:.0f} |" for k, v in sorted(quality.items())]
-    lines += ["", f"`precision=auto` (with `encoder_backend=auto`) on this CPU: **{chosen[0]} {chosen[1]}** — {chosen[2]}. "
+    lines += ["", f"`precision=auto` (with `backend=auto`) on this CPU: **{chosen[0]} {chosen[1]}** — {chosen[2]}. "
               f"Tolerance it must meet (`retrievers/backends.py`, AUTO_TOLERANCE): mean cosine >= "
               f"{AUTO_TOLERANCE['mean_cosine']} and |Δ nDCG@10| <= {AUTO_TOLERANCE['ndcg_at_10']} against torch fp32."]
     lines += ["", f"Command: `python -m benchmarks.scripts.encode_speed --dataset {args.dataset} --n {args.n} --threads {args.threads}`"]

@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # share one embeddings entry, so they contend for the same cache claim
 _SCIFACT = ["dataset=beir", "dataset.name=scifact"]
 POINTS = [[*_SCIFACT, "retriever=bm25", f"retriever.k1={k1}"] for k1 in (0.6, 0.9, 1.2, 1.5)] + \
-         [[*_SCIFACT, "retriever=dense_static", f"retriever.index={ix}"] for ix in ("flat", "hnsw")] + \
-         [[*_SCIFACT, "retriever=dense_static", "retriever.index=hnsw", f"retriever.hnsw_ef_search={ef}"] for ef in (16, 64)]
+         [[*_SCIFACT, "retriever=dense_static", f"retriever.index.kind={ix}"] for ix in ("flat", "hnsw")] + \
+         [[*_SCIFACT, "retriever=dense_static", "retriever.index.kind=hnsw", f"retriever.index.hnsw_ef_search={ef}"] for ef in (16, 64)]
 
 
 BATTERY = ("test_reliability.py", "test_hostile.py", "test_down_server.py")

@@ -115,7 +115,7 @@ def stage_bm25(args, chunks, qs, mmap: bool) -> dict:
 
 
 def stage_dense(args, chunks, qs) -> dict:
-    from retrievers.dense import DenseRetriever
+    from retrievers.dense import DenseRetriever, Index
     from retrievers.encoders import StaticModelEncoder
 
     enc = StaticModelEncoder()
@@ -137,7 +137,7 @@ def stage_dense(args, chunks, qs) -> dict:
     out["indexes"] = []
     built: dict = {}
     for kind, kw in settings:
-        r = flat if kind == "flat" else DenseRetriever(encoder=enc, cache_dir=args.cache, index=kind, **kw)
+        r = flat if kind == "flat" else DenseRetriever(encoder=enc, cache_dir=args.cache, index=Index(kind, **kw))
         if r is not flat:
             r.index(chunks)  # embeddings from the cache
         t0 = time.perf_counter()

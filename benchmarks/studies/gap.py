@@ -46,7 +46,9 @@ def gap(client: Any, records: list[RunRecord], out: str | None) -> tuple[str, li
         for system in systems:
             rec = pair.get(system)
             entry[f"{system}_run_id"] = rec.run_id if rec else ""
-            entry[f"{system}_model"] = rec.setting("retriever.model", "") if rec else ""
+            # a dense model is its encoder's (retriever.encoder.model); SPLADE's, and a dense run stored before the encoder
+            # node, name it retriever.model
+            entry[f"{system}_model"] = (rec.setting("retriever.encoder.model", "") or rec.setting("retriever.model", "")) if rec else ""
         for m in ("ndcg_at_10", "recall_at_100"):
             entry[f"bm25_{m}"] = bm.metrics.get(m, float("nan")) if bm else float("nan")
             for system in systems:

@@ -254,7 +254,9 @@ def plain_setting(item: str) -> str:
         return item
     if isinstance(value, dict):
         return words(value)
-    return f"{override.key_or_group.rsplit('.', 1)[-1]} {words(value)}"
+    parts = override.key_or_group.split("@", 1)[0].split(".")
+    name = parts[-2] if parts[-1] == "kind" and len(parts) > 1 else parts[-1]  # retriever.index.kind=hnsw: index hnsw
+    return f"{name} {words(value)}"
 
 
 
