@@ -105,3 +105,19 @@ def test_a_run_stored_with_the_flat_layout_builds_the_same_retriever():
     stored = OmegaConf.create({"retriever": {"_target_": "retrievers.hybrid.HybridRetriever",
                                              "retrievers": {"dense": FLAT}}, "top_k": 10})
     assert current_layout(stored).retriever.retrievers.dense.index.kind == "hnsw"
+
+
+def test_an_audit_companion_is_composed_as_a_run_composes_it_inside_a_run_too():
+    """The audit's default companions are composed from the config (a dense one's encoder node included) with the
+    run's cache and precision; the story audits its baseline inside its own Hydra job, where Hydra is initialised."""
+    from hydra import initialize_config_dir
+
+    from benchmarks.diagnosis.companions import default_retriever
+    from benchmarks.paths import CONF_DIR
+
+    cfg = compose_cfg(["cache.dir=/tmp/elsewhere", "cache.mode=refresh", "encoder_precision=fp32"])
+    outside = default_retriever("dense", cfg)
+    assert outside.cache_dir == "/tmp/elsewhere" and outside.cache_mode == "refresh"
+    assert outside.encoder.precision == "fp32" and outside.engine._target_ == "retrievers.engines.LocalEngine"
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        assert default_retriever("dense", cfg) == outside

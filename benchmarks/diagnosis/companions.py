@@ -41,9 +41,14 @@ def default_retriever(name: str, cfg: Any) -> Any:
     """``retriever=<name>`` as a run composes it (its groups' nodes included: a dense retriever's encoder), with the
     cache and encoder precision of the run ``cfg``, encoded in this process (``engine=local``)."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        full = compose(config_name="config", overrides=[f"retriever={name}", "engine=local"])
+    overrides = [f"retriever={name}", "engine=local"]
+    if GlobalHydra.instance().is_initialized():  # inside a run (the story audits its baseline): Hydra's own context
+        full = compose(config_name="config", overrides=overrides)
+    else:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            full = compose(config_name="config", overrides=overrides)
     for key in ("cache.dir", "cache.mode", "encoder_precision"):
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
