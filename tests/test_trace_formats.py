@@ -328,7 +328,7 @@ def test_the_companion_plan_says_what_dense_costs_and_notices_the_cache(tmp_path
     from chunkers.types import Chunk, Query
 
     chunks = [Chunk(f"d{i}#0", f"d{i}", "", f"passage number {i} about leave", 0, 30) for i in range(30)]
-    tree = {"retriever": {"_target_": "retrievers.dense.DenseRetriever", "model": "static",
+    tree = {"retriever": {"_target_": "retrievers.dense.DenseRetriever",
                           "encoder": {"_target_": "retrievers.encoders.StaticModelEncoder", "path": None},
                           "cache_dir": str(tmp_path / "cache"), "cache_mode": "use"}}
     first = plan(chunks, 30, {"dense": tree, "bm25": {}})
