@@ -449,6 +449,33 @@ def test_a_tracking_uri_naming_a_file_that_is_not_sqlite(tmp_path, capsys, home)
     assert_clear_error(code, err, r"--tracking-uri: .*notes\.txt is not an SQLite database")
 
 
+def test_checking_a_store_this_process_has_open_keeps_its_locks(tmp_path):
+    """A sweep's second point checks the store while the first point's MLflow connections are still open in the
+    process. The check read the file's first bytes with open()/close(), and closing any descriptor of an SQLite file
+    drops every POSIX lock SQLite holds on it in the process: the next reader to close its connection (rbench-report,
+    rbench-audit) then took the store for unused and deleted its write-ahead log under the sweep, whose next point
+    failed with 'disk I/O error' (seen running the committed results' sweeps while reports read the store)."""
+    from benchmarks.tracking.tracker import check_store
+
+    store = tmp_path / "m.db"
+    held = sqlite3.connect(store)  # the sweep's open connection (MLflow's engine keeps one)
+    held.execute("PRAGMA journal_mode=WAL")
+    held.execute("create table runs (id)")
+    held.execute("insert into runs values (1)")
+    held.commit()
+    held.execute("select count(*) from runs").fetchall()
+    check_store(f"sqlite:///{store}")
+    check_store(f"sqlite:///{store}", write=False)
+    reader = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+              "c.execute('select count(*) from runs').fetchall(); c.close()")
+    subprocess.run([sys.executable, "-c", reader, str(store)], check=True, timeout=60)
+    assert (tmp_path / "m.db-wal").exists(), "a reader's close deleted the write-ahead log of a store still open here"
+    held.execute("insert into runs values (2)")
+    held.commit()
+    held.close()
+    assert sqlite3.connect(store).execute("select count(*) from runs").fetchone() == (2,)
+
+
 def _run_env(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RBENCH_CACHE_DIR")}
     return subprocess.run([RBENCH, *argv], capture_output=True, text=True, timeout=120, cwd=cwd, env={**full, **env})

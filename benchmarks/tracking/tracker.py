@@ -83,6 +83,30 @@ def create_store(store: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def _not_sqlite(store: Path) -> str | None:
+    """Why ``store`` cannot be an SQLite store (None when it is one, or empty), found through SQLite itself. Never a
+    plain ``open()`` and ``close()`` of a database file this process may have open: closing any descriptor of the
+    file drops every POSIX lock SQLite holds on it in the process (sqlite.org/howtocorrupt.html, 2.2), so a sweep's
+    next point, whose earlier points left MLflow's connections open, would lose its shared lock, and the next reader
+    to close its connection (rbench-report, rbench-audit, a parallel rbench) would take the store for unused and
+    delete its write-ahead log under the writer: "disk I/O error", and writes at risk. The bytes are read only
+    from a file SQLite refuses, which nothing holds as a database."""
+    import sqlite3
+
+    try:
+        _tables(store)
+        return None
+    except sqlite3.DatabaseError as err:
+        if "not a database" not in str(err):
+            return f"cannot be read ({err})"
+    try:
+        with open(store, "rb") as fh:
+            head = fh.read(16)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    return f"is not an SQLite database (it starts with {head[:8]!r})"
+
+
 def _tables(store: Path) -> set[str]:
     """The tables of a SQLite file (none when it does not exist)."""
     import sqlite3
@@ -182,14 +206,10 @@ def check_store(uri: str, artifact_root: str | None = None, *, write: bool = Tru
         if store.is_dir():
             raise ConfigError(f"{key}: {store} is a folder, not an SQLite file")
         if store.exists():
-            try:
-                with open(store, "rb") as fh:
-                    head = fh.read(16)
-            except OSError as err:
-                raise ConfigError(f"{key}: {store} cannot be read ({err.strerror or err})") from None
-            if head and head != b"SQLite format 3\x00":
-                raise ConfigError(f"{key}: {store} is not an SQLite database (it starts with {head[:8]!r}); "
-                                  f"point {key} at a new file or an MLflow store")
+            problem = _not_sqlite(store)
+            if problem:
+                raise ConfigError(f"{key}: {store} {problem}; point {key} at a new file or an MLflow store"
+                                  if "starts with" in problem else f"{key}: {store} {problem}")
         if not write:
             if not _tables(store):  # a reader never creates (or migrates) a store: that is the writer's job
                 raise ConfigError(f"{key}: no MLflow store at {store} yet: run rbench first (nothing was created)")
@@ -330,10 +350,15 @@ class Tracker:
             except Exception as err:
                 if not _interrupted_creation(store, err):
                     raise
-                import shutil
-
                 aside = store.with_name(f"{store.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
-                shutil.copy2(store, aside)  # copied, not moved: MLflow's engine stays open on this file
+                # copied, not moved (MLflow's engine stays open on this file), through SQLite: a plain copy's close()
+                # would drop this process's locks on it (see _not_sqlite)
+                src, dst = sqlite3.connect(store, timeout=30), sqlite3.connect(aside)
+                try:
+                    src.backup(dst)
+                finally:
+                    dst.close()
+                    src.close()
                 print(f"rbench: the MLflow store {store} was left half-created by an interrupted first run "
                       f"and holds no runs; it is created again (the old file is kept as {aside.name})",
                       file=sys.stderr)
