@@ -116,15 +116,19 @@ def _walk(node: Any, path: str, problems: list[str]) -> None:
 
 @lru_cache(maxsize=1)
 def declared_top_keys() -> frozenset[str]:
-    """Every top-level key some config file declares: ``config.yaml``'s, each config group's name, and the keys the
-    ``@package _global_`` groups add (the locations of ``paths``, the experiment presets)."""
+    """Every top-level key some config file declares: ``config.yaml``'s, the groups its defaults list places at the
+    top (not ``encoder``, whose options are placed inside a dense retriever), and the keys the ``@package _global_``
+    groups add (the locations of ``paths``, the experiment presets)."""
     import yaml
 
-    keys = {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | {"hydra", "defaults"}
+    keys = {"hydra", "defaults"}
     for path in [CONF_DIR / "config.yaml", *sorted((CONF_DIR / "paths").glob("*.yaml")),
                  *sorted((CONF_DIR / "experiment").glob("*.yaml"))]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         keys |= {str(k) for k in data} if isinstance(data, dict) else set()
+        if path.name == "config.yaml":  # "- dataset: enterprise", "- optional experiment: null"
+            keys |= {str(k).split()[-1].split("@")[0] for entry in data.get("defaults", []) if isinstance(entry, dict)
+                     for k in entry}
     return frozenset(keys)
 
 
