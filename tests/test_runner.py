@@ -110,6 +110,11 @@ def test_run_names():
                                              "retriever.retrievers.dense.index.kind=hnsw",
                                              "encoder@retriever.retrievers.dense.encoder=static"]) == \
         "hnsw_ef_search 64, index hnsw, encoder static · hybrid · e"
+    # a sweep's constant dataset.name is the dataset the name ends with: not said twice (another setting still is)
+    assert run_name(None, base, "scifact", varied=["point={fusion:wsum,weights:[0.1,0.9]}", "dataset.name=scifact"]) == \
+        "fusion wsum 0.1/0.9 · hybrid · scifact"
+    assert run_name(None, base, "scifact", varied=["dataset.name=scifact"]) == "hybrid · scifact"
+    assert run_name(None, base, "scifact", varied=["dataset.split=train"]) == "split train · hybrid · scifact"
 
 
 def test_bad_input_marks_run_failed_and_logs_no_artifacts(tmp_path):

@@ -247,6 +247,8 @@ def run_name(template: str | None, choices: Mapping[str, str], dataset: str, *,
         table = {**(values or {}), **choices, "dataset": dataset, "pipeline": pipeline}
         return re.sub(r"\{([^{}]+)\}", lambda m: str(table.get(m.group(1), m.group(0))), str(template))
     name = f"{pipeline} · {dataset}"
+    # a setting that only names the dataset the name ends with (dataset.name=scifact) is not said twice
+    varied = [v for v in varied if not (v.lstrip("+~").startswith("dataset.") and v.split("=", 1)[-1] == dataset)]
     if varied:
         words = [plain_setting(v) for v in varied]
         name = ", ".join(words[:4]) + (" …" if len(words) > 4 else "") + " · " + name
