@@ -34,7 +34,8 @@ from retrievers.encoders import SentenceTransformerEncoder, resolve_source, shar
 from retrievers.infrastructure.fingerprint import installed_versions
 from retrievers.stage import Stage, as_stage
 from retrievers.types import Ranking, Run
-from chunkers.options import Options, device, integer, optional, string
+from chunkers.options import Options, device, integer, one_of, optional, string
+from retrievers.backends import PRECISIONS
 from retrievers.dense import DenseRetriever
 
 
@@ -152,12 +153,15 @@ class BiEncoderReranker(Reranker):
     default MiniLM this is dense retrieval restricted to the first stage's candidates.)"""
 
     kind = "bi_encoder"
+    #: its encoder runs on torch: the precisions torch takes (fp16 on CUDA)
+    OPTIONS: ClassVar[Options] = {"precision": one_of("auto", *PRECISIONS["torch"])}
 
-    def __init__(self, inner: Any = None, *, engine: Any = None, **settings: Any) -> None:
+    def __init__(self, inner: Any = None, *, engine: Any = None, precision: str = "auto", **settings: Any) -> None:
         super().__init__(inner, **settings)
-        # the corpus is encoded shard by shard by the engine group's engine (engine=local|ray|slurm), as dense's is
+        # the corpus is encoded shard by shard by the engine group's engine (engine=local|ray|slurm), as dense's is;
+        # precision as every dense stage's (encoder_precision)
         encoder = SentenceTransformerEncoder(self.name, batch_size=self.batch_size, device=self.device,
-                                             max_seq_length=self.max_length, revision=self.revision)
+                                             max_seq_length=self.max_length, revision=self.revision, precision=precision)
         self._dense = DenseRetriever(encoder=encoder, cache_dir=settings.get("cache_dir"),
                                      cache_mode=settings.get("cache_mode", "use"), engine=engine)
         self._text_rows: dict[str, int] = {}  # indexed text -> its row in the corpus embeddings

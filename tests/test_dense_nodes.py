@@ -123,3 +123,17 @@ def test_an_audit_companion_is_composed_as_a_run_composes_it_inside_a_run_too():
     assert outside.encoder.precision == "fp32" and outside.engine._target_ == "retrievers.engines.LocalEngine"
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         assert default_retriever("dense", cfg) == outside
+
+
+def test_the_bi_encoder_reranker_takes_every_dense_stages_precision():
+    """encoder_precision is one key for every dense stage: the bi-encoder reranker's encoder too (it was always auto)."""
+    from retrievers.bm25 import BM25Retriever
+    from retrievers.rerank import BiEncoderReranker
+
+    assert compose_cfg(["reranker=bi_encoder", "encoder_precision=fp32"]).reranker.precision == "fp32"
+    assert compose_cfg(["reranker=bi_encoder"]).reranker.precision == "auto"
+    found = problems(compose_cfg(["reranker=bi_encoder", "reranker.precision=int8"]))
+    assert "reranker.precision: expected one of auto|fp32|bf16|fp16, got 'int8'" in found, found
+    reranker = BiEncoderReranker(BM25Retriever(), model="sentence-transformers/all-MiniLM-L6-v2", device="cpu",
+                                 precision="fp32")
+    assert reranker._dense.encoder.precision == "fp32" and "precision" not in reranker._dense.encoder.identity()
