@@ -137,3 +137,27 @@ def test_the_bi_encoder_reranker_takes_every_dense_stages_precision():
     reranker = BiEncoderReranker(BM25Retriever(), model="sentence-transformers/all-MiniLM-L6-v2", device="cpu",
                                  precision="fp32")
     assert reranker._dense.encoder.precision == "fp32" and "precision" not in reranker._dense.encoder.identity()
+
+
+def test_a_store_comparison_pairs_a_dense_run_logged_flat_with_its_grouped_twin():
+    """compare_stores (the check that a refactor left every number where it was) reads a dense run logged before the
+    nodes in today's layout, so the model and index settings still tell runs apart when pairing."""
+    from benchmarks.scripts.compare_stores import current_params, pair
+
+    flat = {"retriever": "dense", "retriever.model": "m", "retriever.index": "hnsw", "retriever.hnsw_m": "12",
+            "retriever.encoder_backend": "torch", "retriever.cache_mode": "use", "dataset.name": "scifact"}
+    grouped = current_params(flat)
+    assert grouped == {"retriever": "dense", "retriever.encoder._target_": "retrievers.encoders.SentenceTransformerEncoder",
+                       "retriever.encoder.model": "m", "retriever.encoder.backend": "torch",
+                       "retriever.index._target_": "retrievers.dense.Index", "retriever.index.kind": "hnsw",
+                       "retriever.index.hnsw_m": "12", "retriever.cache_mode": "use", "dataset.name": "scifact"}
+    assert current_params(grouped) == grouped  # today's layout is left as it is
+    nested = current_params({"retriever": "hybrid", "retriever.retrievers.dense.model": "m",
+                             "retriever.retrievers.dense.index": "flat", "retriever.retrievers.bm25.k1": "0.9"})
+    assert nested["retriever.retrievers.dense.encoder.model"] == "m" and nested["retriever.retrievers.bm25.k1"] == "0.9"
+    # two dense runs that differ only by model pair with their own twins, not with each other
+    before = {frozenset(current_params({**flat, "retriever.model": m}).items()): {"ndcg_at_10": v}
+              for m, v in (("a", 0.1), ("b", 0.2))}
+    after = {frozenset({**{k: v for k, v in grouped.items() if not k.endswith("_target_")},
+                        "retriever.encoder.model": m}.items()): {"ndcg_at_10": v} for m, v in (("b", 0.2), ("a", 0.1))}
+    assert sorted((b["ndcg_at_10"], a["ndcg_at_10"]) for b, a, _ in pair(before, after)) == [(0.1, 0.1), (0.2, 0.2)]

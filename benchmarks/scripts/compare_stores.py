@@ -17,9 +17,34 @@ from pathlib import Path
 
 from benchmarks.paths import is_place
 from benchmarks.tracking.layout import contract_metrics
+from retrievers.dense import INDEXES, regrouped
 
 VOLATILE = ("time_", "queries_per_s", "ms_per_query", "encoded_texts", "index_builds", "cache_", "rerank_",
             "llm_", "dataset_", "train_time")
+
+
+def current_params(params: dict[str, str]) -> dict[str, str]:
+    """Logged params in today's layout: a dense retriever's flat keys of a run stored before the ``encoder`` and
+    ``index`` nodes (``retriever.model``, ``retriever.index``) under their nodes (``retriever.encoder.model``,
+    ``retriever.index.kind``), wherever the retriever stands (a hybrid's ``retriever.retrievers.dense``)."""
+    out = dict(params)
+    for key, value in params.items():
+        # the params carry no _target_: the flat layout's dense node is the one whose index is a single value
+        if key.endswith(".index") and value in INDEXES:
+            node = key[: -len(".index")]
+            flat = {k[len(node) + 1:]: v for k, v in params.items()
+                    if k.startswith(node + ".") and "." not in k[len(node) + 1:]}
+            grouped = regrouped(flat)
+            if grouped == flat:
+                continue
+            for k in flat:
+                out.pop(f"{node}.{k}", None)
+            for k, v in grouped.items():
+                if isinstance(v, dict):
+                    out.update({f"{node}.{k}.{kk}": str(vv) for kk, vv in v.items()})
+                else:
+                    out[f"{node}.{k}"] = v
+    return out
 
 
 def runs(uri: str, experiment: str, ignore: tuple[str, ...] = ()) -> dict[frozenset, dict[str, float]]:
@@ -33,7 +58,7 @@ def runs(uri: str, experiment: str, ignore: tuple[str, ...] = ()) -> dict[frozen
     for r in client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
                                 order_by=["attributes.start_time ASC"], max_results=50000):
         # class paths (_target_) may move in a refactor; the group options and settings identify a point
-        params = {k: v for k, v in r.data.params.items()
+        params = {k: v for k, v in current_params(dict(r.data.params)).items()
                   if not is_place(k) and not k.startswith(ignore) and not k.endswith("_target_")}
         out[frozenset(params.items())] = contract_metrics(r.data.metrics)  # the latest run of a point wins
     return out
