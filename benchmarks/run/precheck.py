@@ -194,15 +194,17 @@ def _replaced_node(overrides: list[str], compose, cfg) -> str:  # noqa: ANN001 -
     holds ``kind``, ``hnsw_m``, ...): Hydra takes it, and nothing would read the node's settings. The message names
     the key to set instead, or the group option to choose when the node is a config group's (``retriever.encoder``:
     ``encoder@retriever.encoder=static``)."""
+    candidates = [o for o in overrides if "." in o.partition("=")[0] and not o.startswith(("+", "~"))
+                  and not o.partition("=")[2].startswith(("{", "null"))]
+    if not candidates:  # nothing could replace a node: no second composition on a plain run's start
+        return ""
     try:
         base = compose(config_name="config", overrides=_groups_only(overrides))
     except Exception:  # noqa: BLE001 - Hydra reports a broken config itself
         return ""
     choices = dict(cfg.hydra.runtime.choices) if "hydra" in cfg else {}
-    for o in overrides:
+    for o in candidates:
         key, _, value = o.partition("=")
-        if "." not in key or key.startswith(("+", "~")) or value.startswith(("{", "null")):
-            continue
         was = _node_at(base, key)
         if not hasattr(was, "keys"):
             continue

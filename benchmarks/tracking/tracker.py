@@ -83,8 +83,9 @@ def create_store(store: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def _not_sqlite(store: Path) -> str | None:
-    """Why ``store`` cannot be an SQLite store (None when it is one, or empty), found through SQLite itself. Never a
+def _read_tables(store: Path) -> tuple[set[str], str | None]:
+    """The tables of ``store`` and why it cannot be an SQLite store (None when it is one, or empty), found through
+    SQLite itself. Never a
     plain ``open()`` and ``close()`` of a database file this process may have open: closing any descriptor of the
     file drops every POSIX lock SQLite holds on it in the process (sqlite.org/howtocorrupt.html, 2.2), so a sweep's
     next point, whose earlier points left MLflow's connections open, would lose its shared lock, and the next reader
@@ -94,17 +95,16 @@ def _not_sqlite(store: Path) -> str | None:
     import sqlite3
 
     try:
-        _tables(store)
-        return None
+        return _tables(store), None
     except sqlite3.DatabaseError as err:
         if "not a database" not in str(err):
-            return f"cannot be read ({err})"
+            return set(), f"cannot be read ({err})"
     try:
         with open(store, "rb") as fh:
             head = fh.read(16)
     except OSError as err:
-        return f"cannot be read ({err.strerror or err})"
-    return f"is not an SQLite database (it starts with {head[:8]!r})"
+        return set(), f"cannot be read ({err.strerror or err})"
+    return set(), f"is not an SQLite database (it starts with {head[:8]!r})"
 
 
 def _tables(store: Path) -> set[str]:
@@ -205,13 +205,14 @@ def check_store(uri: str, artifact_root: str | None = None, *, write: bool = Tru
     if store is not None:
         if store.is_dir():
             raise ConfigError(f"{key}: {store} is a folder, not an SQLite file")
+        tables: set[str] = set()
         if store.exists():
-            problem = _not_sqlite(store)
+            tables, problem = _read_tables(store)
             if problem:
                 raise ConfigError(f"{key}: {store} {problem}; point {key} at a new file or an MLflow store"
                                   if "starts with" in problem else f"{key}: {store} {problem}")
         if not write:
-            if not _tables(store):  # a reader never creates (or migrates) a store: that is the writer's job
+            if not tables:  # a reader never creates (or migrates) a store: that is the writer's job
                 raise ConfigError(f"{key}: no MLflow store at {store} yet: run rbench first (nothing was created)")
             return
         why = unwritable(store.parent)
@@ -354,7 +355,7 @@ class Tracker:
                     raise
                 aside = store.with_name(f"{store.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
                 # copied, not moved (MLflow's engine stays open on this file), through SQLite: a plain copy's close()
-                # would drop this process's locks on it (see _not_sqlite)
+                # would drop this process's locks on it (see _read_tables)
                 src, dst = sqlite3.connect(store, timeout=30), sqlite3.connect(aside)
                 try:
                     src.backup(dst)
