@@ -36,6 +36,9 @@ BACKENDS = ("torch", "onnx", "openvino")
 #: ``backend`` values: a backend, or ``auto`` (with ``precision=auto``: the fastest within tolerance)
 BACKEND_OPTIONS = ("auto", *BACKENDS)
 PRECISIONS = {"torch": ("fp32", "bf16", "fp16"), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16", "fp16", "int8")}
+#: where a dense retriever's encoder sits in the config (``conf/encoder/``, chosen per dense retriever); every
+#: message about an encoder's backend, precision, device or model names its keys from here
+ENCODER_KEY = "retriever.encoder"
 #: every precision some backend takes (``retriever.encoder.precision``; ``auto`` besides)
 ALL_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8", "fp16")
 #: passages an OpenVINO int8 export is calibrated on (a seeded sample of the corpus), in batches of CALIBRATION_BATCH
@@ -123,12 +126,12 @@ def requirements(backend: str, precision: str) -> tuple[list[str], list[tuple[st
 
 def check(backend: str, precision: str) -> None:
     if backend not in BACKENDS:  # resolved: ``auto`` never gets here
-        raise RetrieverError(f"retriever.encoder.backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
+        raise RetrieverError(f"{ENCODER_KEY}.backend must be one of {'|'.join(BACKENDS)}, got {backend!r}")
     problem = precision_problem(backend, precision)
     if problem:
-        raise RetrieverError(f"retriever.encoder.precision={problem}")
+        raise RetrieverError(f"{ENCODER_KEY}.precision={problem}")
 
-    need(f"retriever.encoder.backend={backend}" + (f" precision={precision}" if precision == "int8" else ""),
+    need(f"{ENCODER_KEY}.backend={backend}" + (f" precision={precision}" if precision == "int8" else ""),
          *modules_needed(backend, precision))
 
 
@@ -167,7 +170,7 @@ class ExportedEncoder:
         self.st, self.backend, self.precision, self.folder = st_model, backend, precision, Path(folder)
         self.calibration = list(calibration)
         if (backend, precision) == ("openvino", "int8") and not self.calibration:  # before anything is exported
-            raise RetrieverError("retriever.encoder.precision=int8 with backend=openvino is calibrated on the corpus "
+            raise RetrieverError(f"{ENCODER_KEY}.precision=int8 with backend=openvino is calibrated on the corpus "
                                  "being indexed: index the corpus (or call the encoder's calibrate(passages)) first")
         self.threads = int(threads) if threads else None
         self.device = device
@@ -232,7 +235,7 @@ class ExportedEncoder:
         core = ov.Core()
         target = "GPU" if self.device.startswith("cuda") or self.device.upper().startswith("GPU") else "CPU"
         if self.precision == "bf16" and target == "CPU" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            raise RetrieverError("retriever.encoder.precision=bf16 with backend=openvino needs a CPU with BF16 "
+            raise RetrieverError(f"{ENCODER_KEY}.precision=bf16 with backend=openvino needs a CPU with BF16 "
                                  f"(AMX or AVX512-BF16); this one reports {core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')}")
 
         def export(path: Path) -> None:

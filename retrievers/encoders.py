@@ -22,14 +22,10 @@ from retrievers.infrastructure.errors import RetrieverError
 from retrievers.infrastructure.fingerprint import installed_versions
 from retrievers.infrastructure.hub import go_offline_if_unreachable
 from retrievers.backends import ALL_PRECISIONS, BACKEND_OPTIONS, PRECISIONS, auto_setting, available, check
-from retrievers.backends import calibration_sample, precision_problem, requirements
+from retrievers.backends import ENCODER_KEY, calibration_sample, precision_problem, requirements
 from retrievers.infrastructure.fingerprint import fingerprint
 from retrievers.backends import ExportedEncoder
 from chunkers.options import Options, device as device_option, integer, one_of, optional, string
-
-#: where a dense retriever's encoder sits in the config (``conf/encoder/``, chosen per dense retriever); messages name
-#: its keys from here
-ENCODER_KEY = "retriever.encoder"
 
 #: Hub names with a copy shipped in a Python package: name -> (module, function returning the path).
 PACKAGED = {
@@ -157,7 +153,7 @@ def _announce(backend: str, precision: str, why: str) -> None:
         return
     _ANNOUNCED.add((backend, precision))
     print(f"rbench: dense: precision=auto chose {backend} {precision} ({why}); the model's exact fp32 vectors: "
-          "retriever.encoder.backend=torch retriever.encoder.precision=fp32", file=sys.stderr, flush=True)
+          f"{ENCODER_KEY}.backend=torch {ENCODER_KEY}.precision=fp32", file=sys.stderr, flush=True)
 
 
 def resolve_placement(device: str = "auto", backend: str = "torch", precision: str = "auto",
